@@ -1,0 +1,316 @@
+#include "agentd/client_hub.h"
+
+#include <cassert>
+
+#include "agentd/log.h"
+#include "transport/names.h"
+
+namespace agent::daemon {
+
+using proto::ErrorCode;
+using proto::Verb;
+
+ClientHub::ClientHub(const Config& cfg, ClientIo& io, Submit submit)
+    : cfg_(cfg), io_(io), submit_(std::move(submit)), state_(cfg.name) {}
+
+bool ClientHub::on_open(ConnId id) {
+  if (sessions_.size() >= cfg_.max_clients) {
+    AGENT_LOG(kWarn, "refusing a client: " << sessions_.size() << " connected, the limit is "
+                                           << cfg_.max_clients);
+    frame_.clear();
+    proto::encode(frame_, proto::Error{ErrorCode::kTooManyClients, "",
+                                       "the daemon has reached its client limit (" +
+                                           std::to_string(cfg_.max_clients) + ")"});
+    io_.send(id, frame_);
+    io_.close(id);
+    return false;
+  }
+  sessions_.emplace(id, Session(cfg_.max_message_bytes + proto::kFrameOverheadBytes));
+  return true;
+}
+
+void ClientHub::on_bytes(ConnId id, const char* data, size_t size) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  Session& s = it->second;
+  s.reader.feed(data, size);
+  proto::Frame f;
+  ++depth_;
+  while (!s.closing) {
+    auto st = s.reader.next(f);
+    if (st == proto::FrameReader::Status::kNeedMore) break;
+    if (st == proto::FrameReader::Status::kTooLarge) {
+      ++stats_.bad_frames;
+      send_error(id, ErrorCode::kFrameTooLarge, "",
+                 "frame length " + std::to_string(s.reader.offending_length()) +
+                     " is zero or above the limit " +
+                     std::to_string(cfg_.max_message_bytes + proto::kFrameOverheadBytes) +
+                     "; closing the connection");
+      s.closing = true;
+      break;
+    }
+    ++stats_.frames_in;
+    handle_frame(id, s, f);
+  }
+  --depth_;
+  if (s.closing) to_drop_.push_back(id);
+  process_drops();
+}
+
+void ClientHub::on_closed(ConnId id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  it->second.closing = true;
+  forget(id, /*close=*/false);
+  process_drops();
+}
+
+void ClientHub::on_sent(ConnId id, uint64_t remaining) {
+  auto it = sessions_.find(id);
+  if (it != sessions_.end()) it->second.queued_bytes = remaining;
+}
+
+void ClientHub::process_drops() {
+  if (depth_ > 0) return;
+  while (!to_drop_.empty()) {
+    ConnId id = to_drop_.back();
+    to_drop_.pop_back();
+    if (sessions_.count(id)) forget(id, /*close=*/true);
+  }
+}
+
+void ClientHub::forget(ConnId id, bool close) {
+  auto it = sessions_.find(id);
+  assert(it != sessions_.end());
+  Session& s = it->second;
+  std::string member;
+  if (s.connected) {
+    member = s.private_group;
+    by_group_.erase(member);
+  }
+  if (close) io_.close(id);
+  sessions_.erase(it);
+  if (!member.empty()) {
+    AGENT_LOG(kInfo, "client " << member << " disconnected");
+    groups::Event ev;
+    ev.kind = groups::EventKind::kDisconnect;
+    ev.member = std::move(member);
+    ++depth_;
+    submit_(std::move(ev));
+    --depth_;
+  }
+}
+
+void ClientHub::shutdown() {
+  for (auto& [id, s] : sessions_) {
+    send_error(id, ErrorCode::kShuttingDown, "", "the daemon is shutting down");
+    io_.close(id);
+  }
+  sessions_.clear();
+  by_group_.clear();
+  to_drop_.clear();
+}
+
+void ClientHub::send_error(ConnId id, ErrorCode code, std::string subject, std::string text) {
+  AGENT_LOG(kDebug, "error to connection " << id << ": " << proto::error_name(code) << ": "
+                                           << text);
+  frame_.clear();
+  proto::encode(frame_, proto::Error{code, std::move(subject), std::move(text)});
+  io_.send(id, frame_);
+}
+
+void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
+  if (!s.connected && f.verb != Verb::kHello) {
+    ++stats_.bad_frames;
+    send_error(id, ErrorCode::kNotConnected, "", "the first frame must be hello; closing");
+    s.closing = true;
+    return;
+  }
+  switch (f.verb) {
+    case Verb::kHello:
+      if (s.connected) {
+        ++stats_.bad_frames;
+        send_error(id, ErrorCode::kNotConnected, "", "hello was already accepted");
+        return;
+      }
+      handle_hello(id, s, f.body);
+      return;
+    case Verb::kJoin:
+    case Verb::kLeave: {
+      bool join = f.verb == Verb::kJoin;
+      auto m = proto::decode_group_request(f.body);
+      if (!m) {
+        ++stats_.bad_frames;
+        send_error(id, ErrorCode::kMalformedFrame, "",
+                   join ? "join frame does not decode" : "leave frame does not decode");
+        return;
+      }
+      if (!names::valid_group(m->group)) {
+        send_error(id, ErrorCode::kIllegalGroup, m->group, names::explain_group(m->group));
+        return;
+      }
+      if (join && s.groups.count(m->group)) {
+        send_error(id, ErrorCode::kAlreadyMember, m->group, "already a member of " + m->group);
+        return;
+      }
+      if (!join && !s.groups.count(m->group)) {
+        send_error(id, ErrorCode::kNotMember, m->group, "not a member of " + m->group);
+        return;
+      }
+      if (join)
+        s.groups.insert(m->group);
+      else
+        s.groups.erase(m->group);
+      groups::Event ev;
+      ev.kind = join ? groups::EventKind::kJoin : groups::EventKind::kLeave;
+      ev.member = s.private_group;
+      ev.group = std::move(m->group);
+      submit_(std::move(ev));
+      return;
+    }
+    case Verb::kMulticast:
+      handle_multicast(id, s, f.body);
+      return;
+    case Verb::kBye:
+      s.closing = true;
+      return;
+    default:
+      ++stats_.bad_frames;
+      send_error(id, ErrorCode::kUnknownVerb, "",
+                 "verb " + std::to_string(static_cast<int>(f.verb)) + " is not a client verb");
+      return;
+  }
+}
+
+void ClientHub::handle_hello(ConnId id, Session& s, std::string_view body) {
+  auto h = proto::decode_hello(body);
+  if (!h) {
+    ++stats_.bad_frames;
+    send_error(id, ErrorCode::kMalformedFrame, "", "hello frame does not decode; closing");
+    s.closing = true;
+    return;
+  }
+  if (h->magic != proto::kMagic || h->version != proto::kVersion) {
+    send_error(id, ErrorCode::kVersionMismatch, "",
+               "this daemon speaks client protocol version " + std::to_string(proto::kVersion) +
+                   ", the client sent version " + std::to_string(h->version) +
+                   (h->magic != proto::kMagic ? " with a wrong magic number" : ""));
+    s.closing = true;
+    return;
+  }
+  std::string name = h->name;
+  if (h->flags & proto::kHelloGenerateName) {
+    name = generate_name();
+  } else if (!names::valid_private_name(name)) {
+    send_error(id, ErrorCode::kIllegalName, name, names::explain_private_name(name));
+    s.closing = true;
+    return;
+  }
+  std::string pg = names::private_group(name, cfg_.name);
+  if (by_group_.count(pg)) {
+    send_error(id, ErrorCode::kNameTaken, name,
+               "a client named '" + name + "' is already connected to daemon " + cfg_.name);
+    s.closing = true;
+    return;
+  }
+  s.connected = true;
+  s.want_membership = (h->flags & proto::kHelloWantMembership) != 0;
+  s.private_group = pg;
+  by_group_.emplace(pg, id);
+  frame_.clear();
+  proto::encode(frame_, proto::Welcome{proto::kVersion, pg, cfg_.name, cfg_.max_message_bytes});
+  io_.send(id, frame_);
+  AGENT_LOG(kInfo, "client " << pg << " connected");
+}
+
+void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
+  auto m = proto::decode_multicast(body);
+  if (!m) {
+    ++stats_.bad_frames;
+    send_error(id, ErrorCode::kMalformedFrame, "", "multicast frame does not decode");
+    return;
+  }
+  if (!proto::service::valid_multicast(m->service)) {
+    send_error(id, ErrorCode::kIllegalService, "",
+               "service flags must hold exactly one of UNRELIABLE, RELIABLE, FIFO, CAUSAL, "
+               "AGREED, SAFE, optionally with SELF_DISCARD");
+    return;
+  }
+  if (m->groups.empty() || m->groups.size() > proto::kMaxGroupsPerMessage) {
+    send_error(id, ErrorCode::kTooManyGroups, "",
+               "a multicast names 1.." + std::to_string(proto::kMaxGroupsPerMessage) + " groups");
+    return;
+  }
+  for (auto& g : m->groups) {
+    if (!names::valid_destination(g)) {
+      send_error(id, ErrorCode::kIllegalGroup, g, names::explain_group(g));
+      return;
+    }
+  }
+  if (m->payload.size() > cfg_.max_message_bytes) {
+    send_error(id, ErrorCode::kMessageTooLarge, "",
+               "message of " + std::to_string(m->payload.size()) + " bytes is above the limit " +
+                   std::to_string(cfg_.max_message_bytes));
+    return;
+  }
+  groups::Event ev;
+  ev.kind = groups::EventKind::kData;
+  ev.member = s.private_group;
+  ev.service = m->service;
+  ev.msg_type = m->msg_type;
+  ev.groups = std::move(m->groups);
+  ev.payload = std::move(m->payload);
+  submit_(std::move(ev));
+}
+
+void ClientHub::deliver(uint64_t seq, const groups::Event& ev) {
+  deliveries_.clear();
+  state_.apply(seq, ev, deliveries_);
+  ++depth_;  // slow clients found while routing are dropped after the whole batch
+  for (auto& d : deliveries_) {
+    frame_.clear();
+    if (d.data) {
+      const auto& e = *d.data;
+      proto::encode(frame_, proto::Data{e.service, e.msg_type, e.member, e.groups, e.payload});
+      stats_.messages_delivered += d.recipients.size();
+    } else {
+      proto::encode(frame_, d.membership);
+    }
+    for (auto& r : d.recipients) send_to(r, frame_, d.data == nullptr);
+  }
+  --depth_;
+  process_drops();
+}
+
+void ClientHub::send_to(const std::string& member, std::string_view bytes, bool membership) {
+  auto it = by_group_.find(member);
+  if (it == by_group_.end()) return;  // gone since the event was ordered
+  auto sit = sessions_.find(it->second);
+  assert(sit != sessions_.end());
+  Session& s = sit->second;
+  if (s.closing || (membership && !s.want_membership)) return;
+  io_.send(it->second, bytes);
+  s.queued_bytes += bytes.size();
+  if (s.queued_bytes > cfg_.client_queue_bytes) {
+    AGENT_LOG(kWarn, "client " << member << " has " << s.queued_bytes
+                               << " unread bytes queued (limit " << cfg_.client_queue_bytes
+                               << "); disconnecting it");
+    ++stats_.slow_clients_dropped;
+    // It cannot read this error before the queue drains; it is sent for the record.
+    send_error(it->second, proto::ErrorCode::kSlowClient, member,
+               "the client did not read its messages and its queue passed " +
+                   std::to_string(cfg_.client_queue_bytes) + " bytes");
+    s.closing = true;
+    to_drop_.push_back(it->second);
+  }
+}
+
+std::string ClientHub::generate_name() {
+  for (;;) {
+    std::string name = "u" + std::to_string(++generated_names_);
+    if (name.size() > names::kMaxPrivateName) generated_names_ = 0;  // wrap; unlikely
+    else if (!by_group_.count(names::private_group(name, cfg_.name))) return name;
+  }
+}
+
+}  // namespace agent::daemon

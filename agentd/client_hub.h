@@ -1,0 +1,100 @@
+// The client side of a daemon, independent of how bytes move: it parses client frames, enforces
+// the protocol's rules and limits, submits joins/leaves/messages for ordering, and routes the
+// ordered results to the local clients. The I/O shell (a CAF broker) feeds it bytes and carries
+// out its writes and closes through ClientIo.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "agentd/config.h"
+#include "groups/group_state.h"
+#include "transport/client_protocol.h"
+
+namespace agent::daemon {
+
+using ConnId = uint64_t;
+
+class ClientIo {
+ public:
+  virtual ~ClientIo() = default;
+  // Queues bytes for the connection; they go out when the shell flushes.
+  virtual void send(ConnId id, std::string_view bytes) = 0;
+  // Sends what is queued, then closes. The hub forgets the connection itself.
+  virtual void close(ConnId id) = 0;
+};
+
+struct HubStats {
+  uint64_t frames_in = 0;
+  uint64_t bad_frames = 0;
+  uint64_t messages_delivered = 0;  // data messages handed to clients (per recipient)
+  uint64_t slow_clients_dropped = 0;
+};
+
+class ClientHub {
+ public:
+  // submit: hands an event to the ordering layer, which calls deliver() once it is ordered
+  // (possibly before submit returns).
+  using Submit = std::function<void(groups::Event&&)>;
+  ClientHub(const Config& cfg, ClientIo& io, Submit submit);
+
+  // False when the connection is refused (too many clients); the hub has then closed it.
+  bool on_open(ConnId id);
+  void on_bytes(ConnId id, const char* data, size_t size);
+  // The connection ended (peer closed or failed); not called for closes the hub asked for.
+  void on_closed(ConnId id);
+  // The shell reports how many bytes are still unsent for the connection.
+  void on_sent(ConnId id, uint64_t remaining);
+  // An event at position seq of the total order: apply it and route the deliveries.
+  void deliver(uint64_t seq, const groups::Event& ev);
+  // Tells every client the daemon is stopping, and closes them.
+  void shutdown();
+
+  size_t client_count() const { return sessions_.size(); }
+  const HubStats& stats() const { return stats_; }
+  groups::GroupState& group_state() { return state_; }
+
+ private:
+  struct Session {
+    explicit Session(uint32_t max_frame) : reader(max_frame) {}
+    proto::FrameReader reader;
+    bool connected = false;  // hello accepted
+    bool want_membership = true;
+    std::string private_group;
+    std::set<std::string> groups;  // joined or join submitted
+    uint64_t queued_bytes = 0;
+    bool closing = false;  // no more input is read and nothing more is sent
+  };
+
+  void handle_frame(ConnId id, Session& s, const proto::Frame& f);
+  void handle_hello(ConnId id, Session& s, std::string_view body);
+  void handle_multicast(ConnId id, Session& s, std::string_view body);
+  void send_error(ConnId id, proto::ErrorCode code, std::string subject, std::string text);
+  // Removes a session; a connected one has its disconnect ordered. close: ask the shell to close.
+  void forget(ConnId id, bool close);
+  // Ends the sessions marked for dropping, unless called from inside a handler (depth_ > 0).
+  void process_drops();
+  void send_to(const std::string& member, std::string_view bytes, bool membership);
+  std::string generate_name();
+
+  const Config& cfg_;
+  ClientIo& io_;
+  Submit submit_;
+  groups::GroupState state_;
+  std::unordered_map<ConnId, Session> sessions_;
+  std::unordered_map<std::string, ConnId> by_group_;  // private group -> connection
+  std::vector<ConnId> to_drop_;  // slow clients found while routing
+  std::vector<groups::Delivery> deliveries_;
+  std::string frame_;  // scratch buffer for encoding
+  uint64_t generated_names_ = 0;
+  int depth_ = 0;  // > 0 while handling; drops wait until the outermost handler finishes
+  HubStats stats_;
+};
+
+}  // namespace agent::daemon

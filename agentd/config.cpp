@@ -1,0 +1,112 @@
+#include "agentd/config.h"
+
+#include <unistd.h>
+
+#include <toml.hpp>
+
+#include "transport/client_protocol.h"
+#include "transport/names.h"
+
+namespace agent::daemon {
+
+std::string default_daemon_name() {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof host - 1) != 0) return "agentd";
+  std::string name;
+  for (const char* p = host; *p && *p != '.' && name.size() < names::kMaxDaemonName; ++p)
+    if (names::valid_char(*p)) name += *p;
+  return name.empty() ? "agentd" : name;
+}
+
+std::string parse_endpoint(const std::string& text, Endpoint& out) {
+  if (text.empty() || text == "off") {
+    out = Endpoint{};
+    return {};
+  }
+  std::string host = "127.0.0.1", port;
+  if (text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return "'" + text + "' is not [address]:port";
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else if (auto colon = text.rfind(':'); colon != std::string::npos) {
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  } else {
+    port = text;
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    return "'" + text + "' has no valid port (expected host:port, [v6]:port or port)";
+  unsigned long p = std::stoul(port);
+  if (p == 0 || p > 65535) return "port in '" + text + "' must be 1..65535";
+  out.host = host.empty() ? "0.0.0.0" : host;
+  out.port = static_cast<uint16_t>(p);
+  return {};
+}
+
+std::string load_config_file(const std::string& path, Config& cfg) {
+  toml::value root;
+  try {
+    root = toml::parse(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  try {
+    if (root.contains("daemon")) {
+      const auto& d = toml::find(root, "daemon");
+      for (auto& [k, v] : d.as_table()) {
+        if (k == "name") {
+          cfg.name = toml::get<std::string>(v);
+        } else if (k == "log_level") {
+          if (!log::parse_level(toml::get<std::string>(v), cfg.log_level))
+            return path + ": daemon.log_level must be error, warn, info or debug";
+        } else if (k == "state_dir") {
+          cfg.state_dir = toml::get<std::string>(v);
+        } else {
+          return path + ": unknown key daemon." + k;
+        }
+      }
+    }
+    if (root.contains("clients")) {
+      const auto& c = toml::find(root, "clients");
+      for (auto& [k, v] : c.as_table()) {
+        if (k == "unix_socket") {
+          cfg.unix_socket = toml::get<std::string>(v);
+        } else if (k == "tcp") {
+          auto err = parse_endpoint(toml::get<std::string>(v), cfg.tcp);
+          if (!err.empty()) return path + ": clients.tcp: " + err;
+        } else if (k == "max_clients") {
+          cfg.max_clients = toml::get<uint32_t>(v);
+        } else if (k == "max_message_bytes") {
+          cfg.max_message_bytes = toml::get<uint32_t>(v);
+        } else if (k == "queue_limit_bytes") {
+          cfg.client_queue_bytes = toml::get<uint64_t>(v);
+        } else {
+          return path + ": unknown key clients." + k;
+        }
+      }
+    }
+    for (auto& [k, v] : root.as_table())
+      if (k != "daemon" && k != "clients") return path + ": unknown section [" + k + "]";
+  } catch (const std::exception& e) {
+    return path + ": " + e.what();
+  }
+  return {};
+}
+
+std::string validate(const Config& cfg) {
+  if (!names::valid_daemon_name(cfg.name))
+    return "daemon name '" + cfg.name + "' must be 1..19 printable characters without space or '#'";
+  if (cfg.unix_socket.empty() && cfg.tcp.host.empty())
+    return "no client listener: set clients.unix_socket or clients.tcp";
+  if (cfg.unix_socket.size() >= 108) return "clients.unix_socket is longer than 107 bytes";
+  if (cfg.max_clients == 0) return "clients.max_clients must be at least 1";
+  if (cfg.max_message_bytes == 0 || cfg.max_message_bytes > proto::kDefaultMaxMessageBytes)
+    return "clients.max_message_bytes must be 1.." + std::to_string(proto::kDefaultMaxMessageBytes);
+  if (cfg.client_queue_bytes < 2ull * cfg.max_message_bytes)
+    return "clients.queue_limit_bytes must be at least twice clients.max_message_bytes";
+  return {};
+}
+
+}  // namespace agent::daemon

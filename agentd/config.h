@@ -1,0 +1,42 @@
+// agentd's configuration: a TOML file (documented in docs/agentd.md and etc/agentd.toml)
+// with command-line overrides.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "agentd/log.h"
+
+namespace agent::daemon {
+
+struct Endpoint {
+  std::string host;  // "" when disabled
+  uint16_t port = 0;
+};
+
+struct Config {
+  std::string name;  // this daemon's name: private groups are "#client#name"
+  log::Level log_level = log::Level::kInfo;
+  std::string state_dir = "/tmp/agentd-state";  // durable identity (incarnation)
+  // Clients
+  std::string unix_socket = "/tmp/agentd.sock";  // "" disables
+  Endpoint tcp{"127.0.0.1", 4803};               // host "" disables
+  uint32_t max_clients = 1024;
+  uint32_t max_message_bytes = 16u << 20;
+  uint64_t client_queue_bytes = 64u << 20;  // unsent bytes per client before it is dropped
+};
+
+// The default daemon name: the short host name, cut to the name limit.
+std::string default_daemon_name();
+
+// Reads a TOML file over the defaults in cfg. Returns "" on success, else a message that says
+// which key is wrong and why.
+std::string load_config_file(const std::string& path, Config& cfg);
+
+// Parses "host:port", "[v6addr]:port" or "port" (host 127.0.0.1). "" or "off" disables.
+std::string parse_endpoint(const std::string& text, Endpoint& out);
+
+// Checks the values; "" when valid.
+std::string validate(const Config& cfg);
+
+}  // namespace agent::daemon

@@ -1,0 +1,16 @@
+// The daemon's actor: a CAF broker that owns the client listeners and connections and hosts the
+// client hub, the group state and the ordering layer (for now the ring of one).
+#pragma once
+
+#include <caf/io/broker.hpp>
+
+#include "agentd/config.h"
+
+namespace agent::daemon {
+
+using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+
+// unix_fd: a listening Unix socket created by the caller, or -1.
+caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd);
+
+}  // namespace agent::daemon

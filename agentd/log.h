@@ -1,0 +1,27 @@
+// Leveled logging to stderr: one line per record, with a UTC timestamp and the level.
+//   AGENT_LOG(kInfo, "client " << name << " joined " << group);
+#pragma once
+
+#include <sstream>
+#include <string>
+
+namespace agent::log {
+
+enum class Level { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
+
+void set_level(Level l);
+Level level();
+// Parses "error", "warn", "info" or "debug".
+bool parse_level(const std::string& s, Level& out);
+void write(Level l, const std::string& text);
+
+}  // namespace agent::log
+
+#define AGENT_LOG(lvl, expr)                                              \
+  do {                                                                    \
+    if (::agent::log::Level::lvl <= ::agent::log::level()) {              \
+      std::ostringstream agent_log_os_;                                   \
+      agent_log_os_ << expr;                                              \
+      ::agent::log::write(::agent::log::Level::lvl, agent_log_os_.str()); \
+    }                                                                     \
+  } while (0)

@@ -1,0 +1,195 @@
+// agentd: the libagent daemon. See docs/agentd.md.
+#include <getopt.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "agentd/config.h"
+#include "agentd/daemon.h"
+#include "agentd/log.h"
+#include "persist/incarnation.h"
+#include "transport/client_protocol.h"
+
+#ifndef AGENT_VERSION_STRING
+#define AGENT_VERSION_STRING "0.0.0"
+#endif
+
+namespace {
+
+using namespace agent;
+
+const char* kUsage =
+    "Usage: agentd [options]\n"
+    "The libagent daemon: clients connect to it, join groups and multicast messages.\n"
+    "\n"
+    "  -c, --config FILE     read settings from a TOML file (see docs/agentd.md)\n"
+    "  -n, --name NAME       daemon name (default: the short host name)\n"
+    "  -u, --unix PATH       client Unix socket (default /tmp/agentd.sock; \"\" disables)\n"
+    "  -t, --tcp ADDR        client TCP endpoint host:port, [v6]:port or port\n"
+    "                        (default 127.0.0.1:4803; \"off\" disables)\n"
+    "  -s, --state-dir DIR   where the daemon keeps its identity (default /tmp/agentd-state)\n"
+    "  -l, --log-level LVL   error, warn, info or debug (default info)\n"
+    "  -h, --help            show this help and exit\n"
+    "  -V, --version         show the version and exit\n"
+    "\n"
+    "Command-line options override the config file. SIGTERM or SIGINT stop the daemon.\n";
+
+// Creates the listening Unix socket. A stale socket file (nobody accepting) is replaced; a live
+// one means another daemon runs there, which is an error.
+int listen_unix(const std::string& path, std::string& err) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  struct stat sb;
+  if (::lstat(path.c_str(), &sb) == 0) {
+    if (!S_ISSOCK(sb.st_mode)) {
+      err = path + " exists and is not a socket";
+      return -1;
+    }
+    int probe = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(probe);
+    if (live) {
+      err = "another daemon is listening on " + path;
+      return -1;
+    }
+    ::unlink(path.c_str());
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(fd, 128) != 0) {
+    err = "cannot listen on " + path + ": " + std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  ::chmod(path.c_str(), 0777);  // any local user may connect, as with Spread's socket
+  return fd;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  daemon::Config cfg;
+  std::string config_path, name, unix_path, tcp, state_dir, level;
+  bool have_unix = false, have_tcp = false;
+  static const option opts[] = {
+      {"config", required_argument, nullptr, 'c'}, {"name", required_argument, nullptr, 'n'},
+      {"unix", required_argument, nullptr, 'u'},   {"tcp", required_argument, nullptr, 't'},
+      {"state-dir", required_argument, nullptr, 's'},
+      {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},      {nullptr, 0, nullptr, 0}};
+  for (int c; (c = getopt_long(argc, argv, "c:n:u:t:s:l:hV", opts, nullptr)) != -1;) {
+    switch (c) {
+      case 'c': config_path = optarg; break;
+      case 'n': name = optarg; break;
+      case 'u': unix_path = optarg; have_unix = true; break;
+      case 't': tcp = optarg; have_tcp = true; break;
+      case 's': state_dir = optarg; break;
+      case 'l': level = optarg; break;
+      case 'h': std::fputs(kUsage, stdout); return 0;
+      case 'V': std::printf("agentd %s (client protocol %u, CAF %d)\n", AGENT_VERSION_STRING,
+                            proto::kVersion, CAF_VERSION); return 0;
+      default: std::fputs(kUsage, stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    std::fprintf(stderr, "agentd: unexpected argument '%s'\n%s", argv[optind], kUsage);
+    return 2;
+  }
+  cfg.name = daemon::default_daemon_name();
+  if (!config_path.empty()) {
+    auto err = daemon::load_config_file(config_path, cfg);
+    if (!err.empty()) {
+      std::fprintf(stderr, "agentd: %s\n", err.c_str());
+      return 2;
+    }
+  }
+  if (!name.empty()) cfg.name = name;
+  if (have_unix) cfg.unix_socket = unix_path;
+  if (!state_dir.empty()) cfg.state_dir = state_dir;
+  if (have_tcp) {
+    auto err = daemon::parse_endpoint(tcp, cfg.tcp);
+    if (!err.empty()) {
+      std::fprintf(stderr, "agentd: --tcp: %s\n", err.c_str());
+      return 2;
+    }
+  }
+  if (!level.empty() && !log::parse_level(level, cfg.log_level)) {
+    std::fprintf(stderr, "agentd: --log-level must be error, warn, info or debug\n");
+    return 2;
+  }
+  if (auto err = daemon::validate(cfg); !err.empty()) {
+    std::fprintf(stderr, "agentd: %s\n", err.c_str());
+    return 2;
+  }
+  log::set_level(cfg.log_level);
+
+  auto inc = persist::next_incarnation(cfg.state_dir);
+  if (!inc.error.empty()) {
+    AGENT_LOG(kError, inc.error);
+    return 1;
+  }
+
+  // Signals are taken synchronously by the main thread; every other thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  int unix_fd = -1;
+  if (!cfg.unix_socket.empty()) {
+    std::string err;
+    unix_fd = listen_unix(cfg.unix_socket, err);
+    if (unix_fd < 0) {
+      AGENT_LOG(kError, err);
+      return 1;
+    }
+    AGENT_LOG(kInfo, "listening for clients on " << cfg.unix_socket);
+  }
+
+  int rc = 0;
+  {
+    caf::actor_system_config caf_cfg;
+    caf_cfg.load<caf::io::middleman>();
+    caf_cfg.set("scheduler.max-threads", size_t{2});
+    caf::actor_system system{caf_cfg};
+    AGENT_LOG(kInfo, "agentd " << AGENT_VERSION_STRING << " daemon " << cfg.name
+                               << " incarnation " << inc.incarnation << " starting");
+    auto d = system.middleman().spawn_broker(daemon::daemon_actor, cfg, unix_fd);
+    caf::scoped_actor self{system};
+    self->monitor(d);
+    bool running = true;
+    bool stopping = false;
+    while (running) {
+      timespec tick{0, 100 * 1000 * 1000};
+      int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+      if (sig > 0 && !stopping) {
+        AGENT_LOG(kInfo, "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+        self->send(d, daemon::shutdown_atom::value);
+        stopping = true;
+      }
+      self->receive([&](const caf::down_msg&) { running = false; },
+                    caf::after(std::chrono::seconds(0)) >> [] {});
+    }
+    if (!stopping) {
+      AGENT_LOG(kError, "the daemon actor stopped on its own; exiting");
+      rc = 1;
+    }
+  }
+  if (!cfg.unix_socket.empty()) ::unlink(cfg.unix_socket.c_str());
+  AGENT_LOG(kInfo, "stopped");
+  return rc;
+}

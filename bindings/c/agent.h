@@ -1,0 +1,135 @@
+/* libagent: the C client library of the agent group-messaging daemon (agentd).
+ *
+ * A connection joins named groups and multicasts messages to one or many groups with a chosen
+ * service; it receives data and membership messages in one ordered stream. Private names
+ * ("#name#daemon") are groups too: multicast to one to send point-to-point.
+ *
+ * Thread safety: one agent_conn may be used by two threads at once when one only sends
+ * (agent_join, agent_leave, agent_multicast*, agent_send_private) and the other only receives
+ * (agent_receive). Sends from several threads are serialised by an internal lock, as are
+ * receives. agent_disconnect must not race with any other call on the same connection.
+ * Functions that take no agent_conn are thread-safe.
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AGENT_MAX_GROUP_NAME 32 /* bytes including the terminating NUL */
+#define AGENT_MAX_PRIVATE_NAME 10
+
+/* Services (one per message) and flags; the values are Spread's. */
+#define AGENT_UNRELIABLE 0x00000001u
+#define AGENT_RELIABLE 0x00000002u
+#define AGENT_FIFO 0x00000004u
+#define AGENT_CAUSAL 0x00000008u
+#define AGENT_AGREED 0x00000010u
+#define AGENT_SAFE 0x00000020u
+#define AGENT_SELF_DISCARD 0x00000040u
+/* Bits of a membership message's service. */
+#define AGENT_CAUSED_BY_JOIN 0x00000100u
+#define AGENT_CAUSED_BY_LEAVE 0x00000200u
+#define AGENT_CAUSED_BY_DISCONNECT 0x00000400u
+#define AGENT_CAUSED_BY_NETWORK 0x00000800u
+#define AGENT_REG_MEMB 0x00001000u
+#define AGENT_TRANSITION 0x00002000u
+
+/* agent_connect flags */
+#define AGENT_WANT_MEMBERSHIP 0x01 /* deliver membership messages */
+#define AGENT_GENERATE_NAME 0x02   /* let the daemon choose a unique private name */
+
+/* Return codes: 0 is success, negative values are errors (see agent_strerror). */
+#define AGENT_OK 0
+#define AGENT_ERR_CONNECT -1         /* could not reach the daemon */
+#define AGENT_ERR_CLOSED -2          /* the connection is closed */
+#define AGENT_ERR_TIMEOUT -3         /* agent_receive: nothing arrived in time */
+#define AGENT_ERR_ILLEGAL_NAME -4    /* private name empty, too long or bad characters */
+#define AGENT_ERR_NAME_TAKEN -5      /* private name already connected to that daemon */
+#define AGENT_ERR_ILLEGAL_GROUP -6   /* group name empty, too long or bad characters */
+#define AGENT_ERR_ILLEGAL_SERVICE -7 /* not exactly one service (+ AGENT_SELF_DISCARD) */
+#define AGENT_ERR_TOO_LARGE -8       /* message larger than the daemon accepts */
+#define AGENT_ERR_PROTOCOL -9        /* the daemon sent something this library cannot read */
+#define AGENT_ERR_VERSION -10        /* the daemon does not speak this protocol version */
+#define AGENT_ERR_INVALID -11        /* a NULL or out-of-range argument */
+#define AGENT_ERR_NOMEM -12
+#define AGENT_ERR_REJECTED -13       /* the daemon refused the connection for another reason */
+
+typedef struct agent_conn agent_conn;
+
+typedef struct agent_view_id {
+  uint64_t config; /* configuration the view was installed in */
+  uint64_t seq;    /* position in the total order of the event that made the view */
+} agent_view_id;
+
+enum agent_message_kind {
+  AGENT_MSG_DATA = 1,
+  AGENT_MSG_MEMBERSHIP = 2,
+  AGENT_MSG_ERROR = 3 /* the daemon refused a request (e.g. a join of a group already joined) */
+};
+
+typedef struct agent_message {
+  int kind;          /* enum agent_message_kind */
+  uint32_t service;  /* DATA: the service; MEMBERSHIP: AGENT_REG_MEMB or AGENT_TRANSITION | cause */
+  /* DATA: the sender's private group. MEMBERSHIP: the group. ERROR: the group or name concerned. */
+  char sender[AGENT_MAX_GROUP_NAME];
+  int16_t msg_type;  /* DATA only */
+  /* DATA: the groups the message was sent to. MEMBERSHIP: the members, sorted. */
+  size_t ngroups;
+  char (*groups)[AGENT_MAX_GROUP_NAME];
+  const void *data;  /* DATA: payload. ERROR: NUL-terminated text. */
+  size_t len;
+  /* MEMBERSHIP only */
+  agent_view_id view;
+  char changed[AGENT_MAX_GROUP_NAME]; /* who joined/left/disconnected; "" for network changes */
+  size_t nvs_sets;
+  size_t *vs_set_sizes;                  /* nvs_sets entries */
+  char (*vs_members)[AGENT_MAX_GROUP_NAME]; /* all vs-sets' members, one set after another */
+  int error_code;    /* ERROR: the daemon's error code (docs/client-protocol.md) */
+} agent_message;
+
+/* daemon: "/path/to/socket", "host:port", "port" (localhost), or "port@host" (Spread's form).
+ * NULL means $AGENT_DAEMON or, failing that, the default Unix socket /tmp/agentd.sock.
+ * name: the private name (1..10 chars), ignored with AGENT_GENERATE_NAME.
+ * timeout_ms: for connect + handshake; <0 waits forever. */
+int agent_connect(const char *daemon, const char *name, int flags, int timeout_ms,
+                  agent_conn **out);
+/* Sends a goodbye, closes and frees. Safe to call with NULL. */
+void agent_disconnect(agent_conn *c);
+
+/* "#name#daemon" of this connection. */
+const char *agent_private_group(const agent_conn *c);
+/* The largest payload the daemon accepts. */
+size_t agent_max_message(const agent_conn *c);
+
+int agent_join(agent_conn *c, const char *group);
+int agent_leave(agent_conn *c, const char *group);
+int agent_multicast(agent_conn *c, uint32_t service, const char *group, int16_t msg_type,
+                    const void *data, size_t len);
+int agent_multicast_groups(agent_conn *c, uint32_t service, const char *const *groups,
+                           size_t ngroups, int16_t msg_type, const void *data, size_t len);
+/* private_group is "#name#daemon" (as in agent_message.sender). */
+int agent_send_private(agent_conn *c, uint32_t service, const char *private_group,
+                       int16_t msg_type, const void *data, size_t len);
+
+/* Waits up to timeout_ms (<0: forever, 0: poll) for the next message. On success *out is a
+ * message owned by the caller; free it with agent_message_free. */
+int agent_receive(agent_conn *c, agent_message **out, int timeout_ms);
+void agent_message_free(agent_message *m);
+/* Messages already read from the socket and waiting in the library's buffer. When this is 0 and
+ * agent_fd is not readable, agent_receive would block. */
+size_t agent_pending(agent_conn *c);
+/* The socket, for poll/epoll/select loops: readable means agent_receive will make progress. */
+int agent_fd(const agent_conn *c);
+
+const char *agent_strerror(int err);
+const char *agent_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AGENT_H */

@@ -1,0 +1,30 @@
+// The ordered events the group layer consumes. Whatever orders them (one daemon alone, or the
+// daemon ring) hands every daemon the same sequence; each daemon's GroupState then reaches the
+// same table and derives the same views, and delivers to the members it hosts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace agent::groups {
+
+enum class EventKind : uint8_t {
+  kJoin = 1,        // member joins group
+  kLeave = 2,       // member leaves group
+  kDisconnect = 3,  // member's connection ended: it leaves every group
+  kData = 4,        // member multicasts to groups
+};
+
+struct Event {
+  EventKind kind = EventKind::kData;
+  std::string member;  // private group "#name#daemon" of the client concerned / the sender
+  std::string group;   // kJoin, kLeave
+  // kData
+  uint32_t service = 0;
+  int16_t msg_type = 0;
+  std::vector<std::string> groups;
+  std::string payload;
+};
+
+}  // namespace agent::groups

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs everything libagent needs to build, test and benchmark, from Debian's packages only.
+# Idempotent: when every package is already installed it does nothing (no network).
+set -eu
+PKGS="build-essential cmake ninja-build pkg-config git ca-certificates
+      libcaf-dev liblz4-dev librocksdb-dev catch2 libtoml11-dev
+      python3 iproute2 procps"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "install-deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,180 @@
+// Client protocol v1: the frames exchanged between a client program and its local agentd over a
+// Unix or TCP stream. Specified in docs/client-protocol.md; this file is the reference codec used
+// by agentd and by libagent.
+//
+// Every frame is   u32 length | u8 verb | body      (little-endian; length counts verb + body)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace agent::proto {
+
+constexpr uint32_t kMagic = 0x544E4741;  // "AGNT" read as a little-endian u32
+constexpr uint16_t kVersion = 1;
+constexpr size_t kFrameHeaderBytes = 5;  // u32 length + u8 verb
+constexpr size_t kMaxGroupsPerMessage = 256;
+constexpr uint32_t kDefaultMaxMessageBytes = 16u << 20;  // payload limit a daemon announces
+// Room for a frame's fields around the largest payload (names, counts, groups).
+constexpr uint32_t kFrameOverheadBytes = 64 * 1024;
+
+enum class Verb : uint8_t {
+  // client -> daemon
+  kHello = 0x01,
+  kJoin = 0x02,
+  kLeave = 0x03,
+  kMulticast = 0x04,
+  kBye = 0x05,
+  // daemon -> client
+  kWelcome = 0x81,
+  kData = 0x82,
+  kMembership = 0x83,
+  kError = 0x84,
+};
+
+// Service bits; the values are Spread's so that sp.h maps one to one.
+namespace service {
+constexpr uint32_t kUnreliable = 0x00000001;
+constexpr uint32_t kReliable = 0x00000002;
+constexpr uint32_t kFifo = 0x00000004;
+constexpr uint32_t kCausal = 0x00000008;
+constexpr uint32_t kAgreed = 0x00000010;
+constexpr uint32_t kSafe = 0x00000020;
+constexpr uint32_t kRegularMask = 0x0000003f;
+constexpr uint32_t kSelfDiscard = 0x00000040;
+constexpr uint32_t kCausedByJoin = 0x00000100;
+constexpr uint32_t kCausedByLeave = 0x00000200;
+constexpr uint32_t kCausedByDisconnect = 0x00000400;
+constexpr uint32_t kCausedByNetwork = 0x00000800;
+constexpr uint32_t kRegularMembership = 0x00001000;
+constexpr uint32_t kTransitional = 0x00002000;
+constexpr uint32_t kMembershipMask = 0x00003f00;
+// The strongest service bit set, or 0 when none is.
+uint32_t strongest(uint32_t flags);
+// A multicast's service: exactly one regular bit, optionally kSelfDiscard, nothing else.
+bool valid_multicast(uint32_t flags);
+}  // namespace service
+
+// Hello flags.
+constexpr uint8_t kHelloWantMembership = 0x01;  // deliver membership messages (Spread's group_membership)
+constexpr uint8_t kHelloGenerateName = 0x02;    // the daemon picks a unique private name
+
+// Error codes carried by kError frames. Stable: they are part of the protocol.
+enum class ErrorCode : uint16_t {
+  kMalformedFrame = 1,   // a frame's body does not decode; the frame is skipped
+  kFrameTooLarge = 2,    // length prefix beyond the limit; the connection is closed
+  kUnknownVerb = 3,      // the frame is skipped
+  kVersionMismatch = 4,  // hello with a version or magic the daemon does not speak; closed
+  kIllegalName = 5,      // private name empty, too long or with forbidden characters; closed
+  kNameTaken = 6,        // private name already connected to this daemon; closed
+  kIllegalGroup = 7,     // group name empty, too long or with forbidden characters
+  kAlreadyMember = 8,    // join of a group the connection is already in
+  kNotMember = 9,        // leave of a group the connection is not in
+  kMessageTooLarge = 10, // payload beyond the daemon's announced limit
+  kIllegalService = 11,  // service flags not one regular service (+ SELF_DISCARD)
+  kNotConnected = 12,    // any verb before hello, or a second hello; closed for the former
+  kTooManyGroups = 13,   // a multicast to zero or more than kMaxGroupsPerMessage groups
+  kSlowClient = 14,      // the client did not read and its queue passed the limit; closed
+  kShuttingDown = 15,    // the daemon is stopping; closed
+  kTooManyClients = 16,  // the daemon has reached its client limit; closed
+};
+const char* error_name(ErrorCode c);
+
+struct Hello {
+  uint32_t magic = kMagic;
+  uint16_t version = kVersion;
+  uint8_t flags = kHelloWantMembership;
+  std::string name;
+};
+struct GroupRequest {  // kJoin and kLeave
+  std::string group;
+};
+struct Multicast {
+  uint32_t service = service::kAgreed;
+  int16_t msg_type = 0;
+  std::vector<std::string> groups;
+  std::string payload;
+};
+struct Welcome {
+  uint16_t version = kVersion;
+  std::string private_group;  // "#name#daemon"
+  std::string daemon;
+  uint32_t max_message_bytes = kDefaultMaxMessageBytes;
+};
+struct Data {
+  uint32_t service = 0;
+  int16_t msg_type = 0;
+  std::string sender;  // the sender's private group
+  std::vector<std::string> groups;
+  std::string payload;
+};
+// Identifies one view of one group, the same at every daemon: the configuration in which the
+// view was installed and the position in the total order of the event that caused it.
+struct ViewId {
+  uint64_t config = 0;
+  uint64_t seq = 0;
+  bool operator==(const ViewId& o) const { return config == o.config && seq == o.seq; }
+  bool operator!=(const ViewId& o) const { return !(*this == o); }
+};
+struct Membership {
+  uint32_t service = 0;  // kRegularMembership or kTransitional, plus one kCausedBy* bit
+  std::string group;
+  ViewId view;
+  std::vector<std::string> members;  // sorted
+  std::string changed;               // the member that joined, left or disconnected ("" for network)
+  std::vector<std::vector<std::string>> vs_sets;
+};
+struct Error {
+  ErrorCode code = ErrorCode::kMalformedFrame;
+  std::string subject;  // the group or name concerned, may be empty
+  std::string text;     // a sentence for a human
+};
+
+// Encoders append one complete frame (header included) to out.
+void encode(std::string& out, const Hello& m);
+void encode_join(std::string& out, std::string_view group);
+void encode_leave(std::string& out, std::string_view group);
+void encode(std::string& out, const Multicast& m);
+void encode_multicast(std::string& out, uint32_t service, int16_t msg_type,
+                      const std::string_view* groups, size_t ngroups, std::string_view payload);
+void encode_bye(std::string& out);
+void encode(std::string& out, const Welcome& m);
+void encode(std::string& out, const Data& m);
+void encode(std::string& out, const Membership& m);
+void encode(std::string& out, const Error& m);
+
+// Splits a byte stream into frames. feed() takes bytes; next() yields one frame at a time.
+struct Frame {
+  Verb verb;
+  std::string_view body;  // valid until the next feed()/next() call
+};
+class FrameReader {
+ public:
+  explicit FrameReader(uint32_t max_frame_bytes) : max_frame_bytes_(max_frame_bytes) {}
+  void feed(const char* data, size_t size);
+  enum class Status { kFrame, kNeedMore, kTooLarge };
+  Status next(Frame& out);
+  size_t buffered() const { return buf_.size() - pos_; }
+  // The length announced by the frame that was too large.
+  uint32_t offending_length() const { return offending_length_; }
+
+ private:
+  std::string buf_;
+  size_t pos_ = 0;
+  uint32_t max_frame_bytes_;
+  uint32_t offending_length_ = 0;
+};
+
+// Decoders: nullopt when the body is malformed (short, trailing bytes, counts out of range).
+std::optional<Hello> decode_hello(std::string_view body);
+std::optional<GroupRequest> decode_group_request(std::string_view body);
+std::optional<Multicast> decode_multicast(std::string_view body);
+std::optional<Welcome> decode_welcome(std::string_view body);
+std::optional<Data> decode_data(std::string_view body);
+std::optional<Membership> decode_membership(std::string_view body);
+std::optional<Error> decode_error(std::string_view body);
+
+}  // namespace agent::proto

@@ -1,0 +1,83 @@
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
+
+#include "agentd/config.h"
+
+using namespace agent::daemon;
+
+namespace {
+std::string write_temp(const std::string& text) {
+  char path[] = "/tmp/agentd-config-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+}  // namespace
+
+TEST_CASE("a config file sets every documented key", "[config]") {
+  auto path = write_temp(R"(
+[daemon]
+name = "alpha"
+log_level = "debug"
+state_dir = "/tmp/x"
+[clients]
+unix_socket = "/tmp/a.sock"
+tcp = "[::1]:5000"
+max_clients = 7
+max_message_bytes = 1000
+queue_limit_bytes = 5000
+)");
+  Config c;
+  CHECK(load_config_file(path, c) == "");
+  CHECK(c.name == "alpha");
+  CHECK(c.log_level == agent::log::Level::kDebug);
+  CHECK(c.tcp.host == "::1");
+  CHECK(c.tcp.port == 5000);
+  CHECK(c.max_clients == 7);
+  CHECK(c.client_queue_bytes == 5000);
+  CHECK(validate(c) == "");
+  std::remove(path.c_str());
+}
+
+TEST_CASE("config errors name the key", "[config]") {
+  Config c;
+  auto p1 = write_temp("[daemon]\nnmae = \"x\"\n");
+  CHECK(load_config_file(p1, c).find("daemon.nmae") != std::string::npos);
+  auto p2 = write_temp("[clients]\ntcp = \"host:99999\"\n");
+  CHECK(load_config_file(p2, c).find("clients.tcp") != std::string::npos);
+  auto p3 = write_temp("[daemon]\nname = 5\n");
+  CHECK_FALSE(load_config_file(p3, c).empty());
+  CHECK_FALSE(load_config_file("/nonexistent/agentd.toml", c).empty());
+  for (auto* p : {&p1, &p2, &p3}) std::remove(p->c_str());
+}
+
+TEST_CASE("validation refuses unusable settings", "[config]") {
+  Config c;
+  c.name = "has space";
+  CHECK_FALSE(validate(c).empty());
+  c.name = "ok";
+  CHECK(validate(c) == "");
+  c.unix_socket = "";
+  c.tcp.host = "";
+  CHECK(validate(c).find("no client listener") != std::string::npos);
+}
+
+TEST_CASE("endpoints parse in all documented forms", "[config]") {
+  Endpoint e;
+  CHECK(parse_endpoint("4803", e) == "");
+  CHECK((e.host == "127.0.0.1" && e.port == 4803));
+  CHECK(parse_endpoint("0.0.0.0:1", e) == "");
+  CHECK(e.host == "0.0.0.0");
+  CHECK(parse_endpoint("[::1]:80", e) == "");
+  CHECK(e.host == "::1");
+  CHECK(parse_endpoint("off", e) == "");
+  CHECK(e.host.empty());
+  CHECK_FALSE(parse_endpoint("host:", e).empty());
+  CHECK_FALSE(parse_endpoint("host:0", e).empty());
+  CHECK_FALSE(parse_endpoint("[::1]80", e).empty());
+}

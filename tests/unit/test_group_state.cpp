@@ -1,0 +1,166 @@
+#include <catch2/catch.hpp>
+
+#include "groups/group_state.h"
+
+using namespace agent;
+using namespace agent::groups;
+namespace svc = agent::proto::service;
+
+namespace {
+
+Event join(std::string m, std::string g) {
+  Event e;
+  e.kind = EventKind::kJoin;
+  e.member = std::move(m);
+  e.group = std::move(g);
+  return e;
+}
+Event leave(std::string m, std::string g) {
+  Event e = join(std::move(m), std::move(g));
+  e.kind = EventKind::kLeave;
+  return e;
+}
+Event disconnect(std::string m) {
+  Event e;
+  e.kind = EventKind::kDisconnect;
+  e.member = std::move(m);
+  return e;
+}
+Event data(std::string m, std::vector<std::string> groups, uint32_t service = svc::kAgreed) {
+  Event e;
+  e.kind = EventKind::kData;
+  e.member = std::move(m);
+  e.groups = std::move(groups);
+  e.service = service;
+  e.payload = "p";
+  return e;
+}
+
+struct Harness {
+  explicit Harness(std::string daemon = "d1") : state(std::move(daemon)) {}
+  std::vector<Delivery> apply(const Event& e) {
+    std::vector<Delivery> out;
+    state.apply(++seq, e, out);
+    return out;
+  }
+  GroupState state;
+  uint64_t seq = 0;
+};
+
+}  // namespace
+
+TEST_CASE("a join creates the group and tells every member, joiner included", "[groups]") {
+  Harness h;
+  auto d1 = h.apply(join("#a#d1", "chat"));
+  REQUIRE(d1.size() == 1);
+  CHECK(d1[0].data == nullptr);
+  CHECK(d1[0].membership.service == (svc::kRegularMembership | svc::kCausedByJoin));
+  CHECK(d1[0].membership.members == std::vector<std::string>{"#a#d1"});
+  CHECK(d1[0].recipients == std::vector<std::string>{"#a#d1"});
+  auto d2 = h.apply(join("#b#d1", "chat"));
+  REQUIRE(d2.size() == 1);
+  CHECK(d2[0].membership.members == std::vector<std::string>{"#a#d1", "#b#d1"});
+  CHECK(d2[0].membership.changed == "#b#d1");
+  CHECK(d2[0].membership.vs_sets == std::vector<std::vector<std::string>>{{"#b#d1"}});
+  CHECK(d2[0].recipients == std::vector<std::string>{"#a#d1", "#b#d1"});
+  CHECK(d2[0].membership.view.seq == 2);
+  CHECK(d2[0].membership.view != d1[0].membership.view);
+}
+
+TEST_CASE("a leave tells the rest and gives the leaver a self-leave notice", "[groups]") {
+  Harness h;
+  h.apply(join("#a#d1", "chat"));
+  h.apply(join("#b#d1", "chat"));
+  auto d = h.apply(leave("#a#d1", "chat"));
+  REQUIRE(d.size() == 2);
+  CHECK(d[0].recipients == std::vector<std::string>{"#a#d1"});
+  CHECK(d[0].membership.service == svc::kCausedByLeave);  // no view bits: self-leave
+  CHECK(d[1].recipients == std::vector<std::string>{"#b#d1"});
+  CHECK(d[1].membership.service == (svc::kRegularMembership | svc::kCausedByLeave));
+  CHECK(d[1].membership.members == std::vector<std::string>{"#b#d1"});
+  CHECK_FALSE(h.state.is_member("#a#d1", "chat"));
+  // After the last member leaves, the group is gone.
+  h.apply(leave("#b#d1", "chat"));
+  CHECK(h.state.members("chat") == nullptr);
+  CHECK(h.state.group_count() == 0);
+}
+
+TEST_CASE("a disconnect removes the member from every group it was in", "[groups]") {
+  Harness h;
+  h.apply(join("#a#d1", "g1"));
+  h.apply(join("#a#d1", "g2"));
+  h.apply(join("#b#d1", "g1"));
+  h.apply(join("#b#d1", "g2"));
+  auto d = h.apply(disconnect("#a#d1"));
+  REQUIRE(d.size() == 2);
+  for (auto& x : d) {
+    CHECK(x.membership.service == (svc::kRegularMembership | svc::kCausedByDisconnect));
+    CHECK(x.membership.changed == "#a#d1");
+    CHECK(x.recipients == std::vector<std::string>{"#b#d1"});
+  }
+  CHECK_FALSE(h.state.is_member("#a#d1", "g1"));
+  CHECK_FALSE(h.state.is_member("#a#d1", "g2"));
+  CHECK(h.apply(disconnect("#a#d1")).empty());
+}
+
+TEST_CASE("duplicate joins and leaves of non-members change nothing", "[groups]") {
+  Harness h;
+  h.apply(join("#a#d1", "g"));
+  CHECK(h.apply(join("#a#d1", "g")).empty());
+  CHECK(h.apply(leave("#b#d1", "g")).empty());
+  CHECK(h.state.stats().ignored == 2);
+}
+
+TEST_CASE("a message to several groups reaches each receiver once", "[groups]") {
+  Harness h;
+  h.apply(join("#a#d1", "g1"));
+  h.apply(join("#a#d1", "g2"));
+  h.apply(join("#b#d1", "g2"));
+  h.apply(join("#c#d1", "g3"));
+  auto d = h.apply(data("#z#d1", {"g1", "g2", "#c#d1", "g1"}));
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].data != nullptr);
+  CHECK(d[0].recipients == std::vector<std::string>{"#a#d1", "#b#d1", "#c#d1"});
+}
+
+TEST_CASE("SELF_DISCARD keeps the sender's own copy back", "[groups]") {
+  Harness h;
+  h.apply(join("#a#d1", "g"));
+  h.apply(join("#b#d1", "g"));
+  CHECK(h.apply(data("#a#d1", {"g"}))[0].recipients.size() == 2);
+  auto d = h.apply(data("#a#d1", {"g"}, svc::kAgreed | svc::kSelfDiscard));
+  CHECK(d[0].recipients == std::vector<std::string>{"#b#d1"});
+  CHECK(h.apply(data("#a#d1", {"#a#d1"}, svc::kAgreed | svc::kSelfDiscard)).empty());
+}
+
+TEST_CASE("messages to empty groups and foreign private names deliver nothing here", "[groups]") {
+  Harness h;
+  CHECK(h.apply(data("#a#d1", {"nobody"})).empty());
+  CHECK(h.apply(data("#a#d1", {"#b#d2"})).empty());
+  auto d = h.apply(data("#a#d1", {"#b#d1"}));
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].recipients == std::vector<std::string>{"#b#d1"});
+}
+
+TEST_CASE("daemons fed the same stream agree on views and split the deliveries", "[groups]") {
+  Harness d1("d1"), d2("d2");
+  std::vector<Event> stream = {join("#a#d1", "g"), join("#b#d2", "g"), data("#a#d1", {"g"}),
+                               join("#c#d2", "g"), leave("#a#d1", "g"), disconnect("#b#d2")};
+  for (auto& e : stream) {
+    auto x = d1.apply(e);
+    auto y = d2.apply(e);
+    for (auto& d : x)
+      for (auto& r : d.recipients) CHECK(d1.state.is_local(r));
+    for (auto& d : y)
+      for (auto& r : d.recipients) CHECK(d2.state.is_local(r));
+    // Where both deliver a regular membership for the same event, it is the same view.
+    for (auto& a : x)
+      for (auto& b : y)
+        if (!a.data && !b.data && a.membership.service == b.membership.service) {
+          CHECK(a.membership.view == b.membership.view);
+          CHECK(a.membership.members == b.membership.members);
+        }
+  }
+  CHECK(*d1.state.members("g") == std::set<std::string>{"#c#d2"});
+  CHECK(*d2.state.members("g") == std::set<std::string>{"#c#d2"});
+}

@@ -1,0 +1,152 @@
+#include "daemon_fixture.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace agent::testing {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint16_t free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool can_connect(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonOptions opt) {
+  char tmpl[] = "/tmp/agent-test-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  dir_ = tmpl;
+  socket_ = dir_ + "/agentd.sock";
+  if (opt.tcp) port_ = free_tcp_port();
+  std::string config = dir_ + "/agentd.toml";
+  {
+    std::ofstream f(config);
+    f << "[daemon]\nname = \"" << opt.name << "\"\nlog_level = \"info\"\nstate_dir = \"" << dir_
+      << "/state\"\n[clients]\nunix_socket = \"" << socket_ << "\"\ntcp = \""
+      << (opt.tcp ? "127.0.0.1:" + std::to_string(port_) : "off") << "\"\n"
+      << opt.extra_config;
+  }
+  std::string log = dir_ + "/agentd.log";
+  pid_ = ::fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
+    FILE* f = std::freopen(log.c_str(), "w", stderr);
+    (void)f;
+    ::execl(AGENTD_PATH, "agentd", "--config", config.c_str(), static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!can_connect(socket_)) {
+    int st;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      FAIL("agentd exited at start:\n" << this->log());
+    }
+    if (Clock::now() > deadline) FAIL("agentd did not listen within 10 s:\n" << this->log());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+Daemon::~Daemon() {
+  stop();
+  std::string cmd = "rm -rf '" + dir_ + "'";
+  if (std::system(cmd.c_str()) != 0) WARN("could not remove " << dir_);
+}
+
+std::string Daemon::tcp_address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+int Daemon::stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  int st = 0;
+  while (::waitpid(pid_, &st, WNOHANG) == 0) {
+    if (Clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &st, 0);
+      pid_ = -1;
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  pid_ = -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::string Daemon::log() const {
+  std::ifstream f(dir_ + "/agentd.log");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+Conn connect(const std::string& daemon, const std::string& name) {
+  agent_conn* c = nullptr;
+  int rc = agent_connect(daemon.c_str(), name.c_str(), AGENT_WANT_MEMBERSHIP, 5000, &c);
+  INFO("connect " << name << " to " << daemon << ": " << agent_strerror(rc));
+  REQUIRE(rc == AGENT_OK);
+  return Conn(c);
+}
+
+Message receive(agent_conn* c, int timeout_ms) {
+  agent_message* m = nullptr;
+  int rc = agent_receive(c, &m, timeout_ms);
+  if (rc != AGENT_OK) return nullptr;
+  return Message(m);
+}
+
+Message receive_until(agent_conn* c, const std::function<bool(const agent_message&)>& pred,
+                      int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return nullptr;
+    auto m = receive(c, static_cast<int>(left.count()));
+    if (!m) return nullptr;
+    if (pred(*m)) return m;
+  }
+}
+
+std::vector<std::string> members(const agent_message& m) {
+  std::vector<std::string> v;
+  for (size_t i = 0; i < m.ngroups; ++i) v.emplace_back(m.groups[i]);
+  return v;
+}
+
+std::string payload(const agent_message& m) {
+  return std::string(static_cast<const char*>(m.data), m.len);
+}
+
+}  // namespace agent::testing

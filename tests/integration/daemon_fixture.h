@@ -1,0 +1,64 @@
+// Starts a real agentd for one test and stops it afterwards; helpers to drive it with libagent.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent.h"
+
+namespace agent::testing {
+
+struct DaemonOptions {
+  std::string name = "d1";
+  bool tcp = false;             // also listen on a TCP port of loopback
+  std::string extra_config;     // appended to the generated TOML file
+};
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions opt = {});
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  const std::string& socket_path() const { return socket_; }
+  std::string tcp_address() const;  // "127.0.0.1:port"
+  pid_t pid() const { return pid_; }
+  const std::string& dir() const { return dir_; }
+  // Sends SIGTERM and waits (bounded) for the exit status; -1 if it had to be killed.
+  int stop();
+  std::string log() const;
+
+ private:
+  std::string dir_, socket_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// Owning wrappers.
+struct ConnDeleter {
+  void operator()(agent_conn* c) const { agent_disconnect(c); }
+};
+using Conn = std::unique_ptr<agent_conn, ConnDeleter>;
+struct MessageDeleter {
+  void operator()(agent_message* m) const { agent_message_free(m); }
+};
+using Message = std::unique_ptr<agent_message, MessageDeleter>;
+
+// Connects (asking for membership messages); fails the test if it cannot.
+Conn connect(const std::string& daemon, const std::string& name);
+// The next message, or nullptr after timeout_ms.
+Message receive(agent_conn* c, int timeout_ms = 5000);
+// Receives until pred accepts a message (returned) or timeout_ms passes (nullptr).
+// Messages that do not match are dropped.
+Message receive_until(agent_conn* c, const std::function<bool(const agent_message&)>& pred,
+                      int timeout_ms = 5000);
+// Members of a membership message, in order.
+std::vector<std::string> members(const agent_message& m);
+std::string payload(const agent_message& m);
+
+}  // namespace agent::testing

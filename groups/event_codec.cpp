@@ -1,0 +1,59 @@
+#include "groups/event_codec.h"
+
+#include "transport/client_protocol.h"
+#include "transport/wire.h"
+
+namespace agent::groups {
+
+void encode_event(std::string& out, const Event& ev) {
+  wire::Writer w(out);
+  w.u8(kEventCodecVersion);
+  w.u8(static_cast<uint8_t>(ev.kind));
+  w.str8(ev.member);
+  switch (ev.kind) {
+    case EventKind::kJoin:
+    case EventKind::kLeave:
+      w.str8(ev.group);
+      break;
+    case EventKind::kDisconnect:
+      break;
+    case EventKind::kData:
+      w.u32(ev.service);
+      w.i16(ev.msg_type);
+      w.u16(static_cast<uint16_t>(ev.groups.size()));
+      for (auto& g : ev.groups) w.str8(g);
+      w.bytes32(ev.payload);
+      break;
+  }
+}
+
+std::optional<Event> decode_event(std::string_view bytes) {
+  wire::Reader r(bytes);
+  if (r.u8() != kEventCodecVersion) return std::nullopt;
+  Event ev;
+  uint8_t kind = r.u8();
+  if (kind < 1 || kind > 4) return std::nullopt;
+  ev.kind = static_cast<EventKind>(kind);
+  ev.member = std::string(r.str8());
+  switch (ev.kind) {
+    case EventKind::kJoin:
+    case EventKind::kLeave:
+      ev.group = std::string(r.str8());
+      break;
+    case EventKind::kDisconnect:
+      break;
+    case EventKind::kData: {
+      ev.service = r.u32();
+      ev.msg_type = r.i16();
+      size_t n = r.u16();
+      if (n > proto::kMaxGroupsPerMessage) return std::nullopt;
+      for (size_t i = 0; i < n && r.ok(); ++i) ev.groups.emplace_back(r.str8());
+      ev.payload = std::string(r.bytes32());
+      break;
+    }
+  }
+  if (!r.done()) return std::nullopt;
+  return ev;
+}
+
+}  // namespace agent::groups

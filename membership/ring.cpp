@@ -1,0 +1,361 @@
+#include "membership/ring.h"
+
+#include <algorithm>
+#include <cassert>
+#include <limits>
+#include <set>
+#include <stdexcept>
+
+namespace agent::membership {
+
+namespace rw = ringwire;
+
+namespace {
+constexpr Time kNever = std::numeric_limits<Time>::max();
+// The invariant checks stay on in every build: a broken core must stop, not corrupt order.
+#define RING_CHECK(cond)                                                    \
+  do {                                                                      \
+    if (!(cond)) throw std::logic_error("ring invariant failed: " #cond);   \
+  } while (0)
+}  // namespace
+
+Ring::Ring(NodeId self, RingConfig cfg, Time now) : self_(self), cfg_(std::move(cfg)) {
+  std::sort(cfg_.members.begin(), cfg_.members.end());
+  cfg_.members.erase(std::unique(cfg_.members.begin(), cfg_.members.end()), cfg_.members.end());
+  auto it = std::find(cfg_.members.begin(), cfg_.members.end(), self_);
+  if (it == cfg_.members.end()) throw std::invalid_argument("ring member list lacks this daemon");
+  if (cfg_.max_packet_bytes < rw::kDataHeaderBytes + rw::kChunkHeaderBytes + 16)
+    throw std::invalid_argument("max_packet_bytes too small");
+  if (cfg_.personal_window == 0 || cfg_.global_window == 0 || cfg_.max_outstanding == 0)
+    throw std::invalid_argument("ring windows must be at least 1");
+  my_index_ = static_cast<size_t>(it - cfg_.members.begin());
+  last_token_at_ = now;
+  if (my_index_ == 0) {
+    // The lowest member creates the first token.
+    Token t;
+    t.hop = 1;
+    for (NodeId m : cfg_.members) t.arus.emplace_back(m, 0);
+    arrive(std::move(t), now);
+    run_self_passes(now);
+  }
+}
+
+NodeId Ring::successor() const { return cfg_.members[(my_index_ + 1) % cfg_.members.size()]; }
+
+uint64_t Ring::min_aru(const Token& t) const {
+  uint64_t m = std::numeric_limits<uint64_t>::max();
+  for (auto& [id, a] : t.arus) m = std::min(m, a);
+  return t.arus.empty() ? 0 : m;
+}
+
+Actions Ring::take_actions() {
+  Actions a;
+  std::swap(a, actions_);
+  return a;
+}
+
+bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
+  if (payload.size() > cfg_.max_message_bytes) return false;
+  if (pending_bytes_ + payload.size() > cfg_.max_pending_bytes) return false;
+  bool was_empty = pending_.empty();
+  pending_.push_back(Pending{service, std::string(payload), 0});
+  pending_bytes_ += payload.size();
+  if (holding_) {
+    visit(now);  // the idle holder sends at once
+    run_self_passes(now);
+  } else if (was_empty && cfg_.members.size() > 1 &&
+             (last_wake_sent_ == 0 || now >= last_wake_sent_ + cfg_.token_hold_us)) {
+    // The ring may be idle with the token held somewhere: ask for it.
+    std::string w;
+    rw::encode_header(w, rw::Header{rw::Type::kWake, cfg_.ring_id, self_});
+    broadcast(w);
+    last_wake_sent_ = now;
+  }
+  return true;
+}
+
+void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
+  auto h = rw::decode_header(bytes);
+  if (!h || h->ring_id != cfg_.ring_id || h->sender != from ||
+      !std::binary_search(cfg_.members.begin(), cfg_.members.end(), from) || from == self_) {
+    ++stats_.bad_packets;
+    return;
+  }
+  std::string_view body = bytes.substr(rw::kHeaderBytes);
+  switch (h->type) {
+    case rw::Type::kData:
+      handle_data(*h, body, now);
+      break;
+    case rw::Type::kToken: {
+      auto t = rw::decode_token(body, cfg_.members.size(), cfg_.max_retransmit_requests);
+      if (!t || t->arus.size() != cfg_.members.size()) {
+        ++stats_.bad_packets;
+        return;
+      }
+      arrive(std::move(*t), now);
+      break;
+    }
+    case rw::Type::kWake:
+      no_hold_until_ = now + cfg_.token_hold_us * cfg_.members.size();
+      if (holding_) visit(now);
+      break;
+  }
+  run_self_passes(now);
+}
+
+void Ring::handle_data(const rw::Header& h, std::string_view body, Time now) {
+  auto d = rw::decode_data(body);
+  if (!d) {
+    ++stats_.bad_packets;
+    return;
+  }
+  if (h.sender == successor() && d->hop >= last_sent_hop_) retransmit_at_ = 0;  // it has the token
+  if (d->seq <= my_aru_ || packets_.count(d->seq)) {
+    ++stats_.duplicate_packets;
+    return;
+  }
+  if (d->seq > my_aru_ + cfg_.max_outstanding + cfg_.global_window) {
+    ++stats_.bad_packets;  // far outside any window this ring allows: not trusted
+    return;
+  }
+  bool has_safe = false;
+  for (auto& c : d->chunks) has_safe |= (c.service & kSafeService) != 0;
+  std::string bytes;
+  bytes.reserve(rw::kHeaderBytes + body.size());
+  rw::encode_header(bytes, h);
+  bytes.append(body.data(), body.size());
+  store(d->seq, h.sender, has_safe, std::move(bytes));
+  high_seq_ = std::max(high_seq_, d->seq);
+  advance_aru();
+  deliver();
+  (void)now;
+}
+
+void Ring::store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes) {
+  packets_.emplace(seq, Packet{sender, has_safe, std::move(bytes)});
+}
+
+void Ring::advance_aru() {
+  while (packets_.count(my_aru_ + 1)) ++my_aru_;
+}
+
+void Ring::arrive(Token t, Time now) {
+  if (t.hop <= last_token_hop_) {
+    ++stats_.duplicate_tokens;
+    return;
+  }
+  ++stats_.tokens_received;
+  last_token_hop_ = t.hop;
+  last_token_at_ = now;
+  retransmit_at_ = 0;
+  retransmitting_since_ = 0;
+  high_seq_ = std::max(high_seq_, t.seq);
+  // This member's contribution to the flow-control count is renewed on every visit.
+  t.fcc -= std::min(t.fcc, my_fcc_);
+  my_fcc_ = 0;
+  tok_ = std::move(t);
+  holding_ = true;
+  hold_until_ = 0;
+  visit(now);
+}
+
+void Ring::visit(Time now) {
+  RING_CHECK(holding_);
+  Token& t = tok_;
+  // 1. Answer retransmission requests this member can.
+  if (!t.rtr.empty()) {
+    std::vector<uint64_t> still;
+    for (uint64_t s : t.rtr) {
+      auto it = packets_.find(s);
+      if (it != packets_.end() && !faults_.skip_retransmissions) {
+        broadcast(it->second.bytes);
+        ++stats_.packets_retransmitted;
+        ++t.fcc;
+        ++my_fcc_;
+      } else {
+        still.push_back(s);
+      }
+    }
+    t.rtr.swap(still);
+  }
+  // 2. New packets, within the windows.
+  uint64_t outstanding = t.seq - std::min(t.seq, min_aru(t));
+  uint64_t allowed = cfg_.personal_window;
+  allowed = std::min<uint64_t>(allowed, cfg_.global_window > t.fcc ? cfg_.global_window - t.fcc : 0);
+  allowed = std::min<uint64_t>(
+      allowed, cfg_.max_outstanding > outstanding ? cfg_.max_outstanding - outstanding : 0);
+  std::vector<std::string> fresh;
+  while (fresh.size() < allowed && !pending_.empty()) {
+    std::string pkt;
+    build_packet(t.seq + 1, pkt);
+    ++t.seq;
+    fresh.push_back(std::move(pkt));
+  }
+  t.fcc += static_cast<uint32_t>(fresh.size());
+  my_fcc_ += static_cast<uint32_t>(fresh.size());
+  stats_.packets_sent += fresh.size();
+  high_seq_ = std::max(high_seq_, t.seq);
+  size_t after = std::min<size_t>(cfg_.accelerated_window, fresh.size());
+  for (size_t i = 0; i + after < fresh.size(); ++i) broadcast(fresh[i]);
+  // 3. This member's aru and its own requests.
+  advance_aru();
+  for (auto& [id, a] : t.arus)
+    if (id == self_) a = my_aru_;
+  if (my_aru_ < t.seq && t.rtr.size() < cfg_.max_retransmit_requests) {
+    std::set<uint64_t> asked(t.rtr.begin(), t.rtr.end());
+    for (uint64_t s = my_aru_ + 1; s <= t.seq && t.rtr.size() < cfg_.max_retransmit_requests; ++s)
+      if (!packets_.count(s) && !asked.count(s)) t.rtr.push_back(s);
+  }
+  // 4. What every member has is safe, and once delivered here, stable.
+  safe_seq_ = std::max(safe_seq_, min_aru(t));
+  deliver();
+  discard_stable();
+  // 5. Hold an idle token for a while, else pass it on.
+  bool idle = pending_.empty() && t.rtr.empty() && min_aru(t) == t.seq && fresh.empty() &&
+              now >= no_hold_until_;
+  if (idle) {
+    ++stats_.held_tokens;
+    hold_until_ = cfg_.members.size() == 1 ? kNever : now + cfg_.token_hold_us;
+  } else {
+    pass_token(now);
+  }
+  // Accelerated Ring: the rest of this visit's packets go out after the token.
+  for (size_t i = fresh.size() - after; i < fresh.size(); ++i) broadcast(fresh[i]);
+}
+
+void Ring::build_packet(uint64_t seq, std::string& pkt) {
+  rw::encode_header(pkt, rw::Header{rw::Type::kData, cfg_.ring_id, self_});
+  rw::begin_data(pkt, seq, tok_.hop);
+  bool has_safe = false;
+  size_t chunks = 0;
+  while (!pending_.empty()) {
+    Pending& p = pending_.front();
+    size_t room = cfg_.max_packet_bytes - pkt.size();
+    size_t left = p.data.size() - p.offset;
+    if (room < rw::kChunkHeaderBytes + (left == 0 ? 0 : 1)) break;
+    size_t avail = room - rw::kChunkHeaderBytes;
+    // A message that would fit a packet of its own is not split across two.
+    size_t capacity = cfg_.max_packet_bytes - rw::kDataHeaderBytes - rw::kChunkHeaderBytes;
+    if (left > avail && p.offset == 0 && left <= capacity && chunks > 0) break;
+    size_t take = std::min(left, avail);
+    uint8_t flags = (p.offset == 0 ? rw::kFirst : 0) | (take == left ? rw::kLast : 0);
+    rw::add_chunk(pkt, p.service, flags, std::string_view(p.data).substr(p.offset, take));
+    has_safe |= (p.service & kSafeService) != 0;
+    ++chunks;
+    p.offset += take;
+    if (p.offset == p.data.size()) {
+      pending_bytes_ -= p.data.size();
+      pending_.pop_front();
+    } else {
+      break;  // the packet is full
+    }
+  }
+  RING_CHECK(chunks > 0);
+  store(seq, self_, has_safe, pkt);
+}
+
+void Ring::deliver() {
+  for (;;) {
+    auto it = packets_.find(delivered_seq_ + 1);
+    if (it == packets_.end()) break;
+    if (it->second.has_safe && it->first > safe_seq_ && !faults_.deliver_safe_early) break;
+    uint64_t seq = it->first;
+    const Packet& p = it->second;
+    auto d = rw::decode_data(std::string_view(p.bytes).substr(rw::kHeaderBytes));
+    RING_CHECK(d && d->seq == seq);
+    for (auto& c : d->chunks) {
+      if ((c.flags & rw::kFirst) && (c.flags & rw::kLast)) {
+        emit(p.sender, c.service, std::string(c.data), seq);
+      } else if (c.flags & rw::kFirst) {
+        reassembly_[p.sender].assign(c.data.data(), c.data.size());
+      } else {
+        auto r = reassembly_.find(p.sender);
+        RING_CHECK(r != reassembly_.end());
+        r->second.append(c.data.data(), c.data.size());
+        if (c.flags & rw::kLast) {
+          emit(p.sender, c.service, std::move(r->second), seq);
+          reassembly_.erase(r);
+        }
+      }
+    }
+    delivered_seq_ = seq;
+  }
+  if (faults_.deliver_out_of_order && !out_of_order_done_ && actions_.deliveries.size() >= 2) {
+    auto& v = actions_.deliveries;
+    std::swap(v[v.size() - 1].payload, v[v.size() - 2].payload);
+    std::swap(v[v.size() - 1].origin, v[v.size() - 2].origin);
+    std::swap(v[v.size() - 1].service, v[v.size() - 2].service);
+    out_of_order_done_ = true;
+  }
+}
+
+void Ring::emit(NodeId origin, uint32_t service, std::string payload, uint64_t seq) {
+  ++stats_.messages_delivered;
+  actions_.deliveries.push_back(Delivered{++delivered_msgs_, seq, origin, service, std::move(payload)});
+}
+
+void Ring::discard_stable() {
+  uint64_t stable = std::min(safe_seq_, delivered_seq_);
+  while (!packets_.empty() && packets_.begin()->first <= stable) packets_.erase(packets_.begin());
+}
+
+void Ring::pass_token(Time now) {
+  RING_CHECK(holding_);
+  holding_ = false;
+  hold_until_ = 0;
+  Token t = tok_;
+  ++t.hop;
+  if (cfg_.members.size() == 1) {
+    tok_ = std::move(t);
+    self_pass_ = true;
+    return;
+  }
+  last_sent_token_.clear();
+  rw::encode_token(last_sent_token_, cfg_.ring_id, self_, t);
+  last_sent_hop_ = t.hop;
+  actions_.sends.push_back({successor(), last_sent_token_});
+  retransmit_at_ = now + cfg_.token_retransmit_us;
+  retransmitting_since_ = now;
+}
+
+void Ring::run_self_passes(Time now) {
+  while (self_pass_) {
+    self_pass_ = false;
+    Token t = std::move(tok_);
+    arrive(std::move(t), now);
+  }
+}
+
+Time Ring::next_timeout() const {
+  Time next = kNever;
+  if (holding_ && hold_until_ != 0) next = std::min(next, hold_until_);
+  if (retransmit_at_ != 0) next = std::min(next, retransmit_at_);
+  if (cfg_.members.size() > 1 && !holding_)
+    next = std::min(next, std::max(last_token_at_, warned_at_) + cfg_.token_warning_us);
+  return next;
+}
+
+void Ring::on_timeout(Time now) {
+  if (holding_ && hold_until_ != 0 && now >= hold_until_) pass_token(now);
+  if (retransmit_at_ != 0 && now >= retransmit_at_) {
+    actions_.sends.push_back({successor(), last_sent_token_});
+    ++stats_.tokens_retransmitted;
+    retransmit_at_ = now + cfg_.token_retransmit_us;
+  }
+  if (cfg_.members.size() > 1 && !holding_ &&
+      now >= std::max(last_token_at_, warned_at_) + cfg_.token_warning_us) {
+    warned_at_ = now;
+    std::string w = "daemon " + std::to_string(self_) + " has had no token for " +
+                    std::to_string((now - last_token_at_) / 1000) + " ms";
+    if (retransmit_at_ != 0)
+      w += "; daemon " + std::to_string(successor()) + " has not taken the token since " +
+           std::to_string((now - retransmitting_since_) / 1000) +
+           " ms ago (is it running and reachable?)";
+    else
+      w += "; waiting for the ring's other daemons (are they running and reachable?)";
+    actions_.warnings.push_back(std::move(w));
+  }
+  run_self_passes(now);
+}
+
+}  // namespace agent::membership

@@ -1,0 +1,334 @@
+// The ring core on a tiny in-process network: every send is delivered in order unless a test's
+// filter drops it. Time advances only when a test says so.
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <functional>
+#include <memory>
+
+#include "membership/ring.h"
+#include "transport/ring_wire.h"
+
+using namespace agent::membership;
+namespace rw = agent::ringwire;
+
+namespace {
+
+struct Wire {
+  NodeId from, to;
+  std::string bytes;
+};
+
+struct Net {
+  explicit Net(size_t n, RingConfig base = {}) {
+    for (NodeId i = 1; i <= n; ++i) base.members.push_back(i);
+    cfg = base;
+    for (NodeId i = 1; i <= n; ++i) rings.push_back(std::make_unique<Ring>(i, base, now));
+    collect_all();
+  }
+  Ring& r(NodeId id) { return *rings[id - 1]; }
+  static rw::Type type_of(const std::string& b) { return rw::decode_header(b)->type; }
+  void collect(NodeId id) {
+    auto a = r(id).take_actions();
+    for (auto& s : a.sends) {
+      if (s.to == kBroadcast) {
+        for (NodeId j = 1; j <= rings.size(); ++j)
+          if (j != id) queue.push_back({id, j, s.bytes});
+      } else {
+        queue.push_back({id, s.to, s.bytes});
+      }
+      sent_log.push_back({id, s.to, s.bytes});
+    }
+    for (auto& d : a.deliveries) delivered[id].push_back(d);
+    for (auto& w : a.warnings) warnings.push_back(w);
+  }
+  void collect_all() {
+    for (NodeId i = 1; i <= rings.size(); ++i) collect(i);
+  }
+  // Delivers queued packets until none is left (or max steps), firing due timers when idle.
+  void run(size_t max_steps = 100000) {
+    for (size_t step = 0; step < max_steps; ++step) {
+      if (queue.empty()) {
+        if (!advance_to_next_timer(now + 50000)) return;
+        continue;
+      }
+      Wire w = std::move(queue.front());
+      queue.pop_front();
+      if (drop && drop(w)) continue;
+      r(w.to).on_packet(w.from, w.bytes, now);
+      collect(w.to);
+    }
+  }
+  // Fires the earliest timer if it is due before limit; false if none is.
+  bool advance_to_next_timer(Time limit) {
+    Time next = limit;
+    for (auto& x : rings) next = std::min(next, x->next_timeout());
+    if (next >= limit) return false;
+    now = std::max(now, next);
+    for (NodeId i = 1; i <= rings.size(); ++i)
+      if (r(i).next_timeout() <= now) {
+        r(i).on_timeout(now);
+        collect(i);
+      }
+    return true;
+  }
+  void submit(NodeId id, uint32_t service, const std::string& p) {
+    REQUIRE(r(id).submit(service, p, now));
+    collect(id);
+  }
+  std::vector<std::string> payloads(NodeId id) {
+    std::vector<std::string> v;
+    for (auto& d : delivered[id]) v.push_back(d.payload);
+    return v;
+  }
+
+  RingConfig cfg;
+  std::vector<std::unique_ptr<Ring>> rings;
+  std::deque<Wire> queue;
+  std::vector<Wire> sent_log;
+  std::map<NodeId, std::vector<Delivered>> delivered;
+  std::vector<std::string> warnings;
+  std::function<bool(const Wire&)> drop;
+  Time now = 1000;
+};
+
+constexpr uint32_t kAgreed = 0x10, kSafe = 0x20;
+
+}  // namespace
+
+TEST_CASE("a ring of one orders and delivers at once", "[ring]") {
+  Net n(1);
+  n.submit(1, kAgreed, "a");
+  n.submit(1, kSafe, "b");
+  CHECK(n.payloads(1) == std::vector<std::string>{"a", "b"});
+  CHECK(n.delivered[1][0].index == 1);
+  CHECK(n.delivered[1][1].index == 2);
+  CHECK(n.sent_log.empty() == false);  // broadcasts to no one are still reported
+}
+
+TEST_CASE("three members deliver one identical order, SAFE included", "[ring]") {
+  Net n(3);
+  for (int i = 0; i < 30; ++i)
+    n.submit(1 + i % 3, i % 2 ? kSafe : kAgreed, "m" + std::to_string(i));
+  n.run();
+  REQUIRE(n.delivered[1].size() == 30);
+  CHECK(n.payloads(2) == n.payloads(1));
+  CHECK(n.payloads(3) == n.payloads(1));
+  for (NodeId i = 1; i <= 3; ++i) CHECK(n.r(i).buffered_packets() <= 3);  // stable ones discarded
+}
+
+TEST_CASE("small messages are packed many to a packet", "[ring]") {
+  RingConfig c;
+  c.max_packet_bytes = 1400;
+  Net n(2, c);
+  for (int i = 0; i < 200; ++i) n.submit(1, kAgreed, std::string(20, 'x'));
+  n.run();
+  CHECK(n.delivered[2].size() == 200);
+  CHECK(n.r(1).stats().packets_sent <= 200 * 29 / 1350 + 2);
+}
+
+TEST_CASE("large messages are fragmented and reassembled", "[ring]") {
+  RingConfig c;
+  c.max_packet_bytes = 1024;
+  Net n(3, c);
+  std::string big(100000, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7);
+  n.submit(2, kAgreed, "before");
+  n.submit(2, kSafe, big);
+  n.submit(3, kAgreed, "");
+  n.run();
+  for (NodeId i = 1; i <= 3; ++i) {
+    auto p = n.payloads(i);
+    REQUIRE(p.size() == 3);
+    CHECK(p[0] == "before");
+    CHECK(p[1] == big);
+    CHECK(p[2].empty());
+  }
+  CHECK(n.r(2).stats().packets_sent >= 100);
+}
+
+TEST_CASE("a lost data packet is requested and retransmitted", "[ring]") {
+  Net n(3);
+  int dropped = 0;
+  n.drop = [&](const Wire& w) {
+    if (w.to == 3 && Net::type_of(w.bytes) == rw::Type::kData && dropped == 0) {
+      ++dropped;
+      return true;
+    }
+    return false;
+  };
+  n.submit(1, kAgreed, "lost once");
+  n.submit(1, kAgreed, "second");
+  n.run();
+  CHECK(dropped == 1);
+  CHECK(n.payloads(3) == std::vector<std::string>{"lost once", "second"});
+  uint64_t re = 0;
+  for (NodeId i = 1; i <= 3; ++i) re += n.r(i).stats().packets_retransmitted;
+  CHECK(re >= 1);
+}
+
+TEST_CASE("without retransmission a lost packet is never delivered", "[ring]") {
+  Net n(3);
+  for (NodeId i = 1; i <= 3; ++i) n.r(i).faults().skip_retransmissions = true;
+  bool dropped = false;
+  n.drop = [&](const Wire& w) {
+    if (!dropped && w.to == 3 && Net::type_of(w.bytes) == rw::Type::kData) return dropped = true;
+    return false;
+  };
+  n.submit(1, kAgreed, "x");
+  n.run(2000);
+  CHECK(n.payloads(3).empty());
+}
+
+TEST_CASE("a lost token is retransmitted and duplicates are ignored", "[ring]") {
+  Net n(3);
+  int tokens_dropped = 0;
+  n.drop = [&](const Wire& w) {
+    if (Net::type_of(w.bytes) == rw::Type::kToken && tokens_dropped < 1 && w.to == 2) {
+      ++tokens_dropped;
+      return true;
+    }
+    return false;
+  };
+  n.submit(1, kAgreed, "a");
+  n.run();
+  n.submit(3, kAgreed, "b");
+  n.run();
+  CHECK(n.payloads(2) == std::vector<std::string>{"a", "b"});
+  uint64_t retx = 0;
+  for (NodeId i = 1; i <= 3; ++i) retx += n.r(i).stats().tokens_retransmitted;
+  CHECK(retx >= 1);
+  // Replaying an old token changes nothing.
+  for (auto& w : n.sent_log)
+    if (Net::type_of(w.bytes) == rw::Type::kToken && w.to == 2) {
+      n.r(2).on_packet(w.from, w.bytes, n.now);
+      break;
+    }
+  CHECK(n.r(2).stats().duplicate_tokens >= 1);
+}
+
+TEST_CASE("the personal window caps packets per token visit", "[ring]") {
+  RingConfig c;
+  c.max_packet_bytes = 256;
+  c.personal_window = 3;
+  Net n(2, c);
+  for (int i = 0; i < 40; ++i) n.submit(1, kAgreed, std::string(200, 'x'));
+  n.run();
+  CHECK(n.delivered[2].size() == 40);
+  // Between two tokens sent by member 1, at most 3 new data packets from it.
+  int run = 0, worst = 0;
+  for (auto& w : n.sent_log) {
+    if (w.from != 1) continue;
+    if (Net::type_of(w.bytes) == rw::Type::kToken) run = 0;
+    else if (Net::type_of(w.bytes) == rw::Type::kData) worst = std::max(worst, ++run);
+  }
+  CHECK(worst <= 3);
+  CHECK(worst >= 1);
+}
+
+TEST_CASE("accelerated ring sends part of a visit's packets after the token", "[ring]") {
+  RingConfig c;
+  c.max_packet_bytes = 256;
+  c.personal_window = 4;
+  c.accelerated_window = 2;
+  Net n(2, c);
+  for (int i = 0; i < 8; ++i) n.submit(2, kAgreed, std::string(200, 'y'));
+  n.run();
+  CHECK(n.delivered[1].size() == 8);
+  // Find a visit by member 2 with 4 new packets: the token must sit before the last 2.
+  bool seen = false;
+  for (size_t i = 0; i + 4 < n.sent_log.size(); ++i) {
+    auto t = [&](size_t k) { return Net::type_of(n.sent_log[k].bytes); };
+    if (n.sent_log[i].from == 2 && t(i) == rw::Type::kData && t(i + 1) == rw::Type::kData &&
+        t(i + 2) == rw::Type::kToken && t(i + 3) == rw::Type::kData)
+      seen = true;
+  }
+  CHECK(seen);
+}
+
+TEST_CASE("SAFE waits until every member has the packet; AGREED does not", "[ring]") {
+  Net n(3);
+  bool block = true;
+  n.drop = [&](const Wire& w) {
+    return block && w.to == 3 && Net::type_of(w.bytes) == rw::Type::kData;
+  };
+  n.submit(1, kAgreed, "agreed");
+  n.submit(1, kSafe, "safe");
+  n.run(300);
+  CHECK(n.payloads(2) == std::vector<std::string>{"agreed"});
+  block = false;
+  n.run();
+  CHECK(n.payloads(2) == std::vector<std::string>{"agreed", "safe"});
+  CHECK(n.payloads(3) == std::vector<std::string>{"agreed", "safe"});
+}
+
+TEST_CASE("back-pressure: a full pending queue refuses submissions", "[ring]") {
+  RingConfig c;
+  c.max_pending_bytes = 1000;
+  c.max_message_bytes = 600;
+  Net n(2, c);
+  // Member 2 does not hold the token, so its submissions wait.
+  CHECK(n.r(2).submit(kAgreed, std::string(600, 'a'), n.now));
+  CHECK_FALSE(n.r(2).submit(kAgreed, std::string(600, 'b'), n.now));
+  CHECK_FALSE(n.r(2).submit(kAgreed, std::string(601, 'c'), n.now));
+  n.collect_all();
+  n.run();
+  CHECK(n.r(2).pending_bytes() == 0);
+  CHECK(n.r(2).submit(kAgreed, std::string(600, 'b'), n.now));
+}
+
+TEST_CASE("malformed and foreign packets are counted and dropped", "[ring]") {
+  Net n(2);
+  auto& r = n.r(2);
+  r.on_packet(1, "", n.now);
+  r.on_packet(1, "garbage that is long enough to have a header", n.now);
+  std::string foreign;
+  rw::encode_header(foreign, rw::Header{rw::Type::kData, 999, 1});
+  rw::begin_data(foreign, 1, 1);
+  rw::add_chunk(foreign, kAgreed, rw::kFirst | rw::kLast, "x");
+  r.on_packet(1, foreign, n.now);
+  std::string spoofed;
+  rw::encode_header(spoofed, rw::Header{rw::Type::kData, 1, 1});
+  rw::begin_data(spoofed, 1, 1);
+  rw::add_chunk(spoofed, kAgreed, rw::kFirst | rw::kLast, "x");
+  r.on_packet(2, spoofed, n.now);                     // claims to come from itself
+  r.on_packet(1, spoofed.substr(0, spoofed.size() - 1), n.now);  // truncated
+  CHECK(r.stats().bad_packets == 5);
+  n.collect_all();
+  CHECK(n.delivered[2].empty());
+}
+
+TEST_CASE("an idle ring holds the token and wakes on demand", "[ring]") {
+  RingConfig c;
+  c.token_hold_us = 5000;
+  Net n(3, c);
+  n.run();  // settle
+  size_t before = n.sent_log.size();
+  // Within one hold period nothing moves.
+  n.advance_to_next_timer(n.now + 1000);
+  CHECK(n.sent_log.size() == before);
+  uint64_t held = 0;
+  for (NodeId i = 1; i <= 3; ++i) held += n.r(i).stats().held_tokens;
+  CHECK(held >= 1);
+  // A submission anywhere is delivered without waiting out the holds.
+  Time t0 = n.now;
+  NodeId holder = 0;
+  for (NodeId i = 1; i <= 3; ++i)
+    if (n.r(i).holds_token()) holder = i;
+  REQUIRE(holder != 0);
+  NodeId sender = holder % 3 + 1;
+  n.submit(sender, kAgreed, "wake");
+  while (!n.queue.empty()) n.run(1);
+  CHECK(n.payloads(sender).size() == 1);
+  CHECK(n.now == t0);  // no timer had to fire
+}
+
+TEST_CASE("a member whose successor never answers says so", "[ring]") {
+  RingConfig c;
+  c.token_warning_us = 100000;
+  Net n(2, c);
+  n.drop = [](const Wire& w) { return w.to == 2; };  // member 2 is unreachable
+  for (int i = 0; i < 200 && n.warnings.empty(); ++i) n.run(10);
+  REQUIRE_FALSE(n.warnings.empty());
+  CHECK(n.warnings[0].find("daemon 2 has not taken the token") != std::string::npos);
+}

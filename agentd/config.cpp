@@ -45,6 +45,47 @@ std::string parse_endpoint(const std::string& text, Endpoint& out) {
   return {};
 }
 
+namespace {
+
+template <class T>
+T get_ms_as_us(const toml::value& v) {
+  return static_cast<T>(toml::get<double>(v) * 1000.0);
+}
+
+std::string load_ring(const std::string& path, const toml::value& ring, RingSettings& r) {
+  for (auto& [k, v] : ring.as_table()) {
+    if (k == "id") r.id = toml::get<uint32_t>(v);
+    else if (k == "packet_bytes") r.packet_bytes = toml::get<uint32_t>(v);
+    else if (k == "global_window") r.global_window = toml::get<uint32_t>(v);
+    else if (k == "personal_window") r.personal_window = toml::get<uint32_t>(v);
+    else if (k == "accelerated_window") r.accelerated_window = toml::get<uint32_t>(v);
+    else if (k == "max_outstanding") r.max_outstanding = toml::get<uint32_t>(v);
+    else if (k == "max_pending_bytes") r.max_pending_bytes = toml::get<uint64_t>(v);
+    else if (k == "token_retransmit_ms") r.token_retransmit_us = get_ms_as_us<uint64_t>(v);
+    else if (k == "token_hold_ms") r.token_hold_us = get_ms_as_us<uint64_t>(v);
+    else if (k == "token_warning_ms") r.token_warning_us = get_ms_as_us<uint64_t>(v);
+    else if (k == "daemons") {
+      for (auto& d : v.as_array()) {
+        RingDaemon rd;
+        for (auto& [dk, dv] : d.as_table()) {
+          if (dk == "id") rd.id = toml::get<uint32_t>(dv);
+          else if (dk == "address") rd.address = toml::get<std::string>(dv);
+          else if (dk == "port") rd.port = toml::get<uint16_t>(dv);
+          else return path + ": unknown key ring.daemons." + dk;
+        }
+        if (rd.id == 0 || rd.address.empty() || rd.port == 0)
+          return path + ": every [[ring.daemons]] needs id (>= 1), address and port";
+        r.daemons.push_back(rd);
+      }
+    } else {
+      return path + ": unknown key ring." + k;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 std::string load_config_file(const std::string& path, Config& cfg) {
   toml::value root;
   try {
@@ -87,8 +128,13 @@ std::string load_config_file(const std::string& path, Config& cfg) {
         }
       }
     }
+    if (root.contains("ring")) {
+      auto err = load_ring(path, toml::find(root, "ring"), cfg.ring);
+      if (!err.empty()) return err;
+    }
     for (auto& [k, v] : root.as_table())
-      if (k != "daemon" && k != "clients") return path + ": unknown section [" + k + "]";
+      if (k != "daemon" && k != "clients" && k != "ring")
+        return path + ": unknown section [" + k + "]";
   } catch (const std::exception& e) {
     return path + ": " + e.what();
   }
@@ -106,6 +152,23 @@ std::string validate(const Config& cfg) {
     return "clients.max_message_bytes must be 1.." + std::to_string(proto::kDefaultMaxMessageBytes);
   if (cfg.client_queue_bytes < 2ull * cfg.max_message_bytes)
     return "clients.queue_limit_bytes must be at least twice clients.max_message_bytes";
+  const RingSettings& r = cfg.ring;
+  if (r.id == 0) return "ring.id must be at least 1";
+  if (!r.daemons.empty()) {
+    bool self = false;
+    for (size_t i = 0; i < r.daemons.size(); ++i) {
+      self |= r.daemons[i].id == r.id;
+      for (size_t j = 0; j < i; ++j)
+        if (r.daemons[j].id == r.daemons[i].id)
+          return "ring.daemons lists id " + std::to_string(r.daemons[i].id) + " twice";
+    }
+    if (!self) return "ring.id " + std::to_string(r.id) + " is not among ring.daemons";
+  }
+  if (r.packet_bytes < 512 || r.packet_bytes > 65000) return "ring.packet_bytes must be 512..65000";
+  if (r.global_window == 0 || r.personal_window == 0 || r.max_outstanding == 0)
+    return "ring windows must be at least 1";
+  if (r.max_pending_bytes < cfg.max_message_bytes)
+    return "ring.max_pending_bytes must be at least clients.max_message_bytes";
   return {};
 }
 

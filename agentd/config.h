@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "agentd/log.h"
 
@@ -12,6 +13,26 @@ namespace agent::daemon {
 struct Endpoint {
   std::string host;  // "" when disabled
   uint16_t port = 0;
+};
+
+struct RingDaemon {
+  uint32_t id = 0;
+  std::string address;  // IPv4 or IPv6 literal or host name
+  uint16_t port = 0;
+};
+
+struct RingSettings {
+  uint32_t id = 1;  // this daemon's member id; must be listed in daemons (if any)
+  std::vector<RingDaemon> daemons;  // empty: a ring of one, no network
+  uint32_t packet_bytes = 8192;     // data packet size (UDP payload)
+  uint32_t global_window = 512;     // packets per token rotation, whole ring
+  uint32_t personal_window = 256;   // packets per token visit
+  uint32_t accelerated_window = 0;  // packets sent after passing the token (0: off)
+  uint32_t max_outstanding = 8192;  // packets in flight before every daemon has them
+  uint64_t token_retransmit_us = 20000;
+  uint64_t token_hold_us = 2000;
+  uint64_t token_warning_us = 2000000;
+  uint64_t max_pending_bytes = 64u << 20;
 };
 
 struct Config {
@@ -24,6 +45,7 @@ struct Config {
   uint32_t max_clients = 1024;
   uint32_t max_message_bytes = 16u << 20;
   uint64_t client_queue_bytes = 64u << 20;  // unsent bytes per client before it is dropped
+  RingSettings ring;
 };
 
 // The default daemon name: the short host name, cut to the name limit.

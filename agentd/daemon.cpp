@@ -1,5 +1,8 @@
 #include "agentd/daemon.h"
 
+#include <chrono>
+#include <deque>
+#include <limits>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -8,18 +11,33 @@
 
 #include "agentd/client_hub.h"
 #include "agentd/log.h"
-#include "membership/local_sequencer.h"
+#include "agentd/ring_link.h"
+#include "groups/event_codec.h"
+#include "membership/ring.h"
+#include "transport/ring_wire.h"
+#include "transport/udp_socket.h"
 
 namespace agent::daemon {
 
 using caf::io::connection_handle;
+using membership::NodeId;
+using membership::Time;
 
 namespace {
 
+using ring_timer_atom = caf::atom_constant<caf::atom("ringtimer")>;
 constexpr size_t kReadChunkBytes = 256 * 1024;
+constexpr Time kNever = std::numeric_limits<Time>::max();
+constexpr uint32_t kAgreed = 0x10;
 
-// Carries out the hub's writes on the broker's connections. Writes are collected per CAF message
-// and flushed once at its end, so one batch of deliveries costs one send per client.
+Time now_us() {
+  return static_cast<Time>(std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count());
+}
+
+// Carries out the hub's writes on the broker's connections. Writes are collected and flushed
+// once per handled event, so one batch of deliveries costs one send per client.
 class BrokerIo final : public ClientIo {
  public:
   explicit BrokerIo(caf::io::broker* self) : self_(self) {}
@@ -50,6 +68,15 @@ class BrokerIo final : public ClientIo {
       if (self_->valid(h)) self_->flush(h);
     dirty_.clear();
   }
+  // Stops or resumes reading from every client (back-pressure from the ring).
+  void set_reading(bool on) {
+    for (auto& [id, h] : handles_) {
+      if (on)
+        self_->trigger(h);
+      else
+        self_->halt(h);
+    }
+  }
 
  private:
   caf::io::broker* self_;
@@ -57,48 +84,225 @@ class BrokerIo final : public ClientIo {
   std::vector<connection_handle> dirty_;
 };
 
+membership::RingConfig ring_config(const Config& cfg) {
+  membership::RingConfig rc;
+  const RingSettings& r = cfg.ring;
+  if (r.daemons.empty())
+    rc.members = {r.id};
+  else
+    for (auto& d : r.daemons) rc.members.push_back(d.id);
+  rc.max_packet_bytes = r.packet_bytes;
+  rc.global_window = r.global_window;
+  rc.personal_window = r.personal_window;
+  rc.accelerated_window = r.accelerated_window;
+  rc.max_outstanding = r.max_outstanding;
+  rc.max_pending_bytes = r.max_pending_bytes;
+  rc.max_message_bytes = cfg.max_message_bytes + 4096;  // an encoded event: payload + names
+  rc.token_retransmit_us = r.token_retransmit_us;
+  rc.token_hold_us = r.token_hold_us;
+  rc.token_warning_us = r.token_warning_us;
+  return rc;
+}
+
+// Everything the daemon actor owns. Lives as long as the actor's behavior.
 struct DaemonState {
-  DaemonState(caf::io::broker* self, Config c)
-      : cfg(std::move(c)), io(self), hub(cfg, io, [this](groups::Event&& ev) {
-          // Ring of one: an event is ordered the moment it is submitted.
-          hub.deliver(sequencer.next(), ev);
-        }) {
-    hub.group_state().set_config(sequencer.config_id());
+  DaemonState(caf::io::broker* s, Config c)
+      : self(s),
+        cfg(std::move(c)),
+        io(s),
+        ring(cfg.ring.id, ring_config(cfg), now_us()),
+        hub(cfg, io, [this](groups::Event&& ev) { submit(std::move(ev)); }) {
+    hub.group_state().set_config(ring.config().ring_id);
   }
+
+  // Opens the ring's UDP socket and resolves the peers; "" on success.
+  std::string open_network() {
+    if (cfg.ring.daemons.empty()) return {};
+    for (auto& d : cfg.ring.daemons) {
+      transport::UdpAddress a;
+      auto err = transport::resolve_udp(d.address, d.port, a);
+      if (!err.empty()) return "ring daemon " + std::to_string(d.id) + ": " + err;
+      peers.emplace(d.id, a);
+    }
+    auto err = udp.open(peers.at(cfg.ring.id));
+    if (!err.empty()) return err;
+    auto& mpx = static_cast<caf::io::network::default_multiplexer&>(
+        self->system().middleman().backend());
+    hook = new ReadableHook(mpx, udp.disown(), [this] { on_readable(); });
+    hook->start();
+    udp_fd = hook->fd();
+    AGENT_LOG(kInfo, "ring: daemon " << cfg.ring.id << " on UDP "
+                                     << peers.at(cfg.ring.id).to_string() << ", "
+                                     << peers.size() << " daemons");
+    return {};
+  }
+
+  void submit(groups::Event&& ev) {
+    std::string bytes;
+    groups::encode_event(bytes, ev);
+    uint32_t service = ev.kind == groups::EventKind::kData ? ev.service : kAgreed;
+    if (!backlog.empty() || !ring.submit(service, bytes, now_us())) {
+      // The ring's queue is full: hold this one and stop reading clients until it drains.
+      backlog.emplace_back(service, std::move(bytes));
+      if (!throttled) {
+        throttled = true;
+        io.set_reading(false);
+        AGENT_LOG(kDebug, "ring queue full: pausing client input");
+      }
+    }
+    drain();
+  }
+
+  // Moves the ring's actions out: datagrams to peers, deliveries to the hub, warnings to the log.
+  // Not re-entered: deliveries may cause submissions (a slow client's disconnect), whose
+  // actions the loop picks up in order.
+  void drain() {
+    if (draining) return;
+    draining = true;
+    for (;;) {
+      retry_backlog();
+      auto a = ring.take_actions();
+      if (a.sends.empty() && a.deliveries.empty() && a.warnings.empty()) break;
+      for (auto& s : a.sends) send_datagram(s.to, s.bytes);
+      for (auto& w : a.warnings) AGENT_LOG(kWarn, "ring: " << w);
+      for (auto& d : a.deliveries) {
+        auto ev = groups::decode_event(d.payload);
+        if (!ev) {
+          ++bad_events;
+          AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
+                                                                                   << "; skipped");
+          continue;
+        }
+        hub.deliver(d.index, *ev);
+      }
+    }
+    if (udp_fd >= 0) udp_flush();
+    io.flush();
+    draining = false;
+    arm_timer();
+  }
+
+  void retry_backlog() {
+    while (!backlog.empty() &&
+           ring.submit(backlog.front().first, backlog.front().second, now_us()))
+      backlog.pop_front();
+    if (backlog.empty() && throttled) {
+      throttled = false;
+      io.set_reading(true);
+    }
+  }
+
+  void send_datagram(NodeId to, const std::string& bytes) {
+    if (udp_fd < 0) return;  // a ring of one has no one to send to
+    if (to == membership::kBroadcast) {
+      for (auto& [id, addr] : peers)
+        if (id != cfg.ring.id) udp.queue(addr, bytes);
+    } else if (auto it = peers.find(to); it != peers.end()) {
+      udp.queue(it->second, bytes);
+    }
+  }
+  void udp_flush() { udp.flush(); }
+
+  void on_readable() {
+    // Bounded work per wake-up so clients get their turn.
+    for (int batch = 0; batch < 8; ++batch) {
+      size_t n = udp.receive([&](const transport::UdpAddress& from,
+                                                 std::string_view bytes) {
+        auto h = ringwire::decode_header(bytes);
+        if (!h) {
+          ++bad_datagrams;
+          return;
+        }
+        auto it = peers.find(h->sender);
+        if (it == peers.end() || !(it->second == from)) {
+          ++bad_datagrams;  // not from where that daemon lives
+          return;
+        }
+        ring.on_packet(h->sender, bytes, now_us());
+      });
+      if (n == 0) break;
+      drain();
+    }
+    drain();
+  }
+
+  void arm_timer() {
+    Time next = ring.next_timeout();
+    if (next == kNever || next >= timer_at) return;
+    timer_at = next;
+    Time now = now_us();
+    auto delay = std::chrono::microseconds(next > now ? next - now : 0);
+    self->delayed_send(self, delay, ring_timer_atom::value, static_cast<uint64_t>(next));
+  }
+
+  void on_timer(uint64_t target) {
+    if (target == timer_at) timer_at = kNever;
+    Time now = now_us();
+    if (now >= ring.next_timeout()) ring.on_timeout(now);
+    drain();
+  }
+
+  void shutdown() {
+    hub.shutdown();
+    io.flush();
+    if (hook) hook->stop();
+    hook = nullptr;
+    udp_fd = -1;
+  }
+
+  caf::io::broker* self;
   Config cfg;
   BrokerIo io;
-  membership::LocalSequencer sequencer;
+  membership::Ring ring;
   ClientHub hub;
+  std::unordered_map<NodeId, transport::UdpAddress> peers;
+  transport::UdpSocket udp;       // the ring's socket; the hook owns (and closes) its fd
+  ReadableHook* hook = nullptr;
+  int udp_fd = -1;
+  std::deque<std::pair<uint32_t, std::string>> backlog;
+  bool throttled = false;
+  bool draining = false;
+  Time timer_at = kNever;
+  uint64_t bad_datagrams = 0;
+  uint64_t bad_events = 0;
 };
 
 }  // namespace
 
 caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
+  if (auto err = st->open_network(); !err.empty()) {
+    AGENT_LOG(kError, err);
+    self->quit(caf::exit_reason::user_shutdown);
+    return {};
+  }
   if (unix_fd >= 0) self->add_doorman(unix_fd);
   if (!st->cfg.tcp.host.empty()) {
     auto r = self->add_tcp_doorman(st->cfg.tcp.port, st->cfg.tcp.host.c_str(), true);
     if (!r) {
       AGENT_LOG(kError, "cannot listen on TCP " << st->cfg.tcp.host << ":" << st->cfg.tcp.port
                                                 << ": " << self->system().render(r.error()));
+      st->shutdown();
       self->quit(caf::exit_reason::user_shutdown);
       return {};
     }
     AGENT_LOG(kInfo, "listening for clients on TCP " << st->cfg.tcp.host << ":"
                                                      << st->cfg.tcp.port);
   }
+  st->drain();  // the first token, if this daemon creates it
   return {
       [=](const caf::io::new_connection_msg& m) {
         ConnId id = st->io.add(m.handle);
         if (st->hub.on_open(id)) {
           self->configure_read(m.handle, caf::io::receive_policy::at_most(kReadChunkBytes));
           self->ack_writes(m.handle, true);
+          if (st->throttled) self->halt(m.handle);
         }
         st->io.flush();
       },
       [=](const caf::io::new_data_msg& m) {
         st->hub.on_bytes(static_cast<ConnId>(m.handle.id()), m.buf.data(), m.buf.size());
-        st->io.flush();
+        st->drain();
       },
       [=](const caf::io::data_transferred_msg& m) {
         st->hub.on_sent(static_cast<ConnId>(m.handle.id()), m.remaining);
@@ -107,15 +311,15 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd) {
         ConnId id = static_cast<ConnId>(m.handle.id());
         st->io.remove(id);
         st->hub.on_closed(id);
-        st->io.flush();
+        st->drain();
       },
       [=](const caf::io::acceptor_closed_msg&) {
         AGENT_LOG(kWarn, "a client listener closed");
       },
+      [=](ring_timer_atom, uint64_t target) { st->on_timer(target); },
       [=](shutdown_atom) {
         AGENT_LOG(kInfo, "shutting down: " << st->hub.client_count() << " clients connected");
-        st->hub.shutdown();
-        st->io.flush();
+        st->shutdown();
         self->quit();
       },
   };

@@ -44,6 +44,43 @@ bool can_connect(const std::string& path) {
 
 }  // namespace
 
+std::vector<uint16_t> free_udp_ports(size_t n) {
+  std::vector<int> fds;
+  std::vector<uint16_t> ports;
+  for (size_t i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ports.push_back(ntohs(a.sin_port));
+    fds.push_back(fd);
+  }
+  for (int fd : fds) ::close(fd);
+  return ports;
+}
+
+std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports, const std::string& extra) {
+  std::ostringstream s;
+  s << "[ring]\nid = " << id << "\n" << extra;
+  for (size_t i = 0; i < ports.size(); ++i)
+    s << "[[ring.daemons]]\nid = " << i + 1 << "\naddress = \"127.0.0.1\"\nport = " << ports[i]
+      << "\n";
+  return s.str();
+}
+
+Cluster::Cluster(size_t n, const std::string& ring_extra) {
+  auto ports = free_udp_ports(n);
+  for (size_t i = 0; i < n; ++i) {
+    DaemonOptions o;
+    o.name = "d" + std::to_string(i + 1);
+    o.extra_config = ring_section(static_cast<uint32_t>(i + 1), ports, ring_extra);
+    daemons_.push_back(std::make_unique<Daemon>(o));
+  }
+}
+
 Daemon::Daemon(DaemonOptions opt) {
   char tmpl[] = "/tmp/agent-test-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);

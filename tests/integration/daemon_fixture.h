@@ -39,6 +39,23 @@ class Daemon {
   pid_t pid_ = -1;
 };
 
+// Free UDP ports on loopback for a ring of n daemons.
+std::vector<uint16_t> free_udp_ports(size_t n);
+// The [ring] section for daemon `id` of a loopback ring on these ports (ids 1..n).
+std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports,
+                         const std::string& extra = "");
+
+// n daemons d1..dn forming one ring on loopback.
+class Cluster {
+ public:
+  explicit Cluster(size_t n, const std::string& ring_extra = "");
+  Daemon& operator[](size_t i) { return *daemons_[i]; }
+  size_t size() const { return daemons_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<Daemon>> daemons_;
+};
+
 // Owning wrappers.
 struct ConnDeleter {
   void operator()(agent_conn* c) const { agent_disconnect(c); }

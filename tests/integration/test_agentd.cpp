@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <thread>
@@ -194,14 +195,23 @@ TEST_CASE("concurrent senders: every receiver sees one identical order", "[agent
   REQUIRE(receive_until(rx.back().get(), [](const agent_message& m) {
     return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == kReceivers;
   }));
+  // Catch2 assertions are not thread-safe: the sender threads count their failures.
+  std::atomic<int> failures{0};
   std::vector<std::thread> senders;
   for (int s = 0; s < kSenders; ++s) {
     senders.emplace_back([&, s] {
-      auto c = connect(d.socket_path(), "s" + std::to_string(s));
+      agent_conn* c = nullptr;
+      std::string name = "s" + std::to_string(s);
+      if (agent_connect(d.socket_path().c_str(), name.c_str(), 0, 5000, &c) != AGENT_OK) {
+        ++failures;
+        return;
+      }
       for (int i = 0; i < kPerSender; ++i) {
         std::string p = std::to_string(s) + ":" + std::to_string(i);
-        agent_multicast(c.get(), AGENT_AGREED, "order", 0, p.data(), p.size());
+        if (agent_multicast(c, AGENT_AGREED, "order", 0, p.data(), p.size()) != AGENT_OK)
+          ++failures;
       }
+      agent_disconnect(c);
     });
   }
   std::vector<std::vector<std::string>> seqs(kReceivers);
@@ -213,6 +223,7 @@ TEST_CASE("concurrent senders: every receiver sees one identical order", "[agent
     }
   }
   for (auto& t : senders) t.join();
+  CHECK(failures == 0);
   CHECK(seqs[1] == seqs[0]);
   CHECK(seqs[2] == seqs[0]);
   // FIFO per sender within the total order.

@@ -1,0 +1,130 @@
+// Several real agentd processes forming one ring on loopback.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "daemon_fixture.h"
+
+using namespace agent::testing;
+
+namespace {
+bool is_data(const agent_message& m) { return m.kind == AGENT_MSG_DATA; }
+}  // namespace
+
+TEST_CASE("three daemons: a join on one is seen by members on the others", "[ring][agentd]") {
+  Cluster c(3);
+  auto a = connect(c[0].socket_path(), "alice");
+  auto b = connect(c[1].socket_path(), "bob");
+  auto z = connect(c[2].socket_path(), "zoe");
+  REQUIRE(agent_join(a.get(), "team") == AGENT_OK);
+  REQUIRE(agent_join(b.get(), "team") == AGENT_OK);
+  REQUIRE(agent_join(z.get(), "team") == AGENT_OK);
+  auto full = [](const agent_message& m) {
+    return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 3;
+  };
+  std::vector<Message> views;
+  for (auto* conn : {a.get(), b.get(), z.get()}) {
+    auto m = receive_until(conn, full, 10000);
+    REQUIRE(m);
+    CHECK(members(*m) == std::vector<std::string>{"#alice#d1", "#bob#d2", "#zoe#d3"});
+    views.push_back(std::move(m));
+  }
+  // The same view everywhere.
+  for (auto& v : views) {
+    CHECK(v->view.seq == views[0]->view.seq);
+    CHECK(v->view.config == views[0]->view.config);
+  }
+  // A private message crosses daemons.
+  REQUIRE(agent_send_private(z.get(), AGENT_AGREED, "#alice#d1", 3, "hi", 2) == AGENT_OK);
+  auto p = receive_until(a.get(), is_data, 10000);
+  REQUIRE(p);
+  CHECK(payload(*p) == "hi");
+  CHECK(std::string(p->sender) == "#zoe#d3");
+  // A disconnect on daemon 2 reaches daemons 1 and 3.
+  b.reset();
+  for (auto* conn : {a.get(), z.get()}) {
+    auto m = receive_until(conn, [](const agent_message& m) {
+      return m.kind == AGENT_MSG_MEMBERSHIP && (m.service & AGENT_CAUSED_BY_DISCONNECT);
+    }, 10000);
+    REQUIRE(m);
+    CHECK(std::string(m->changed) == "#bob#d2");
+  }
+}
+
+TEST_CASE("three daemons, a sender on each: every receiver logs the same order",
+          "[ring][agentd]") {
+  Cluster c(3);
+  constexpr int kPerSender = 1000;
+  std::vector<Conn> rx;
+  for (size_t d = 0; d < 3; ++d) {
+    rx.push_back(connect(c[d].socket_path(), "r" + std::to_string(d)));
+    REQUIRE(agent_join(rx.back().get(), "order") == AGENT_OK);
+  }
+  for (auto& r : rx)
+    REQUIRE(receive_until(r.get(), [](const agent_message& m) {
+      return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 3;
+    }, 10000));
+  // Catch2 assertions are not thread-safe: the sender threads count their failures.
+  std::atomic<int> failures{0};
+  std::vector<std::thread> senders;
+  for (size_t d = 0; d < 3; ++d) {
+    senders.emplace_back([&, d] {
+      agent_conn* s = nullptr;
+      std::string name = "s" + std::to_string(d);
+      if (agent_connect(c[d].socket_path().c_str(), name.c_str(), 0, 5000, &s) != AGENT_OK) {
+        ++failures;
+        return;
+      }
+      for (int i = 0; i < kPerSender; ++i) {
+        std::string p = std::to_string(d) + ":" + std::to_string(i) + std::string(100 + i % 900, '.');
+        uint32_t svc = i % 10 == 0 ? AGENT_SAFE : AGENT_AGREED;
+        if (agent_multicast(s, svc, "order", 0, p.data(), p.size()) != AGENT_OK) ++failures;
+      }
+      agent_disconnect(s);
+    });
+  }
+  for (auto& t : senders) t.join();
+  REQUIRE(failures == 0);
+  std::vector<std::vector<std::string>> seqs(3);
+  for (size_t r = 0; r < 3; ++r) {
+    while (seqs[r].size() < 3 * kPerSender) {
+      auto m = receive_until(rx[r].get(), is_data, 15000);
+      REQUIRE(m);
+      std::string p = payload(*m);
+      seqs[r].push_back(p.substr(0, p.find('.')));
+    }
+  }
+  CHECK(seqs[1] == seqs[0]);
+  CHECK(seqs[2] == seqs[0]);
+  std::map<char, int> next;
+  for (auto& p : seqs[0]) CHECK(std::stoi(p.substr(2)) == next[p[0]]++);
+}
+
+TEST_CASE("a large message crosses the ring intact", "[ring][agentd]") {
+  Cluster c(3);
+  auto a = connect(c[0].socket_path(), "alice");
+  auto z = connect(c[2].socket_path(), "zoe");
+  REQUIRE(agent_join(z.get(), "big") == AGENT_OK);
+  REQUIRE(receive_until(z.get(), [](auto& m) { return m.kind == AGENT_MSG_MEMBERSHIP; }, 10000));
+  std::string big(3 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 + (i >> 12));
+  REQUIRE(agent_multicast(a.get(), AGENT_SAFE, "big", 1, big.data(), big.size()) == AGENT_OK);
+  auto m = receive_until(z.get(), is_data, 15000);
+  REQUIRE(m);
+  CHECK(payload(*m) == big);
+}
+
+TEST_CASE("a daemon whose ring peers are absent says so", "[ring][agentd]") {
+  auto ports = free_udp_ports(2);
+  DaemonOptions o;
+  o.extra_config = ring_section(1, ports, "token_warning_ms = 300\n");
+  Daemon d(o);  // daemon 2 is never started
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (d.log().find("has not taken the token") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(d.log().find("daemon 2 has not taken the token") != std::string::npos);
+}

@@ -76,8 +76,13 @@ bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
 
 void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
   auto h = rw::decode_header(bytes);
-  if (!h || h->ring_id != cfg_.ring_id || h->sender != from ||
-      !std::binary_search(cfg_.members.begin(), cfg_.members.end(), from) || from == self_) {
+  // A data packet names its origin, which differs from `from` when another member resends it
+  // in answer to a retransmission request; everything else comes from its sender itself.
+  auto member = [&](NodeId n) {
+    return std::binary_search(cfg_.members.begin(), cfg_.members.end(), n);
+  };
+  if (!h || h->ring_id != cfg_.ring_id || !member(from) || from == self_ || !member(h->sender) ||
+      (h->type != rw::Type::kData && h->sender != from)) {
     ++stats_.bad_packets;
     return;
   }

@@ -147,6 +147,23 @@ TEST_CASE("large messages are fragmented and reassembled", "[ring]") {
   CHECK(n.r(2).stats().packets_sent >= 100);
 }
 
+TEST_CASE("a packet lost to one member is resent by another that has it", "[ring]") {
+  Net n(3);
+  bool dropped = false;
+  // Member 1's packet reaches 2 but not 3; 1 never resends, so only 2 can answer 3's request.
+  n.r(1).faults().skip_retransmissions = true;
+  n.drop = [&](const Wire& w) {
+    if (!dropped && w.from == 1 && w.to == 3 && Net::type_of(w.bytes) == rw::Type::kData)
+      return dropped = true;
+    return false;
+  };
+  n.submit(1, kAgreed, "via 2");
+  n.run();
+  CHECK(dropped);
+  CHECK(n.payloads(3) == std::vector<std::string>{"via 2"});
+  CHECK(n.r(2).stats().packets_retransmitted >= 1);
+}
+
 TEST_CASE("a lost data packet is requested and retransmitted", "[ring]") {
   Net n(3);
   int dropped = 0;
@@ -293,7 +310,10 @@ TEST_CASE("malformed and foreign packets are counted and dropped", "[ring]") {
   rw::add_chunk(spoofed, kAgreed, rw::kFirst | rw::kLast, "x");
   r.on_packet(2, spoofed, n.now);                     // claims to come from itself
   r.on_packet(1, spoofed.substr(0, spoofed.size() - 1), n.now);  // truncated
-  CHECK(r.stats().bad_packets == 5);
+  std::string token;
+  rw::encode_token(token, 1, 1, rw::Token{});
+  r.on_packet(2, token, n.now);  // a token must come from the member it names
+  CHECK(r.stats().bad_packets == 6);
   n.collect_all();
   CHECK(n.delivered[2].empty());
 }

@@ -99,7 +99,8 @@ static int command(agent_conn *c, char *line) {
 int main(int argc, char **argv) {
   const char *daemon = NULL, *name = NULL;
   agent_conn *c = NULL;
-  char line[4096];
+  char input[8192];
+  size_t have = 0;
   int opt, rc, running = 1;
   while ((opt = getopt(argc, argv, "d:n:h")) != -1) {
     if (opt == 'd') daemon = optarg;
@@ -131,8 +132,21 @@ int main(int argc, char **argv) {
       }
     }
     if (p[0].revents & (POLLIN | POLLHUP)) {
-      if (!fgets(line, sizeof line, stdin)) break;
-      running = command(c, line);
+      /* read(2), not stdio: poll() must see every line, not only the first of a buffer. */
+      ssize_t n = read(0, input + have, sizeof input - 1 - have);
+      char *start, *nl;
+      if (n <= 0) break;
+      have += (size_t)n;
+      input[have] = '\0';
+      start = input;
+      while (running && (nl = strchr(start, '\n')) != NULL) {
+        *nl = '\0';
+        running = command(c, start);
+        start = nl + 1;
+      }
+      have -= (size_t)(start - input);
+      memmove(input, start, have);
+      if (have == sizeof input - 1) have = 0; /* a line longer than the buffer: drop it */
     }
   }
   agent_disconnect(c);

@@ -175,16 +175,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  int unix_fd = -1;
-  if (!cfg.unix_socket.empty()) {
-    std::string err;
-    unix_fd = listen_unix(cfg.unix_socket, err);
-    if (unix_fd < 0) {
-      AGENT_LOG(kError, err);
-      return 1;
-    }
-    AGENT_LOG(kInfo, "listening for clients on " << cfg.unix_socket);
-  }
+  // TCP first: once the Unix socket answers, both listeners are up.
   int tcp_fd = -1;
   if (!cfg.tcp.host.empty()) {
     std::string err;
@@ -196,6 +187,16 @@ int main(int argc, char** argv) {
     AGENT_LOG(kInfo, "listening for clients on TCP " << cfg.tcp.host << ":" << cfg.tcp.port);
   }
 
+  int unix_fd = -1;
+  if (!cfg.unix_socket.empty()) {
+    std::string err;
+    unix_fd = listen_unix(cfg.unix_socket, err);
+    if (unix_fd < 0) {
+      AGENT_LOG(kError, err);
+      return 1;
+    }
+    AGENT_LOG(kInfo, "listening for clients on " << cfg.unix_socket);
+  }
   int rc = 0;
   {
     caf::actor_system_config caf_cfg;

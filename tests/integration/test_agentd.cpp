@@ -315,7 +315,7 @@ TEST_CASE("malformed frames get errors and do not disturb other clients", "[agen
   CHECK(payload(*m) == "still here");
 }
 
-TEST_CASE("a client that stops reading is disconnected; the daemon stays bounded", "[agentd]") {
+TEST_CASE("a client that stops reading is disconnected and the daemon stays bounded", "[agentd]") {
   Daemon d(DaemonOptions{"d1", false,
                          "max_message_bytes = 65536\nqueue_limit_bytes = 1048576\n"});
   auto a = connect(d.socket_path(), "alice");

@@ -238,7 +238,7 @@ TEST_CASE("frames arriving one byte at a time work", "[hub]") {
   CHECK(proto::decode_data(f[2].body)->payload == "hello");
 }
 
-TEST_CASE("a client that does not read is dropped at its queue limit; others go on",
+TEST_CASE("a client that does not read is dropped at its queue limit, others go on",
           "[hub]") {
   Hub h;  // queue limit 4000 bytes
   ConnId slow = h.connect("slow");

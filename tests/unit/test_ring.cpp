@@ -263,7 +263,7 @@ TEST_CASE("accelerated ring sends part of a visit's packets after the token", "[
   CHECK(seen);
 }
 
-TEST_CASE("SAFE waits until every member has the packet; AGREED does not", "[ring]") {
+TEST_CASE("SAFE waits until every member has the packet, AGREED does not", "[ring]") {
   Net n(3);
   bool block = true;
   n.drop = [&](const Wire& w) {

@@ -179,7 +179,7 @@ struct DaemonState {
                                                                                    << "; skipped");
           continue;
         }
-        hub.deliver(d.index, *ev);
+        hub.deliver(d.index, *ev, d.origin);
       }
     }
     if (udp_fd >= 0) udp_flush();
@@ -195,7 +195,15 @@ struct DaemonState {
     AGENT_LOG(kInfo, "ring: " << (regular ? "regular" : "transitional") << " configuration "
                               << (d.ring_id >> 32) << "." << (d.ring_id & 0xffffffff)
                               << " with daemons " << ids);
-    if (regular) hub.group_state().set_config(d.ring_id);
+    if (!regular) {
+      hub.on_transitional(d.index, d.members);
+      return;
+    }
+    auto state = hub.on_regular(d.index, d.ring_id, d.members);
+    std::string bytes;
+    groups::encode_event(bytes, state);
+    if (!ring.submit(kAgreed, bytes, now_us()))
+      backlog.emplace_front(kAgreed, std::move(bytes));  // first in line once there is room
   }
 
   void retry_backlog() {

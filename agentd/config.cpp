@@ -47,8 +47,10 @@ std::string parse_endpoint(const std::string& text, Endpoint& out) {
 
 namespace {
 
+// Milliseconds as an integer or a fraction ("2" or "0.5"), returned in microseconds.
 template <class T>
 T get_ms_as_us(const toml::value& v) {
+  if (v.is_integer()) return static_cast<T>(toml::get<int64_t>(v) * 1000);
   return static_cast<T>(toml::get<double>(v) * 1000.0);
 }
 

@@ -36,6 +36,7 @@ Ring::Ring(NodeId self, RingConfig cfg, Time now) : self_(self), cfg_(std::move(
   // timeout are left out and join later.
   proc_.insert(cfg_.members.begin(), cfg_.members.end());
   start_gather(now, nullptr);
+  check_consensus(now);
 }
 
 NodeId Ring::successor() const { return members_[(my_index_ + 1) % members_.size()]; }

@@ -58,7 +58,7 @@ void Ring::start_gather(Time now, const char* why) {
   ++stats_.gathers;
   consensus_deadline_ = now + cfg_.consensus_timeout_us;
   send_join(now);
-  check_consensus(now);
+  // The caller checks consensus once it has taken in what made it gather.
 }
 
 void Ring::send_join(Time now) {
@@ -80,6 +80,9 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
   bool restarted = inc != incarnations_.end() && inc->second != j.incarnation;
   std::set<NodeId> jp(j.proc.begin(), j.proc.end()), jf(j.fail.begin(), j.fail.end());
   if (state_ != RingState::kGather) {
+    // A daemon that has given up on this one forms its ring without it; the rings merge once
+    // it runs (presence beacons), not by restarting this ring at every join it resends.
+    if (jf.count(self_) && !restarted) return;
     bool member = std::binary_search(members_.begin(), members_.end(), from);
     // A member's late join from the gather that made this ring changes nothing.
     if (member && !restarted && j.ring_seq < ring_seq(ring_id_)) return;
@@ -108,6 +111,7 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
   proc_.insert(from);
   fail_.insert(jf.begin(), jf.end());
   consensus_ = {self_};
+  if (jp == proc_ && jf == fail_) consensus_.insert(from);  // it already holds the merged view
   send_join(now);
   check_consensus(now);
 }
@@ -373,7 +377,8 @@ void Ring::on_timeout(Time now) {
       break;
     case RingState::kCommit:
       if (now >= commit_deadline_) {
-        start_gather(now, nullptr);
+        start_gather(now, "the commit token was lost");
+        check_consensus(now);
       } else if (retransmit_at_ != 0 && now >= retransmit_at_) {
         ++stats_.tokens_retransmitted;
         actions_.sends.push_back({last_commit_to_, last_sent_token_});
@@ -393,6 +398,7 @@ void Ring::on_timeout(Time now) {
       }
       if (members_.size() > 1 && !holding_ && now >= last_token_at_ + cfg_.token_loss_us) {
         start_gather(now, "token lost");
+        check_consensus(now);
         break;
       }
       if (state_ == RingState::kOperational && members_.size() < cfg_.members.size() &&

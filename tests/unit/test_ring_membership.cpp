@@ -285,3 +285,28 @@ TEST_CASE("a restarted daemon comes back as a new incarnation", "[membership]") 
   c.run();
   CHECK(c.messages(1).back() == "new life");
 }
+
+TEST_CASE("daemons started at staggered times settle in one ring", "[membership]") {
+  RingConfig base;
+  base.members = {1, 2, 3};
+  base.token_loss_us = 100000;
+  base.consensus_timeout_us = 60000;
+  base.join_timeout_us = 10000;
+  base.token_retransmit_us = 10000;
+  for (Time stagger : {5000u, 25000u, 50000u, 70000u, 130000u}) {
+    Cluster c(1, base);
+    for (NodeId i : {2u, 3u}) c.crash(i);
+    for (NodeId i : {2u, 3u}) {
+      c.run(stagger);
+      c.start(i, 1);
+    }
+    c.run(3000000);
+    INFO("stagger " << stagger);
+    for (NodeId i = 1; i <= 3; ++i) {
+      CHECK(c.r(i).members() == ids({1, 2, 3}));
+      size_t regulars = 0;
+      for (auto& d : c.log[i]) regulars += d.kind == DeliveryKind::kRegular;
+      CHECK(regulars <= 4);
+    }
+  }
+}

@@ -1,5 +1,6 @@
 #include "agentd/client_hub.h"
 
+#include <algorithm>
 #include <cassert>
 
 #include "agentd/log.h"
@@ -88,7 +89,15 @@ void ClientHub::forget(ConnId id, bool close) {
     member = s.private_group;
     by_group_.erase(member);
   }
-  if (close) io_.close(id);
+  if (close) {
+    auto a = std::find(to_abort_.begin(), to_abort_.end(), id);
+    if (a != to_abort_.end()) {
+      to_abort_.erase(a);
+      io_.abort(id);
+    } else {
+      io_.close(id);
+    }
+  }
   sessions_.erase(it);
   if (!member.empty()) {
     AGENT_LOG(kInfo, "client " << member << " disconnected");
@@ -320,6 +329,7 @@ void ClientHub::send_to(const std::string& member, std::string_view bytes, bool 
                    std::to_string(cfg_.client_queue_bytes) + " bytes");
     s.closing = true;
     to_drop_.push_back(it->second);
+    to_abort_.push_back(it->second);
   }
 }
 

@@ -28,6 +28,9 @@ class ClientIo {
   virtual void send(ConnId id, std::string_view bytes) = 0;
   // Sends what is queued, then closes. The hub forgets the connection itself.
   virtual void close(ConnId id) = 0;
+  // Closes a client that does not read: its input stops at once; what is queued goes out if
+  // the client drains it within a grace period, else the connection is cut.
+  virtual void abort(ConnId id) { close(id); }
 };
 
 struct HubStats {
@@ -63,6 +66,7 @@ class ClientHub {
   void shutdown();
 
   size_t client_count() const { return sessions_.size(); }
+  bool has_session(ConnId id) const { return sessions_.count(id) != 0; }
   const HubStats& stats() const { return stats_; }
   groups::GroupState& group_state() { return state_; }
 
@@ -84,6 +88,7 @@ class ClientHub {
   void send_error(ConnId id, proto::ErrorCode code, std::string subject, std::string text);
   // Removes a session; a connected one has its disconnect ordered. close: ask the shell to close.
   void forget(ConnId id, bool close);
+  std::vector<ConnId> to_abort_;  // slow clients: closed without flushing
   // Ends the sessions marked for dropping, unless called from inside a handler (depth_ > 0).
   void process_drops();
   void send_to(const std::string& member, std::string_view bytes, bool membership);

@@ -1,5 +1,8 @@
 #include "agentd/daemon.h"
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include <chrono>
 #include <deque>
 #include <limits>
@@ -26,6 +29,7 @@ using membership::Time;
 namespace {
 
 using ring_timer_atom = caf::atom_constant<caf::atom("ringtimer")>;
+using abort_atom = caf::atom_constant<caf::atom("abort")>;
 constexpr size_t kReadChunkBytes = 256 * 1024;
 constexpr Time kNever = std::numeric_limits<Time>::max();
 constexpr uint32_t kAgreed = 0x10;
@@ -61,6 +65,20 @@ class BrokerIo final : public ClientIo {
     if (it == handles_.end()) return;
     self_->flush(it->second);
     self_->close(it->second);
+    handles_.erase(it);
+  }
+  void abort(ConnId id) override {
+    auto it = handles_.find(id);
+    if (it == handles_.end()) return;
+    // CAF 0.17 names a connection by its socket. Stop reading it (a Unix client blocked in
+    // a write gets EPIPE instead of waiting for us), let the queue and the error go out, and
+    // cut the connection for good if it is still open after the grace period.
+    int fd = static_cast<int>(it->second.id());
+    struct stat sb;
+    if (::fstat(fd, &sb) == 0 && S_ISSOCK(sb.st_mode)) ::shutdown(fd, SHUT_RD);
+    self_->flush(it->second);
+    self_->close(it->second);
+    self_->delayed_send(self_, std::chrono::seconds(2), abort_atom::value, it->second);
     handles_.erase(it);
   }
   void flush() {
@@ -235,17 +253,15 @@ struct DaemonState {
     for (int batch = 0; batch < 8; ++batch) {
       size_t n = udp.receive([&](const transport::UdpAddress& from,
                                                  std::string_view bytes) {
-        auto h = ringwire::decode_header(bytes);
-        if (!h) {
-          ++bad_datagrams;
+        // The sender is whoever lives at the source address; the ring checks the rest.
+        NodeId sender = 0;
+        for (auto& [id, addr] : peers)
+          if (addr == from) sender = id;
+        if (sender == 0) {
+          ++bad_datagrams;  // not from a configured daemon
           return;
         }
-        auto it = peers.find(h->sender);
-        if (it == peers.end() || !(it->second == from)) {
-          ++bad_datagrams;  // not from where that daemon lives
-          return;
-        }
-        ring.on_packet(h->sender, bytes, now_us());
+        ring.on_packet(sender, bytes, now_us());
       });
       if (n == 0) break;
       drain();
@@ -296,7 +312,7 @@ struct DaemonState {
 
 }  // namespace
 
-caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd) {
+caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
   if (auto err = st->open_network(); !err.empty()) {
     AGENT_LOG(kError, err);
@@ -304,18 +320,7 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd) {
     return {};
   }
   if (unix_fd >= 0) self->add_doorman(unix_fd);
-  if (!st->cfg.tcp.host.empty()) {
-    auto r = self->add_tcp_doorman(st->cfg.tcp.port, st->cfg.tcp.host.c_str(), true);
-    if (!r) {
-      AGENT_LOG(kError, "cannot listen on TCP " << st->cfg.tcp.host << ":" << st->cfg.tcp.port
-                                                << ": " << self->system().render(r.error()));
-      st->shutdown();
-      self->quit(caf::exit_reason::user_shutdown);
-      return {};
-    }
-    AGENT_LOG(kInfo, "listening for clients on TCP " << st->cfg.tcp.host << ":"
-                                                     << st->cfg.tcp.port);
-  }
+  if (tcp_fd >= 0) self->add_doorman(tcp_fd);
   st->drain();  // the first token, if this daemon creates it
   return {
       [=](const caf::io::new_connection_msg& m) {
@@ -344,6 +349,14 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd) {
         AGENT_LOG(kWarn, "a client listener closed");
       },
       [=](ring_timer_atom, uint64_t target) { st->on_timer(target); },
+      [=](abort_atom, connection_handle h) {
+        // A dropped slow client still open after its grace period: unless the socket now
+        // belongs to a new client, cut it.
+        if (self->valid(h) && !st->hub.has_session(static_cast<ConnId>(h.id()))) {
+          AGENT_LOG(kInfo, "closing a dropped client that did not drain its queue");
+          ::shutdown(static_cast<int>(h.id()), SHUT_RDWR);
+        }
+      },
       [=](shutdown_atom) {
         AGENT_LOG(kInfo, "shutting down: " << st->hub.client_count() << " clients connected");
         st->shutdown();

@@ -10,7 +10,7 @@ namespace agent::daemon {
 
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 
-// unix_fd: a listening Unix socket created by the caller, or -1.
-caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd);
+// unix_fd, tcp_fd: listening sockets created by the caller, or -1.
+caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd);
 
 }  // namespace agent::daemon

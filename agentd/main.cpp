@@ -1,6 +1,7 @@
 // agentd: the libagent daemon. See docs/agentd.md.
 #include <getopt.h>
 #include <signal.h>
+#include <netdb.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -74,6 +75,31 @@ int listen_unix(const std::string& path, std::string& err) {
     return -1;
   }
   ::chmod(path.c_str(), 0777);  // any local user may connect, as with Spread's socket
+  return fd;
+}
+
+// Creates the listening TCP socket for clients (IPv4 or IPv6 literal or host name).
+int listen_tcp(const daemon::Endpoint& ep, std::string& err) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(ep.port);
+  int rc = ::getaddrinfo(ep.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) {
+    err = "cannot resolve " + ep.host + ": " + gai_strerror(rc);
+    return -1;
+  }
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
+    err = "cannot listen on TCP " + ep.host + ":" + port + ": " + std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(res);
   return fd;
 }
 
@@ -160,6 +186,16 @@ int main(int argc, char** argv) {
     }
     AGENT_LOG(kInfo, "listening for clients on " << cfg.unix_socket);
   }
+  int tcp_fd = -1;
+  if (!cfg.tcp.host.empty()) {
+    std::string err;
+    tcp_fd = listen_tcp(cfg.tcp, err);
+    if (tcp_fd < 0) {
+      AGENT_LOG(kError, err);
+      return 1;
+    }
+    AGENT_LOG(kInfo, "listening for clients on TCP " << cfg.tcp.host << ":" << cfg.tcp.port);
+  }
 
   int rc = 0;
   {
@@ -169,7 +205,7 @@ int main(int argc, char** argv) {
     caf::actor_system system{caf_cfg};
     AGENT_LOG(kInfo, "agentd " << AGENT_VERSION_STRING << " daemon " << cfg.name
                                << " incarnation " << inc.incarnation << " starting");
-    auto d = system.middleman().spawn_broker(daemon::daemon_actor, cfg, unix_fd);
+    auto d = system.middleman().spawn_broker(daemon::daemon_actor, cfg, unix_fd, tcp_fd);
     caf::scoped_actor self{system};
     self->monitor(d);
     bool running = true;

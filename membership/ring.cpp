@@ -82,8 +82,13 @@ bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
 
 void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
   auto h = rw::decode_header(bytes);
-  if (!h || h->sender != from || from == self_ ||
-      !std::binary_search(cfg_.members.begin(), cfg_.members.end(), from)) {
+  // A data packet names its origin, which differs from `from` when another member resends it
+  // in answer to a retransmission request; everything else comes from its sender itself.
+  auto configured = [&](NodeId n) {
+    return std::binary_search(cfg_.members.begin(), cfg_.members.end(), n);
+  };
+  if (!h || !configured(from) || from == self_ || !configured(h->sender) ||
+      (h->type != rw::Type::kData && h->sender != from)) {
     ++stats_.bad_packets;
     return;
   }

@@ -165,6 +165,23 @@ TEST_CASE("large messages are fragmented and reassembled", "[ring]") {
   CHECK(n.r(2).stats().packets_sent >= 100);
 }
 
+TEST_CASE("a packet lost to one member is resent by another that has it", "[ring]") {
+  Net n(3);
+  bool dropped = false;
+  // Member 1's packet reaches 2 but not 3; 1 never resends, so only 2 can answer 3's request.
+  n.r(1).faults().skip_retransmissions = true;
+  n.drop = [&](const Wire& w) {
+    if (!dropped && w.from == 1 && w.to == 3 && Net::type_of(w.bytes) == rw::Type::kData)
+      return dropped = true;
+    return false;
+  };
+  n.submit(1, kAgreed, "via 2");
+  n.run();
+  CHECK(dropped);
+  CHECK(n.payloads(3) == std::vector<std::string>{"via 2"});
+  CHECK(n.r(2).stats().packets_retransmitted >= 1);
+}
+
 TEST_CASE("a lost data packet is requested and retransmitted", "[ring]") {
   Net n(3);
   int dropped = 0;
@@ -309,10 +326,12 @@ TEST_CASE("malformed, spoofed and stale packets are dropped", "[ring]") {
     return b;
   };
   r.on_packet(2, data(ring, 2), n.now);                  // claims to come from itself
-  r.on_packet(1, data(ring, 2), n.now);                  // header names another sender
   r.on_packet(9, data(ring, 9), n.now);                  // not a configured daemon
   std::string whole = data(ring, 1);
   r.on_packet(1, whole.substr(0, whole.size() - 1), n.now);  // truncated
+  std::string token;
+  rw::encode_token(token, ring, 1, rw::Token{});
+  r.on_packet(2, token, n.now);  // a token must come from the member it names
   CHECK(r.stats().bad_packets == 6);
   r.on_packet(1, data(1, 1), n.now);  // an older ring of a member: stale, ignored
   n.collect_all();

@@ -1,0 +1,447 @@
+// libagent: the C client library. Implements agent.h over the client protocol
+// (docs/client-protocol.md) with the codec in transport/.
+#include "agent.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "transport/client_protocol.h"
+#include "transport/names.h"
+
+#ifndef AGENT_VERSION_STRING
+#define AGENT_VERSION_STRING "0.0.0"
+#endif
+
+namespace proto = agent::proto;
+namespace names = agent::names;
+
+struct agent_conn {
+  int fd = -1;
+  std::string private_group;
+  std::string daemon;
+  size_t max_message = proto::kDefaultMaxMessageBytes;
+  std::mutex send_mu, recv_mu;
+  proto::FrameReader reader{proto::kDefaultMaxMessageBytes + proto::kFrameOverheadBytes};
+  std::deque<std::pair<proto::Verb, std::string>> frames;  // read, not yet returned
+  bool closed = false;
+  std::string out;  // send scratch, under send_mu
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int remaining_ms(Clock::time_point deadline, int timeout_ms) {
+  if (timeout_ms < 0) return -1;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() < 0 ? 0 : static_cast<int>(left.count());
+}
+
+// Writes everything or fails (AGENT_ERR_CLOSED). The socket is blocking for writes.
+int write_all(int fd, const std::string& b) {
+  size_t done = 0;
+  while (done < b.size()) {
+    ssize_t n = ::send(fd, b.data() + done, b.size() - done, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        pollfd p{fd, POLLOUT, 0};
+        ::poll(&p, 1, -1);
+        continue;
+      }
+      return AGENT_ERR_CLOSED;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return AGENT_OK;
+}
+
+// Splits "host:port", "port", "port@host", "[v6]:port".
+bool parse_tcp(const std::string& s, std::string& host, std::string& port) {
+  host = "127.0.0.1";
+  if (auto at = s.find('@'); at != std::string::npos) {
+    port = s.substr(0, at);
+    host = s.substr(at + 1);
+  } else if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos || close + 2 > s.size() || s[close + 1] != ':') return false;
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+  } else if (auto colon = s.rfind(':'); colon != std::string::npos) {
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+  } else {
+    port = s;
+  }
+  return !port.empty() && port.find_first_not_of("0123456789") == std::string::npos && !host.empty();
+}
+
+int wait_connected(int fd, int timeout_ms) {
+  pollfd p{fd, POLLOUT, 0};
+  int r;
+  do r = ::poll(&p, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0) return -1;
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  return err == 0 ? 0 : -1;
+}
+
+int open_socket(const std::string& daemon, int timeout_ms) {
+  if (!daemon.empty() && (daemon[0] == '/' || daemon[0] == '.')) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (daemon.size() >= sizeof a.sun_path) return -1;
+    std::memcpy(a.sun_path, daemon.c_str(), daemon.size() + 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  std::string host, port;
+  if (!parse_tcp(daemon, host, port)) return -1;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return -1;
+  int fd = -1;
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) continue;
+    int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc == 0 || (errno == EINPROGRESS && wait_connected(fd, timeout_ms) == 0)) {
+      int flags = ::fcntl(fd, F_GETFL);
+      ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      break;
+    }
+    ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(res);
+  return fd;
+}
+
+// Reads what the socket has (waiting up to timeout_ms for something) and splits it into frames.
+// Returns AGENT_OK when at least one frame is buffered, else an error or AGENT_ERR_TIMEOUT.
+int fill(agent_conn* c, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  static thread_local std::vector<char> buf(256 * 1024);
+  while (c->frames.empty()) {
+    if (c->closed) return AGENT_ERR_CLOSED;
+    pollfd p{c->fd, POLLIN, 0};
+    int r = ::poll(&p, 1, remaining_ms(deadline, timeout_ms));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return AGENT_ERR_CLOSED;
+    }
+    if (r == 0) return AGENT_ERR_TIMEOUT;
+    ssize_t n = ::recv(c->fd, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+    if (n <= 0) {
+      c->closed = true;
+      return AGENT_ERR_CLOSED;
+    }
+    c->reader.feed(buf.data(), static_cast<size_t>(n));
+    proto::Frame f;
+    for (;;) {
+      auto st = c->reader.next(f);
+      if (st == proto::FrameReader::Status::kNeedMore) break;
+      if (st == proto::FrameReader::Status::kTooLarge) {
+        c->closed = true;
+        return AGENT_ERR_PROTOCOL;
+      }
+      c->frames.emplace_back(f.verb, std::string(f.body));
+    }
+  }
+  return AGENT_OK;
+}
+
+int map_error(proto::ErrorCode code) {
+  switch (code) {
+    case proto::ErrorCode::kIllegalName: return AGENT_ERR_ILLEGAL_NAME;
+    case proto::ErrorCode::kNameTaken: return AGENT_ERR_NAME_TAKEN;
+    case proto::ErrorCode::kVersionMismatch: return AGENT_ERR_VERSION;
+    default: return AGENT_ERR_REJECTED;
+  }
+}
+
+void copy_name(char* dst, const std::string& s) {
+  size_t n = std::min(s.size(), static_cast<size_t>(AGENT_MAX_GROUP_NAME - 1));
+  std::memcpy(dst, s.data(), n);
+  dst[n] = '\0';
+}
+
+// One allocation holds the message, its name arrays and its payload.
+agent_message* make_message(size_t nnames, size_t nsets, size_t payload) {
+  size_t names_off = (sizeof(agent_message) + 15) & ~size_t{15};
+  size_t sets_off = names_off + nnames * AGENT_MAX_GROUP_NAME;
+  sets_off = (sets_off + 7) & ~size_t{7};
+  size_t data_off = sets_off + nsets * sizeof(size_t);
+  size_t total = data_off + payload + 1;
+  char* block = static_cast<char*>(std::calloc(1, total));
+  if (!block) return nullptr;
+  auto* m = reinterpret_cast<agent_message*>(block);
+  m->groups = reinterpret_cast<char(*)[AGENT_MAX_GROUP_NAME]>(block + names_off);
+  m->vs_set_sizes = reinterpret_cast<size_t*>(block + sets_off);
+  m->data = block + data_off;
+  return m;
+}
+
+int decode_frame(proto::Verb verb, const std::string& body, agent_message** out) {
+  switch (verb) {
+    case proto::Verb::kData: {
+      auto d = proto::decode_data(body);
+      if (!d) return AGENT_ERR_PROTOCOL;
+      agent_message* m = make_message(d->groups.size(), 0, d->payload.size());
+      if (!m) return AGENT_ERR_NOMEM;
+      m->kind = AGENT_MSG_DATA;
+      m->service = d->service;
+      copy_name(m->sender, d->sender);
+      m->msg_type = d->msg_type;
+      m->ngroups = d->groups.size();
+      for (size_t i = 0; i < d->groups.size(); ++i) copy_name(m->groups[i], d->groups[i]);
+      std::memcpy(const_cast<void*>(m->data), d->payload.data(), d->payload.size());
+      m->len = d->payload.size();
+      *out = m;
+      return AGENT_OK;
+    }
+    case proto::Verb::kMembership: {
+      auto d = proto::decode_membership(body);
+      if (!d) return AGENT_ERR_PROTOCOL;
+      size_t in_sets = 0;
+      for (auto& s : d->vs_sets) in_sets += s.size();
+      // Members first, then every vs-set's members, in one name array.
+      agent_message* m = make_message(d->members.size() + in_sets, d->vs_sets.size(), 0);
+      if (!m) return AGENT_ERR_NOMEM;
+      m->kind = AGENT_MSG_MEMBERSHIP;
+      m->service = d->service;
+      copy_name(m->sender, d->group);
+      m->ngroups = d->members.size();
+      for (size_t i = 0; i < d->members.size(); ++i) copy_name(m->groups[i], d->members[i]);
+      m->vs_members = m->groups + d->members.size();
+      size_t k = 0;
+      for (size_t i = 0; i < d->vs_sets.size(); ++i) {
+        m->vs_set_sizes[i] = d->vs_sets[i].size();
+        for (auto& n : d->vs_sets[i]) copy_name(m->vs_members[k++], n);
+      }
+      m->nvs_sets = d->vs_sets.size();
+      m->view.config = d->view.config;
+      m->view.seq = d->view.seq;
+      copy_name(m->changed, d->changed);
+      m->data = nullptr;
+      m->len = 0;
+      *out = m;
+      return AGENT_OK;
+    }
+    case proto::Verb::kError: {
+      auto d = proto::decode_error(body);
+      if (!d) return AGENT_ERR_PROTOCOL;
+      agent_message* m = make_message(0, 0, d->text.size());
+      if (!m) return AGENT_ERR_NOMEM;
+      m->kind = AGENT_MSG_ERROR;
+      m->error_code = static_cast<int>(d->code);
+      copy_name(m->sender, d->subject);
+      std::memcpy(const_cast<void*>(m->data), d->text.data(), d->text.size());
+      m->len = d->text.size();
+      *out = m;
+      return AGENT_OK;
+    }
+    default:
+      return AGENT_ERR_PROTOCOL;
+  }
+}
+
+int send_frame(agent_conn* c, std::string& frame) {
+  if (c->closed) return AGENT_ERR_CLOSED;
+  int rc = write_all(c->fd, frame);
+  if (rc != AGENT_OK) c->closed = true;
+  return rc;
+}
+
+}  // namespace
+
+extern "C" {
+
+int agent_connect(const char* daemon, const char* name, int flags, int timeout_ms,
+                  agent_conn** out) {
+  if (!out) return AGENT_ERR_INVALID;
+  *out = nullptr;
+  bool generate = (flags & AGENT_GENERATE_NAME) != 0;
+  std::string nm = name ? name : "";
+  if (!generate && !names::valid_private_name(nm)) return AGENT_ERR_ILLEGAL_NAME;
+  std::string where;
+  if (daemon && *daemon) where = daemon;
+  else if (const char* env = std::getenv("AGENT_DAEMON"); env && *env) where = env;
+  else where = "/tmp/agentd.sock";
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  int fd = open_socket(where, timeout_ms);
+  if (fd < 0) return AGENT_ERR_CONNECT;
+  auto* c = new (std::nothrow) agent_conn;
+  if (!c) {
+    ::close(fd);
+    return AGENT_ERR_NOMEM;
+  }
+  c->fd = fd;
+  proto::Hello h;
+  h.flags = static_cast<uint8_t>(((flags & AGENT_WANT_MEMBERSHIP) ? proto::kHelloWantMembership : 0) |
+                                 (generate ? proto::kHelloGenerateName : 0));
+  h.name = generate ? "" : nm;
+  std::string frame;
+  proto::encode(frame, h);
+  int rc = send_frame(c, frame);
+  if (rc == AGENT_OK) rc = fill(c, remaining_ms(deadline, timeout_ms));
+  if (rc == AGENT_ERR_TIMEOUT) rc = AGENT_ERR_CONNECT;
+  if (rc == AGENT_OK) {
+    auto [verb, body] = std::move(c->frames.front());
+    c->frames.pop_front();
+    if (verb == proto::Verb::kWelcome) {
+      auto w = proto::decode_welcome(body);
+      if (!w) {
+        rc = AGENT_ERR_PROTOCOL;
+      } else {
+        c->private_group = w->private_group;
+        c->daemon = w->daemon;
+        c->max_message = w->max_message_bytes;
+        c->reader = proto::FrameReader(w->max_message_bytes + proto::kFrameOverheadBytes);
+      }
+    } else if (verb == proto::Verb::kError) {
+      auto e = proto::decode_error(body);
+      rc = e ? map_error(e->code) : AGENT_ERR_PROTOCOL;
+    } else {
+      rc = AGENT_ERR_PROTOCOL;
+    }
+  }
+  if (rc != AGENT_OK) {
+    ::close(c->fd);
+    delete c;
+    return rc;
+  }
+  *out = c;
+  return AGENT_OK;
+}
+
+void agent_disconnect(agent_conn* c) {
+  if (!c) return;
+  if (!c->closed) {
+    std::lock_guard<std::mutex> lock(c->send_mu);
+    std::string frame;
+    proto::encode_bye(frame);
+    write_all(c->fd, frame);
+  }
+  ::close(c->fd);
+  delete c;
+}
+
+const char* agent_private_group(const agent_conn* c) { return c ? c->private_group.c_str() : ""; }
+size_t agent_max_message(const agent_conn* c) { return c ? c->max_message : 0; }
+int agent_fd(const agent_conn* c) { return c ? c->fd : -1; }
+
+static int group_request(agent_conn* c, const char* group, bool join) {
+  if (!c || !group) return AGENT_ERR_INVALID;
+  if (!names::valid_group(group)) return AGENT_ERR_ILLEGAL_GROUP;
+  std::lock_guard<std::mutex> lock(c->send_mu);
+  c->out.clear();
+  if (join)
+    proto::encode_join(c->out, group);
+  else
+    proto::encode_leave(c->out, group);
+  return send_frame(c, c->out);
+}
+
+int agent_join(agent_conn* c, const char* group) { return group_request(c, group, true); }
+int agent_leave(agent_conn* c, const char* group) { return group_request(c, group, false); }
+
+int agent_multicast_groups(agent_conn* c, uint32_t service, const char* const* groups,
+                           size_t ngroups, int16_t msg_type, const void* data, size_t len) {
+  if (!c || !groups || (!data && len > 0)) return AGENT_ERR_INVALID;
+  if (ngroups == 0 || ngroups > proto::kMaxGroupsPerMessage) return AGENT_ERR_INVALID;
+  if (!proto::service::valid_multicast(service)) return AGENT_ERR_ILLEGAL_SERVICE;
+  if (len > c->max_message) return AGENT_ERR_TOO_LARGE;
+  std::string_view views[proto::kMaxGroupsPerMessage];
+  for (size_t i = 0; i < ngroups; ++i) {
+    if (!groups[i] || !names::valid_destination(groups[i])) return AGENT_ERR_ILLEGAL_GROUP;
+    views[i] = groups[i];
+  }
+  std::lock_guard<std::mutex> lock(c->send_mu);
+  c->out.clear();
+  proto::encode_multicast(c->out, service, msg_type, views, ngroups,
+                          std::string_view(static_cast<const char*>(data), len));
+  return send_frame(c, c->out);
+}
+
+int agent_multicast(agent_conn* c, uint32_t service, const char* group, int16_t msg_type,
+                    const void* data, size_t len) {
+  return agent_multicast_groups(c, service, &group, 1, msg_type, data, len);
+}
+
+int agent_send_private(agent_conn* c, uint32_t service, const char* private_group,
+                       int16_t msg_type, const void* data, size_t len) {
+  if (!private_group || !names::is_private_group(private_group)) return AGENT_ERR_ILLEGAL_GROUP;
+  return agent_multicast_groups(c, service, &private_group, 1, msg_type, data, len);
+}
+
+int agent_receive(agent_conn* c, agent_message** out, int timeout_ms) {
+  if (!c || !out) return AGENT_ERR_INVALID;
+  *out = nullptr;
+  std::lock_guard<std::mutex> lock(c->recv_mu);
+  int rc = fill(c, timeout_ms);
+  if (rc != AGENT_OK) return rc;
+  auto [verb, body] = std::move(c->frames.front());
+  c->frames.pop_front();
+  return decode_frame(verb, body, out);
+}
+
+void agent_message_free(agent_message* m) { std::free(m); }
+
+size_t agent_pending(agent_conn* c) {
+  if (!c) return 0;
+  std::lock_guard<std::mutex> lock(c->recv_mu);
+  return c->frames.size();
+}
+
+const char* agent_strerror(int err) {
+  switch (err) {
+    case AGENT_OK: return "success";
+    case AGENT_ERR_CONNECT: return "could not connect to the daemon";
+    case AGENT_ERR_CLOSED: return "the connection is closed";
+    case AGENT_ERR_TIMEOUT: return "timed out";
+    case AGENT_ERR_ILLEGAL_NAME: return "illegal private name (1-10 printable characters, no space or '#')";
+    case AGENT_ERR_NAME_TAKEN: return "private name already connected to that daemon";
+    case AGENT_ERR_ILLEGAL_GROUP: return "illegal group name (1-31 printable characters, no space or '#', or #name#daemon)";
+    case AGENT_ERR_ILLEGAL_SERVICE: return "illegal service (exactly one service, optionally with SELF_DISCARD)";
+    case AGENT_ERR_TOO_LARGE: return "message larger than the daemon accepts";
+    case AGENT_ERR_PROTOCOL: return "the daemon sent something this library cannot read";
+    case AGENT_ERR_VERSION: return "the daemon does not speak this protocol version";
+    case AGENT_ERR_INVALID: return "invalid argument";
+    case AGENT_ERR_NOMEM: return "out of memory";
+    case AGENT_ERR_REJECTED: return "the daemon refused the connection";
+  }
+  return "unknown error";
+}
+
+const char* agent_version(void) { return AGENT_VERSION_STRING; }
+
+}  // extern "C"

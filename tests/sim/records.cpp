@@ -1,0 +1,56 @@
+#include "tests/sim/records.h"
+
+namespace agent::sim {
+
+namespace svc = proto::service;
+
+std::string service_name(uint32_t s) {
+  static const std::pair<uint32_t, const char*> kNames[] = {
+      {svc::kUnreliable, "UNRELIABLE"},   {svc::kReliable, "RELIABLE"},
+      {svc::kFifo, "FIFO"},               {svc::kCausal, "CAUSAL"},
+      {svc::kAgreed, "AGREED"},           {svc::kSafe, "SAFE"},
+      {svc::kSelfDiscard, "SELF_DISCARD"}, {svc::kRegularMembership, "REG_MEMB"},
+      {svc::kTransitional, "TRANSITION"}, {svc::kCausedByJoin, "JOIN"},
+      {svc::kCausedByLeave, "LEAVE"},     {svc::kCausedByDisconnect, "DISCONNECT"},
+      {svc::kCausedByNetwork, "NETWORK"}};
+  std::string out;
+  for (auto& [bit, name] : kNames) {
+    if (!(s & bit)) continue;
+    if (!out.empty()) out += '|';
+    out += name;
+    s &= ~bit;
+  }
+  if (s != 0) out += (out.empty() ? "" : "|") + std::string("0x") + std::to_string(s);
+  return out.empty() ? "0" : out;
+}
+
+namespace {
+std::string list(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + v[i];
+  return out + "]";
+}
+}  // namespace
+
+bool ClientRecord::operator==(const ClientRecord& o) const {
+  if (index != o.index || data != o.data) return false;
+  if (data)
+    return id == o.id && service == o.service && groups == o.groups &&
+           payload_fingerprint == o.payload_fingerprint && payload_bytes == o.payload_bytes;
+  const auto& a = membership;
+  const auto& b = o.membership;
+  return a.service == b.service && a.group == b.group && a.view == b.view &&
+         a.members == b.members && a.changed == b.changed && a.vs_sets == b.vs_sets;
+}
+
+std::string ClientRecord::str() const {
+  if (data)
+    return "data " + id.str() + " " + service_name(service) + " to " + list(groups) + " (" +
+           std::to_string(payload_bytes) + " bytes) at index " + std::to_string(index);
+  const auto& m = membership;
+  return "membership " + service_name(m.service) + " of " + m.group + " " + list(m.members) +
+         " changed " + m.changed + " view (" + std::to_string(m.view.config) + "," +
+         std::to_string(m.view.seq) + ") at index " + std::to_string(index);
+}
+
+}  // namespace agent::sim

@@ -1,0 +1,130 @@
+#include "tests/sim/sim.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "tests/sim/rng.h"
+
+namespace agent::sim {
+
+namespace {
+constexpr double kLosses[] = {0, 0.05, 0.2, 0.3};
+
+std::string format_double(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  // The shortest form that reads back to the same value.
+  for (int prec = 1; prec <= 17; ++prec) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.*g", prec, v);
+    if (std::strtod(b, nullptr) == v) return b;
+  }
+  return buf;
+}
+}  // namespace
+
+bool valid_fault(std::string_view f) {
+  return f.empty() || f == "skip-retransmit" || f == "out-of-order" || f == "safe-early";
+}
+
+SimParams resolve(SimParams p) {
+  Rng rng(p.seed, 0x504152414d53);
+  if (p.nodes == 0) p.nodes = static_cast<size_t>((p.seed - 1) % 7 + 1);
+  double loss = kLosses[rng.below(4)];
+  if (p.loss < 0) p.loss = loss;
+  return p;
+}
+
+ClusterConfig make_config(const SimParams& p) {
+  Rng rng(p.seed, 0x434f4e464947);  // independent of nodes and loss: they are explicit
+  ClusterConfig c;
+  c.seed = p.seed;
+  c.nodes = p.nodes;
+  c.fault = p.fault;
+  c.fault_node = p.fault_node;
+  c.verbose = p.verbose;
+
+  auto& r = c.ring;
+  // Small packets so that packing and fragmentation are exercised; now and then tiny ones.
+  r.max_packet_bytes = rng.below(8) == 0 ? static_cast<uint32_t>(rng.range(200, 400))
+                                         : static_cast<uint32_t>(rng.range(1024, 2048));
+  r.global_window = static_cast<uint32_t>(rng.pick(std::vector<uint64_t>{4, 16, 64, 256}));
+  r.personal_window = static_cast<uint32_t>(rng.range(1, r.global_window));
+  r.accelerated_window = rng.below(2) ? static_cast<uint32_t>(rng.range(1, r.personal_window)) : 0;
+  r.max_outstanding = static_cast<uint32_t>(rng.pick(std::vector<uint64_t>{32, 256, 4096}));
+  r.max_retransmit_requests = static_cast<uint32_t>(rng.pick(std::vector<uint64_t>{8, 64, 512}));
+  r.token_retransmit_us = rng.range(5000, 20000);
+  r.token_hold_us = rng.range(200, 2000);
+
+  auto& n = c.net;
+  n.loss = p.loss;
+  n.duplicate = rng.pick(std::vector<double>{0, 0.01, 0.05});
+  n.base_delay_us = rng.range(50, 200);
+  n.jitter_us = rng.pick(std::vector<uint64_t>{0, 50, 300, 1000});
+
+  c.clients_per_daemon = rng.range(1, 3);
+  c.lossy_tail_us = rng.range(0, 200000);
+  auto& w = c.workload;
+  w.actions = rng.range(150, 800);
+  w.groups = rng.range(2, 5);
+  w.mean_gap_us = rng.pick(std::vector<uint64_t>{100, 500, 2000});
+  w.max_packet_bytes = r.max_packet_bytes;
+  w.max_payload_bytes = rng.below(4) == 0 ? 10 * r.max_packet_bytes : 4 * r.max_packet_bytes;
+  // Back-pressure on some seeds: a pending queue only a few large messages deep. It must still
+  // hold the largest message, or that one would be refused for ever.
+  uint64_t largest = w.max_payload_bytes + 1024;  // the encoded event's fields around the payload
+  r.max_pending_bytes = rng.below(3) == 0 ? largest + rng.range(0, 4 * largest) : (64u << 20);
+  return c;
+}
+
+std::string repro_command(const SimParams& p, std::string_view program) {
+  std::string s(program);
+  s += " --seed " + std::to_string(p.seed) + " --nodes " + std::to_string(p.nodes) + " --loss " +
+       format_double(p.loss);
+  if (!p.fault.empty())
+    s += " --fault " + p.fault + " --fault-node " +
+         (p.fault_node == 0 ? std::string("all") : std::to_string(p.fault_node));
+  return s;
+}
+
+SeedResult run_seed(const SimParams& given) {
+  auto start = std::chrono::steady_clock::now();
+  SeedResult res;
+  res.params = resolve(given);
+  ClusterConfig cfg = make_config(res.params);
+  Cluster cluster(cfg);
+  cluster.run();
+  res.verdict = check(cluster.records());
+  ClusterStats s = cluster.stats();
+  const Records& rec = cluster.records();
+  char buf[640];
+  std::snprintf(
+      buf, sizeof buf,
+      "nodes=%zu clients=%zu loss=%g dup=%g delay=%llu+%lluus packet=%u windows=%u/%u/acc%u "
+      "pending=%llu | actions=%zu submitted=%llu refused=%llu delivered=%llu client_deliveries=%llu "
+      "packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu bad_pkts=%llu lost=%llu warnings=%llu | "
+      "heal=%.1fms end=%.1fms%s",
+      cfg.nodes, cfg.nodes * cfg.clients_per_daemon, cfg.net.loss, cfg.net.duplicate,
+      static_cast<unsigned long long>(cfg.net.base_delay_us),
+      static_cast<unsigned long long>(cfg.net.jitter_us), cfg.ring.max_packet_bytes,
+      cfg.ring.global_window, cfg.ring.personal_window, cfg.ring.accelerated_window,
+      static_cast<unsigned long long>(cfg.ring.max_pending_bytes), cfg.workload.actions,
+      static_cast<unsigned long long>(s.submissions), static_cast<unsigned long long>(s.refusals),
+      static_cast<unsigned long long>(s.ring_deliveries),
+      static_cast<unsigned long long>(s.client_deliveries),
+      static_cast<unsigned long long>(s.ring.packets_sent),
+      static_cast<unsigned long long>(s.ring.packets_retransmitted),
+      static_cast<unsigned long long>(s.ring.tokens_received),
+      static_cast<unsigned long long>(s.ring.tokens_retransmitted),
+      static_cast<unsigned long long>(s.ring.duplicate_packets),
+      static_cast<unsigned long long>(s.ring.bad_packets),
+      static_cast<unsigned long long>(s.net.lost), static_cast<unsigned long long>(s.warnings),
+      rec.heal_at / 1000.0, rec.end_at / 1000.0, rec.quiescent ? "" : " NOT-QUIESCENT");
+  res.summary = buf;
+  res.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return res;
+}
+
+}  // namespace agent::sim

@@ -197,7 +197,7 @@ struct DaemonState {
                                                                                    << "; skipped");
           continue;
         }
-        hub.deliver(d.index, *ev, d.origin);
+        hub.deliver(d.ordinal, *ev, d.origin);
       }
     }
     if (udp_fd >= 0) udp_flush();
@@ -213,11 +213,12 @@ struct DaemonState {
     AGENT_LOG(kInfo, "ring: " << (regular ? "regular" : "transitional") << " configuration "
                               << (d.ring_id >> 32) << "." << (d.ring_id & 0xffffffff)
                               << " with daemons " << ids);
+    // View ids are (ring, ordinal): the same at every daemon that delivers the same stream.
     if (!regular) {
-      hub.on_transitional(d.index, d.members);
+      hub.on_transitional(groups::kTransitionalView | d.ordinal, d.members);
       return;
     }
-    auto state = hub.on_regular(d.index, d.ring_id, d.members);
+    auto state = hub.on_regular(d.ordinal, d.ring_id, d.members);
     std::string bytes;
     groups::encode_event(bytes, state);
     if (!ring.submit(kAgreed, bytes, now_us()))

@@ -24,6 +24,8 @@
 namespace agent::groups {
 
 using DaemonId = uint32_t;
+// Marks the view sequence numbers of transitional views, so they never equal one of a message.
+constexpr uint64_t kTransitionalView = 1ull << 63;
 
 // One thing to hand to local members: a data message or a membership notice.
 struct Delivery {

@@ -384,6 +384,7 @@ void Ring::emit(NodeId origin, uint32_t service, std::string payload, uint64_t s
   d.service = service;
   d.payload = std::move(payload);
   d.ring_id = ring_id;
+  d.ordinal = ring_id == old_.id && old_.id != 0 ? ++old_.msgs : ++ring_msgs_;
   actions_.deliveries.push_back(std::move(d));
 }
 

@@ -67,6 +67,10 @@ enum class DeliveryKind : uint8_t {
 // One item of the ordered stream: a client message or a configuration.
 struct Delivered {
   uint64_t index = 0;       // 1, 2, 3...: position in this daemon's ordered stream (never reused)
+  // Messages: position among the messages of ring_id, the same at every daemon delivering it.
+  // Configurations: how many messages of ring_id this daemon had delivered before it (the same
+  // at every daemon delivering it with the same members).
+  uint64_t ordinal = 0;
   uint64_t packet_seq = 0;  // messages: the ring packet that completed it (for checkers)
   NodeId origin = 0;        // messages: the member that submitted it
   uint32_t service = 0;     // messages: the service bits given to submit()
@@ -162,6 +166,7 @@ class Ring {
     std::vector<NodeId> members;
     std::map<uint64_t, Packet> packets;
     uint64_t aru = 0, delivered = 0, high = 0, safe = 0;
+    uint64_t msgs = 0;  // its messages delivered here
     std::map<NodeId, std::string> reassembly;
   };
 
@@ -218,6 +223,7 @@ class Ring {
   uint64_t delivered_seq_ = 0;          // packets delivered up to here
   uint64_t safe_seq_ = 0;               // every member has every packet up to here
   uint64_t delivered_items_ = 0;        // index of the last Delivered
+  uint64_t ring_msgs_ = 0;              // messages of the current ring delivered
   std::map<NodeId, std::string> reassembly_;  // per origin: the fragments so far
 
   std::deque<Pending> pending_;

@@ -39,6 +39,7 @@ void Ring::start_gather(Time now, const char* why) {
     old_.high = high_seq_;
     old_.safe = safe_seq_;
     old_.reassembly = std::move(reassembly_);
+    old_.msgs = ring_msgs_;
     // A message cut short by the ring's end is sent whole in the next one.
     if (!pending_.empty()) pending_.front().offset = 0;
   }
@@ -233,6 +234,7 @@ void Ring::install_new_ring(const rw::Commit& c, Time now) {
   packets_.clear();
   reassembly_.clear();
   my_aru_ = high_seq_ = delivered_seq_ = safe_seq_ = 0;
+  ring_msgs_ = 0;
   last_token_hop_ = 0;
   holding_ = false;
   my_fcc_ = 0;
@@ -296,6 +298,7 @@ void Ring::finish_recovery(Time now) {
     t.index = ++delivered_items_;
     t.kind = DeliveryKind::kTransitional;
     t.ring_id = old_.id;
+    t.ordinal = old_.msgs;
     t.members = trans_members_;
     actions_.deliveries.push_back(std::move(t));
     // 3. The rest, in order. Past a gap only messages of members that came along: a departed

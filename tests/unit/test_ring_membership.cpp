@@ -146,7 +146,7 @@ TEST_CASE("daemons started together form one ring and deliver its configuration"
   }
 }
 
-TEST_CASE("a crashed daemon is left out; survivors agree on transitional and regular", "[membership]") {
+TEST_CASE("a crashed daemon is left out and survivors agree on transitional and regular", "[membership]") {
   Cluster c(3);
   c.run();
   for (int i = 0; i < 10; ++i) c.submit(1 + i % 3, i % 2 ? kSafe : kAgreed, "a" + std::to_string(i));

@@ -189,7 +189,8 @@ class Ring {
   uint64_t min_aru(const Token& t) const;
 
   // Configuration changes (ring_membership.cpp).
-  void start_gather(Time now, const char* why);
+  // send: multicast this daemon's join now (else the caller does, once it has merged).
+  void start_gather(Time now, const char* why, bool send = true);
   void handle_join(NodeId from, const ringwire::Join& j, Time now);
   void send_join(Time now);
   void check_consensus(Time now);

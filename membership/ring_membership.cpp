@@ -25,7 +25,7 @@ bool Ring::foreign(const rw::Header& h) const {
   return ring_seq(h.ring_id) > ring_seq(ring_id_);
 }
 
-void Ring::start_gather(Time now, const char* why) {
+void Ring::start_gather(Time now, const char* why, bool send) {
   if (why) actions_.warnings.push_back(std::string("configuration change: ") + why);
   if (state_ == RingState::kOperational) {
     proc_.clear();
@@ -58,7 +58,7 @@ void Ring::start_gather(Time now, const char* why) {
   state_ = RingState::kGather;
   ++stats_.gathers;
   consensus_deadline_ = now + cfg_.consensus_timeout_us;
-  send_join(now);
+  if (send) send_join(now);
   // The caller checks consensus once it has taken in what made it gather.
 }
 
@@ -76,43 +76,65 @@ void Ring::send_join(Time now) {
 }
 
 void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
-  max_ring_seq_ = std::max<uint32_t>(max_ring_seq_, static_cast<uint32_t>(j.ring_seq));
   auto inc = incarnations_.find(from);
   bool restarted = inc != incarnations_.end() && inc->second != j.incarnation;
+  // A join from an older round (it has not seen the newest ring this daemon knows) still tells
+  // that its sender is alive, but its fail set is out of date and must not be acted on.
+  bool current = j.ring_seq >= max_ring_seq_;
+  max_ring_seq_ = std::max<uint32_t>(max_ring_seq_, static_cast<uint32_t>(j.ring_seq));
   std::set<NodeId> jp(j.proc.begin(), j.proc.end()), jf(j.fail.begin(), j.fail.end());
+  if (!current) jf.clear();
   if (state_ != RingState::kGather) {
     // A daemon that has given up on this one forms its ring without it; the rings merge once
     // it runs (presence beacons), not by restarting this ring at every join it resends.
     if (jf.count(self_) && !restarted) return;
-    bool member = std::binary_search(members_.begin(), members_.end(), from);
-    // A member's late join from the gather that made this ring changes nothing.
-    if (member && !restarted && j.ring_seq < ring_seq(ring_id_)) return;
+    bool member = state_ == RingState::kCommit
+                      ? proc_.count(from) && !fail_.count(from)
+                      : std::binary_search(members_.begin(), members_.end(), from);
+    // A member's late (or duplicated) join from the gather that made this ring changes nothing.
+    if (member && !restarted && (!current || j.ring_seq < ring_seq(ring_id_))) return;
     if (state_ == RingState::kCommit && jp == proc_ && jf == fail_) return;
-    start_gather(now, restarted ? "a daemon restarted" : "a daemon asks to form a new ring");
+    std::string why = "daemon " + std::to_string(from) +
+                      (restarted ? " restarted" : " asks to form a new ring") + " (its ring seq " +
+                      std::to_string(j.ring_seq) + ", proc " + list(j.proc) + ", fail " +
+                      list(j.fail) + "; this ring " + std::to_string(ring_seq(ring_id_)) + " in " +
+                      to_string(state_) + ")";
+    start_gather(now, why.c_str(), /*send=*/false);
   }
   if (restarted) incarnations_.erase(inc);
-  if (fail_.count(from)) return;
+  if (fail_.count(from)) {
+    send_join(now);
+    return;
+  }
   if (jf.count(self_)) {
     // It has given up on this daemon: the two cannot be in one ring this round.
     fail_.insert(from);
     consensus_ = {self_};
+    consensus_deadline_ = now + cfg_.consensus_timeout_us;
     send_join(now);
     check_consensus(now);
     return;
   }
   if (jp == proc_ && jf == fail_) {
     consensus_.insert(from);
+    if (!consensus_.count(self_)) send_join(now);
     check_consensus(now);
     return;
   }
   bool subset = std::includes(proc_.begin(), proc_.end(), jp.begin(), jp.end()) &&
-                std::includes(fail_.begin(), fail_.end(), jf.begin(), jf.end());
-  if (subset) return;  // it will catch up with this daemon's join
+                std::includes(fail_.begin(), fail_.end(), jf.begin(), jf.end()) &&
+                proc_.count(from);
+  if (subset) {
+    if (!consensus_.count(self_)) send_join(now);  // just restarted the gather: say where we are
+    return;  // it will catch up with this daemon's join
+  }
   proc_.insert(jp.begin(), jp.end());
   proc_.insert(from);
   fail_.insert(jf.begin(), jf.end());
-  consensus_ = {self_};
+  consensus_.clear();
   if (jp == proc_ && jf == fail_) consensus_.insert(from);  // it already holds the merged view
+  // New sets: everyone gets a full consensus timeout to agree on them.
+  consensus_deadline_ = now + cfg_.consensus_timeout_us;
   send_join(now);
   check_consensus(now);
 }

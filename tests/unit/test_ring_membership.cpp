@@ -261,6 +261,7 @@ TEST_CASE("a daemon started late joins the running ring", "[membership]") {
   Cluster c(2, base);  // daemons 1 and 2 run; 3 is configured but absent
   c.crash(3);
   c.run();
+  INFO("state " << to_string(c.r(1).state()) << " / " << to_string(c.r(2).state()));
   CHECK(c.r(1).members() == ids({1, 2}));
   c.start(3, 1);
   c.run();

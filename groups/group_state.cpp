@@ -141,7 +141,7 @@ void GroupState::forget_member_group(const std::string& member, const std::strin
 }
 
 void GroupState::on_transitional(uint64_t seq, const std::vector<DaemonId>& daemons,
-                                 std::vector<Delivery>& out) {
+                                 std::vector<Delivery>& out, uint64_t view_config) {
   replayed_.clear();
   // A change that cuts an exchange short: finish it with the states that did arrive (every
   // daemon moving on together saw the same ones).
@@ -168,7 +168,7 @@ void GroupState::on_transitional(uint64_t seq, const std::vector<DaemonId>& daem
     if (d.recipients.empty()) continue;
     d.membership.service = svc::kTransitional | svc::kCausedByNetwork;
     d.membership.group = name;
-    d.membership.view = proto::ViewId{config_, seq};
+    d.membership.view = proto::ViewId{view_config ? view_config : config_, seq};
     d.membership.members.assign(g.members.begin(), g.members.end());
     d.membership.vs_sets = {d.membership.members};
     out.push_back(std::move(d));

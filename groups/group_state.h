@@ -26,6 +26,11 @@ namespace agent::groups {
 using DaemonId = uint32_t;
 // Marks the view sequence numbers of transitional views, so they never equal one of a message.
 constexpr uint64_t kTransitionalView = 1ull << 63;
+// The sequence number of the transitional views of a configuration change: unique per old
+// ring and position in it (daemons from different old rings install different ones).
+inline uint64_t transitional_view_seq(uint64_t old_ring, uint64_t ordinal) {
+  return kTransitionalView | ((old_ring >> 32) & 0x7fffffff) << 32 | (ordinal & 0xffffffff);
+}
 
 // One thing to hand to local members: a data message or a membership notice.
 struct Delivery {
@@ -53,8 +58,10 @@ class GroupState {
     apply(seq, 0, ev, out);
   }
   // The ring delivered a transitional configuration: only these daemons came along.
+  // view_config names the transitional views (daemons of one old configuration that split
+  // apart must not share view ids): the configuration being installed; 0 keeps the current.
   void on_transitional(uint64_t seq, const std::vector<DaemonId>& daemons,
-                       std::vector<Delivery>& out);
+                       std::vector<Delivery>& out, uint64_t view_config = 0);
   // The ring delivered a regular configuration. Returns the kState event this daemon must
   // submit to the ring (AGREED) for the state exchange.
   Event on_regular(uint64_t seq, uint64_t config, const std::vector<DaemonId>& daemons,

@@ -77,6 +77,7 @@ struct Delivered {
   std::string payload;      // messages
   DeliveryKind kind = DeliveryKind::kMessage;
   uint64_t ring_id = 0;           // the ring the item belongs to (configurations: that ring)
+  uint64_t next_ring_id = 0;      // transitional configurations: the ring being installed
   std::vector<NodeId> members;    // configurations: the members, sorted
 };
 

@@ -102,10 +102,7 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
     start_gather(now, why.c_str(), /*send=*/false);
   }
   if (restarted) incarnations_.erase(inc);
-  if (fail_.count(from)) {
-    send_join(now);
-    return;
-  }
+  if (fail_.count(from)) return;  // given up on this round; answering would ping-pong
   if (jf.count(self_)) {
     // It has given up on this daemon: the two cannot be in one ring this round.
     fail_.insert(from);
@@ -320,6 +317,7 @@ void Ring::finish_recovery(Time now) {
     t.index = ++delivered_items_;
     t.kind = DeliveryKind::kTransitional;
     t.ring_id = old_.id;
+    t.next_ring_id = ring_id_;
     t.ordinal = old_.msgs;
     t.members = trans_members_;
     actions_.deliveries.push_back(std::move(t));

@@ -272,9 +272,28 @@ void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
   submit_(std::move(ev));
 }
 
-void ClientHub::deliver(uint64_t seq, const groups::Event& ev) {
+void ClientHub::deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId origin) {
   deliveries_.clear();
-  state_.apply(seq, ev, deliveries_);
+  state_.apply(seq, origin, ev, deliveries_);
+  route();
+}
+
+void ClientHub::on_transitional(uint64_t seq, const std::vector<groups::DaemonId>& daemons,
+                                uint64_t view_config) {
+  deliveries_.clear();
+  state_.on_transitional(seq, daemons, deliveries_, view_config);
+  route();
+}
+
+groups::Event ClientHub::on_regular(uint64_t seq, uint64_t config,
+                                    const std::vector<groups::DaemonId>& daemons) {
+  deliveries_.clear();
+  auto state = state_.on_regular(seq, config, daemons, deliveries_);
+  route();
+  return state;
+}
+
+void ClientHub::route() {
   ++depth_;  // slow clients found while routing are dropped after the whole batch
   for (auto& d : deliveries_) {
     frame_.clear();

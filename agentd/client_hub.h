@@ -54,8 +54,15 @@ class ClientHub {
   void on_closed(ConnId id);
   // The shell reports how many bytes are still unsent for the connection.
   void on_sent(ConnId id, uint64_t remaining);
-  // An event at position seq of the total order: apply it and route the deliveries.
-  void deliver(uint64_t seq, const groups::Event& ev);
+  // An event at position seq of the total order, submitted by daemon origin: apply it and
+  // route the deliveries.
+  void deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId origin = 0);
+  // Configuration changes from the ring (see groups::GroupState). The regular one returns the
+  // state event to submit for the exchange.
+  void on_transitional(uint64_t seq, const std::vector<groups::DaemonId>& daemons,
+                       uint64_t view_config = 0);
+  groups::Event on_regular(uint64_t seq, uint64_t config,
+                           const std::vector<groups::DaemonId>& daemons);
   // Tells every client the daemon is stopping, and closes them.
   void shutdown();
 
@@ -87,6 +94,7 @@ class ClientHub {
   void process_drops();
   void send_to(const std::string& member, std::string_view bytes, bool membership);
   std::string generate_name();
+  void route();  // sends deliveries_ to the local clients
 
   const Config& cfg_;
   ClientIo& io_;

@@ -65,7 +65,9 @@ std::string load_ring(const std::string& path, const toml::value& ring, RingSett
     else if (k == "max_pending_bytes") r.max_pending_bytes = toml::get<uint64_t>(v);
     else if (k == "token_retransmit_ms") r.token_retransmit_us = get_ms_as_us<uint64_t>(v);
     else if (k == "token_hold_ms") r.token_hold_us = get_ms_as_us<uint64_t>(v);
-    else if (k == "token_warning_ms") r.token_warning_us = get_ms_as_us<uint64_t>(v);
+    else if (k == "token_loss_ms") r.token_loss_us = get_ms_as_us<uint64_t>(v);
+    else if (k == "join_timeout_ms") r.join_timeout_us = get_ms_as_us<uint64_t>(v);
+    else if (k == "consensus_timeout_ms") r.consensus_timeout_us = get_ms_as_us<uint64_t>(v);
     else if (k == "daemons") {
       for (auto& d : v.as_array()) {
         RingDaemon rd;

@@ -31,11 +31,14 @@ struct RingSettings {
   uint32_t max_outstanding = 8192;  // packets in flight before every daemon has them
   uint64_t token_retransmit_us = 20000;
   uint64_t token_hold_us = 2000;
-  uint64_t token_warning_us = 2000000;
+  uint64_t token_loss_us = 250000;      // no token this long: configuration change
+  uint64_t join_timeout_us = 30000;     // resend joins while gathering
+  uint64_t consensus_timeout_us = 150000;  // give up on silent daemons after this
   uint64_t max_pending_bytes = 64u << 20;
 };
 
 struct Config {
+  uint64_t incarnation = 1;  // set at start from the state directory
   std::string name;  // this daemon's name: private groups are "#client#name"
   log::Level log_level = log::Level::kInfo;
   std::string state_dir = "/tmp/agentd-state";  // durable identity (incarnation)

@@ -118,7 +118,10 @@ membership::RingConfig ring_config(const Config& cfg) {
   rc.max_message_bytes = cfg.max_message_bytes + 4096;  // an encoded event: payload + names
   rc.token_retransmit_us = r.token_retransmit_us;
   rc.token_hold_us = r.token_hold_us;
-  rc.token_warning_us = r.token_warning_us;
+  rc.token_loss_us = r.token_loss_us;
+  rc.join_timeout_us = r.join_timeout_us;
+  rc.consensus_timeout_us = r.consensus_timeout_us;
+  rc.incarnation = cfg.incarnation;
   return rc;
 }
 
@@ -130,7 +133,6 @@ struct DaemonState {
         io(s),
         ring(cfg.ring.id, ring_config(cfg), now_us()),
         hub(cfg, io, [this](groups::Event&& ev) { submit(std::move(ev)); }) {
-    hub.group_state().set_config(ring.config().ring_id);
   }
 
   // Opens the ring's UDP socket and resolves the peers; "" on success.
@@ -184,6 +186,10 @@ struct DaemonState {
       for (auto& s : a.sends) send_datagram(s.to, s.bytes);
       for (auto& w : a.warnings) AGENT_LOG(kWarn, "ring: " << w);
       for (auto& d : a.deliveries) {
+        if (d.kind != membership::DeliveryKind::kMessage) {
+          on_configuration(d);
+          continue;
+        }
         auto ev = groups::decode_event(d.payload);
         if (!ev) {
           ++bad_events;
@@ -191,13 +197,32 @@ struct DaemonState {
                                                                                    << "; skipped");
           continue;
         }
-        hub.deliver(d.index, *ev);
+        hub.deliver(d.ordinal, *ev, d.origin);
       }
     }
     if (udp_fd >= 0) udp_flush();
     io.flush();
     draining = false;
     arm_timer();
+  }
+
+  void on_configuration(const membership::Delivered& d) {
+    std::string ids;
+    for (auto m : d.members) ids += (ids.empty() ? "" : ",") + std::to_string(m);
+    bool regular = d.kind == membership::DeliveryKind::kRegular;
+    AGENT_LOG(kInfo, "ring: " << (regular ? "regular" : "transitional") << " configuration "
+                              << (d.ring_id >> 32) << "." << (d.ring_id & 0xffffffff)
+                              << " with daemons " << ids);
+    // View ids are (ring, ordinal): the same at every daemon that delivers the same stream.
+    if (!regular) {
+      hub.on_transitional(groups::transitional_view_seq(d.ring_id, d.ordinal), d.members, d.next_ring_id);
+      return;
+    }
+    auto state = hub.on_regular(d.ordinal, d.ring_id, d.members);
+    std::string bytes;
+    groups::encode_event(bytes, state);
+    if (!ring.submit(kAgreed, bytes, now_us()))
+      backlog.emplace_front(kAgreed, std::move(bytes));  // first in line once there is room
   }
 
   void retry_backlog() {
@@ -212,9 +237,12 @@ struct DaemonState {
 
   void send_datagram(NodeId to, const std::string& bytes) {
     if (udp_fd < 0) return;  // a ring of one has no one to send to
-    if (to == membership::kBroadcast) {
+    if (to == membership::kAllDaemons) {
       for (auto& [id, addr] : peers)
         if (id != cfg.ring.id) udp.queue(addr, bytes);
+    } else if (to == membership::kBroadcast) {
+      for (auto id : ring.members())
+        if (id != cfg.ring.id) udp.queue(peers.at(id), bytes);
     } else if (auto it = peers.find(to); it != peers.end()) {
       udp.queue(it->second, bytes);
     }

@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
     AGENT_LOG(kError, inc.error);
     return 1;
   }
+  cfg.incarnation = inc.incarnation;
 
   // Signals are taken synchronously by the main thread; every other thread inherits the mask.
   sigset_t stop_signals;

@@ -24,6 +24,15 @@ void encode_event(std::string& out, const Event& ev) {
       for (auto& g : ev.groups) w.str8(g);
       w.bytes32(ev.payload);
       break;
+    case EventKind::kState:
+      w.u64(ev.config);
+      w.u64(ev.old_config);
+      w.u32(static_cast<uint32_t>(ev.memberships.size()));
+      for (auto& [m, g] : ev.memberships) {
+        w.str8(m);
+        w.str8(g);
+      }
+      break;
   }
 }
 
@@ -32,7 +41,7 @@ std::optional<Event> decode_event(std::string_view bytes) {
   if (r.u8() != kEventCodecVersion) return std::nullopt;
   Event ev;
   uint8_t kind = r.u8();
-  if (kind < 1 || kind > 4) return std::nullopt;
+  if (kind < 1 || kind > 5) return std::nullopt;
   ev.kind = static_cast<EventKind>(kind);
   ev.member = std::string(r.str8());
   switch (ev.kind) {
@@ -49,6 +58,18 @@ std::optional<Event> decode_event(std::string_view bytes) {
       if (n > proto::kMaxGroupsPerMessage) return std::nullopt;
       for (size_t i = 0; i < n && r.ok(); ++i) ev.groups.emplace_back(r.str8());
       ev.payload = std::string(r.bytes32());
+      break;
+    }
+    case EventKind::kState: {
+      ev.config = r.u64();
+      ev.old_config = r.u64();
+      size_t n = r.u32();
+      if (!r.ok() || n > r.remaining() / 2) return std::nullopt;  // each pair takes >= 2 bytes
+      for (size_t i = 0; i < n && r.ok(); ++i) {
+        std::string m(r.str8());
+        std::string g(r.str8());
+        ev.memberships.emplace_back(std::move(m), std::move(g));
+      }
       break;
     }
   }

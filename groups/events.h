@@ -14,6 +14,7 @@ enum class EventKind : uint8_t {
   kLeave = 2,       // member leaves group
   kDisconnect = 3,  // member's connection ended: it leaves every group
   kData = 4,        // member multicasts to groups
+  kState = 5,       // after a configuration change: the sending daemon's local memberships
 };
 
 struct Event {
@@ -25,6 +26,10 @@ struct Event {
   int16_t msg_type = 0;
   std::vector<std::string> groups;
   std::string payload;
+  // kState
+  uint64_t config = 0;      // the configuration the state is for
+  uint64_t old_config = 0;  // the configuration the sending daemon comes from
+  std::vector<std::pair<std::string, std::string>> memberships;  // (member, group)
 };
 
 }  // namespace agent::groups

@@ -1,51 +1,59 @@
+// Normal operation of the ring: token handling, packing, retransmission, delivery.
+// Configuration changes are in ring_membership.cpp.
 #include "membership/ring.h"
 
 #include <algorithm>
-#include <cassert>
 #include <limits>
-#include <set>
 #include <stdexcept>
+
+#include "membership/ring_check.h"
 
 namespace agent::membership {
 
 namespace rw = ringwire;
 
-namespace {
-constexpr Time kNever = std::numeric_limits<Time>::max();
-// The invariant checks stay on in every build: a broken core must stop, not corrupt order.
-#define RING_CHECK(cond)                                                    \
-  do {                                                                      \
-    if (!(cond)) throw std::logic_error("ring invariant failed: " #cond);   \
-  } while (0)
-}  // namespace
+const char* to_string(RingState s) {
+  switch (s) {
+    case RingState::kGather: return "gather";
+    case RingState::kCommit: return "commit";
+    case RingState::kRecovery: return "recovery";
+    case RingState::kOperational: return "operational";
+  }
+  return "?";
+}
 
 Ring::Ring(NodeId self, RingConfig cfg, Time now) : self_(self), cfg_(std::move(cfg)) {
   std::sort(cfg_.members.begin(), cfg_.members.end());
   cfg_.members.erase(std::unique(cfg_.members.begin(), cfg_.members.end()), cfg_.members.end());
-  auto it = std::find(cfg_.members.begin(), cfg_.members.end(), self_);
-  if (it == cfg_.members.end()) throw std::invalid_argument("ring member list lacks this daemon");
+  if (!std::binary_search(cfg_.members.begin(), cfg_.members.end(), self_))
+    throw std::invalid_argument("ring member list lacks this daemon");
   if (cfg_.max_packet_bytes < rw::kDataHeaderBytes + rw::kChunkHeaderBytes + 16)
     throw std::invalid_argument("max_packet_bytes too small");
   if (cfg_.personal_window == 0 || cfg_.global_window == 0 || cfg_.max_outstanding == 0)
     throw std::invalid_argument("ring windows must be at least 1");
-  my_index_ = static_cast<size_t>(it - cfg_.members.begin());
   last_token_at_ = now;
-  if (my_index_ == 0) {
-    // The lowest member creates the first token.
-    Token t;
-    t.hop = 1;
-    for (NodeId m : cfg_.members) t.arus.emplace_back(m, 0);
-    arrive(std::move(t), now);
-    run_self_passes(now);
-  }
+  // Ring ids must never repeat, also across restarts: each incarnation starts its ring
+  // sequence numbers 65536 above the previous one's (joins then carry the highest seen).
+  max_ring_seq_ = static_cast<uint32_t>(cfg_.incarnation << 16);
+  // At start, wait for every configured daemon; those that do not answer within the consensus
+  // timeout are left out and join later.
+  proc_.insert(cfg_.members.begin(), cfg_.members.end());
+  start_gather(now, nullptr);
+  check_consensus(now);
 }
 
-NodeId Ring::successor() const { return cfg_.members[(my_index_ + 1) % cfg_.members.size()]; }
+NodeId Ring::successor() const { return members_[(my_index_ + 1) % members_.size()]; }
 
 uint64_t Ring::min_aru(const Token& t) const {
   uint64_t m = std::numeric_limits<uint64_t>::max();
-  for (auto& [id, a] : t.arus) m = std::min(m, a);
+  for (auto& e : t.arus) m = std::min(m, e.aru);
   return t.arus.empty() ? 0 : m;
+}
+
+bool Ring::has_packet(uint64_t ring_id, uint64_t seq) const {
+  if (ring_id == ring_id_ && ring_id != 0) return seq <= my_aru_ || packets_.count(seq);
+  if (ring_id == old_.id && ring_id != 0) return seq <= old_.aru || old_.packets.count(seq);
+  return false;
 }
 
 Actions Ring::take_actions() {
@@ -60,14 +68,15 @@ bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
   bool was_empty = pending_.empty();
   pending_.push_back(Pending{service, std::string(payload), 0});
   pending_bytes_ += payload.size();
+  if (state_ != RingState::kOperational) return true;  // sent once a ring is installed
   if (holding_) {
     visit(now);  // the idle holder sends at once
     run_self_passes(now);
-  } else if (was_empty && cfg_.members.size() > 1 &&
+  } else if (was_empty && members_.size() > 1 &&
              (last_wake_sent_ == 0 || now >= last_wake_sent_ + cfg_.token_hold_us)) {
     // The ring may be idle with the token held somewhere: ask for it.
     std::string w;
-    rw::encode_header(w, rw::Header{rw::Type::kWake, cfg_.ring_id, self_});
+    rw::encode_header(w, rw::Header{rw::Type::kWake, ring_id_, self_});
     broadcast(w);
     last_wake_sent_ = now;
   }
@@ -78,34 +87,74 @@ void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
   auto h = rw::decode_header(bytes);
   // A data packet names its origin, which differs from `from` when another member resends it
   // in answer to a retransmission request; everything else comes from its sender itself.
-  auto member = [&](NodeId n) {
+  auto configured = [&](NodeId n) {
     return std::binary_search(cfg_.members.begin(), cfg_.members.end(), n);
   };
-  if (!h || h->ring_id != cfg_.ring_id || !member(from) || from == self_ || !member(h->sender) ||
+  if (!h || !configured(from) || from == self_ || !configured(h->sender) ||
       (h->type != rw::Type::kData && h->sender != from)) {
     ++stats_.bad_packets;
     return;
   }
   std::string_view body = bytes.substr(rw::kHeaderBytes);
   switch (h->type) {
-    case rw::Type::kData:
-      handle_data(*h, body, now);
-      break;
-    case rw::Type::kToken: {
-      auto t = rw::decode_token(body, cfg_.members.size(), cfg_.max_retransmit_requests);
-      if (!t || t->arus.size() != cfg_.members.size()) {
+    case rw::Type::kJoin: {
+      auto j = rw::decode_join(body, cfg_.members.size());
+      if (!j) {
         ++stats_.bad_packets;
         return;
       }
-      arrive(std::move(*t), now);
+      handle_join(from, *j, now);
       break;
     }
+    case rw::Type::kCommit: {
+      auto c = rw::decode_commit(body, cfg_.members.size());
+      if (!c) {
+        ++stats_.bad_packets;
+        return;
+      }
+      handle_commit(from, *c, now);
+      break;
+    }
+    case rw::Type::kData:
+    case rw::Type::kToken:
     case rw::Type::kWake:
-      no_hold_until_ = now + cfg_.token_hold_us * cfg_.members.size();
-      if (holding_) visit(now);
+      if (h->ring_id != ring_id_ || state_ == RingState::kGather || state_ == RingState::kCommit) {
+        if (foreign(*h)) {
+          if (state_ == RingState::kGather) {
+            if (!proc_.count(from) && !fail_.count(from)) {
+              proc_.insert(from);
+              consensus_ = {self_};
+              send_join(now);
+            }
+          } else {
+            start_gather(now, "a daemon of another ring is reachable");
+            proc_.insert(from);
+            send_join(now);
+          }
+        }
+        break;
+      }
+      if (h->type == rw::Type::kData) {
+        handle_data(*h, body, now);
+      } else if (h->type == rw::Type::kToken) {
+        handle_token(*h, body, now);
+      } else {
+        no_hold_until_ = now + cfg_.token_hold_us * members_.size();
+        if (holding_) visit(now);
+      }
       break;
   }
   run_self_passes(now);
+}
+
+void Ring::handle_token(const rw::Header& h, std::string_view body, Time now) {
+  auto t = rw::decode_token(body, cfg_.members.size(), cfg_.max_retransmit_requests);
+  if (!t || t->arus.size() != members_.size()) {
+    ++stats_.bad_packets;
+    return;
+  }
+  (void)h;
+  arrive(std::move(*t), now);
 }
 
 void Ring::handle_data(const rw::Header& h, std::string_view body, Time now) {
@@ -119,12 +168,18 @@ void Ring::handle_data(const rw::Header& h, std::string_view body, Time now) {
     ++stats_.duplicate_packets;
     return;
   }
-  if (d->seq > my_aru_ + cfg_.max_outstanding + cfg_.global_window) {
+  if (d->seq > my_aru_ + cfg_.max_outstanding + cfg_.global_window + cfg_.personal_window) {
     ++stats_.bad_packets;  // far outside any window this ring allows: not trusted
     return;
   }
   bool has_safe = false;
-  for (auto& c : d->chunks) has_safe |= (c.service & kSafeService) != 0;
+  for (auto& c : d->chunks) {
+    if (c.flags & rw::kRecovery) {
+      if (state_ == RingState::kRecovery) absorb_recovery_chunk(c.data);
+    } else {
+      has_safe |= (c.service & kSafeService) != 0;
+    }
+  }
   std::string bytes;
   bytes.reserve(rw::kHeaderBytes + body.size());
   rw::encode_header(bytes, h);
@@ -153,7 +208,6 @@ void Ring::arrive(Token t, Time now) {
   last_token_hop_ = t.hop;
   last_token_at_ = now;
   retransmit_at_ = 0;
-  retransmitting_since_ = 0;
   high_seq_ = std::max(high_seq_, t.seq);
   // This member's contribution to the flow-control count is renewed on every visit.
   t.fcc -= std::min(t.fcc, my_fcc_);
@@ -166,7 +220,9 @@ void Ring::arrive(Token t, Time now) {
 
 void Ring::visit(Time now) {
   RING_CHECK(holding_);
+  RING_CHECK(state_ == RingState::kOperational || state_ == RingState::kRecovery);
   Token& t = tok_;
+  bool recovering = state_ == RingState::kRecovery;
   // 1. Answer retransmission requests this member can.
   if (!t.rtr.empty()) {
     std::vector<uint64_t> still;
@@ -183,16 +239,19 @@ void Ring::visit(Time now) {
     }
     t.rtr.swap(still);
   }
-  // 2. New packets, within the windows.
+  // 2. New packets, within the windows: old-ring packets during recovery, else client messages.
   uint64_t outstanding = t.seq - std::min(t.seq, min_aru(t));
   uint64_t allowed = cfg_.personal_window;
   allowed = std::min<uint64_t>(allowed, cfg_.global_window > t.fcc ? cfg_.global_window - t.fcc : 0);
   allowed = std::min<uint64_t>(
       allowed, cfg_.max_outstanding > outstanding ? cfg_.max_outstanding - outstanding : 0);
   std::vector<std::string> fresh;
-  while (fresh.size() < allowed && !pending_.empty()) {
+  while (fresh.size() < allowed && (recovering ? !recovery_queue_.empty() : !pending_.empty())) {
     std::string pkt;
-    build_packet(t.seq + 1, pkt);
+    if (recovering)
+      build_recovery_packet(t.seq + 1, pkt);
+    else
+      build_packet(t.seq + 1, pkt);
     ++t.seq;
     fresh.push_back(std::move(pkt));
   }
@@ -204,8 +263,15 @@ void Ring::visit(Time now) {
   for (size_t i = 0; i + after < fresh.size(); ++i) broadcast(fresh[i]);
   // 3. This member's aru and its own requests.
   advance_aru();
-  for (auto& [id, a] : t.arus)
-    if (id == self_) a = my_aru_;
+  bool all_done = true;
+  for (auto& e : t.arus) {
+    if (e.member == self_) {
+      e.aru = my_aru_;
+      if (recovering && recovery_queue_.empty()) e.flags |= rw::kTokenRecoveryDone;
+    }
+    all_done &= (e.flags & rw::kTokenRecoveryDone) != 0;
+  }
+  if (all_done && t.recovery_end == 0) t.recovery_end = std::max<uint64_t>(t.seq, 1);
   if (my_aru_ < t.seq && t.rtr.size() < cfg_.max_retransmit_requests) {
     std::set<uint64_t> asked(t.rtr.begin(), t.rtr.end());
     for (uint64_t s = my_aru_ + 1; s <= t.seq && t.rtr.size() < cfg_.max_retransmit_requests; ++s)
@@ -213,14 +279,16 @@ void Ring::visit(Time now) {
   }
   // 4. What every member has is safe, and once delivered here, stable.
   safe_seq_ = std::max(safe_seq_, min_aru(t));
+  if (recovering && t.recovery_end != 0 && min_aru(t) >= std::min(t.recovery_end, t.seq))
+    finish_recovery(now);
   deliver();
   discard_stable();
   // 5. Hold an idle token for a while, else pass it on.
-  bool idle = pending_.empty() && t.rtr.empty() && min_aru(t) == t.seq && fresh.empty() &&
-              now >= no_hold_until_;
+  bool idle = state_ == RingState::kOperational && pending_.empty() && t.rtr.empty() &&
+              min_aru(t) == t.seq && fresh.empty() && now >= no_hold_until_;
   if (idle) {
     ++stats_.held_tokens;
-    hold_until_ = cfg_.members.size() == 1 ? kNever : now + cfg_.token_hold_us;
+    hold_until_ = members_.size() == 1 ? std::numeric_limits<Time>::max() : now + cfg_.token_hold_us;
   } else {
     pass_token(now);
   }
@@ -229,7 +297,7 @@ void Ring::visit(Time now) {
 }
 
 void Ring::build_packet(uint64_t seq, std::string& pkt) {
-  rw::encode_header(pkt, rw::Header{rw::Type::kData, cfg_.ring_id, self_});
+  rw::encode_header(pkt, rw::Header{rw::Type::kData, ring_id_, self_});
   rw::begin_data(pkt, seq, tok_.hop);
   bool has_safe = false;
   size_t chunks = 0;
@@ -259,7 +327,17 @@ void Ring::build_packet(uint64_t seq, std::string& pkt) {
   store(seq, self_, has_safe, pkt);
 }
 
+void Ring::build_recovery_packet(uint64_t seq, std::string& pkt) {
+  // One old packet per new one: a bit larger than max_packet_bytes, by the new headers.
+  rw::encode_header(pkt, rw::Header{rw::Type::kData, ring_id_, self_});
+  rw::begin_data(pkt, seq, tok_.hop);
+  rw::add_chunk(pkt, 0, rw::kRecovery, recovery_queue_.front());
+  recovery_queue_.pop_front();
+  store(seq, self_, false, pkt);
+}
+
 void Ring::deliver() {
+  if (state_ != RingState::kOperational) return;  // recovery delivers when it completes
   for (;;) {
     auto it = packets_.find(delivered_seq_ + 1);
     if (it == packets_.end()) break;
@@ -269,8 +347,9 @@ void Ring::deliver() {
     auto d = rw::decode_data(std::string_view(p.bytes).substr(rw::kHeaderBytes));
     RING_CHECK(d && d->seq == seq);
     for (auto& c : d->chunks) {
+      if (c.flags & rw::kRecovery) continue;  // consumed when recovery completed
       if ((c.flags & rw::kFirst) && (c.flags & rw::kLast)) {
-        emit(p.sender, c.service, std::string(c.data), seq);
+        emit(p.sender, c.service, std::string(c.data), seq, ring_id_);
       } else if (c.flags & rw::kFirst) {
         reassembly_[p.sender].assign(c.data.data(), c.data.size());
       } else {
@@ -278,7 +357,7 @@ void Ring::deliver() {
         RING_CHECK(r != reassembly_.end());
         r->second.append(c.data.data(), c.data.size());
         if (c.flags & rw::kLast) {
-          emit(p.sender, c.service, std::move(r->second), seq);
+          emit(p.sender, c.service, std::move(r->second), seq, ring_id_);
           reassembly_.erase(r);
         }
       }
@@ -287,16 +366,29 @@ void Ring::deliver() {
   }
   if (faults_.deliver_out_of_order && !out_of_order_done_ && actions_.deliveries.size() >= 2) {
     auto& v = actions_.deliveries;
-    std::swap(v[v.size() - 1].payload, v[v.size() - 2].payload);
-    std::swap(v[v.size() - 1].origin, v[v.size() - 2].origin);
-    std::swap(v[v.size() - 1].service, v[v.size() - 2].service);
-    out_of_order_done_ = true;
+    auto& a = v[v.size() - 1];
+    auto& b = v[v.size() - 2];
+    if (a.kind == DeliveryKind::kMessage && b.kind == DeliveryKind::kMessage) {
+      std::swap(a.payload, b.payload);
+      std::swap(a.origin, b.origin);
+      std::swap(a.service, b.service);
+      out_of_order_done_ = true;
+    }
   }
 }
 
-void Ring::emit(NodeId origin, uint32_t service, std::string payload, uint64_t seq) {
+void Ring::emit(NodeId origin, uint32_t service, std::string payload, uint64_t seq,
+                uint64_t ring_id) {
   ++stats_.messages_delivered;
-  actions_.deliveries.push_back(Delivered{++delivered_msgs_, seq, origin, service, std::move(payload)});
+  Delivered d;
+  d.index = ++delivered_items_;
+  d.packet_seq = seq;
+  d.origin = origin;
+  d.service = service;
+  d.payload = std::move(payload);
+  d.ring_id = ring_id;
+  d.ordinal = ring_id == old_.id && old_.id != 0 ? ++old_.msgs : ++ring_msgs_;
+  actions_.deliveries.push_back(std::move(d));
 }
 
 void Ring::discard_stable() {
@@ -310,17 +402,16 @@ void Ring::pass_token(Time now) {
   hold_until_ = 0;
   Token t = tok_;
   ++t.hop;
-  if (cfg_.members.size() == 1) {
+  if (members_.size() == 1) {
     tok_ = std::move(t);
     self_pass_ = true;
     return;
   }
   last_sent_token_.clear();
-  rw::encode_token(last_sent_token_, cfg_.ring_id, self_, t);
+  rw::encode_token(last_sent_token_, ring_id_, self_, t);
   last_sent_hop_ = t.hop;
   actions_.sends.push_back({successor(), last_sent_token_});
   retransmit_at_ = now + cfg_.token_retransmit_us;
-  retransmitting_since_ = now;
 }
 
 void Ring::run_self_passes(Time now) {
@@ -329,38 +420,6 @@ void Ring::run_self_passes(Time now) {
     Token t = std::move(tok_);
     arrive(std::move(t), now);
   }
-}
-
-Time Ring::next_timeout() const {
-  Time next = kNever;
-  if (holding_ && hold_until_ != 0) next = std::min(next, hold_until_);
-  if (retransmit_at_ != 0) next = std::min(next, retransmit_at_);
-  if (cfg_.members.size() > 1 && !holding_)
-    next = std::min(next, std::max(last_token_at_, warned_at_) + cfg_.token_warning_us);
-  return next;
-}
-
-void Ring::on_timeout(Time now) {
-  if (holding_ && hold_until_ != 0 && now >= hold_until_) pass_token(now);
-  if (retransmit_at_ != 0 && now >= retransmit_at_) {
-    actions_.sends.push_back({successor(), last_sent_token_});
-    ++stats_.tokens_retransmitted;
-    retransmit_at_ = now + cfg_.token_retransmit_us;
-  }
-  if (cfg_.members.size() > 1 && !holding_ &&
-      now >= std::max(last_token_at_, warned_at_) + cfg_.token_warning_us) {
-    warned_at_ = now;
-    std::string w = "daemon " + std::to_string(self_) + " has had no token for " +
-                    std::to_string((now - last_token_at_) / 1000) + " ms";
-    if (retransmit_at_ != 0)
-      w += "; daemon " + std::to_string(successor()) + " has not taken the token since " +
-           std::to_string((now - retransmitting_since_) / 1000) +
-           " ms ago (is it running and reachable?)";
-    else
-      w += "; waiting for the ring's other daemons (are they running and reachable?)";
-    actions_.warnings.push_back(std::move(w));
-  }
-  run_self_passes(now);
 }
 
 }  // namespace agent::membership

@@ -1,22 +1,30 @@
-// The daemon ring's protocol core: Totem-style token-ring total order, as a pure state machine.
+// The daemon ring's protocol core: Totem-style token-ring total order with extended virtual
+// synchrony, as a pure state machine.
 //
 // No sockets, no clock, no threads: packets and time come in as arguments, and everything the
 // ring wants done (packets to send, deliveries, warnings) comes out of take_actions(). The
 // daemon's actor and the simulator drive the same code.
 //
-// Normal operation (fixed membership): a token circulates among the members in id order. Only
-// the holder multicasts new packets, numbered token.seq+1..., within the global window (packets
-// per rotation for the whole ring) and its personal window (per visit). Each member writes its
+// Normal operation: a token circulates among the members in id order. Only the holder
+// multicasts new packets, numbered token.seq+1..., within the global window (packets per
+// rotation for the whole ring) and its personal window (per visit). Each member writes its
 // all-received-up-to (aru) into the token and requests what it misses; any holder that has a
 // requested packet sends it again. Client messages are packed many per packet and fragmented
-// when larger than one. A packet is delivered when every lower one has been (AGREED order);
-// one that carries SAFE messages waits until the token shows every member has it. Packets every
-// member has (stable) are discarded.
+// when larger than one. A packet is delivered when every lower one has been (AGREED order); one
+// that carries SAFE messages waits until the token shows every member has it.
+//
+// Configuration changes (docs/ring-protocol.md): token loss or a foreign daemon's packet starts
+// a gather (join messages until the daemons agree who is in), then a commit token collects each
+// member's old-ring state, then recovery re-sends old-ring packets within the new ring until
+// members from the same old ring hold the same set, and delivers: the old ring's remaining
+// messages that the old configuration can deliver, the transitional configuration, the rest,
+// the regular configuration.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,13 +35,14 @@ namespace agent::membership {
 
 using NodeId = uint32_t;
 using Time = uint64_t;  // microseconds, from any fixed origin; supplied by the caller
-constexpr NodeId kBroadcast = 0xffffffff;
+constexpr NodeId kBroadcast = 0xffffffff;   // every other member of the current ring
+constexpr NodeId kAllDaemons = 0xfffffffe;  // every other configured daemon
 // Service bits are the client protocol's; the ring itself only looks at SAFE.
 constexpr uint32_t kSafeService = 0x20;
 
 struct RingConfig {
-  std::vector<NodeId> members;            // every daemon of the ring; sorted, unique
-  uint64_t ring_id = 1;                   // identifies this ring (configuration)
+  std::vector<NodeId> members;            // every daemon that may be in the ring (configured)
+  uint64_t incarnation = 1;               // this daemon's incarnation: grows on every start
   uint32_t max_packet_bytes = 8192;       // data packet size including headers
   uint32_t global_window = 256;           // new packets per token rotation, whole ring
   uint32_t personal_window = 128;         // new packets per token visit, one member
@@ -44,20 +53,36 @@ struct RingConfig {
   uint64_t max_message_bytes = 16u << 20; // largest message submit() accepts
   Time token_retransmit_us = 20000;       // resend the token if the successor shows no progress
   Time token_hold_us = 2000;              // an idle ring's holder keeps the token this long
-  Time token_warning_us = 2000000;        // no token for this long: warn (member unreachable?)
+  Time token_loss_us = 250000;            // no token for this long: start a configuration change
+  Time join_timeout_us = 30000;           // resend join messages while gathering
+  Time consensus_timeout_us = 150000;     // give up on daemons that do not agree by then
 };
 
-// One client-level message delivered in the total order.
+enum class DeliveryKind : uint8_t {
+  kMessage = 0,       // a client message
+  kTransitional = 1,  // the transitional configuration: members that came along from the old one
+  kRegular = 2,       // a new regular configuration
+};
+
+// One item of the ordered stream: a client message or a configuration.
 struct Delivered {
-  uint64_t index;     // 1, 2, 3...: position in this ring's total order of messages
-  uint64_t packet_seq;  // the ring packet that completed it (for checkers: who had it when)
-  NodeId origin;      // the member that submitted it
-  uint32_t service;   // the service bits given to submit()
-  std::string payload;
+  uint64_t index = 0;       // 1, 2, 3...: position in this daemon's ordered stream (never reused)
+  // Messages: position among the messages of ring_id, the same at every daemon delivering it.
+  // Configurations: how many messages of ring_id this daemon had delivered before it (the same
+  // at every daemon delivering it with the same members).
+  uint64_t ordinal = 0;
+  uint64_t packet_seq = 0;  // messages: the ring packet that completed it (for checkers)
+  NodeId origin = 0;        // messages: the member that submitted it
+  uint32_t service = 0;     // messages: the service bits given to submit()
+  std::string payload;      // messages
+  DeliveryKind kind = DeliveryKind::kMessage;
+  uint64_t ring_id = 0;           // the ring the item belongs to (configurations: that ring)
+  uint64_t next_ring_id = 0;      // transitional configurations: the ring being installed
+  std::vector<NodeId> members;    // configurations: the members, sorted
 };
 
 struct Send {
-  NodeId to;  // a member, or kBroadcast (every other member)
+  NodeId to;  // a daemon, kBroadcast or kAllDaemons
   std::string bytes;
 };
 
@@ -67,6 +92,9 @@ struct Actions {
   std::vector<std::string> warnings;   // for the log: something needs a human's attention
 };
 
+enum class RingState : uint8_t { kGather, kCommit, kRecovery, kOperational };
+const char* to_string(RingState s);
+
 struct RingStats {
   uint64_t packets_sent = 0;        // new data packets multicast
   uint64_t packets_retransmitted = 0;
@@ -74,9 +102,12 @@ struct RingStats {
   uint64_t tokens_retransmitted = 0;
   uint64_t duplicate_tokens = 0;
   uint64_t duplicate_packets = 0;
-  uint64_t bad_packets = 0;         // undecodable or from another ring: dropped
+  uint64_t bad_packets = 0;         // undecodable or from nowhere: dropped
   uint64_t messages_delivered = 0;
   uint64_t held_tokens = 0;         // times an idle ring's token was held
+  uint64_t gathers = 0;             // configuration changes started
+  uint64_t rings_installed = 0;     // regular configurations delivered
+  uint64_t recovered_packets = 0;   // old-ring packets obtained during recovery
 };
 
 // Test-only fault switches, to prove the simulator's checker catches broken cores.
@@ -84,6 +115,7 @@ struct RingFaults {
   bool skip_retransmissions = false;  // never answer retransmission requests
   bool deliver_out_of_order = false;  // swap two deliveries once
   bool deliver_safe_early = false;    // treat SAFE like AGREED
+  bool skip_recovery = false;         // do not re-send old-ring packets in recovery
 };
 
 class Ring {
@@ -93,7 +125,7 @@ class Ring {
   // Queues a client message (any size up to max_message_bytes) for multicast. False when the
   // pending queue is full (back-pressure: try again after deliveries) or the message too large.
   bool submit(uint32_t service, std::string_view payload, Time now);
-  // A packet from another member (bytes as received; undecodable ones are counted and dropped).
+  // A packet from another daemon (bytes as received; undecodable ones are counted and dropped).
   void on_packet(NodeId from, std::string_view bytes, Time now);
   // Call when now >= next_timeout().
   void on_timeout(Time now);
@@ -104,12 +136,17 @@ class Ring {
   NodeId self() const { return self_; }
   const RingConfig& config() const { return cfg_; }
   const RingStats& stats() const { return stats_; }
+  RingState state() const { return state_; }
+  uint64_t ring_id() const { return ring_id_; }
+  const std::vector<NodeId>& members() const { return members_; }
   uint64_t my_aru() const { return my_aru_; }
   uint64_t highest_seq() const { return high_seq_; }
   uint64_t delivered_seq() const { return delivered_seq_; }
   uint64_t pending_bytes() const { return pending_bytes_; }
-  size_t buffered_packets() const { return packets_.size(); }
+  size_t buffered_packets() const { return packets_.size() + old_.packets.size(); }
   bool holds_token() const { return holding_; }
+  // Whether this daemon holds packet seq of ring ring_id (for checkers).
+  bool has_packet(uint64_t ring_id, uint64_t seq) const;
   RingFaults& faults() { return faults_; }
 
  private:
@@ -124,35 +161,71 @@ class Ring {
     std::string data;
     size_t offset = 0;  // bytes already packed (fragmentation)
   };
+  // The last regular ring, kept from its end until recovery completes.
+  struct OldRing {
+    uint64_t id = 0;  // 0: none (a daemon that just started)
+    std::vector<NodeId> members;
+    std::map<uint64_t, Packet> packets;
+    uint64_t aru = 0, delivered = 0, high = 0, safe = 0;
+    uint64_t msgs = 0;  // its messages delivered here
+    std::map<NodeId, std::string> reassembly;
+  };
 
+  // Normal operation (ring.cpp).
   void arrive(Token t, Time now);
   void visit(Time now);
   void pass_token(Time now);
   void run_self_passes(Time now);
+  void handle_token(const ringwire::Header& h, std::string_view body, Time now);
   void handle_data(const ringwire::Header& h, std::string_view body, Time now);
   void build_packet(uint64_t seq, std::string& out);
+  void build_recovery_packet(uint64_t seq, std::string& out);
   void store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes);
   void advance_aru();
   void deliver();
   void discard_stable();
-  void emit(NodeId origin, uint32_t service, std::string payload, uint64_t seq);
+  void emit(NodeId origin, uint32_t service, std::string payload, uint64_t seq, uint64_t ring_id);
   void broadcast(const std::string& bytes) { actions_.sends.push_back({kBroadcast, bytes}); }
   NodeId successor() const;
   uint64_t min_aru(const Token& t) const;
 
+  // Configuration changes (ring_membership.cpp).
+  // send: multicast this daemon's join now (else the caller does, once it has merged).
+  void start_gather(Time now, const char* why, bool send = true);
+  void handle_join(NodeId from, const ringwire::Join& j, Time now);
+  void send_join(Time now);
+  void check_consensus(Time now);
+  void handle_commit(NodeId from, const ringwire::Commit& c, Time now);
+  void send_commit(Time now);
+  void install_new_ring(const ringwire::Commit& c, Time now);
+  void absorb_recovery_chunk(std::string_view old_packet);
+  void finish_recovery(Time now);
+  bool foreign(const ringwire::Header& h) const;
+  uint32_t ring_seq(uint64_t ring_id) const { return static_cast<uint32_t>(ring_id >> 32); }
+
   NodeId self_;
   RingConfig cfg_;
-  size_t my_index_ = 0;
   RingFaults faults_;
   RingStats stats_;
   Actions actions_;
+
+  // The current ring (operational or being recovered).
+  RingState state_ = RingState::kGather;
+  uint64_t ring_id_ = 0;            // (ring seq << 32) | representative
+  std::vector<NodeId> members_;     // sorted
+  size_t my_index_ = 0;
+  std::map<NodeId, uint64_t> incarnations_;  // of the current ring's members
+  uint32_t max_ring_seq_ = 0;       // highest ring seq seen anywhere
+  uint64_t prev_ring_id_ = 0;       // the ring before this one: its late packets are not foreign
+  Time presence_at_ = 0;            // next presence beacon to configured daemons not in the ring
 
   std::map<uint64_t, Packet> packets_;  // received or sent, not yet stable
   uint64_t my_aru_ = 0;                 // every seq <= this is here (or already discarded)
   uint64_t high_seq_ = 0;               // highest seq seen on the token or in a packet
   uint64_t delivered_seq_ = 0;          // packets delivered up to here
   uint64_t safe_seq_ = 0;               // every member has every packet up to here
-  uint64_t delivered_msgs_ = 0;
+  uint64_t delivered_items_ = 0;        // index of the last Delivered
+  uint64_t ring_msgs_ = 0;              // messages of the current ring delivered
   std::map<NodeId, std::string> reassembly_;  // per origin: the fragments so far
 
   std::deque<Pending> pending_;
@@ -166,14 +239,28 @@ class Ring {
   Time no_hold_until_ = 0;        // someone asked for the token (wake): do not hold until then
   Time last_wake_sent_ = 0;
   uint64_t last_token_hop_ = 0;   // highest hop processed: tokens with lower hops are duplicates
-  std::string last_sent_token_;   // for retransmission
+  std::string last_sent_token_;   // for retransmission (regular or commit token)
   uint64_t last_sent_hop_ = 0;
   Time retransmit_at_ = 0;        // 0: none due
-  Time retransmitting_since_ = 0; // when the successor stopped showing progress
-  Time last_token_at_ = 0;        // when a token last arrived (or start)
-  Time warned_at_ = 0;
+  Time last_token_at_ = 0;        // when a token last arrived (or the ring was installed)
   uint32_t my_fcc_ = 0;           // packets this member added to the token's fcc this rotation
   bool out_of_order_done_ = false;
+
+  // Gather and commit.
+  std::set<NodeId> proc_, fail_, consensus_;
+  Time join_at_ = 0;              // next join (re)send
+  Time consensus_deadline_ = 0;
+  Time commit_deadline_ = 0;
+  uint64_t commit_hop_ = 0;       // highest commit token hop seen
+  uint64_t commit_ring_ = 0;      // the ring the commit token in hand forms
+  NodeId last_commit_to_ = 0;     // where the commit token went (for retransmission)
+  std::vector<NodeId> warned_absent_list_;
+
+  // Recovery.
+  OldRing old_;
+  std::deque<std::string> recovery_queue_;  // old packets to re-send in the new ring
+  std::vector<NodeId> trans_members_;       // members that come from this daemon's old ring
+  uint64_t trans_safe_ = 0;                 // highest safe line any of them knew
 };
 
 }  // namespace agent::membership

@@ -39,10 +39,12 @@ void encode_token(std::string& out, uint64_t ring_id, uint32_t sender, const Tok
   w.u64(t.hop);
   w.u64(t.seq);
   w.u32(t.fcc);
+  w.u64(t.recovery_end);
   w.u16(static_cast<uint16_t>(t.arus.size()));
-  for (auto& [m, a] : t.arus) {
-    w.u32(m);
-    w.u64(a);
+  for (auto& e : t.arus) {
+    w.u32(e.member);
+    w.u64(e.aru);
+    w.u8(e.flags);
   }
   w.u16(static_cast<uint16_t>(t.rtr.size()));
   for (auto s : t.rtr) w.u64(s);
@@ -53,7 +55,7 @@ std::optional<Header> decode_header(std::string_view bytes) {
   if (r.u16() != kMagic || r.u8() != kVersion) return std::nullopt;
   Header h;
   uint8_t type = r.u8();
-  if (type < 1 || type > 3) return std::nullopt;
+  if (type < 1 || type > 5) return std::nullopt;
   h.type = static_cast<Type>(type);
   h.ring_id = r.u64();
   h.sender = r.u32();
@@ -86,18 +88,92 @@ std::optional<Token> decode_token(std::string_view body, size_t max_members, siz
   t.hop = r.u64();
   t.seq = r.u64();
   t.fcc = r.u32();
+  t.recovery_end = r.u64();
   size_t n = r.u16();
   if (!r.ok() || n > max_members) return std::nullopt;
   for (size_t i = 0; i < n; ++i) {
-    uint32_t m = r.u32();
-    uint64_t a = r.u64();
-    t.arus.emplace_back(m, a);
+    TokenEntry e;
+    e.member = r.u32();
+    e.aru = r.u64();
+    e.flags = r.u8();
+    t.arus.push_back(e);
   }
   size_t k = r.u16();
   if (!r.ok() || k > max_requests) return std::nullopt;
   for (size_t i = 0; i < k; ++i) t.rtr.push_back(r.u64());
   if (!r.done()) return std::nullopt;
   return t;
+}
+
+namespace {
+void put_ids(wire::Writer& w, const std::vector<uint32_t>& ids) {
+  w.u16(static_cast<uint16_t>(ids.size()));
+  for (auto id : ids) w.u32(id);
+}
+bool get_ids(wire::Reader& r, std::vector<uint32_t>& ids, size_t max) {
+  size_t n = r.u16();
+  if (!r.ok() || n > max) return false;
+  for (size_t i = 0; i < n; ++i) ids.push_back(r.u32());
+  return r.ok();
+}
+}  // namespace
+
+void encode_join(std::string& out, uint64_t ring_id, uint32_t sender, const Join& j) {
+  encode_header(out, Header{Type::kJoin, ring_id, sender});
+  wire::Writer w(out);
+  w.u64(j.ring_seq);
+  w.u64(j.incarnation);
+  put_ids(w, j.proc);
+  put_ids(w, j.fail);
+}
+
+std::optional<Join> decode_join(std::string_view body, size_t max_members) {
+  wire::Reader r(body);
+  Join j;
+  j.ring_seq = r.u64();
+  j.incarnation = r.u64();
+  if (!get_ids(r, j.proc, max_members) || !get_ids(r, j.fail, max_members) || !r.done())
+    return std::nullopt;
+  return j;
+}
+
+void encode_commit(std::string& out, uint64_t ring_id, uint32_t sender, const Commit& c) {
+  encode_header(out, Header{Type::kCommit, ring_id, sender});
+  wire::Writer w(out);
+  w.u64(c.ring_id);
+  w.u64(c.hop);
+  w.u16(static_cast<uint16_t>(c.members.size()));
+  for (auto& e : c.members) {
+    w.u32(e.member);
+    w.u64(e.incarnation);
+    w.u64(e.old_ring);
+    w.u64(e.old_aru);
+    w.u64(e.old_high);
+    w.u64(e.old_safe);
+    w.u8(e.filled);
+  }
+}
+
+std::optional<Commit> decode_commit(std::string_view body, size_t max_members) {
+  wire::Reader r(body);
+  Commit c;
+  c.ring_id = r.u64();
+  c.hop = r.u64();
+  size_t n = r.u16();
+  if (!r.ok() || n == 0 || n > max_members) return std::nullopt;
+  for (size_t i = 0; i < n; ++i) {
+    CommitEntry e;
+    e.member = r.u32();
+    e.incarnation = r.u64();
+    e.old_ring = r.u64();
+    e.old_aru = r.u64();
+    e.old_high = r.u64();
+    e.old_safe = r.u64();
+    e.filled = r.u8();
+    c.members.push_back(e);
+  }
+  if (!r.done()) return std::nullopt;
+  return c;
 }
 
 }  // namespace agent::ringwire

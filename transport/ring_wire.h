@@ -3,8 +3,12 @@
 //
 //   header  u16 magic 0x5241 ("AR") | u8 version | u8 type | u64 ring id | u32 sender
 //   data    u64 seq | u64 hop | u16 chunk count | chunks: u32 service, u8 flags, bytes32 data
-//   token   u64 hop | u64 seq | u32 fcc | u16 n | n x (u32 member, u64 aru) | u16 m | m x u64 rtr
+//   token   u64 hop | u64 seq | u32 fcc | u64 recovery_end | u16 n | n x (u32 member, u64 aru,
+//           u8 flags) | u16 m | m x u64 rtr
 //   wake    (nothing)
+//   join    u64 ring_seq | u64 incarnation | u16 n | n x u32 proc | u16 m | m x u32 fail
+//   commit  u64 new ring id | u64 hop | u16 n | n x (u32 member, u64 incarnation, u64 old ring,
+//           u64 old aru, u64 old high, u64 old safe, u8 filled)
 #pragma once
 
 #include <cstdint>
@@ -22,8 +26,10 @@ constexpr size_t kDataHeaderBytes = kHeaderBytes + 18;
 constexpr size_t kChunkHeaderBytes = 9;
 constexpr uint8_t kFirst = 0x01;  // chunk starts a message
 constexpr uint8_t kLast = 0x02;   // chunk ends a message (both: a whole message)
+constexpr uint8_t kRecovery = 0x04;  // chunk is a whole packet of an old ring, resent in recovery
+constexpr uint8_t kTokenRecoveryDone = 0x01;  // token aru flag: member has resent its old packets
 
-enum class Type : uint8_t { kData = 1, kToken = 2, kWake = 3 };
+enum class Type : uint8_t { kData = 1, kToken = 2, kWake = 3, kJoin = 4, kCommit = 5 };
 
 struct Header {
   Type type = Type::kData;
@@ -43,12 +49,42 @@ struct DataView {
   std::vector<ChunkView> chunks;
 };
 
+struct TokenEntry {
+  uint32_t member = 0;
+  uint64_t aru = 0;  // the member's all-received-up-to, as of its last visit
+  uint8_t flags = 0;
+};
+
 struct Token {
   uint64_t hop = 0;  // +1 on every pass: older hops are duplicates
   uint64_t seq = 0;  // highest sequence number assigned
   uint32_t fcc = 0;  // packets multicast during the last rotation
-  std::vector<std::pair<uint32_t, uint64_t>> arus;  // (member, all-received-up-to), by member
+  uint64_t recovery_end = 0;  // recovery: seq of the last resent old packet, once all are sent
+  std::vector<TokenEntry> arus;  // one per member, by member
   std::vector<uint64_t> rtr;  // retransmission requests
+};
+
+struct Join {
+  uint64_t ring_seq = 0;     // highest ring sequence the sender has seen
+  uint64_t incarnation = 0;  // the sender's incarnation (grows on restart)
+  std::vector<uint32_t> proc;  // daemons the sender wants in the ring, sorted
+  std::vector<uint32_t> fail;  // daemons the sender gave up on, sorted
+};
+
+struct CommitEntry {
+  uint32_t member = 0;
+  uint64_t incarnation = 0;
+  uint64_t old_ring = 0;  // the ring the member comes from (0: none)
+  uint64_t old_aru = 0;
+  uint64_t old_high = 0;
+  uint64_t old_safe = 0;
+  uint8_t filled = 0;
+};
+
+struct Commit {
+  uint64_t ring_id = 0;  // the new ring
+  uint64_t hop = 0;
+  std::vector<CommitEntry> members;  // sorted by member
 };
 
 void encode_header(std::string& out, const Header& h);
@@ -62,5 +98,9 @@ std::optional<Header> decode_header(std::string_view bytes);
 std::optional<DataView> decode_data(std::string_view body);
 std::optional<Token> decode_token(std::string_view body, size_t max_members,
                                   size_t max_requests);
+void encode_join(std::string& out, uint64_t ring_id, uint32_t sender, const Join& j);
+std::optional<Join> decode_join(std::string_view body, size_t max_members);
+void encode_commit(std::string& out, uint64_t ring_id, uint32_t sender, const Commit& c);
+std::optional<Commit> decode_commit(std::string_view body, size_t max_members);
 
 }  // namespace agent::ringwire

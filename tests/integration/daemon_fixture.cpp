@@ -62,21 +62,22 @@ std::vector<uint16_t> free_udp_ports(size_t n) {
   return ports;
 }
 
-std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports, const std::string& extra) {
+std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports, const std::string& extra,
+                         const std::string& address) {
   std::ostringstream s;
   s << "[ring]\nid = " << id << "\n" << extra;
   for (size_t i = 0; i < ports.size(); ++i)
-    s << "[[ring.daemons]]\nid = " << i + 1 << "\naddress = \"127.0.0.1\"\nport = " << ports[i]
-      << "\n";
+    s << "[[ring.daemons]]\nid = " << i + 1 << "\naddress = \"" << address << "\"\nport = "
+      << ports[i] << "\n";
   return s.str();
 }
 
-Cluster::Cluster(size_t n, const std::string& ring_extra) {
+Cluster::Cluster(size_t n, const std::string& ring_extra, const std::string& address) {
   auto ports = free_udp_ports(n);
   for (size_t i = 0; i < n; ++i) {
     DaemonOptions o;
     o.name = "d" + std::to_string(i + 1);
-    o.extra_config = ring_section(static_cast<uint32_t>(i + 1), ports, ring_extra);
+    o.extra_config = ring_section(static_cast<uint32_t>(i + 1), ports, ring_extra, address);
     daemons_.push_back(std::make_unique<Daemon>(o));
   }
 }
@@ -95,13 +96,19 @@ Daemon::Daemon(DaemonOptions opt) {
       << (opt.tcp ? "127.0.0.1:" + std::to_string(port_) : "off") << "\"\n"
       << opt.extra_config;
   }
+  config_ = config;
+  launch();
+}
+
+void Daemon::launch() {
   std::string log = dir_ + "/agentd.log";
+  ::unlink(socket_.c_str());  // a killed daemon leaves its socket behind
   pid_ = ::fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
-    FILE* f = std::freopen(log.c_str(), "w", stderr);
+    FILE* f = std::freopen(log.c_str(), "a", stderr);
     (void)f;
-    ::execl(AGENTD_PATH, "agentd", "--config", config.c_str(), static_cast<char*>(nullptr));
+    ::execl(AGENTD_PATH, "agentd", "--config", config_.c_str(), static_cast<char*>(nullptr));
     std::_Exit(127);
   }
   auto deadline = Clock::now() + std::chrono::seconds(10);
@@ -114,6 +121,22 @@ Daemon::Daemon(DaemonOptions opt) {
     if (Clock::now() > deadline) FAIL("agentd did not listen within 10 s:\n" << this->log());
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+void Daemon::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+void Daemon::restart() {
+  REQUIRE(pid_ <= 0);
+  launch();
+}
+
+void Daemon::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
 }
 
 Daemon::~Daemon() {

@@ -31,10 +31,16 @@ class Daemon {
   const std::string& dir() const { return dir_; }
   // Sends SIGTERM and waits (bounded) for the exit status; -1 if it had to be killed.
   int stop();
+  // SIGKILL, and reap it.
+  void kill9();
+  // Starts it again with the same configuration (after kill9 or stop).
+  void restart();
+  void signal(int sig);
   std::string log() const;
 
  private:
-  std::string dir_, socket_;
+  void launch();
+  std::string dir_, socket_, config_;
   uint16_t port_ = 0;
   pid_t pid_ = -1;
 };
@@ -43,12 +49,13 @@ class Daemon {
 std::vector<uint16_t> free_udp_ports(size_t n);
 // The [ring] section for daemon `id` of a loopback ring on these ports (ids 1..n).
 std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports,
-                         const std::string& extra = "");
+                         const std::string& extra = "", const std::string& address = "127.0.0.1");
 
 // n daemons d1..dn forming one ring on loopback.
 class Cluster {
  public:
-  explicit Cluster(size_t n, const std::string& ring_extra = "");
+  explicit Cluster(size_t n, const std::string& ring_extra = "",
+                   const std::string& address = "127.0.0.1");
   Daemon& operator[](size_t i) { return *daemons_[i]; }
   size_t size() const { return daemons_.size(); }
 

@@ -1,4 +1,6 @@
 // Several real agentd processes forming one ring on loopback.
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -107,8 +109,11 @@ TEST_CASE("a large message crosses the ring intact", "[ring][agentd]") {
   Cluster c(3);
   auto a = connect(c[0].socket_path(), "alice");
   auto z = connect(c[2].socket_path(), "zoe");
+  REQUIRE(agent_join(a.get(), "big") == AGENT_OK);
   REQUIRE(agent_join(z.get(), "big") == AGENT_OK);
-  REQUIRE(receive_until(z.get(), [](auto& m) { return m.kind == AGENT_MSG_MEMBERSHIP; }, 10000));
+  REQUIRE(receive_until(z.get(), [](auto& m) {
+    return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 2;
+  }, 10000));
   std::string big(3 << 20, '\0');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 + (i >> 12));
   REQUIRE(agent_multicast(a.get(), AGENT_SAFE, "big", 1, big.data(), big.size()) == AGENT_OK);
@@ -120,11 +125,113 @@ TEST_CASE("a large message crosses the ring intact", "[ring][agentd]") {
 TEST_CASE("a daemon whose ring peers are absent says so", "[ring][agentd]") {
   auto ports = free_udp_ports(2);
   DaemonOptions o;
-  o.extra_config = ring_section(1, ports, "token_warning_ms = 300\n");
+  o.extra_config = ring_section(1, ports);
   Daemon d(o);  // daemon 2 is never started
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (d.log().find("has not taken the token") == std::string::npos &&
+  while (d.log().find("do not answer") == std::string::npos &&
          std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  CHECK(d.log().find("daemon 2 has not taken the token") != std::string::npos);
+  CHECK(d.log().find("daemons 2 do not answer") != std::string::npos);
+}
+
+namespace {
+// Detects a crashed daemon within a few hundred milliseconds (docs/ring-protocol.md).
+const char* kFastProfile =
+    "token_loss_ms = 100\nconsensus_timeout_ms = 60\njoin_timeout_ms = 10\ntoken_retransmit_ms = 10\n";
+
+bool network_view(const agent_message& m, uint32_t kind) {
+  return m.kind == AGENT_MSG_MEMBERSHIP && (m.service & AGENT_CAUSED_BY_NETWORK) &&
+         (m.service & kind);
+}
+}  // namespace
+
+TEST_CASE("three daemons over IPv6 loopback", "[ring][agentd]") {
+  Cluster c(3, "", "::1");
+  auto a = connect(c[0].socket_path(), "alice");
+  auto z = connect(c[2].socket_path(), "zoe");
+  REQUIRE(agent_join(a.get(), "v6") == AGENT_OK);
+  REQUIRE(agent_join(z.get(), "v6") == AGENT_OK);
+  // Daemons started one after the other may first form smaller rings: wait for one view.
+  REQUIRE(receive_until(z.get(), [](auto& m) {
+    return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 2;
+  }, 10000));
+  REQUIRE(agent_multicast(a.get(), AGENT_SAFE, "v6", 0, "six", 3) == AGENT_OK);
+  auto m = receive_until(z.get(), is_data, 10000);
+  REQUIRE(m);
+  CHECK(payload(*m) == "six");
+}
+
+TEST_CASE("a daemon killed with SIGKILL: the others' members see a network change, then it returns",
+          "[ring][agentd][faults]") {
+  Cluster c(3, kFastProfile);
+  std::vector<Conn> cl;
+  for (size_t d = 0; d < 3; ++d) {
+    cl.push_back(connect(c[d].socket_path(), "m" + std::to_string(d + 1)));
+    REQUIRE(agent_join(cl.back().get(), "g") == AGENT_OK);
+  }
+  for (auto& x : cl)
+    REQUIRE(receive_until(x.get(), [](auto& m) {
+      return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 3;
+    }, 10000));
+  auto t0 = std::chrono::steady_clock::now();
+  c[2].kill9();
+  for (size_t d = 0; d < 2; ++d) {
+    auto t = receive_until(cl[d].get(), [](auto& m) { return network_view(m, AGENT_TRANSITION); }, 5000);
+    REQUIRE(t);
+    CHECK(members(*t) == std::vector<std::string>{"#m1#d1", "#m2#d2"});
+    auto r = receive_until(cl[d].get(), [](auto& m) { return network_view(m, AGENT_REG_MEMB); }, 5000);
+    REQUIRE(r);
+    CHECK(members(*r) == std::vector<std::string>{"#m1#d1", "#m2#d2"});
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  WARN("crash to regular view: " << ms << " ms");
+  CHECK(ms < 1000);
+  // Messages flow in the smaller ring.
+  REQUIRE(agent_multicast(cl[0].get(), AGENT_SAFE, "g", 0, "two left", 8) == AGENT_OK);
+  auto m = receive_until(cl[1].get(), is_data, 5000);
+  REQUIRE(m);
+  CHECK(payload(*m) == "two left");
+  // The daemon comes back as a new incarnation; its new member is seen everywhere.
+  c[2].restart();
+  auto back = connect(c[2].socket_path(), "m3");
+  REQUIRE(agent_join(back.get(), "g") == AGENT_OK);
+  for (auto* x : {cl[0].get(), cl[1].get(), back.get()})
+    REQUIRE(receive_until(x, [](auto& m) {
+      return m.kind == AGENT_MSG_MEMBERSHIP && (m.service & AGENT_REG_MEMB) && m.ngroups == 3;
+    }, 10000));
+}
+
+TEST_CASE("a paused daemon drops out and merges back when it resumes", "[ring][agentd][faults]") {
+  Cluster c(3, kFastProfile);
+  std::vector<Conn> cl;
+  for (size_t d = 0; d < 3; ++d) {
+    cl.push_back(connect(c[d].socket_path(), "m" + std::to_string(d + 1)));
+    REQUIRE(agent_join(cl.back().get(), "g") == AGENT_OK);
+  }
+  for (auto& x : cl)
+    REQUIRE(receive_until(x.get(), [](auto& m) {
+      return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 3;
+    }, 10000));
+  c[1].signal(SIGSTOP);
+  auto r = receive_until(cl[0].get(), [](auto& m) {
+    return network_view(m, AGENT_REG_MEMB) && m.ngroups == 2;
+  }, 5000);
+  c[1].signal(SIGCONT);
+  REQUIRE(r);
+  CHECK(members(*r) == std::vector<std::string>{"#m1#d1", "#m3#d3"});
+  // After it resumes, all three are together again, at every member.
+  for (auto& x : cl) {
+    auto back = receive_until(x.get(), [](auto& m) {
+      return network_view(m, AGENT_REG_MEMB) && m.ngroups == 3;
+    }, 10000);
+    REQUIRE(back);
+    CHECK(members(*back) == std::vector<std::string>{"#m1#d1", "#m2#d2", "#m3#d3"});
+  }
+  // And the order is one again.
+  REQUIRE(agent_multicast(cl[1].get(), AGENT_AGREED, "g", 0, "again", 5) == AGENT_OK);
+  for (auto& x : cl) {
+    auto m = receive_until(x.get(), is_data, 5000);
+    REQUIRE(m);
+    CHECK(payload(*m) == "again");
+  }
 }

@@ -1,8 +1,8 @@
 // agent-sim: runs the deterministic simulator on one seed or a range of seeds and prints, for
 // every failing seed, the reason and the exact command that reproduces it.
 //
-//   agent-sim --seed S | --seeds N  [--nodes K] [--loss P] [--fault NAME [--fault-node K|all]]
-//             [--verbose]
+//   agent-sim --seed S | --seeds N  [--nodes K] [--loss P] [--faults]
+//             [--fault NAME [--fault-node K|all]] [--verbose]
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -18,16 +18,21 @@ namespace {
 
 void usage(const char* prog) {
   std::fprintf(stderr,
-               "usage: %s (--seed S | --seeds N) [--nodes K] [--loss P] "
-               "[--fault skip-retransmit|out-of-order|safe-early] [--fault-node K|all] [--verbose]\n"
+               "usage: %s (--seed S | --seeds N) [--nodes K] [--loss P] [--faults] "
+               "[--fault skip-retransmit|out-of-order|safe-early|skip-recovery] [--fault-node K|all] "
+               "[--verbose] [--trace]\n"
                "  --seed S        run seed S only\n"
                "  --seeds N       run seeds 1..N\n"
                "  --nodes K       daemons, 1..16 (default: derived from the seed, cycling 1..7)\n"
                "  --loss P        packet loss probability 0..1 during the workload\n"
                "                  (default: derived from the seed among 0, 0.05, 0.2, 0.3)\n"
+               "  --faults        inject crashes, restarts, partitions and heals during the workload\n"
+               "                  (which of them, and how often: derived from the seed)\n"
                "  --fault NAME    switch on a ring fault, to prove the checker catches it\n"
                "  --fault-node K  the daemon that gets the fault (default: all)\n"
-               "  --verbose       a summary line per seed, and every failure\n",
+               "  --verbose       a summary line per seed, faults, configurations, warnings, and\n"
+               "                  every failure\n"
+               "  --trace         --verbose plus every packet arrival and ring state change\n",
                prog);
 }
 
@@ -91,10 +96,13 @@ int main(int argc, char** argv) {
         return 2;
       }
       base.loss = p;
+    } else if (a == "--faults") {
+      base.faults = true;
     } else if (a == "--fault") {
       base.fault = value();
       if (!valid_fault(base.fault)) {
-        std::fprintf(stderr, "%s: unknown fault '%s' (skip-retransmit, out-of-order, safe-early)\n",
+        std::fprintf(stderr,
+                     "%s: unknown fault '%s' (skip-retransmit, out-of-order, safe-early, skip-recovery)\n",
                      prog, base.fault.c_str());
         return 2;
       }
@@ -108,6 +116,9 @@ int main(int argc, char** argv) {
       } else {
         base.fault_node = static_cast<NodeId>(v);
       }
+    } else if (a == "--trace") {
+      base.trace = true;
+      base.verbose = true;
     } else if (a == "--verbose" || a == "-v") {
       base.verbose = true;
     } else if (a == "--help" || a == "-h") {

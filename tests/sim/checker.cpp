@@ -1,23 +1,28 @@
+// The checker's ring part: every daemon instance's ordered stream on its own (structure,
+// identity, FIFO) and against the others (agreement on configurations, one order per ring, the
+// same messages for daemons that move together, SAFE), then liveness. See README.md.
 #include "tests/sim/checker.h"
 
 #include <algorithm>
-#include <map>
-#include <set>
 
 #include "groups/event_codec.h"
-#include "groups/group_state.h"
-#include "tests/sim/rng.h"
-#include "transport/names.h"
+#include "tests/sim/checker_internal.h"
+#include "tests/sim/nonce.h"
 
 namespace agent::sim {
 
-namespace svc = proto::service;
-using groups::Event;
-using groups::EventKind;
+namespace detail {
 
 namespace {
-
 constexpr size_t kMaxFailures = 30;
+
+bool has(const std::vector<NodeId>& v, NodeId n) { return std::find(v.begin(), v.end(), n) != v.end(); }
+bool subset(const std::vector<NodeId>& a, const std::vector<NodeId>& b) {
+  for (NodeId x : a)
+    if (!has(b, x)) return false;
+  return true;
+}
+}  // namespace
 
 std::string list(const std::vector<std::string>& v) {
   std::string out = "[";
@@ -25,7 +30,8 @@ std::string list(const std::vector<std::string>& v) {
   return out + "]";
 }
 
-std::string describe(const Event& e) {
+std::string describe(const groups::Event& e) {
+  using groups::EventKind;
   switch (e.kind) {
     case EventKind::kJoin: return "join " + e.member + " " + e.group;
     case EventKind::kLeave: return "leave " + e.member + " " + e.group;
@@ -33,400 +39,478 @@ std::string describe(const Event& e) {
     case EventKind::kData:
       return "data " + MsgId{e.member, e.msg_type}.str() + " " + service_name(e.service) + " to " +
              list(e.groups) + " (" + std::to_string(e.payload.size()) + " bytes)";
+    case EventKind::kState:
+      return "state for ring " + ring_name(e.config) + " from ring " + ring_name(e.old_config) + " (" +
+             std::to_string(e.memberships.size()) + " memberships)";
   }
   return "?";
 }
 
-// The checker's own group table: what GroupState should do, written independently of it.
-struct Model {
-  std::map<std::string, std::set<std::string>> groups;
-  std::map<std::string, std::set<std::string>> of;  // member -> its groups
-};
+Ctx::Ctx(const Records& rec) : r(rec) {}
 
-ClientRecord notice(uint32_t service, const std::string& group, const std::set<std::string>& members,
-                    const std::string& changed, uint64_t index) {
-  ClientRecord r;
-  r.index = index;
-  r.membership.service = service;
-  r.membership.group = group;
-  r.membership.members.assign(members.begin(), members.end());
-  r.membership.changed = changed;
-  r.membership.view.seq = index;
-  return r;
+void Ctx::fail(std::string s) {
+  if (v.failures.size() < kMaxFailures) v.failures.push_back(std::move(s));
 }
 
-// The model does not know the configuration id or the vs-sets' shape; it checks the rest.
-bool model_matches(const ClientRecord& expected, const ClientRecord& actual) {
-  if (expected.data || actual.data) return expected == actual;
-  const auto& e = expected.membership;
-  const auto& a = actual.membership;
-  return expected.index == actual.index && e.service == a.service && e.group == a.group &&
-         e.view.seq == a.view.seq && e.members == a.members && e.changed == a.changed;
+bool Ctx::alive_at_end(uint32_t i) const { return !inst(i).crashed; }
+
+std::optional<groups::Event> Ctx::event_of(const RingRecord& x) const {
+  auto it = r.payloads.find(x.fingerprint);
+  if (it == r.payloads.end()) return std::nullopt;
+  return groups::decode_event(it->second);
 }
 
-class Checker {
- public:
-  explicit Checker(const Records& r) : r_(r) {}
+std::string Ctx::describe(const RingRecord& x) const {
+  switch (x.kind) {
+    case DeliveryKind::kRegular: return "regular configuration " + ring_name(x.ring_id) + " " + id_list(x.members);
+    case DeliveryKind::kTransitional:
+      return "transitional configuration of " + ring_name(x.ring_id) + " " + id_list(x.members);
+    case DeliveryKind::kMessage: break;
+  }
+  auto ev = event_of(x);
+  std::string what = ev ? detail::describe(*ev) : "an unknown payload";
+  return "{" + what + ", origin d" + std::to_string(x.origin) + ", " + service_name(x.service) +
+         ", ring " + ring_name(x.ring_id) + " packet " + std::to_string(x.packet_seq) + ", nonce " +
+         std::to_string(nonce_instance(x.nonce)) + ":" + std::to_string(nonce_submission(x.nonce)) + "}";
+}
 
-  Verdict run() {
-    ring_order();
-    ring_origins();
-    for (auto& v : r_.violations) fail("ring: " + v);
-    bool ring_ok = v_.failures.empty();
-    decode_order();
-    client_safety();
-    client_order();
-    if (ring_ok && order_ok_) {
-      model_routing();
-      replay();
-    }
-    liveness();
-    v_.ok = v_.failures.empty();
-    if (!v_.ok) v_.reason = v_.failures.front();
-    return v_;
-  }
+std::string Ctx::describe_nonce(uint64_t nonce) const {
+  uint32_t i = nonce_instance(nonce);
+  uint64_t k = nonce_submission(nonce);
+  std::string who = "submission #" + std::to_string(k) + " of " +
+                    (i >= 1 && i <= r.instances.size() ? iname(i) : "instance " + std::to_string(i));
+  if (i < 1 || i > r.instances.size() || k < 1 || k > inst(i).submitted.size()) return who;
+  const Submission& s = inst(i).submitted[k - 1];
+  auto it = r.payloads.find(s.fingerprint);
+  auto ev = it == r.payloads.end() ? std::nullopt : groups::decode_event(it->second);
+  return who + " (" + (ev ? detail::describe(*ev) : "?") + ", " + service_name(s.service) +
+         ", at t=" + std::to_string(s.at) + "us)";
+}
 
- private:
-  void fail(std::string s) {
-    if (v_.failures.size() < kMaxFailures) v_.failures.push_back(std::move(s));
-  }
-  const std::string& dname(NodeId d) const { return r_.daemon_names.at(d); }
-  std::string describe_fp(uint64_t fp) const {
-    auto it = r_.payloads.find(fp);
-    if (it == r_.payloads.end()) return "a payload no client submitted";
-    auto ev = groups::decode_event(it->second);
-    return ev ? describe(*ev) : "an undecodable event";
-  }
-  std::string describe_ring(const RingRecord& x) const {
-    return "{origin d" + std::to_string(x.origin) + ", " + service_name(x.service) + ", " +
-           describe_fp(x.fingerprint) + "}";
-  }
-  size_t limit_of(const std::string& client) const {
-    return r_.ring.at(r_.clients.at(client)).size();
-  }
+std::optional<ItemKey> Ctx::key_at(uint32_t i, uint64_t index) const {
+  if (i < 1 || i > keys.size() || index < 1 || index > keys[i - 1].size()) return std::nullopt;
+  return keys[i - 1][index - 1];
+}
 
-  // Every daemon delivers indices 1, 2, 3... and the same message at each: the longest
-  // sequence is the reference, every other one must be a prefix of it.
-  void ring_order() {
-    for (NodeId d : r_.daemons)
-      if (ref_ == 0 || r_.ring.at(d).size() > r_.ring.at(ref_).size()) ref_ = d;
-    const auto& ref = r_.ring.at(ref_);
-    for (NodeId d : r_.daemons) {
-      const auto& mine = r_.ring.at(d);
-      for (size_t i = 0; i < mine.size(); ++i) {
-        const RingRecord& x = mine[i];
-        if (x.index != i + 1) {
-          fail("ring: " + dname(d) + "'s delivery #" + std::to_string(i + 1) + " carries index " +
-               std::to_string(x.index) + " (indices must run 1, 2, 3...)");
-          break;
-        }
-        const RingRecord& y = ref[i];
-        if (x.origin != y.origin || x.service != y.service || x.fingerprint != y.fingerprint) {
-          fail("ring: " + dname(d) + " and " + dname(ref_) + " disagree at index " +
-               std::to_string(i + 1) + ": " + describe_ring(x) + " vs " + describe_ring(y));
-          break;
-        }
-      }
-    }
-  }
+namespace {
 
-  // Per origin, a daemon delivers exactly that origin's submissions, each once, in the order
-  // they were submitted: no creation, no duplication, FIFO per daemon.
-  void ring_origins() {
-    std::map<uint64_t, std::pair<NodeId, size_t>> where;  // fingerprint -> (origin, position)
-    for (auto& [origin, subs] : r_.submitted)
-      for (size_t k = 0; k < subs.size(); ++k) where.emplace(subs[k].fingerprint, std::make_pair(origin, k));
-    for (NodeId d : r_.daemons) {
-      std::map<NodeId, size_t> next;
-      for (const RingRecord& x : r_.ring.at(d)) {
-        const auto& subs = r_.submitted.at(x.origin);
-        size_t k = next[x.origin]++;
-        if (k < subs.size() && subs[k].fingerprint == x.fingerprint && subs[k].service == x.service)
-          continue;
-        std::string at = dname(d) + " delivered " + describe_ring(x) + " at index " + std::to_string(x.index);
-        auto w = where.find(x.fingerprint);
-        if (w == where.end()) {
-          fail("ring: no creation: " + at + ", which was never submitted");
-        } else if (w->second.first != x.origin) {
-          fail("ring: " + at + ", but it was submitted by d" + std::to_string(w->second.first));
-        } else if (w->second.second < k) {
-          fail("ring: duplication: " + at + ", submission #" + std::to_string(w->second.second + 1) +
-               " of its origin, a second time");
-        } else if (k < subs.size() && subs[k].fingerprint == x.fingerprint) {
-          fail("ring: " + at + " with service " + service_name(x.service) + ", submitted as " +
-               service_name(subs[k].service));
-        } else {
-          fail("ring: FIFO: " + at + ", submission #" + std::to_string(w->second.second + 1) +
-               " of its origin, but #" + std::to_string(k + 1) + " was due");
-        }
+// Each stream on its own: indices 1, 2, 3...; Reg (msgs Trans msgs Reg)* msgs; messages of the
+// ring in force, in packet order; configurations that list the daemon; each message submitted
+// exactly like that, by a daemon of its ring, delivered once, FIFO per sending instance.
+void index_streams(Ctx& c) {
+  size_t n = c.r.instances.size();
+  c.keys.assign(n, {});
+  c.position.assign(n, {});
+  c.segments.assign(n, {});
+  for (uint32_t i = 1; i <= n; ++i) {
+    const Instance& in = c.inst(i);
+    auto& keys = c.keys[i - 1];
+    auto& segs = c.segments[i - 1];
+    std::set<uint64_t> regs, nonces;
+    std::map<uint32_t, uint64_t> last_from;  // sending instance -> its last submission # seen
+    uint64_t last_seq = 0;
+    bool ok = true;
+    for (size_t p = 0; p < in.ring.size() && ok; ++p) {
+      const RingRecord& x = in.ring[p];
+      auto bad = [&](const std::string& what) {
+        c.fail("ring: " + in.name + "'s stream at index " + std::to_string(x.index) + ": " + what);
+        ok = false;
+      };
+      if (x.index != p + 1) {
+        bad("delivery #" + std::to_string(p + 1) + " carries index " + std::to_string(x.index) +
+            " (indices must run 1, 2, 3...)");
         break;
       }
-    }
-  }
-
-  void decode_order() {
-    for (const RingRecord& x : r_.ring.at(ref_)) {
-      auto it = r_.payloads.find(x.fingerprint);
-      std::optional<Event> ev;
-      if (it != r_.payloads.end()) ev = groups::decode_event(it->second);
-      if (!ev) {
-        order_ok_ = false;
-        return;
+      Segment* cur = segs.empty() ? nullptr : &segs.back();
+      switch (x.kind) {
+        case DeliveryKind::kRegular: {
+          keys.push_back(ItemKey{DeliveryKind::kRegular, x.ring_id, 0});
+          if (cur && !cur->trans_pos)
+            bad(c.describe(x) + " follows regular configuration " + ring_name(cur->ring) +
+                " without its transitional configuration");
+          if (!regs.insert(x.ring_id).second) bad(c.describe(x) + " a second time");
+          if (!has(x.members, in.daemon)) bad(c.describe(x) + " does not list d" + std::to_string(in.daemon));
+          if (cur && cur->trans_pos) {
+            uint64_t announced = in.ring[*cur->trans_pos].next_ring_id;
+            if (announced != 0 && announced != x.ring_id)
+              bad(c.describe(x) + " follows a transitional configuration that announced ring " + ring_name(announced));
+            if (!subset(cur->trans_members, x.members))
+              bad(c.describe(x) + " lacks members of the transitional configuration " +
+                  id_list(cur->trans_members) + " before it");
+            cur->next_reg_pos = p;
+            cur->next_ring = x.ring_id;
+            keys[*cur->trans_pos].b = x.ring_id;
+          }
+          Segment s;
+          s.instance = i;
+          s.ring = x.ring_id;
+          s.reg_pos = p;
+          segs.push_back(std::move(s));
+          last_seq = 0;
+          break;
+        }
+        case DeliveryKind::kTransitional: {
+          keys.push_back(ItemKey{DeliveryKind::kTransitional, x.ring_id, 0});  // b: the next Reg
+          if (!cur) {
+            bad(c.describe(x) + " before any regular configuration");
+            break;
+          }
+          if (cur->trans_pos) {
+            bad("a second " + c.describe(x) + " in ring " + ring_name(cur->ring));
+            break;
+          }
+          if (x.ring_id != cur->ring) bad(c.describe(x) + " in regular configuration " + ring_name(cur->ring));
+          const auto& reg_members = in.ring[cur->reg_pos].members;
+          if (!subset(x.members, reg_members))
+            bad(c.describe(x) + " lists daemons outside its regular configuration " + id_list(reg_members));
+          if (!has(x.members, in.daemon)) bad(c.describe(x) + " does not list d" + std::to_string(in.daemon));
+          cur->trans_pos = p;
+          cur->trans_members = x.members;
+          break;
+        }
+        case DeliveryKind::kMessage: {
+          keys.push_back(ItemKey{DeliveryKind::kMessage, x.nonce, 0});
+          if (!cur) {
+            bad(c.describe(x) + " before any regular configuration");
+            break;
+          }
+          if (x.ring_id != cur->ring) {
+            bad(c.describe(x) + " delivered in regular configuration " + ring_name(cur->ring));
+            break;
+          }
+          if (x.packet_seq < last_seq)
+            bad("total order: " + c.describe(x) + " after a message of packet " + std::to_string(last_seq));
+          last_seq = x.packet_seq;
+          (cur->trans_pos ? cur->transitional : cur->regular).push_back(x.nonce);
+          uint32_t from = nonce_instance(x.nonce);
+          uint64_t k = nonce_submission(x.nonce);
+          if (from < 1 || from > n || k < 1 || k > c.inst(from).submitted.size()) {
+            bad("no creation: " + c.describe(x) + " was never submitted");
+            break;
+          }
+          const Submission& sub = c.inst(from).submitted[k - 1];
+          if (sub.fingerprint != x.fingerprint || sub.service != x.service) {
+            bad("no creation: " + c.describe(x) + " differs from " + c.describe_nonce(x.nonce));
+            break;
+          }
+          if (c.inst(from).daemon != x.origin) {
+            bad(c.describe(x) + " names origin d" + std::to_string(x.origin) + " but " + c.iname(from) +
+                " submitted it");
+            break;
+          }
+          if (!nonces.insert(x.nonce).second) {
+            bad("duplication: " + c.describe(x) + " a second time");
+            break;
+          }
+          auto& last = last_from[from];
+          if (last >= k) {
+            bad("FIFO: " + c.describe(x) + " after submission #" + std::to_string(last) + " of " + c.iname(from));
+            break;
+          }
+          last = k;
+          break;
+        }
       }
-      order_.push_back(std::move(*ev));
+    }
+    if (ok && !segs.empty() && segs.back().trans_pos && !segs.back().next_reg_pos) {
+      c.fail("ring: " + in.name + "'s stream ends with the transitional configuration of " +
+             ring_name(segs.back().ring) + " and no regular configuration after it");
+      ok = false;
+    }
+    if (!ok) {
+      c.streams_ok = false;
+      continue;
+    }
+    for (size_t p = 0; p < keys.size(); ++p) c.position[i - 1].emplace(keys[p], p);
+    for (size_t s = 0; s < segs.size(); ++s) c.by_ring[segs[s].ring].emplace_back(i, s);
+  }
+}
+
+// a. Every daemon that delivers regular configuration R agrees on its members; one instance
+//    per daemon at most (a restarted daemon is a new member of new rings); the transitional
+//    configuration of daemons that move from R to R' together is the same, and it lists
+//    exactly the daemons of R' that come from R.
+void check_configurations(Ctx& c) {
+  std::map<ItemKey, std::pair<uint32_t, std::vector<NodeId>>> trans;  // key -> (first, members)
+  for (auto& [ring, segs] : c.by_ring) {
+    const auto& [i0, s0] = segs.front();
+    const auto& m0 = c.inst(i0).ring[c.segments[i0 - 1][s0].reg_pos].members;
+    std::map<NodeId, uint32_t> who;
+    for (auto& [i, s] : segs) {
+      const Segment& seg = c.segments[i - 1][s];
+      const auto& m = c.inst(i).ring[seg.reg_pos].members;
+      if (m != m0)
+        c.fail("ring: agreement (a): " + c.iname(i) + " delivered regular configuration " + ring_name(ring) +
+               " with members " + id_list(m) + ", " + c.iname(i0) + " with " + id_list(m0));
+      auto [it, fresh] = who.emplace(c.inst(i).daemon, i);
+      if (!fresh)
+        c.fail("ring: agreement (a): regular configuration " + ring_name(ring) + " delivered by two instances of d" +
+               std::to_string(c.inst(i).daemon) + ": " + c.iname(it->second) + " and " + c.iname(i) +
+               " (a ring id used twice?)");
+      if (!seg.trans_pos || !seg.next_reg_pos) continue;
+      ItemKey k{DeliveryKind::kTransitional, ring, seg.next_ring};
+      auto t = trans.emplace(k, std::make_pair(i, seg.trans_members));
+      if (!t.second && t.first->second.second != seg.trans_members)
+        c.fail("ring: agreement (a): moving from " + ring_name(ring) + " to " + ring_name(seg.next_ring) + ", " +
+               c.iname(i) + " delivered transitional configuration " + id_list(seg.trans_members) + ", " +
+               c.iname(t.first->second.first) + " " + id_list(t.first->second.second));
     }
   }
+  // The transitional set against where the members of the next ring really come from.
+  for (auto& [k, first] : trans) {
+    auto it = c.by_ring.find(k.b);
+    if (it == c.by_ring.end()) continue;
+    const auto& tset = first.second;
+    for (auto& [i, s] : it->second) {
+      uint64_t prev = s == 0 ? 0 : c.segments[i - 1][s - 1].ring;
+      bool listed = has(tset, c.inst(i).daemon);
+      if (listed != (prev == k.a))
+        c.fail("ring: agreement (a): " + c.iname(first.first) + " moved from " + ring_name(k.a) + " to " +
+               ring_name(k.b) + " with transitional configuration " + id_list(tset) + ", but " + c.iname(i) +
+               " came to " + ring_name(k.b) + " from " + (prev ? ring_name(prev) : std::string("nowhere (start)")));
+    }
+  }
+}
 
-  // What each client got, on its own: only what was sent, once, FIFO per sender, never before
-  // a message its sender had already seen when sending.
-  void client_safety() {
-    for (auto& [client, recs] : r_.received) {
-      std::map<MsgId, uint64_t> seen;
-      std::map<std::string, int16_t> last;
-      uint64_t last_index = 0;
-      for (const ClientRecord& c : recs) {
-        if (c.index < last_index) {
-          fail("clients: " + client + " got " + c.str() + " after index " + std::to_string(last_index));
+// f. One order per ring: a message has the same packet everywhere, and any two daemons deliver
+//    the messages of a ring they both deliver in the same relative order. The part before the
+//    transitional configuration has no gaps: of two daemons' regular parts, one is a prefix of
+//    the other.
+// b. Daemons that move from R to R' together deliver the same messages of R before the
+//    transitional configuration, and the same after it.
+// c. A SAFE message delivered in regular configuration R (before its transitional one) is
+//    delivered by every member of R that delivers a later regular configuration (so, in R or
+//    in R's transitional configuration), or that ends the run in R after a quiescent end.
+void check_ring_order(Ctx& c) {
+  for (auto& [ring, segs] : c.by_ring) {
+    std::map<uint64_t, std::pair<uint64_t, uint32_t>> packet;  // nonce -> (packet, instance)
+    std::vector<std::vector<uint64_t>> all(segs.size());
+    std::vector<std::map<uint64_t, size_t>> where(segs.size());
+    for (size_t a = 0; a < segs.size(); ++a) {
+      auto [i, s] = segs[a];
+      const Segment& seg = c.segments[i - 1][s];
+      all[a] = seg.regular;
+      all[a].insert(all[a].end(), seg.transitional.begin(), seg.transitional.end());
+      for (size_t q = 0; q < all[a].size(); ++q) {
+        uint64_t nonce = all[a][q];
+        where[a].emplace(nonce, q);
+        const RingRecord& x = c.inst(i).ring[c.position[i - 1].at(ItemKey{DeliveryKind::kMessage, nonce, 0})];
+        auto [it, fresh] = packet.emplace(nonce, std::make_pair(x.packet_seq, i));
+        if (!fresh && it->second.first != x.packet_seq)
+          c.fail("ring: total order (f): in ring " + ring_name(ring) + " " + c.iname(i) + " delivered " +
+                 c.describe_nonce(nonce) + " from packet " + std::to_string(x.packet_seq) + ", " +
+                 c.iname(it->second.second) + " from packet " + std::to_string(it->second.first));
+      }
+    }
+    for (size_t a = 0; a < segs.size(); ++a) {
+      const Segment& A = c.segments[segs[a].first - 1][segs[a].second];
+      const std::string& an = c.iname(A.instance);
+      for (size_t b = a + 1; b < segs.size(); ++b) {
+        const Segment& B = c.segments[segs[b].first - 1][segs[b].second];
+        const std::string& bn = c.iname(B.instance);
+        // Common messages in the same relative order.
+        size_t prev = 0;
+        uint64_t prev_nonce = 0;
+        for (uint64_t nonce : all[a]) {
+          auto it = where[b].find(nonce);
+          if (it == where[b].end()) continue;
+          if (prev_nonce != 0 && it->second < prev) {
+            c.fail("ring: total order (f): in ring " + ring_name(ring) + " " + an + " delivered " +
+                   c.describe_nonce(prev_nonce) + " before " + c.describe_nonce(nonce) + ", " + bn +
+                   " the other way round");
+            break;
+          }
+          prev = it->second;
+          prev_nonce = nonce;
+        }
+        // No gaps before the transitional configuration.
+        size_t k = std::min(A.regular.size(), B.regular.size());
+        for (size_t q = 0; q < k; ++q) {
+          if (A.regular[q] == B.regular[q]) continue;
+          c.fail("ring: total order (f): in regular configuration " + ring_name(ring) + " " + an + "'s message #" +
+                 std::to_string(q + 1) + " is " + c.describe_nonce(A.regular[q]) + ", " + bn + "'s is " +
+                 c.describe_nonce(B.regular[q]));
           break;
         }
-        last_index = c.index;
-        if (!c.data) continue;
-        auto s = r_.sent.find(c.id);
-        if (s == r_.sent.end()) {
-          fail("clients: no creation: " + client + " got " + c.str() + ", which no client sent");
-          break;
+        // Moving together: the same messages.
+        if (A.trans_pos && B.trans_pos && A.next_reg_pos && B.next_reg_pos && A.next_ring == B.next_ring) {
+          auto same = [&](const std::vector<uint64_t>& x, const std::vector<uint64_t>& y, const char* part) {
+            if (x == y) return;
+            std::set<uint64_t> sx(x.begin(), x.end()), sy(y.begin(), y.end());
+            std::string diff;
+            for (uint64_t m : sx)
+              if (!sy.count(m) && diff.empty()) diff = c.describe_nonce(m) + " only at " + an;
+            for (uint64_t m : sy)
+              if (!sx.count(m) && diff.empty()) diff = c.describe_nonce(m) + " only at " + bn;
+            if (diff.empty()) diff = "the same messages in another order";
+            c.fail("ring: same view, same messages (b): " + an + " and " + bn + " moved together from " +
+                   ring_name(ring) + " to " + ring_name(A.next_ring) + " but delivered " + std::to_string(x.size()) +
+                   " and " + std::to_string(y.size()) + " messages " + part + "; " + diff);
+          };
+          same(A.regular, B.regular, "in the regular configuration");
+          same(A.transitional, B.transitional, "in the transitional configuration");
         }
-        const SentMessage& m = s->second;
-        if (m.service != c.service || m.groups != c.groups ||
-            m.payload_fingerprint != c.payload_fingerprint || m.payload_bytes != c.payload_bytes) {
-          fail("clients: no creation: " + client + " got " + c.str() + ", which differs from what " +
-               m.id.sender + " sent (" + service_name(m.service) + " to " + list(m.groups) + ", " +
-               std::to_string(m.payload_bytes) + " bytes)");
-          break;
-        }
-        if (!seen.emplace(c.id, c.index).second) {
-          fail("clients: duplication: " + client + " got " + c.id.str() + " twice (indices " +
-               std::to_string(seen[c.id]) + " and " + std::to_string(c.index) + ")");
-          break;
-        }
-        auto l = last.find(c.id.sender);
-        if (l != last.end() && l->second >= c.id.counter) {
-          fail("clients: FIFO: " + client + " got " + c.id.str() + " after " +
-               MsgId{c.id.sender, l->second}.str());
-          break;
-        }
-        last[c.id.sender] = c.id.counter;
-        if (c.index <= m.seen_index) {
-          fail("clients: causal: " + c.id.str() + " was sent after its sender had received index " +
-               std::to_string(m.seen_index) + ", but " + client + " got it at index " +
-               std::to_string(c.index));
-          break;
+      }
+    }
+    // c. SAFE.
+    for (size_t a = 0; a < segs.size(); ++a) {
+      const Segment& A = c.segments[segs[a].first - 1][segs[a].second];
+      for (uint64_t nonce : A.regular) {
+        const RingRecord& x =
+            c.inst(A.instance).ring[c.position[A.instance - 1].at(ItemKey{DeliveryKind::kMessage, nonce, 0})];
+        if (!(x.service & membership::kSafeService)) continue;
+        for (size_t b = 0; b < segs.size(); ++b) {
+          if (b == a) continue;
+          const Segment& B = c.segments[segs[b].first - 1][segs[b].second];
+          bool last = segs[b].second + 1 == c.segments[B.instance - 1].size();
+          bool due = B.next_reg_pos || (last && c.alive_at_end(B.instance) && c.r.quiescent);
+          if (!due || where[b].count(nonce)) continue;
+          c.fail("ring: SAFE (c): " + c.iname(A.instance) + " delivered SAFE " + c.describe_nonce(nonce) +
+                 " in regular configuration " + ring_name(ring) + " (packet " + std::to_string(x.packet_seq) +
+                 "), but " + c.iname(B.instance) + ", a member of it, " +
+                 (B.next_reg_pos ? "moved on to " + ring_name(B.next_ring) + " without it"
+                                 : std::string("never delivered it")));
         }
       }
     }
   }
+}
 
-  // Any two clients get the messages they both get in the same relative order.
-  void client_order() {
-    std::vector<std::pair<const std::string*, std::map<MsgId, size_t>>> pos;
-    for (auto& [client, recs] : r_.received) {
-      std::map<MsgId, size_t> p;
-      for (const ClientRecord& c : recs)
-        if (c.data) p.emplace(c.id, p.size());
-      pos.emplace_back(&client, std::move(p));
-    }
-    for (size_t a = 0; a < pos.size(); ++a) {
-      // a's messages in a's order
-      std::vector<MsgId> seq(pos[a].second.size());
-      for (auto& [id, i] : pos[a].second) seq[i] = id;
-      for (size_t b = a + 1; b < pos.size(); ++b) {
-        const auto& pb = pos[b].second;
-        const MsgId* prev = nullptr;
-        size_t prev_pos = 0;
-        for (const MsgId& id : seq) {
-          auto it = pb.find(id);
-          if (it == pb.end()) continue;
-          if (prev && it->second < prev_pos) {
-            fail("clients: one order: " + *pos[a].first + " got " + prev->str() + " before " +
-                 id.str() + ", " + *pos[b].first + " got them the other way round");
+// Every message of ring R comes from a daemon instance that delivered Reg(R).
+void check_senders(Ctx& c) {
+  for (auto& [ring, segs] : c.by_ring) {
+    std::set<uint32_t> members;
+    for (auto& [i, s] : segs) members.insert(i);
+    for (auto& [i, s] : segs) {
+      const Segment& seg = c.segments[i - 1][s];
+      for (const auto* part : {&seg.regular, &seg.transitional})
+        for (uint64_t nonce : *part)
+          if (!members.count(nonce_instance(nonce))) {
+            c.fail("ring: no creation (f): " + c.iname(i) + " delivered " + c.describe_nonce(nonce) + " in ring " +
+                   ring_name(ring) + ", which its sender never installed");
             return;
           }
-          prev = &id;
-          prev_pos = it->second;
-        }
-      }
     }
   }
+}
 
-  // The independent model, replayed over the agreed order up to what each daemon delivered.
-  void model_routing() {
-    Model m;
-    std::map<std::string, std::vector<ClientRecord>> expected;
-    uint64_t index = 0;
-    auto emit = [&](const std::string& client, ClientRecord rec) {
-      auto it = r_.clients.find(client);
-      if (it != r_.clients.end() && index <= r_.ring.at(it->second).size())
-        expected[client].push_back(std::move(rec));
-    };
-    auto remove = [&](const std::string& member, const std::string& group, uint32_t cause) {
-      auto& g = m.groups[group];
-      g.erase(member);
-      if (cause == svc::kCausedByLeave) {
-        auto& mine = m.of[member];
-        mine.erase(group);
-        if (mine.empty()) m.of.erase(member);
-        emit(member, notice(svc::kCausedByLeave, group, {}, member, index));
-      }
-      if (g.empty()) {
-        m.groups.erase(group);
-        return;
-      }
-      for (auto& x : g) emit(x, notice(svc::kRegularMembership | cause, group, g, member, index));
-    };
-    for (const Event& e : order_) {
-      ++index;
-      switch (e.kind) {
-        case EventKind::kJoin: {
-          auto& g = m.groups[e.group];
-          if (!g.insert(e.member).second) break;
-          m.of[e.member].insert(e.group);
-          for (auto& x : g)
-            emit(x, notice(svc::kRegularMembership | svc::kCausedByJoin, e.group, g, e.member, index));
-          break;
-        }
-        case EventKind::kLeave: {
-          auto g = m.groups.find(e.group);
-          if (g != m.groups.end() && g->second.count(e.member))
-            remove(e.member, e.group, svc::kCausedByLeave);
-          break;
-        }
-        case EventKind::kDisconnect: {
-          auto it = m.of.find(e.member);
-          if (it == m.of.end()) break;
-          std::set<std::string> gs = std::move(it->second);
-          m.of.erase(it);
-          for (auto& g : gs) remove(e.member, g, svc::kCausedByDisconnect);
-          break;
-        }
-        case EventKind::kData: {
-          std::set<std::string> to;
-          for (auto& g : e.groups) {
-            if (names::is_private_group(g)) {
-              to.insert(g);
-            } else if (auto it = m.groups.find(g); it != m.groups.end()) {
-              to.insert(it->second.begin(), it->second.end());
-            }
-          }
-          if (e.service & svc::kSelfDiscard) to.erase(e.member);
-          ClientRecord rec;
-          rec.index = index;
-          rec.data = true;
-          rec.id = MsgId{e.member, e.msg_type};
-          rec.service = e.service;
-          rec.groups = e.groups;
-          rec.payload_fingerprint = fingerprint(e.payload);
-          rec.payload_bytes = e.payload.size();
-          for (auto& c : to) emit(c, rec);
-          break;
-        }
-      }
-    }
-    for (auto& [client, got] : r_.received) {
-      const auto& want = expected[client];
-      size_t n = std::min(want.size(), got.size());
-      size_t i = 0;
-      while (i < n && model_matches(want[i], got[i])) ++i;
-      if (i == want.size() && i == got.size()) continue;
-      std::string at = client + "'s delivery #" + std::to_string(i + 1);
-      if (i < want.size() && want[i].data && want[i].id.sender == client) {
-        bool ever = false;
-        for (auto& g : got) ever |= g.data && g.id == want[i].id;
-        if (!ever) {
-          fail("routing: self-delivery: " + client + " never got its own " + want[i].str());
-          continue;
-        }
-      }
-      fail("routing: " + at + " should be " + (i < want.size() ? want[i].str() : "nothing more") +
-           " but is " + (i < got.size() ? got[i].str() : "missing"));
+// Without faults every daemon delivers the same stream: configurations and messages alike.
+void check_identical(Ctx& c) {
+  uint32_t ref = 0;
+  for (uint32_t i = 1; i <= c.keys.size(); ++i)
+    if (ref == 0 || c.keys[i - 1].size() > c.keys[ref - 1].size()) ref = i;
+  if (ref == 0) return;
+  const auto& rk = c.keys[ref - 1];
+  for (uint32_t i = 1; i <= c.keys.size(); ++i) {
+    const auto& k = c.keys[i - 1];
+    for (size_t p = 0; p < k.size(); ++p) {
+      if (k[p] == rk[p]) continue;
+      c.fail("ring: " + c.iname(i) + " and " + c.iname(ref) + " disagree at index " + std::to_string(p + 1) + ": " +
+             c.describe(c.inst(i).ring[p]) + " vs " + c.describe(c.inst(ref).ring[p]));
+      break;
     }
   }
-
-  // A fresh GroupState per daemon, fed the agreed order, must reproduce every client's stream.
-  void replay() {
-    std::map<std::string, std::vector<ClientRecord>> expected;
-    for (NodeId d : r_.daemons) {
-      groups::GroupState gs(dname(d));
-      size_t n = r_.ring.at(d).size();
-      std::vector<groups::Delivery> out;
-      for (size_t i = 0; i < n; ++i) {
-        out.clear();
-        gs.apply(i + 1, order_[i], out);
-        for (auto& del : out) {
-          ClientRecord rec;
-          rec.index = i + 1;
-          if (del.data) {
-            rec.data = true;
-            rec.id = MsgId{del.data->member, del.data->msg_type};
-            rec.service = del.data->service;
-            rec.groups = del.data->groups;
-            rec.payload_fingerprint = fingerprint(del.data->payload);
-            rec.payload_bytes = del.data->payload.size();
-          } else {
-            rec.membership = del.membership;
-          }
-          for (auto& to : del.recipients) expected[to].push_back(rec);
-        }
-      }
-    }
-    for (auto& [client, got] : r_.received) {
-      const auto& want = expected[client];
-      size_t i = 0;
-      while (i < want.size() && i < got.size() && want[i] == got[i]) ++i;
-      if (i == want.size() && i == got.size()) continue;
-      fail("replay: " + client + "'s delivery #" + std::to_string(i + 1) + " is " +
-           (i < got.size() ? got[i].str() : "missing") + ", a fresh replay of the agreed order gives " +
-           (i < want.size() ? want[i].str() : "nothing more"));
-    }
-  }
-
-  // After the heal, everything submitted reaches every daemon; nothing stays unsubmitted.
-  void liveness() {
-    std::string when = "by t=" + std::to_string(r_.end_at) + "us (healed at t=" +
-                       std::to_string(r_.heal_at) + "us)";
-    for (NodeId d : r_.daemons) {
-      std::map<NodeId, size_t> got;
-      for (const RingRecord& x : r_.ring.at(d)) ++got[x.origin];
-      size_t want = 0, have = 0;
-      std::string missing, first;
-      for (auto& [origin, subs] : r_.submitted) {
-        size_t n = std::min(got[origin], subs.size());
-        want += subs.size();
-        have += n;
-        if (n == subs.size()) continue;
-        missing += (missing.empty() ? "" : ", ") + std::to_string(subs.size() - n) + " from " + dname(origin);
-        if (first.empty())
-          first = describe_fp(subs[n].fingerprint) + " submitted at " + dname(origin) + " at t=" +
-                  std::to_string(subs[n].at) + "us";
-      }
-      if (have == want) continue;
-      fail("liveness: " + dname(d) + " delivered " + std::to_string(have) + " of the " +
-           std::to_string(want) + " messages submitted " + when + " (missing " + missing +
-           "); first missing: " + first);
-    }
-    for (auto& [client, n] : r_.unsent)
-      fail("liveness: " + client + " still had " + std::to_string(n) +
-           " messages its daemon's ring never accepted " + when);
-  }
-
-  const Records& r_;
-  Verdict v_;
-  NodeId ref_ = 0;
-  std::vector<Event> order_;  // the agreed order, decoded: index i is order_[i - 1]
-  bool order_ok_ = true;
-};
+}
 
 }  // namespace
 
-Verdict check(const Records& r) { return Checker(r).run(); }
+void check_streams(Ctx& c) {
+  index_streams(c);
+  for (auto& v : c.r.violations) c.fail("ring: " + v);
+  if (!c.streams_ok) return;
+  if (!c.r.faults) check_identical(c);
+  check_configurations(c);
+  check_senders(c);
+  check_ring_order(c);
+}
+
+// e. Liveness. Without faults: every daemon delivered everything submitted. With faults: after
+//    the final heal every daemon runs, all end in one regular configuration of every configured
+//    daemon, every message submitted after that configuration was reached is delivered by
+//    every daemon, and every daemon delivered all its own messages.
+void check_liveness(Ctx& c) {
+  std::string when = "by t=" + std::to_string(c.r.end_at) + "us (healed at t=" + std::to_string(c.r.heal_at) + "us" +
+                     (c.r.converged_at ? ", converged at t=" + std::to_string(c.r.converged_at) + "us" : "") + ")";
+  if (c.r.faults && c.r.converged_at == 0)
+    c.fail("liveness (e): the daemons never formed one ring of all after the final heal " + when);
+  std::map<NodeId, uint32_t> last;  // daemon -> its last instance
+  for (uint32_t i = 1; i <= c.r.instances.size(); ++i) last[c.inst(i).daemon] = i;
+  uint64_t final_ring = 0;
+  uint32_t final_by = 0;
+  for (auto& [daemon, i] : last) {
+    const Instance& in = c.inst(i);
+    if (in.crashed) {
+      c.fail("liveness (e): " + in.name + " is down at the end");
+      continue;
+    }
+    if (!c.r.faults) continue;
+    uint64_t ring = 0;
+    std::vector<NodeId> members;
+    for (auto& x : in.ring)
+      if (x.kind == DeliveryKind::kRegular) {
+        ring = x.ring_id;
+        members = x.members;
+      }
+    if (members != c.r.daemons)
+      c.fail("liveness (e): " + in.name + " ends in regular configuration " + ring_name(ring) + " " +
+             id_list(members) + ", not one of every daemon " + when);
+    else if (final_by != 0 && ring != final_ring)
+      c.fail("liveness (e): " + in.name + " ends in regular configuration " + ring_name(ring) + ", " +
+             c.iname(final_by) + " in " + ring_name(final_ring));
+    if (final_by == 0) {
+      final_ring = ring;
+      final_by = i;
+    }
+  }
+  for (auto& [daemon, i] : last) {
+    const Instance& in = c.inst(i);
+    if (in.crashed) continue;
+    std::set<uint64_t> got;
+    for (auto& x : in.ring)
+      if (x.message()) got.insert(x.nonce);
+    std::map<uint32_t, size_t> missing;
+    uint64_t first = 0;
+    size_t want = 0;
+    for (uint32_t j = 1; j <= c.r.instances.size(); ++j) {
+      const auto& subs = c.inst(j).submitted;
+      for (size_t k = 0; k < subs.size(); ++k) {
+        // Without faults everything is due everywhere; with faults, the daemon's own messages
+        // and everything submitted once the final ring was reached.
+        bool due = !c.r.faults || j == i || (c.r.converged_at != 0 && subs[k].at >= c.r.converged_at);
+        if (!due) continue;
+        ++want;
+        uint64_t nonce = make_nonce(j, k + 1);
+        if (got.count(nonce)) continue;
+        ++missing[j];
+        if (first == 0) first = nonce;
+      }
+    }
+    if (missing.empty()) continue;
+    std::string m;
+    size_t total = 0;
+    for (auto& [j, n] : missing) {
+      m += (m.empty() ? "" : ", ") + std::to_string(n) + " from " + c.iname(j);
+      total += n;
+    }
+    c.fail("liveness (e): " + in.name + " delivered " + std::to_string(want - total) + " of the " + std::to_string(want) +
+           " messages due " + when + " (missing " + m + "); first missing: " + c.describe_nonce(first));
+  }
+  for (auto& [client, n] : c.r.unsent)
+    c.fail("liveness: " + client + " still had " + std::to_string(n) + " messages its daemon's ring never accepted " + when);
+}
+
+}  // namespace detail
+
+Verdict check(const Records& r) {
+  detail::Ctx c(r);
+  detail::check_streams(c);
+  bool ring_ok = c.failures() == 0;
+  detail::check_clients(c);
+  if (ring_ok) detail::check_routing(c);
+  detail::check_liveness(c);
+  c.v.ok = c.v.failures.empty();
+  if (!c.v.ok) c.v.reason = c.v.failures.front();
+  return c.v;
+}
 
 }  // namespace agent::sim

@@ -1,6 +1,9 @@
 #include "tests/sim/network.h"
 
+#include <set>
 #include <stdexcept>
+
+#include "membership/ring.h"
 
 namespace agent::sim {
 
@@ -12,18 +15,43 @@ Network::Network(std::vector<NodeId> members, NetConfig cfg, uint64_t seed)
 
 Time Network::delay() { return cfg_.base_delay_us + rng_.below(cfg_.jitter_us + 1); }
 
-void Network::send(NodeId from, NodeId to, const std::string& bytes, Time now, Scheduler& sched) {
-  if (to != membership::kBroadcast) {
-    send_one(from, to, bytes, now, sched);
-    return;
+bool Network::partitioned() const {
+  std::set<int> sides;
+  for (NodeId m : members_) sides.insert(side_of(m));
+  return sides.size() > 1;
+}
+
+std::string Network::describe_partition() const {
+  std::map<int, std::string> by_side;
+  for (NodeId m : members_) {
+    auto& s = by_side[side_of(m)];
+    s += (s.empty() ? "" : ",") + std::to_string(m);
   }
-  for (NodeId m : members_)
-    if (m != from) send_one(from, m, bytes, now, sched);
+  std::string out;
+  for (auto& [side, ids] : by_side) out += (out.empty() ? "{" : " | {") + ids + "}";
+  return out;
+}
+
+void Network::send(NodeId from, NodeId to, const std::string& bytes,
+                   const std::vector<NodeId>& ring_members, Time now, Scheduler& sched) {
+  if (to == membership::kBroadcast) {
+    for (NodeId m : ring_members)
+      if (m != from) send_one(from, m, bytes, now, sched);
+  } else if (to == membership::kAllDaemons) {
+    for (NodeId m : members_)
+      if (m != from) send_one(from, m, bytes, now, sched);
+  } else {
+    send_one(from, to, bytes, now, sched);
+  }
 }
 
 void Network::send_one(NodeId from, NodeId to, const std::string& bytes, Time now,
                        Scheduler& sched) {
   ++stats_.sent;
+  if (!linked(from, to)) {
+    ++stats_.cut;
+    return;
+  }
   if (rng_.chance(cfg_.loss)) {
     ++stats_.lost;
     return;

@@ -49,8 +49,19 @@ std::string ClientRecord::str() const {
            std::to_string(payload_bytes) + " bytes) at index " + std::to_string(index);
   const auto& m = membership;
   return "membership " + service_name(m.service) + " of " + m.group + " " + list(m.members) +
-         " changed " + m.changed + " view (" + std::to_string(m.view.config) + "," +
-         std::to_string(m.view.seq) + ") at index " + std::to_string(index);
+         " changed " + m.changed + " view (" + ring_name(m.view.config) + "," +
+         ((m.view.seq >> 63) ? "T" + std::to_string(m.view.seq & ~(1ull << 63)) : std::to_string(m.view.seq)) +
+         ") at index " + std::to_string(index);
+}
+
+std::string ring_name(uint64_t ring_id) {
+  return std::to_string(ring_id >> 32) + "." + std::to_string(ring_id & 0xffffffffu);
+}
+
+std::string id_list(const std::vector<NodeId>& ids) {
+  std::string out = "{";
+  for (size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
+  return out + "}";
 }
 
 }  // namespace agent::sim

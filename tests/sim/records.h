@@ -1,7 +1,11 @@
-// What a simulation run leaves behind for the checker: every submission to a ring, every ring
-// delivery at every daemon, every delivery to every client, what each client sent, and the
-// violations that can only be seen while the run is going (SAFE delivered too early, a core
-// that threw). Payloads are kept once, by fingerprint.
+// What a simulation run leaves behind for the checker: every daemon instance (a daemon between
+// a start and a crash) with its submissions and its ordered ring stream (messages and
+// configurations), every delivery to every client, what each client sent, and the violations
+// that can only be seen while the run is going (SAFE delivered too early, a core that threw).
+// Payloads are kept once, by fingerprint.
+//
+// Every submission carries a simulator nonce in front of the encoded event (see nonce.h): the
+// checker identifies each ring message exactly, even when two events encode the same bytes.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +19,7 @@
 
 namespace agent::sim {
 
+using membership::DeliveryKind;
 using membership::NodeId;
 using membership::Time;
 
@@ -28,38 +33,62 @@ struct MsgId {
   std::string str() const { return sender + "/" + std::to_string(counter); }
 };
 
-// One ring.submit() that was accepted.
+// One ring.submit() that was accepted. Its nonce is (instance number << 32) | (position + 1).
 struct Submission {
   uint32_t service = 0;
-  uint64_t fingerprint = 0;  // of the payload (the encoded event)
+  uint64_t fingerprint = 0;  // of the encoded event (without the nonce)
   Time at = 0;
 };
 
-// One Delivered from one daemon's ring.
+// One Delivered from one daemon instance's ring: a message or a configuration.
 struct RingRecord {
   uint64_t index = 0;
+  DeliveryKind kind = DeliveryKind::kMessage;
+  uint64_t ring_id = 0;
+  // Messages: position among the messages of ring_id; configurations: how many messages of
+  // ring_id the daemon had delivered before (what the group layer gets as the sequence number).
+  uint64_t ordinal = 0;
+  // messages
   uint64_t packet_seq = 0;
   NodeId origin = 0;
   uint32_t service = 0;
-  uint64_t fingerprint = 0;
+  uint64_t nonce = 0;        // 0: the payload had none (the checker reports it)
+  uint64_t fingerprint = 0;  // of the encoded event
+  // configurations
+  std::vector<NodeId> members;
+  uint64_t next_ring_id = 0;  // transitional: the ring being installed (names its views)
   Time at = 0;
+
+  bool message() const { return kind == DeliveryKind::kMessage; }
+};
+
+// A daemon from one start to its crash (or the end of the run). Instance numbers start at 1.
+struct Instance {
+  NodeId daemon = 0;
+  uint64_t incarnation = 1;
+  std::string name;  // "d2", or "d2@3" for incarnation 3
+  Time started_at = 0;
+  bool crashed = false;
+  Time crashed_at = 0;
+  std::vector<Submission> submitted;  // in submission order
+  std::vector<RingRecord> ring;       // the ordered stream, in delivery order
 };
 
 // A data message as its sender made it.
 struct SentMessage {
   MsgId id;
-  NodeId daemon = 0;
+  uint32_t instance = 0;  // the sender's daemon instance
   uint32_t service = 0;
   std::vector<std::string> groups;
   uint64_t payload_fingerprint = 0;
   size_t payload_bytes = 0;
-  uint64_t seen_index = 0;  // highest ring index the sender had received when it sent this
+  uint64_t seen_index = 0;  // highest ring index (of its instance) the sender had received
   Time at = 0;
 };
 
 // One delivery to one client: data or a membership notice.
 struct ClientRecord {
-  uint64_t index = 0;  // ring index of the event that caused it
+  uint64_t index = 0;  // ring index (of the client's instance) of the item that caused it
   bool data = false;
   // data
   MsgId id;
@@ -76,22 +105,28 @@ struct ClientRecord {
 };
 
 struct Records {
-  std::vector<NodeId> daemons;                      // sorted
-  std::map<NodeId, std::string> daemon_names;       // id -> "dN"
-  std::map<std::string, NodeId> clients;            // private group -> its daemon
-  std::map<NodeId, std::vector<Submission>> submitted;  // per origin, in submission order
-  std::map<uint64_t, std::string> payloads;         // fingerprint -> encoded event
-  std::map<NodeId, std::vector<RingRecord>> ring;   // per daemon, in delivery order
+  std::vector<NodeId> daemons;                 // configured, sorted
+  std::map<NodeId, std::string> daemon_names;  // id -> "dN" (the GroupState's name)
+  std::vector<Instance> instances;             // instance number i is instances[i - 1]
+  std::map<std::string, uint32_t> clients;     // private group -> its instance
+  std::map<uint64_t, std::string> payloads;    // fingerprint -> encoded event
   std::map<std::string, std::vector<ClientRecord>> received;  // per client, in delivery order
   std::map<MsgId, SentMessage> sent;
-  std::map<std::string, size_t> unsent;             // client -> actions never accepted by its ring
-  std::vector<std::string> violations;              // seen during the run
-  Time heal_at = 0;      // when the network stopped losing packets
-  Time end_at = 0;       // when the run stopped
-  bool quiescent = false;  // everything submitted was delivered everywhere before the bound
+  std::map<std::string, size_t> unsent;        // live client -> actions never accepted by its ring
+  std::vector<std::string> violations;         // seen during the run
+  bool faults = false;       // crashes, restarts or partitions were injected
+  Time heal_at = 0;          // the final heal: no more loss, partitions or crashes
+  Time converged_at = 0;     // every daemon up and in one ring of all (0: never)
+  Time end_at = 0;           // when the run stopped
+  bool quiescent = false;    // everything due was delivered everywhere before the bound
+
+  const Instance& instance(uint32_t i) const { return instances.at(i - 1); }
 };
 
 // "AGREED|SELF_DISCARD" and the like.
 std::string service_name(uint32_t service);
+// "3.1" for ring id (3 << 32) | 1.
+std::string ring_name(uint64_t ring_id);
+std::string id_list(const std::vector<NodeId>& ids);
 
 }  // namespace agent::sim

@@ -20,7 +20,8 @@ enum class EventKind : uint8_t {
   kTimer,     // `node`'s ring asked to be woken at this time
   kWorkload,  // the workload generates its next client action
   kRetry,     // `node` retries submissions refused by back-pressure
-  kHeal,      // the network stops losing packets
+  kHeal,      // the final heal: no more loss or partitions, crashed daemons restart
+  kFault,     // the fault injector's next crash, restart, partition or heal
 };
 
 struct SimEvent {
@@ -30,6 +31,7 @@ struct SimEvent {
   NodeId node = 0;
   NodeId from = 0;
   std::string bytes;
+  uint64_t gen = 0;  // kTimer, kRetry: the daemon instance it was set for (stale once it crashed)
 };
 
 class Scheduler {

@@ -1,5 +1,6 @@
 #include "tests/sim/sim.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,7 +27,8 @@ std::string format_double(double v) {
 }  // namespace
 
 bool valid_fault(std::string_view f) {
-  return f.empty() || f == "skip-retransmit" || f == "out-of-order" || f == "safe-early";
+  return f.empty() || f == "skip-retransmit" || f == "out-of-order" || f == "safe-early" ||
+         f == "skip-recovery";
 }
 
 SimParams resolve(SimParams p) {
@@ -45,6 +47,7 @@ ClusterConfig make_config(const SimParams& p) {
   c.fault = p.fault;
   c.fault_node = p.fault_node;
   c.verbose = p.verbose;
+  c.trace = p.trace;
 
   auto& r = c.ring;
   // Small packets so that packing and fragmentation are exercised; now and then tiny ones.
@@ -76,6 +79,38 @@ ClusterConfig make_config(const SimParams& p) {
   // hold the largest message, or that one would be refused for ever.
   uint64_t largest = w.max_payload_bytes + 1024;  // the encoded event's fields around the payload
   r.max_pending_bytes = rng.below(3) == 0 ? largest + rng.range(0, 4 * largest) : (64u << 20);
+
+  if (p.faults) {
+    // Crashes, restarts, partitions and heals during the workload. Fast failure detection keeps
+    // the runs short in virtual time and makes configuration changes overlap.
+    auto& f = c.faults;
+    f.enabled = true;
+    switch (rng.below(4)) {
+      case 0: f.partitions = false; break;                 // crashes and restarts only
+      case 1: f.crashes = f.restarts = false; break;       // partitions and heals only
+      default: break;                                      // everything
+    }
+    r.token_retransmit_us = rng.range(1000, 5000);
+    r.token_hold_us = std::min<Time>(r.token_hold_us, r.token_retransmit_us / 2);
+    // An idle rotation (every member holding the token, plus the hops) must fit well within
+    // token_loss_us, or a quiet ring would reconfigure for ever.
+    Time rotation = p.nodes * (r.token_hold_us + n.base_delay_us + n.jitter_us);
+    r.token_loss_us = std::max<Time>(r.token_retransmit_us * rng.range(3, 8), 2 * rotation + r.token_retransmit_us);
+    r.join_timeout_us = rng.range(1500, 5000);
+    r.consensus_timeout_us = r.join_timeout_us * rng.range(3, 6);
+    // Faults come every 1..4 detection times on average (some closer: bursts, and faults
+    // armed to strike while a change is under way), 3..10 of them; the workload spans them.
+    Time detection = r.token_loss_us + r.consensus_timeout_us;
+    f.mean_gap_us = detection * rng.range(1, 4);
+    Time duration = f.mean_gap_us * rng.range(3, 10);
+    w.mean_gap_us = rng.pick(std::vector<uint64_t>{100, 300, 1000});
+    w.actions = std::clamp<size_t>(duration / w.mean_gap_us, 100, 1500);
+    f.p_burst = rng.pick(std::vector<double>{0, 0.2, 0.4});
+    f.burst_us = rng.range(200, 2 * r.token_loss_us);
+    f.p_on_change = rng.pick(std::vector<double>{0, 0.25, 0.5});
+    f.on_change_max_delay_us = rng.range(0, 3000);
+    c.lossy_tail_us = rng.range(0, 50000);
+  }
   return c;
 }
 
@@ -83,6 +118,7 @@ std::string repro_command(const SimParams& p, std::string_view program) {
   std::string s(program);
   s += " --seed " + std::to_string(p.seed) + " --nodes " + std::to_string(p.nodes) + " --loss " +
        format_double(p.loss);
+  if (p.faults) s += " --faults";
   if (!p.fault.empty())
     s += " --fault " + p.fault + " --fault-node " +
          (p.fault_node == 0 ? std::string("all") : std::to_string(p.fault_node));
@@ -99,13 +135,14 @@ SeedResult run_seed(const SimParams& given) {
   res.verdict = check(cluster.records());
   ClusterStats s = cluster.stats();
   const Records& rec = cluster.records();
-  char buf[640];
+  char buf[1024];
   std::snprintf(
       buf, sizeof buf,
       "nodes=%zu clients=%zu loss=%g dup=%g delay=%llu+%lluus packet=%u windows=%u/%u/acc%u "
-      "pending=%llu | actions=%zu submitted=%llu refused=%llu delivered=%llu client_deliveries=%llu "
-      "packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu bad_pkts=%llu lost=%llu warnings=%llu | "
-      "heal=%.1fms end=%.1fms%s",
+      "pending=%llu | actions=%zu submitted=%llu refused=%llu delivered=%llu configs=%llu "
+      "client_deliveries=%llu packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu "
+      "bad_pkts=%llu lost=%llu cut=%llu warnings=%llu | crashes=%llu restarts=%llu partitions=%llu "
+      "heals=%llu gathers=%llu rings=%llu recovered=%llu | events=%llu heal=%.1fms converged=%.1fms end=%.1fms%s",
       cfg.nodes, cfg.nodes * cfg.clients_per_daemon, cfg.net.loss, cfg.net.duplicate,
       static_cast<unsigned long long>(cfg.net.base_delay_us),
       static_cast<unsigned long long>(cfg.net.jitter_us), cfg.ring.max_packet_bytes,
@@ -113,6 +150,7 @@ SeedResult run_seed(const SimParams& given) {
       static_cast<unsigned long long>(cfg.ring.max_pending_bytes), cfg.workload.actions,
       static_cast<unsigned long long>(s.submissions), static_cast<unsigned long long>(s.refusals),
       static_cast<unsigned long long>(s.ring_deliveries),
+      static_cast<unsigned long long>(s.configurations),
       static_cast<unsigned long long>(s.client_deliveries),
       static_cast<unsigned long long>(s.ring.packets_sent),
       static_cast<unsigned long long>(s.ring.packets_retransmitted),
@@ -120,8 +158,14 @@ SeedResult run_seed(const SimParams& given) {
       static_cast<unsigned long long>(s.ring.tokens_retransmitted),
       static_cast<unsigned long long>(s.ring.duplicate_packets),
       static_cast<unsigned long long>(s.ring.bad_packets),
-      static_cast<unsigned long long>(s.net.lost), static_cast<unsigned long long>(s.warnings),
-      rec.heal_at / 1000.0, rec.end_at / 1000.0, rec.quiescent ? "" : " NOT-QUIESCENT");
+      static_cast<unsigned long long>(s.net.lost), static_cast<unsigned long long>(s.net.cut),
+      static_cast<unsigned long long>(s.warnings), static_cast<unsigned long long>(s.crashes),
+      static_cast<unsigned long long>(s.restarts), static_cast<unsigned long long>(s.partitions),
+      static_cast<unsigned long long>(s.heals), static_cast<unsigned long long>(s.ring.gathers),
+      static_cast<unsigned long long>(s.ring.rings_installed),
+      static_cast<unsigned long long>(s.ring.recovered_packets),
+      static_cast<unsigned long long>(s.events), rec.heal_at / 1000.0,
+      rec.converged_at / 1000.0, rec.end_at / 1000.0, rec.quiescent ? "" : " NOT-QUIESCENT");
   res.summary = buf;
   res.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return res;

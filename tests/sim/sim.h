@@ -16,9 +16,12 @@ struct SimParams {
   uint64_t seed = 1;
   size_t nodes = 0;      // 0: derived from the seed (cycling 1..7)
   double loss = -1;      // < 0: derived from the seed (0, 0.05, 0.2 or 0.3)
-  std::string fault;     // "", "skip-retransmit", "out-of-order" or "safe-early"
+  bool faults = false;   // crashes, restarts, partitions and heals (the mix derived from the seed)
+  std::string fault;     // a ring fault switch: "", "skip-retransmit", "out-of-order",
+                         // "safe-early" or "skip-recovery"
   NodeId fault_node = 0;  // the daemon the fault is set on; 0: every daemon
   bool verbose = false;
+  bool trace = false;    // print every packet arrival, ring state change and configuration
 };
 
 // The parameters with every derived value filled in.

@@ -15,13 +15,18 @@ constexpr uint32_t kServices[] = {svc::kUnreliable, svc::kReliable, svc::kFifo,
                                   svc::kCausal,     svc::kAgreed,   svc::kSafe};
 }
 
-Workload::Workload(std::vector<std::string> clients, WorkloadConfig cfg, uint64_t seed)
-    : clients_(std::move(clients)), cfg_(cfg), rng_(seed, 0x574f524b) {
-  if (clients_.empty() || cfg_.groups == 0) throw std::invalid_argument("workload needs clients and groups");
+Workload::Workload(WorkloadConfig cfg, uint64_t seed) : cfg_(cfg), rng_(seed, 0x574f524b) {
+  if (cfg_.groups == 0) throw std::invalid_argument("workload needs groups");
   for (size_t i = 0; i < cfg_.groups; ++i) group_names_.push_back("g" + std::to_string(i));
-  joined_.resize(clients_.size());
-  counters_.assign(clients_.size(), 0);
-  next_at_ = 1000 + rng_.below(2 * cfg_.mean_gap_us + 1);
+}
+
+void Workload::start(Time now) { next_at_ = now + 1000 + rng_.below(2 * cfg_.mean_gap_us + 1); }
+
+size_t Workload::add_client(std::string name) {
+  clients_.push_back(std::move(name));
+  joined_.emplace_back();
+  counters_.push_back(0);
+  return clients_.size() - 1;
 }
 
 size_t Workload::payload_size() {
@@ -52,10 +57,13 @@ std::string Workload::payload_for(const std::string& sender, int16_t counter) {
   return p;
 }
 
-ClientAction Workload::next() {
+std::optional<ClientAction> Workload::next(const std::vector<size_t>& alive) {
   if (done()) throw std::logic_error("workload asked for an action after its last one");
+  ++generated_;
+  next_at_ += rng_.below(2 * cfg_.mean_gap_us + 1);
+  if (alive.empty()) return std::nullopt;
   ClientAction a;
-  a.client = rng_.below(clients_.size());
+  a.client = alive[rng_.below(alive.size())];
   const std::string& me = clients_[a.client];
   auto& mine = joined_[a.client];
   a.event.member = me;
@@ -81,29 +89,41 @@ ClientAction Workload::next() {
     mine.clear();
     a.service = svc::kAgreed;
   } else {
-    a.event.kind = groups::EventKind::kData;
-    a.event.service = rng_.pick(kServices);
-    if (rng_.chance(cfg_.p_self_discard)) a.event.service |= svc::kSelfDiscard;
-    size_t ngroups = rng_.below(4) == 0 ? rng_.range(2, 3) : 1;
-    for (size_t i = 0; i < ngroups; ++i) {
-      if (rng_.chance(cfg_.p_private)) {
-        a.event.groups.push_back(rng_.pick(clients_));
-      } else if (!mine.empty() && rng_.below(3) != 0) {
-        auto it = mine.begin();
-        std::advance(it, rng_.below(mine.size()));
-        a.event.groups.push_back(*it);
-      } else {
-        a.event.groups.push_back(rng_.pick(group_names_));
-      }
-    }
-    int16_t& c = counters_[a.client];
-    if (c == INT16_MAX) throw std::logic_error("workload: a client ran out of message counters");
-    a.event.msg_type = ++c;
-    a.event.payload = payload_for(me, c);
-    a.service = a.event.service;
+    make_data(a, alive);
   }
-  ++generated_;
-  next_at_ += rng_.below(2 * cfg_.mean_gap_us + 1);
+  return a;
+}
+
+void Workload::make_data(ClientAction& a, const std::vector<size_t>& alive) {
+  const std::string& me = clients_[a.client];
+  auto& mine = joined_[a.client];
+  a.event.member = me;
+  a.event.kind = groups::EventKind::kData;
+  a.event.service = rng_.pick(kServices);
+  if (rng_.chance(cfg_.p_self_discard)) a.event.service |= svc::kSelfDiscard;
+  size_t ngroups = rng_.below(4) == 0 ? rng_.range(2, 3) : 1;
+  for (size_t i = 0; i < ngroups; ++i) {
+    if (rng_.chance(cfg_.p_private) && !alive.empty()) {
+      a.event.groups.push_back(clients_[alive[rng_.below(alive.size())]]);
+    } else if (!mine.empty() && rng_.below(3) != 0) {
+      auto it = mine.begin();
+      std::advance(it, rng_.below(mine.size()));
+      a.event.groups.push_back(*it);
+    } else {
+      a.event.groups.push_back(rng_.pick(group_names_));
+    }
+  }
+  int16_t& c = counters_[a.client];
+  if (c == INT16_MAX) throw std::logic_error("workload: a client ran out of message counters");
+  a.event.msg_type = ++c;
+  a.event.payload = payload_for(me, c);
+  a.service = a.event.service;
+}
+
+ClientAction Workload::probe(size_t client) {
+  ClientAction a;
+  a.client = client;
+  make_data(a, {});
   return a;
 }
 

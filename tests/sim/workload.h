@@ -2,9 +2,12 @@
 // service, to one or several groups (sometimes to another client's private group), with payloads
 // from 0 bytes to many packets. Each data message carries (sender, counter) in its msg_type so
 // the checker can identify it. Pure: the cluster asks for the next action and carries it out.
+// Clients come and go (a crashed daemon's clients are gone; a restarted one gets new ones): the
+// cluster registers every client and says which are alive when it asks for an action.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -36,16 +39,24 @@ struct ClientAction {
 
 class Workload {
  public:
-  Workload(std::vector<std::string> clients, WorkloadConfig cfg, uint64_t seed);
+  Workload(WorkloadConfig cfg, uint64_t seed);
 
+  // Registers a client; returns its index (clients are numbered in registration order).
+  size_t add_client(std::string name);
+  // The first action comes shortly after now.
+  void start(Time now);
   bool done() const { return generated_ >= cfg_.actions; }
   Time next_at() const { return next_at_; }
-  // The action due at next_at(); then schedules the following one.
-  ClientAction next();
+  // The action due at next_at(), by one of the alive clients (none when alive is empty: the
+  // turn passes); then schedules the following one.
+  std::optional<ClientAction> next(const std::vector<size_t>& alive);
+  // A data message of client to one of its groups (or any group): the final round's probes.
+  ClientAction probe(size_t client);
 
  private:
   std::string payload_for(const std::string& sender, int16_t counter);
   size_t payload_size();
+  void make_data(ClientAction& a, const std::vector<size_t>& alive);
 
   std::vector<std::string> clients_;
   WorkloadConfig cfg_;

@@ -44,6 +44,33 @@ queue_limit_bytes = 5000
   std::remove(path.c_str());
 }
 
+TEST_CASE("ring timeouts take whole or fractional milliseconds", "[config]") {
+  auto path = write_temp(R"(
+[ring]
+id = 2
+token_loss_ms = 100
+token_hold_ms = 0.5
+[[ring.daemons]]
+id = 1
+address = "127.0.0.1"
+port = 4810
+[[ring.daemons]]
+id = 2
+address = "127.0.0.1"
+port = 4811
+)");
+  Config c;
+  c.name = "x";
+  REQUIRE(load_config_file(path, c) == "");
+  CHECK(c.ring.token_loss_us == 100000);
+  CHECK(c.ring.token_hold_us == 500);
+  CHECK(c.ring.daemons.size() == 2);
+  CHECK(validate(c) == "");
+  c.ring.id = 3;
+  CHECK(validate(c).find("not among ring.daemons") != std::string::npos);
+  std::remove(path.c_str());
+}
+
 TEST_CASE("config errors name the key", "[config]") {
   Config c;
   auto p1 = write_temp("[daemon]\nnmae = \"x\"\n");

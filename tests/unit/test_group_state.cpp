@@ -164,3 +164,95 @@ TEST_CASE("daemons fed the same stream agree on views and split the deliveries",
   CHECK(*d1.state.members("g") == std::set<std::string>{"#c#d2"});
   CHECK(*d2.state.members("g") == std::set<std::string>{"#c#d2"});
 }
+
+namespace {
+// Applies join events as ordered by the daemon hosting the member (origin = its id).
+void joined(Harness& h, const std::string& member, const std::string& group, DaemonId origin) {
+  std::vector<Delivery> out;
+  h.state.apply(++h.seq, origin, join(member, group), out);
+}
+}  // namespace
+
+TEST_CASE("a network change: transitional view, state exchange, regular view", "[groups]") {
+  Harness h("d1");
+  joined(h, "#a#d1", "g", 1);
+  joined(h, "#b#d2", "g", 2);
+  joined(h, "#c#d3", "g", 3);
+  // Daemon 3 is gone: the transitional view keeps what came along.
+  std::vector<Delivery> out;
+  h.state.on_transitional(++h.seq, {1, 2}, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].membership.service == (svc::kTransitional | svc::kCausedByNetwork));
+  CHECK(out[0].membership.members == std::vector<std::string>{"#a#d1", "#b#d2"});
+  CHECK(out[0].recipients == std::vector<std::string>{"#a#d1"});
+  out.clear();
+  Event mine = h.state.on_regular(++h.seq, 77, {1, 2}, out);
+  CHECK(out.empty());
+  CHECK(h.state.exchanging());
+  CHECK(mine.kind == EventKind::kState);
+  CHECK(mine.memberships == std::vector<std::pair<std::string, std::string>>{{"#a#d1", "g"}});
+  // A message ordered before the exchange completes is held back.
+  h.state.apply(++h.seq, 2, data("#b#d2", {"g"}), out);
+  CHECK(out.empty());
+  h.state.apply(++h.seq, 1, mine, out);
+  CHECK(out.empty());  // still waiting for daemon 2
+  Event theirs;
+  theirs.kind = EventKind::kState;
+  theirs.config = 77;
+  theirs.old_config = mine.old_config;
+  theirs.memberships = {{"#b#d2", "g"}};
+  h.state.apply(++h.seq, 2, theirs, out);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].membership.service == (svc::kRegularMembership | svc::kCausedByNetwork));
+  CHECK(out[0].membership.members == std::vector<std::string>{"#a#d1", "#b#d2"});
+  CHECK(out[0].membership.view.config == 77);
+  CHECK(out[0].membership.vs_sets.size() == 1);
+  REQUIRE(out[1].data != nullptr);  // then the held message
+  CHECK(out[1].data->member == "#b#d2");
+  CHECK_FALSE(h.state.exchanging());
+}
+
+TEST_CASE("a merge: the exchange unites both sides' members, vs-sets tell them apart",
+          "[groups]") {
+  Harness h("d1");
+  joined(h, "#a#d1", "g", 1);
+  std::vector<Delivery> out;
+  h.state.on_transitional(++h.seq, {1}, out);
+  out.clear();
+  Event mine = h.state.on_regular(++h.seq, 90, {1, 2}, out);
+  Event theirs;
+  theirs.kind = EventKind::kState;
+  theirs.config = 90;
+  theirs.old_config = 55;  // daemon 2 comes from another partition
+  theirs.memberships = {{"#b#d2", "g"}, {"#b#d2", "h"}};
+  h.state.apply(++h.seq, 2, theirs, out);
+  h.state.apply(++h.seq, 1, mine, out);
+  REQUIRE(out.size() == 1);  // group h has no member here
+  CHECK(out[0].membership.group == "g");
+  CHECK(out[0].membership.members == std::vector<std::string>{"#a#d1", "#b#d2"});
+  CHECK(out[0].membership.vs_sets ==
+        std::vector<std::vector<std::string>>{{"#a#d1"}, {"#b#d2"}});
+  CHECK(h.state.is_member("#b#d2", "h"));
+  // A stale state (for an exchange that is over) changes nothing.
+  theirs.memberships = {{"#z#d2", "g"}};
+  h.state.apply(++h.seq, 2, theirs, out);
+  CHECK_FALSE(h.state.is_member("#z#d2", "g"));
+}
+
+TEST_CASE("a change during an exchange finishes it with the states that arrived", "[groups]") {
+  Harness h("d1");
+  joined(h, "#a#d1", "g", 1);
+  joined(h, "#b#d2", "g", 2);
+  std::vector<Delivery> out;
+  Event mine = h.state.on_regular(++h.seq, 5, {1, 2}, out);
+  h.state.apply(++h.seq, 1, mine, out);
+  h.state.apply(++h.seq, 1, data("#a#d1", {"g"}), out);  // held
+  CHECK(out.empty());
+  h.state.on_transitional(++h.seq, {1}, out);
+  // The held message came out before the transitional view that cut daemon 2.
+  REQUIRE(out.size() >= 3);
+  CHECK(out[0].membership.service == (svc::kRegularMembership | svc::kCausedByNetwork));
+  CHECK(out[1].data != nullptr);
+  CHECK(out.back().membership.service == (svc::kTransitional | svc::kCausedByNetwork));
+  CHECK(out.back().membership.members == std::vector<std::string>{"#a#d1"});
+}

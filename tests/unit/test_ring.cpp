@@ -25,13 +25,23 @@ struct Net {
     cfg = base;
     for (NodeId i = 1; i <= n; ++i) rings.push_back(std::make_unique<Ring>(i, base, now));
     collect_all();
+    // Daemons start by agreeing on a ring: run until every one is operational.
+    for (int i = 0; i < 1000 && !all_operational(); ++i) run(100);
+    REQUIRE(all_operational());
+    for (auto& r : rings) REQUIRE(r->members().size() == n);
+    sent_log.clear();
+  }
+  bool all_operational() {
+    for (auto& r : rings)
+      if (r->state() != RingState::kOperational) return false;
+    return true;
   }
   Ring& r(NodeId id) { return *rings[id - 1]; }
   static rw::Type type_of(const std::string& b) { return rw::decode_header(b)->type; }
   void collect(NodeId id) {
     auto a = r(id).take_actions();
     for (auto& s : a.sends) {
-      if (s.to == kBroadcast) {
+      if (s.to == kBroadcast || s.to == kAllDaemons) {
         for (NodeId j = 1; j <= rings.size(); ++j)
           if (j != id) queue.push_back({id, j, s.bytes});
       } else {
@@ -39,7 +49,12 @@ struct Net {
       }
       sent_log.push_back({id, s.to, s.bytes});
     }
-    for (auto& d : a.deliveries) delivered[id].push_back(d);
+    for (auto& d : a.deliveries) {
+      if (d.kind == DeliveryKind::kMessage)
+        delivered[id].push_back(d);
+      else
+        configs[id].push_back(d);
+    }
     for (auto& w : a.warnings) warnings.push_back(w);
   }
   void collect_all() {
@@ -87,6 +102,7 @@ struct Net {
   std::deque<Wire> queue;
   std::vector<Wire> sent_log;
   std::map<NodeId, std::vector<Delivered>> delivered;
+  std::map<NodeId, std::vector<Delivered>> configs;
   std::vector<std::string> warnings;
   std::function<bool(const Wire&)> drop;
   Time now = 1000;
@@ -101,8 +117,10 @@ TEST_CASE("a ring of one orders and delivers at once", "[ring]") {
   n.submit(1, kAgreed, "a");
   n.submit(1, kSafe, "b");
   CHECK(n.payloads(1) == std::vector<std::string>{"a", "b"});
-  CHECK(n.delivered[1][0].index == 1);
-  CHECK(n.delivered[1][1].index == 2);
+  CHECK(n.delivered[1][1].index == n.delivered[1][0].index + 1);
+  REQUIRE(n.configs[1].size() == 1);  // the regular configuration came first
+  CHECK(n.configs[1][0].kind == DeliveryKind::kRegular);
+  CHECK(n.configs[1][0].index < n.delivered[1][0].index);
   CHECK(n.sent_log.empty() == false);  // broadcasts to no one are still reported
 }
 
@@ -294,28 +312,32 @@ TEST_CASE("back-pressure: a full pending queue refuses submissions", "[ring]") {
   CHECK(n.r(2).submit(kAgreed, std::string(600, 'b'), n.now));
 }
 
-TEST_CASE("malformed and foreign packets are counted and dropped", "[ring]") {
+TEST_CASE("malformed, spoofed and stale packets are dropped", "[ring]") {
   Net n(2);
   auto& r = n.r(2);
+  uint64_t ring = r.ring_id();
   r.on_packet(1, "", n.now);
   r.on_packet(1, "garbage that is long enough to have a header", n.now);
-  std::string foreign;
-  rw::encode_header(foreign, rw::Header{rw::Type::kData, 999, 1});
-  rw::begin_data(foreign, 1, 1);
-  rw::add_chunk(foreign, kAgreed, rw::kFirst | rw::kLast, "x");
-  r.on_packet(1, foreign, n.now);
-  std::string spoofed;
-  rw::encode_header(spoofed, rw::Header{rw::Type::kData, 1, 1});
-  rw::begin_data(spoofed, 1, 1);
-  rw::add_chunk(spoofed, kAgreed, rw::kFirst | rw::kLast, "x");
-  r.on_packet(2, spoofed, n.now);                     // claims to come from itself
-  r.on_packet(1, spoofed.substr(0, spoofed.size() - 1), n.now);  // truncated
+  auto data = [&](uint64_t ring_id, NodeId sender) {
+    std::string b;
+    rw::encode_header(b, rw::Header{rw::Type::kData, ring_id, sender});
+    rw::begin_data(b, 1, 1);
+    rw::add_chunk(b, kAgreed, rw::kFirst | rw::kLast, "x");
+    return b;
+  };
+  r.on_packet(2, data(ring, 2), n.now);                  // claims to come from itself
+  r.on_packet(9, data(ring, 9), n.now);                  // not a configured daemon
+  std::string whole = data(ring, 1);
+  r.on_packet(1, whole.substr(0, whole.size() - 1), n.now);  // truncated
   std::string token;
-  rw::encode_token(token, 1, 1, rw::Token{});
+  rw::encode_token(token, ring, 1, rw::Token{});
   r.on_packet(2, token, n.now);  // a token must come from the member it names
   CHECK(r.stats().bad_packets == 6);
+  r.on_packet(1, data(1, 1), n.now);  // an older ring of a member: stale, ignored
   n.collect_all();
   CHECK(n.delivered[2].empty());
+  CHECK(r.state() == RingState::kOperational);
+  CHECK(r.ring_id() == ring);
 }
 
 TEST_CASE("an idle ring holds the token and wakes on demand", "[ring]") {
@@ -343,12 +365,20 @@ TEST_CASE("an idle ring holds the token and wakes on demand", "[ring]") {
   CHECK(n.now == t0);  // no timer had to fire
 }
 
-TEST_CASE("a member whose successor never answers says so", "[ring]") {
+TEST_CASE("a daemon whose peers never answer forms a ring without them and says so", "[ring]") {
   RingConfig c;
-  c.token_warning_us = 100000;
-  Net n(2, c);
-  n.drop = [](const Wire& w) { return w.to == 2; };  // member 2 is unreachable
-  for (int i = 0; i < 200 && n.warnings.empty(); ++i) n.run(10);
-  REQUIRE_FALSE(n.warnings.empty());
-  CHECK(n.warnings[0].find("daemon 2 has not taken the token") != std::string::npos);
+  c.members = {1, 2, 3};
+  Ring r(1, c, 0);
+  std::vector<std::string> warnings;
+  Time now = 0;
+  for (int i = 0; i < 100 && r.state() != RingState::kOperational; ++i) {
+    now = r.next_timeout();
+    r.on_timeout(now);
+    for (auto& w : r.take_actions().warnings) warnings.push_back(w);
+  }
+  REQUIRE(r.state() == RingState::kOperational);
+  CHECK(r.members() == std::vector<NodeId>{1});
+  CHECK(now <= c.consensus_timeout_us + c.join_timeout_us);
+  REQUIRE_FALSE(warnings.empty());
+  CHECK(warnings.back().find("daemons 2,3 do not answer") != std::string::npos);
 }

@@ -1,0 +1,232 @@
+// The checker's client part: what each client got on its own (no creation, no duplication,
+// FIFO per sender, causal, membership consistent with data), and against the other clients
+// (one order; the same messages for clients that move from one view to the next together).
+#include <algorithm>
+
+#include "tests/sim/checker_internal.h"
+
+namespace agent::sim::detail {
+
+namespace svc = proto::service;
+
+namespace {
+
+// Only what was sent, once, FIFO per sender, never before what its sender had already seen
+// when sending (the item the sender had last received, where the receiver's daemon delivers
+// that item too).
+void client_safety(Ctx& c) {
+  for (auto& [client, recs] : c.r.received) {
+    uint32_t mine = c.r.clients.at(client);
+    std::map<MsgId, uint64_t> seen;
+    std::map<std::string, int16_t> last;
+    uint64_t last_index = 0;
+    for (const ClientRecord& x : recs) {
+      if (x.index < last_index) {
+        c.fail("clients: " + client + " got " + x.str() + " after index " + std::to_string(last_index));
+        break;
+      }
+      last_index = x.index;
+      if (!x.data) continue;
+      auto s = c.r.sent.find(x.id);
+      if (s == c.r.sent.end()) {
+        c.fail("clients: no creation: " + client + " got " + x.str() + ", which no client sent");
+        break;
+      }
+      const SentMessage& m = s->second;
+      if (m.service != x.service || m.groups != x.groups || m.payload_fingerprint != x.payload_fingerprint ||
+          m.payload_bytes != x.payload_bytes) {
+        c.fail("clients: no creation: " + client + " got " + x.str() + ", which differs from what " + m.id.sender +
+               " sent (" + service_name(m.service) + " to " + list(m.groups) + ", " +
+               std::to_string(m.payload_bytes) + " bytes)");
+        break;
+      }
+      if (!seen.emplace(x.id, x.index).second) {
+        c.fail("clients: duplication: " + client + " got " + x.id.str() + " twice (indices " +
+               std::to_string(seen[x.id]) + " and " + std::to_string(x.index) + ")");
+        break;
+      }
+      auto l = last.find(x.id.sender);
+      if (l != last.end() && l->second >= x.id.counter) {
+        c.fail("clients: FIFO: " + client + " got " + x.id.str() + " after " + MsgId{x.id.sender, l->second}.str());
+        break;
+      }
+      last[x.id.sender] = x.id.counter;
+      if (m.seen_index == 0) continue;
+      auto key = c.key_at(m.instance, m.seen_index);
+      if (!key || mine > c.position.size()) continue;
+      auto p = c.position[mine - 1].find(*key);
+      if (p == c.position[mine - 1].end()) continue;  // the receiver's daemon never had it
+      if (x.index <= p->second + 1) {
+        c.fail("clients: causal: " + x.id.str() + " was sent after its sender had received index " +
+               std::to_string(m.seen_index) + " of " + c.iname(m.instance) + ", which is index " +
+               std::to_string(p->second + 1) + " at " + c.iname(mine) + ", but " + client + " got it at index " +
+               std::to_string(x.index));
+        break;
+      }
+    }
+  }
+}
+
+// Any two clients get the messages they both get in the same relative order.
+void client_order(Ctx& c) {
+  std::vector<std::pair<const std::string*, std::map<MsgId, size_t>>> pos;
+  for (auto& [client, recs] : c.r.received) {
+    std::map<MsgId, size_t> p;
+    for (const ClientRecord& x : recs)
+      if (x.data) p.emplace(x.id, p.size());
+    pos.emplace_back(&client, std::move(p));
+  }
+  for (size_t a = 0; a < pos.size(); ++a) {
+    std::vector<MsgId> seq(pos[a].second.size());
+    for (auto& [id, i] : pos[a].second) seq[i] = id;
+    for (size_t b = a + 1; b < pos.size(); ++b) {
+      const auto& pb = pos[b].second;
+      const MsgId* prev = nullptr;
+      size_t prev_pos = 0;
+      for (const MsgId& id : seq) {
+        auto it = pb.find(id);
+        if (it == pb.end()) continue;
+        if (prev && it->second < prev_pos) {
+          c.fail("clients: one order: " + *pos[a].first + " got " + prev->str() + " before " + id.str() + ", " +
+                 *pos[b].first + " got them the other way round");
+          return;
+        }
+        prev = &id;
+        prev_pos = it->second;
+      }
+    }
+  }
+}
+
+bool is_view(const proto::Membership& m) {
+  return (m.service & (svc::kRegularMembership | svc::kTransitional)) != 0;
+}
+
+// d. Membership consistent with data: every view a client gets lists the client; a client's
+//    first view of a group is its own join; a notice without a view is the client's own leave
+//    of a group it was in; data reaches a client only through its private group or a group it
+//    is in (from its view of that group up to its own leave; its own disconnect ends
+//    memberships without a notice to it, so after one this check is weaker).
+void membership_consistency(Ctx& c) {
+  for (auto& [client, recs] : c.r.received) {
+    std::set<std::string> in;
+    for (const ClientRecord& x : recs) {
+      if (x.data) {
+        bool through = false;
+        for (auto& g : x.groups) through |= g == client || in.count(g) != 0;
+        if (!through) {
+          c.fail("clients: membership (d): " + client + " got " + x.str() + " but is in none of its groups");
+          break;
+        }
+        continue;
+      }
+      const auto& m = x.membership;
+      if (!is_view(m)) {
+        if (m.service != svc::kCausedByLeave || m.changed != client || !in.count(m.group)) {
+          c.fail("clients: membership (d): " + client + " got " + x.str() +
+                 ", which is neither a view nor its own leave of a group it is in");
+          break;
+        }
+        in.erase(m.group);
+        continue;
+      }
+      if (!std::binary_search(m.members.begin(), m.members.end(), client)) {
+        c.fail("clients: membership (d): " + client + " got " + x.str() + ", a view without itself");
+        break;
+      }
+      if (!in.count(m.group) && !((m.service & svc::kCausedByJoin) && m.changed == client)) {
+        c.fail("clients: membership (d): " + client + "'s first view of " + m.group + " is " + x.str() +
+               ", not its own join");
+        break;
+      }
+      in.insert(m.group);
+    }
+  }
+}
+
+// b, for clients. A view is named by its group, its id (ring, ordinal), its kind and its
+// members; two clients that both go from view V of a group straight to view V' deliver the
+// same data messages of that group in V (SELF_DISCARD messages of either of the two aside).
+// And a view id names one view: every client that gets a view with that id of that group gets
+// the same kind and members.
+void same_view_same_messages(Ctx& c) {
+  struct ViewName {
+    std::string group;
+    uint32_t service = 0;
+    uint64_t config = 0, seq = 0;
+    std::vector<std::string> members;
+    bool operator<(const ViewName& o) const {
+      return std::tie(group, service, config, seq, members) < std::tie(o.group, o.service, o.config, o.seq, o.members);
+    }
+  };
+  struct Seen {
+    std::string client;
+    std::set<MsgId> messages;
+    std::string from, to;  // the two views, for the report
+  };
+  std::map<std::pair<ViewName, ViewName>, Seen> first;
+  std::map<std::tuple<std::string, uint64_t, uint64_t>, std::pair<std::string, ClientRecord>> ids;
+  auto unshared = [&](const MsgId& id, const std::string& a, const std::string& b) {
+    auto s = c.r.sent.find(id);
+    return s != c.r.sent.end() && (s->second.service & svc::kSelfDiscard) && (id.sender == a || id.sender == b);
+  };
+  bool ids_ok = true;
+  for (auto& [client, recs] : c.r.received) {
+    std::map<std::string, std::pair<ViewName, std::pair<std::set<MsgId>, std::string>>> current;
+    for (const ClientRecord& x : recs) {
+      if (x.data) {
+        for (auto& g : x.groups) {
+          auto it = current.find(g);
+          if (it != current.end()) it->second.second.first.insert(x.id);
+        }
+        continue;
+      }
+      const auto& m = x.membership;
+      if (!is_view(m)) {
+        current.erase(m.group);
+        continue;
+      }
+      ViewName v{m.group, m.service, m.view.config, m.view.seq, m.members};
+      auto [id, fresh_id] = ids.emplace(std::make_tuple(m.group, m.view.config, m.view.seq), std::make_pair(client, x));
+      if (!fresh_id && ids_ok) {
+        const auto& o = id->second.second.membership;
+        if (o.service != m.service || o.members != m.members) {
+          c.fail("clients: view ids: " + client + " got " + x.str() + ", " + id->second.first + " got " +
+                 id->second.second.str() + ": one view id, two views");
+          ids_ok = false;  // one report is enough
+        }
+      }
+      auto it = current.find(m.group);
+      if (it != current.end()) {
+        auto [f, fresh] = first.emplace(std::make_pair(it->second.first, v),
+                                        Seen{client, it->second.second.first, it->second.second.second, x.str()});
+        if (!fresh) {
+          const Seen& o = f->second;
+          const auto& mine_msgs = it->second.second.first;
+          std::string diff;
+          for (auto& mid : mine_msgs)
+            if (!o.messages.count(mid) && !unshared(mid, client, o.client) && diff.empty())
+              diff = mid.str() + " only at " + client;
+          for (auto& mid : o.messages)
+            if (!mine_msgs.count(mid) && !unshared(mid, client, o.client) && diff.empty())
+              diff = mid.str() + " only at " + o.client;
+          if (!diff.empty())
+            c.fail("clients: same view, same messages (b): " + client + " and " + o.client + " both went from " +
+                   o.from + " to " + o.to + " but delivered different messages of " + m.group + " in between: " + diff);
+        }
+      }
+      current[m.group] = {v, {{}, x.str()}};
+    }
+  }
+}
+
+}  // namespace
+
+void check_clients(Ctx& c) {
+  client_safety(c);
+  client_order(c);
+  membership_consistency(c);
+  same_view_same_messages(c);
+}
+
+}  // namespace agent::sim::detail

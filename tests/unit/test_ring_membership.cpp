@@ -1,0 +1,313 @@
+// Configuration changes of the ring core: crashes, partitions, merges, restarts, on an
+// in-process network where a test decides who can reach whom.
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "membership/ring.h"
+#include "transport/ring_wire.h"
+
+using namespace agent::membership;
+namespace rw = agent::ringwire;
+
+namespace {
+
+constexpr uint32_t kAgreed = 0x10, kSafe = 0x20;
+
+struct Cluster {
+  explicit Cluster(size_t n, RingConfig base = {}) {
+    for (NodeId i = 1; i <= n; ++i) base.members.push_back(i);
+    cfg = base;
+    for (NodeId i = 1; i <= n; ++i) start(i, 1);
+  }
+  void start(NodeId id, uint64_t incarnation) {
+    RingConfig c = cfg;
+    c.incarnation = incarnation;
+    rings[id] = std::make_unique<Ring>(id, c, now);
+    down.erase(id);
+    collect(id);
+  }
+  void crash(NodeId id) {
+    down.insert(id);
+    rings.erase(id);
+  }
+  bool linked(NodeId a, NodeId b) const {
+    if (down.count(a) || down.count(b)) return false;
+    return side(a) == side(b);
+  }
+  int side(NodeId n) const {
+    auto it = partition.find(n);
+    return it == partition.end() ? 0 : it->second;
+  }
+  void collect(NodeId id) {
+    auto a = rings[id]->take_actions();
+    for (auto& s : a.sends) {
+      std::vector<NodeId> to;
+      if (s.to == kAllDaemons) {
+        to = cfg.members;
+      } else if (s.to == kBroadcast) {
+        to = rings[id]->members();
+      } else {
+        to = {s.to};
+      }
+      for (NodeId t : to)
+        if (t != id) queue.push_back({id, t, s.bytes});
+    }
+    for (auto& d : a.deliveries) {
+      log[id].push_back(d);
+      when[id].push_back(now);
+    }
+  }
+  // Runs until nothing is queued and no timer is due within horizon_us, or max steps.
+  void run(Time horizon_us = 2000000, size_t max_steps = 200000) {
+    Time limit = now + horizon_us;
+    for (size_t step = 0; step < max_steps; ++step) {
+      if (queue.empty()) {
+        Time next = limit;
+        for (auto& [id, r] : rings) next = std::min(next, r->next_timeout());
+        if (next >= limit) return;
+        now = std::max(now, next);
+        for (auto& [id, r] : rings)
+          if (r->next_timeout() <= now) {
+            r->on_timeout(now);
+            collect(id);
+          }
+        continue;
+      }
+      auto w = std::move(queue.front());
+      queue.pop_front();
+      now += 20;  // a little time per packet
+      if (!linked(std::get<0>(w), std::get<1>(w)) || !rings.count(std::get<1>(w))) continue;
+      rings[std::get<1>(w)]->on_packet(std::get<0>(w), std::get<2>(w), now);
+      collect(std::get<1>(w));
+    }
+  }
+  void submit(NodeId id, uint32_t service, const std::string& p) {
+    REQUIRE(rings[id]->submit(service, p, now));
+    collect(id);
+  }
+  Ring& r(NodeId id) { return *rings.at(id); }
+  std::vector<std::string> messages(NodeId id) const {
+    std::vector<std::string> v;
+    for (auto& d : log.at(id))
+      if (d.kind == DeliveryKind::kMessage) v.push_back(d.payload);
+    return v;
+  }
+  // The last configuration of the given kind delivered at id.
+  const Delivered* last_config(NodeId id, DeliveryKind k) const {
+    const Delivered* found = nullptr;
+    for (auto& d : log.at(id))
+      if (d.kind == k) found = &d;
+    return found;
+  }
+  // The stream as text: "m:payload" for messages, "T:1,2" / "R:1,2" for configurations.
+  std::vector<std::string> stream(NodeId id) const {
+    std::vector<std::string> v;
+    for (auto& d : log.at(id)) {
+      if (d.kind == DeliveryKind::kMessage) {
+        v.push_back("m:" + d.payload);
+      } else {
+        std::string s = d.kind == DeliveryKind::kTransitional ? "T:" : "R:";
+        for (auto m : d.members) s += std::to_string(m) + ",";
+        v.push_back(s);
+      }
+    }
+    return v;
+  }
+
+  RingConfig cfg;
+  std::map<NodeId, std::unique_ptr<Ring>> rings;
+  std::set<NodeId> down;
+  std::map<NodeId, int> partition;
+  std::deque<std::tuple<NodeId, NodeId, std::string>> queue;
+  std::map<NodeId, std::vector<Delivered>> log;
+  std::map<NodeId, std::vector<Time>> when;
+  Time now = 1000;
+};
+
+std::vector<NodeId> ids(std::initializer_list<NodeId> l) { return l; }
+
+}  // namespace
+
+TEST_CASE("daemons started together form one ring and deliver its configuration", "[membership]") {
+  Cluster c(3);
+  c.run();
+  for (NodeId i = 1; i <= 3; ++i) {
+    REQUIRE(c.r(i).state() == RingState::kOperational);
+    CHECK(c.r(i).members() == ids({1, 2, 3}));
+    auto* reg = c.last_config(i, DeliveryKind::kRegular);
+    REQUIRE(reg);
+    CHECK(reg->members == ids({1, 2, 3}));
+    CHECK(reg->ring_id == c.r(1).ring_id());
+  }
+}
+
+TEST_CASE("a crashed daemon is left out and survivors agree on transitional and regular", "[membership]") {
+  Cluster c(3);
+  c.run();
+  for (int i = 0; i < 10; ++i) c.submit(1 + i % 3, i % 2 ? kSafe : kAgreed, "a" + std::to_string(i));
+  c.run();
+  uint64_t old_ring = c.r(1).ring_id();
+  Time crash_at = c.now;
+  c.crash(3);
+  c.run();
+  for (NodeId i : {1u, 2u}) {
+    REQUIRE(c.r(i).state() == RingState::kOperational);
+    CHECK(c.r(i).members() == ids({1, 2}));
+    auto* t = c.last_config(i, DeliveryKind::kTransitional);
+    REQUIRE(t);
+    CHECK(t->members == ids({1, 2}));
+    CHECK(t->ring_id == old_ring);
+    CHECK(c.last_config(i, DeliveryKind::kRegular)->members == ids({1, 2}));
+  }
+  CHECK(c.stream(1) == c.stream(2));
+  CHECK(c.messages(1).size() == 10);
+  // Detection and reconfiguration within token loss + consensus + a little.
+  Time installed = 0;
+  for (size_t k = 0; k < c.log[1].size(); ++k)
+    if (c.log[1][k].kind == DeliveryKind::kRegular) installed = c.when[1][k];
+  CHECK(installed - crash_at < c.cfg.token_loss_us + 2 * c.cfg.consensus_timeout_us);
+  // The new ring works.
+  c.submit(2, kSafe, "after");
+  c.run();
+  CHECK(c.messages(1).back() == "after");
+}
+
+TEST_CASE("messages only some survivors had are recovered for all of them", "[membership]") {
+  Cluster c(3);
+  c.run();
+  // Daemon 3 sends; daemon 2 never gets its data packets; then 3 crashes (its token with it)
+  // before anyone resends them.
+  c.submit(3, kAgreed, "x1");
+  c.submit(3, kAgreed, "x2");
+  std::deque<std::tuple<NodeId, NodeId, std::string>> keep;
+  for (int step = 0; step < 200 && !c.queue.empty(); ++step) {
+    auto w = c.queue.front();
+    c.queue.pop_front();
+    auto [from, to, bytes] = w;
+    auto h = rw::decode_header(bytes);
+    if (from == 3 && to == 2 && h->type == rw::Type::kData) continue;
+    if (h->type == rw::Type::kToken && from == 3) {
+      keep.push_back(w);  // the token dies with daemon 3
+      continue;
+    }
+    c.rings[to]->on_packet(from, bytes, c.now);
+    c.collect(to);
+  }
+  c.crash(3);
+  c.queue.clear();
+  c.run();
+  REQUIRE(c.r(1).members() == ids({1, 2}));
+  REQUIRE(c.r(2).members() == ids({1, 2}));
+  CHECK(c.stream(1) == c.stream(2));
+  auto m2 = c.messages(2);
+  CHECK(std::count(m2.begin(), m2.end(), "x1") == 1);
+  CHECK(std::count(m2.begin(), m2.end(), "x2") == 1);
+}
+
+TEST_CASE("without recovery the survivors would disagree", "[membership]") {
+  Cluster c(3);
+  c.run();
+  for (NodeId i = 1; i <= 3; ++i) c.r(i).faults().skip_recovery = true;
+  c.submit(3, kAgreed, "y1");
+  for (int step = 0; step < 200 && !c.queue.empty(); ++step) {
+    auto [from, to, bytes] = c.queue.front();
+    c.queue.pop_front();
+    auto h = rw::decode_header(bytes);
+    if (from == 3 && to == 2 && h->type == rw::Type::kData) continue;
+    if (h->type == rw::Type::kToken && from == 3) continue;
+    c.rings[to]->on_packet(from, bytes, c.now);
+    c.collect(to);
+  }
+  c.crash(3);
+  c.queue.clear();
+  c.run();
+  CHECK(c.messages(1) != c.messages(2));
+}
+
+TEST_CASE("a partition gives two rings; healing merges them", "[membership]") {
+  Cluster c(4);
+  c.run();
+  c.partition = {{1, 0}, {2, 0}, {3, 1}, {4, 1}};
+  c.run();
+  CHECK(c.r(1).members() == ids({1, 2}));
+  CHECK(c.r(3).members() == ids({3, 4}));
+  c.submit(1, kSafe, "left");
+  c.submit(4, kSafe, "right");
+  c.run();
+  CHECK(c.messages(2).back() == "left");
+  CHECK(c.messages(3).back() == "right");
+  c.partition.clear();
+  c.run();
+  for (NodeId i = 1; i <= 4; ++i) {
+    REQUIRE(c.r(i).state() == RingState::kOperational);
+    CHECK(c.r(i).members() == ids({1, 2, 3, 4}));
+  }
+  CHECK(c.stream(1) == c.stream(2));
+  CHECK(c.stream(3) == c.stream(4));
+  // After the merge every daemon has the same configuration and order.
+  c.submit(2, kAgreed, "together");
+  c.run();
+  for (NodeId i = 1; i <= 4; ++i) CHECK(c.messages(i).back() == "together");
+}
+
+TEST_CASE("a daemon started late joins the running ring", "[membership]") {
+  RingConfig base;
+  base.members = {1, 2, 3};
+  Cluster c(2, base);  // daemons 1 and 2 run; 3 is configured but absent
+  c.crash(3);
+  c.run();
+  INFO("state " << to_string(c.r(1).state()) << " / " << to_string(c.r(2).state()));
+  CHECK(c.r(1).members() == ids({1, 2}));
+  c.start(3, 1);
+  c.run();
+  for (NodeId i = 1; i <= 3; ++i) CHECK(c.r(i).members() == ids({1, 2, 3}));
+}
+
+TEST_CASE("a restarted daemon comes back as a new incarnation", "[membership]") {
+  Cluster c(3);
+  c.run();
+  c.crash(2);
+  c.start(2, 2);  // back before the others noticed anything
+  c.run();
+  for (NodeId i = 1; i <= 3; ++i) {
+    REQUIRE(c.r(i).state() == RingState::kOperational);
+    CHECK(c.r(i).members() == ids({1, 2, 3}));
+  }
+  // Daemons 1 and 3 saw 2 leave (transitional without it) before it came back.
+  auto* t = c.last_config(1, DeliveryKind::kTransitional);
+  REQUIRE(t);
+  CHECK(t->members == ids({1, 3}));
+  c.submit(2, kAgreed, "new life");
+  c.run();
+  CHECK(c.messages(1).back() == "new life");
+}
+
+TEST_CASE("daemons started at staggered times settle in one ring", "[membership]") {
+  RingConfig base;
+  base.members = {1, 2, 3};
+  base.token_loss_us = 100000;
+  base.consensus_timeout_us = 60000;
+  base.join_timeout_us = 10000;
+  base.token_retransmit_us = 10000;
+  for (Time stagger : {5000u, 25000u, 50000u, 70000u, 130000u}) {
+    Cluster c(1, base);
+    for (NodeId i : {2u, 3u}) c.crash(i);
+    for (NodeId i : {2u, 3u}) {
+      c.run(stagger);
+      c.start(i, 1);
+    }
+    c.run(3000000);
+    INFO("stagger " << stagger);
+    for (NodeId i = 1; i <= 3; ++i) {
+      CHECK(c.r(i).members() == ids({1, 2, 3}));
+      size_t regulars = 0;
+      for (auto& d : c.log[i]) regulars += d.kind == DeliveryKind::kRegular;
+      CHECK(regulars <= 4);
+    }
+  }
+}

@@ -51,10 +51,15 @@ std::vector<uint16_t> free_udp_ports(size_t n);
 std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports,
                          const std::string& extra = "", const std::string& address = "127.0.0.1");
 
-// n daemons d1..dn forming one ring on loopback.
+// Timeouts for ring tests that check normal operation: under sanitizers the daemons run many
+// times slower, and a configuration change in the middle is not what those tests check.
+constexpr const char* kPatientProfile = "token_loss_ms = 2000\nconsensus_timeout_ms = 500\n";
+
+// n daemons d1..dn forming one ring on loopback (ring_extra: more [ring] keys; the default
+// is kPatientProfile).
 class Cluster {
  public:
-  explicit Cluster(size_t n, const std::string& ring_extra = "",
+  explicit Cluster(size_t n, const std::string& ring_extra = kPatientProfile,
                    const std::string& address = "127.0.0.1");
   Daemon& operator[](size_t i) { return *daemons_[i]; }
   size_t size() const { return daemons_.size(); }

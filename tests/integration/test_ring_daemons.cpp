@@ -146,7 +146,7 @@ bool network_view(const agent_message& m, uint32_t kind) {
 }  // namespace
 
 TEST_CASE("three daemons over IPv6 loopback", "[ring][agentd]") {
-  Cluster c(3, "", "::1");
+  Cluster c(3, kPatientProfile, "::1");
   auto a = connect(c[0].socket_path(), "alice");
   auto z = connect(c[2].socket_path(), "zoe");
   REQUIRE(agent_join(a.get(), "v6") == AGENT_OK);

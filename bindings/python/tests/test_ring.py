@@ -9,7 +9,9 @@ RING_WAIT = 20.0
 
 
 def ring_section(my_id, ports):
-    s = "[ring]\nid = %d\n" % my_id
+    # Patient timeouts: under sanitizers the daemons run many times slower, and a configuration
+    # change in the middle of this test is not what it checks.
+    s = "[ring]\nid = %d\ntoken_loss_ms = 2000\nconsensus_timeout_ms = 500\n" % my_id
     for i, port in enumerate(ports):
         s += "[[ring.daemons]]\nid = %d\naddress = \"127.0.0.1\"\nport = %d\n" % (i + 1, port)
     return s

@@ -285,7 +285,8 @@ void Ring::visit(Time now) {
   discard_stable();
   // 5. Hold an idle token for a while, else pass it on.
   bool idle = state_ == RingState::kOperational && pending_.empty() && t.rtr.empty() &&
-              min_aru(t) == t.seq && fresh.empty() && now >= no_hold_until_;
+              min_aru(t) == t.seq && fresh.empty() &&
+              (members_.size() == 1 || now >= no_hold_until_);
   if (idle) {
     ++stats_.held_tokens;
     hold_until_ = members_.size() == 1 ? std::numeric_limits<Time>::max() : now + cfg_.token_hold_us;

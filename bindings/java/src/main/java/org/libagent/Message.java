@@ -1,0 +1,13 @@
+package org.libagent;
+
+/**
+ * What {@link AgentConnection#receive} returns: the daemon's one ordered stream of data,
+ * membership and error messages. Switch on the three record types:
+ *
+ * <pre>{@code
+ * if (m instanceof DataMessage d) ...
+ * else if (m instanceof MembershipMessage v) ...
+ * else if (m instanceof ErrorMessage e) ...
+ * }</pre>
+ */
+public sealed interface Message permits DataMessage, MembershipMessage, ErrorMessage {}

@@ -278,10 +278,10 @@ void ClientHub::deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId 
   route();
 }
 
-void ClientHub::on_transitional(uint64_t seq, const std::vector<groups::DaemonId>& daemons,
-                                uint64_t view_config) {
+void ClientHub::on_transitional(uint64_t ordinal, const std::vector<groups::DaemonId>& daemons,
+                                uint64_t next_ring) {
   deliveries_.clear();
-  state_.on_transitional(seq, daemons, deliveries_, view_config);
+  state_.on_transitional(ordinal, daemons, deliveries_, next_ring);
   route();
 }
 

@@ -59,8 +59,8 @@ class ClientHub {
   void deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId origin = 0);
   // Configuration changes from the ring (see groups::GroupState). The regular one returns the
   // state event to submit for the exchange.
-  void on_transitional(uint64_t seq, const std::vector<groups::DaemonId>& daemons,
-                       uint64_t view_config = 0);
+  void on_transitional(uint64_t ordinal, const std::vector<groups::DaemonId>& daemons,
+                       uint64_t next_ring = 0);
   groups::Event on_regular(uint64_t seq, uint64_t config,
                            const std::vector<groups::DaemonId>& daemons);
   // Tells every client the daemon is stopping, and closes them.

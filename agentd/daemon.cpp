@@ -215,7 +215,7 @@ struct DaemonState {
                               << " with daemons " << ids);
     // View ids are (ring, ordinal): the same at every daemon that delivers the same stream.
     if (!regular) {
-      hub.on_transitional(groups::transitional_view_seq(d.ring_id, d.ordinal), d.members, d.next_ring_id);
+      hub.on_transitional(d.ordinal, d.members, d.next_ring_id);
       return;
     }
     auto state = hub.on_regular(d.ordinal, d.ring_id, d.members);

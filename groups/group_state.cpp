@@ -25,12 +25,18 @@ bool GroupState::is_member(const std::string& member, const std::string& group) 
   return it != groups_.end() && it->second.members.count(member) != 0;
 }
 
+proto::ViewId GroupState::view_id(uint64_t seq) const {
+  if (mode_ == Mode::kTransitional)
+    return proto::ViewId{next_ring_ ? next_ring_ : config_, transitional_view_seq(config_, seq)};
+  return proto::ViewId{config_, seq};
+}
+
 void GroupState::apply(uint64_t seq, DaemonId origin, const Event& ev,
                        std::vector<Delivery>& out) {
   replayed_.clear();
   ++stats_.events;
   if (ev.kind == EventKind::kState) {
-    if (!exchange_.active || ev.config != exchange_.config) {
+    if (mode_ != Mode::kExchange || ev.config != exchange_.config) {
       ++stats_.ignored;  // a state for an exchange that is over or was cut short
       return;
     }
@@ -40,12 +46,27 @@ void GroupState::apply(uint64_t seq, DaemonId origin, const Event& ev,
       complete_exchange(seq, out);
     return;
   }
-  if (exchange_.active) {
+  if (mode_ == Mode::kExchange) {
     ++stats_.held;
     exchange_.held.push_back(Held{seq, origin, ev});
     return;
   }
   apply_now(seq, origin, ev, out);
+}
+
+void GroupState::add_local(const std::string& member, const std::string& group) {
+  local_members_[group].insert(member);
+  local_groups_[member].insert(group);
+}
+
+bool GroupState::remove_local(const std::string& member, const std::string& group) {
+  auto g = local_groups_.find(member);
+  if (g == local_groups_.end() || !g->second.erase(group)) return false;
+  if (g->second.empty()) local_groups_.erase(g);
+  auto m = local_members_.find(group);
+  m->second.erase(member);
+  if (m->second.empty()) local_members_.erase(m);
+  return true;
 }
 
 void GroupState::apply_now(uint64_t seq, DaemonId origin, const Event& ev,
@@ -54,6 +75,13 @@ void GroupState::apply_now(uint64_t seq, DaemonId origin, const Event& ev,
     case EventKind::kState:
       return;
     case EventKind::kJoin: {
+      bool local = is_local(ev.member);
+      if (local) add_local(ev.member, ev.group);
+      // After Trans(C), a join ordered by a daemon that did not come along has no member here.
+      if (mode_ == Mode::kTransitional && !trans_.count(origin)) {
+        ++stats_.ignored;
+        return;
+      }
       auto& g = groups_[ev.group];
       if (!g.members.insert(ev.member).second) {
         ++stats_.ignored;
@@ -61,24 +89,48 @@ void GroupState::apply_now(uint64_t seq, DaemonId origin, const Event& ev,
       }
       member_groups_[ev.member].insert(ev.group);
       member_daemon_[ev.member] = origin;
-      g.view = proto::ViewId{config_, seq};
-      add_membership(ev.group, g, svc::kCausedByJoin, ev.member, out);
+      g.view = view_id(seq);
+      view(ev.group, g, svc::kRegularMembership | svc::kCausedByJoin, ev.member, out);
       return;
     }
-    case EventKind::kLeave:
+    case EventKind::kLeave: {
+      bool was_local = remove_local(ev.member, ev.group);
+      if (was_local) {
+        // The leaver learns its leave took effect: a notice without view bits, as in Spread.
+        Delivery d;
+        d.recipients = {ev.member};
+        d.membership.service = svc::kCausedByLeave;
+        d.membership.group = ev.group;
+        d.membership.view = view_id(seq);
+        d.membership.changed = ev.member;
+        d.membership.vs_sets = {{ev.member}};
+        out.push_back(std::move(d));
+      }
       if (!is_member(ev.member, ev.group)) {
-        ++stats_.ignored;
+        if (!was_local) ++stats_.ignored;
         return;
       }
-      remove_member(seq, ev.member, ev.group, svc::kCausedByLeave, out);
+      forget_member_group(ev.member, ev.group);
+      remove_shared(seq, ev.member, ev.group, svc::kCausedByLeave, out);
       return;
+    }
     case EventKind::kDisconnect: {
+      auto lg = local_groups_.find(ev.member);
+      if (lg != local_groups_.end()) {
+        std::set<std::string> groups = std::move(lg->second);
+        local_groups_.erase(lg);
+        for (auto& group : groups) {
+          auto m = local_members_.find(group);
+          m->second.erase(ev.member);
+          if (m->second.empty()) local_members_.erase(m);
+        }
+      }
       auto it = member_groups_.find(ev.member);
       if (it == member_groups_.end()) return;
       std::set<std::string> groups = std::move(it->second);
       member_groups_.erase(it);
       member_daemon_.erase(ev.member);
-      for (auto& group : groups) remove_member(seq, ev.member, group, svc::kCausedByDisconnect, out);
+      for (auto& group : groups) remove_shared(seq, ev.member, group, svc::kCausedByDisconnect, out);
       return;
     }
     case EventKind::kData:
@@ -87,47 +139,34 @@ void GroupState::apply_now(uint64_t seq, DaemonId origin, const Event& ev,
   }
 }
 
-void GroupState::add_membership(const std::string& group, const Group& g, uint32_t cause,
-                                const std::string& changed, std::vector<Delivery>& out) {
+void GroupState::view(const std::string& group, const Group& g, uint32_t service,
+                      const std::string& changed, std::vector<Delivery>& out) {
   Delivery d;
   for (auto& m : g.members)
     if (is_local(m)) d.recipients.push_back(m);
   if (d.recipients.empty()) return;
-  d.membership.service = svc::kRegularMembership | cause;
+  d.membership.service = service;
   d.membership.group = group;
   d.membership.view = g.view;
   d.membership.members.assign(g.members.begin(), g.members.end());
   d.membership.changed = changed;
-  d.membership.vs_sets = {{changed}};
+  if (!changed.empty()) d.membership.vs_sets = {{changed}};
   out.push_back(std::move(d));
 }
 
-void GroupState::remove_member(uint64_t seq, const std::string& member, const std::string& group,
+// Takes member out of the shared table's group (its member -> groups entry is the caller's).
+void GroupState::remove_shared(uint64_t seq, const std::string& member, const std::string& group,
                                uint32_t cause, std::vector<Delivery>& out) {
   auto it = groups_.find(group);
   assert(it != groups_.end() && it->second.members.count(member));
   Group& g = it->second;
   g.members.erase(member);
-  if (cause == svc::kCausedByLeave) {
-    forget_member_group(member, group);
-    // The leaver learns its leave took effect: a self-leave notice (no view bits, as in Spread).
-    if (is_local(member)) {
-      Delivery d;
-      d.recipients = {member};
-      d.membership.service = cause;
-      d.membership.group = group;
-      d.membership.view = proto::ViewId{config_, seq};
-      d.membership.changed = member;
-      d.membership.vs_sets = {{member}};
-      out.push_back(std::move(d));
-    }
-  }
-  g.view = proto::ViewId{config_, seq};
+  g.view = view_id(seq);
   if (g.members.empty()) {
     groups_.erase(it);
     return;
   }
-  add_membership(group, g, cause, member, out);
+  view(group, g, svc::kRegularMembership | cause, member, out);
 }
 
 void GroupState::forget_member_group(const std::string& member, const std::string& group) {
@@ -140,57 +179,93 @@ void GroupState::forget_member_group(const std::string& member, const std::strin
   }
 }
 
-void GroupState::on_transitional(uint64_t seq, const std::vector<DaemonId>& daemons,
-                                 std::vector<Delivery>& out, uint64_t view_config) {
+void GroupState::on_transitional(uint64_t ordinal, const std::vector<DaemonId>& daemons,
+                                 std::vector<Delivery>& out, uint64_t next_ring) {
   replayed_.clear();
-  // A change that cuts an exchange short: finish it with the states that did arrive (every
-  // daemon moving on together saw the same ones).
-  if (exchange_.active) complete_exchange(seq, out);
-  std::set<DaemonId> staying(daemons.begin(), daemons.end());
-  std::vector<std::string> emptied;
+  std::deque<Held> held;
+  if (mode_ == Mode::kExchange) {
+    // Cut short: the shared table as the states that did arrive describe it (every daemon of
+    // the transitional set saw the same ones); the held events follow in transitional mode.
+    Exchange ex = std::move(exchange_);
+    exchange_ = Exchange{};
+    rebuild(ex);
+    held = std::move(ex.held);
+  }
+  mode_ = Mode::kTransitional;
+  next_ring_ = next_ring;
+  trans_ = std::set<DaemonId>(daemons.begin(), daemons.end());
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    auto& g = it->second;
+    for (auto m = g.members.begin(); m != g.members.end();) {
+      auto d = member_daemon_.find(*m);
+      if (d == member_daemon_.end() || !trans_.count(d->second)) {
+        forget_member_group(*m, it->first);
+        m = g.members.erase(m);
+      } else {
+        ++m;
+      }
+    }
+    it = g.members.empty() ? groups_.erase(it) : std::next(it);
+  }
+  replayed_ = std::move(held);
+  for (auto& h : replayed_) apply_now(h.seq, h.origin, h.ev, out);
+  (void)ordinal;
   for (auto& [name, g] : groups_) {
-    std::vector<std::string> gone;
-    for (auto& m : g.members) {
-      auto d = member_daemon_.find(m);
-      if (d != member_daemon_.end() && !staying.count(d->second)) gone.push_back(m);
-    }
-    for (auto& m : gone) {
-      g.members.erase(m);
-      forget_member_group(m, name);
-    }
-    if (g.members.empty()) {
-      emptied.push_back(name);
-      continue;
-    }
+    g.view = view_id(0);  // messages have ordinals from 1: (next ring, T-mark, 0) names T's views
     Delivery d;
     for (auto& m : g.members)
       if (is_local(m)) d.recipients.push_back(m);
     if (d.recipients.empty()) continue;
     d.membership.service = svc::kTransitional | svc::kCausedByNetwork;
     d.membership.group = name;
-    d.membership.view = proto::ViewId{view_config ? view_config : config_, seq};
+    d.membership.view = g.view;
     d.membership.members.assign(g.members.begin(), g.members.end());
     d.membership.vs_sets = {d.membership.members};
     out.push_back(std::move(d));
   }
-  for (auto& name : emptied) groups_.erase(name);
+  // Local members the shared table lacks: a view of their own.
+  for (auto& [name, locals] : local_members_) {
+    auto it = groups_.find(name);
+    Delivery d;
+    for (auto& m : locals)
+      if (it == groups_.end() || !it->second.members.count(m)) d.recipients.push_back(m);
+    if (d.recipients.empty()) continue;
+    std::set<std::string> members(locals.begin(), locals.end());
+    if (it != groups_.end()) members.insert(it->second.members.begin(), it->second.members.end());
+    d.membership.service = svc::kTransitional | svc::kCausedByNetwork;
+    d.membership.group = name;
+    d.membership.view = view_id(own_view_slot(daemon_));
+    d.membership.members.assign(members.begin(), members.end());
+    d.membership.vs_sets = {d.membership.members};
+    out.push_back(std::move(d));
+  }
 }
 
 Event GroupState::on_regular(uint64_t seq, uint64_t config, const std::vector<DaemonId>& daemons,
                              std::vector<Delivery>& out) {
   replayed_.clear();
-  if (exchange_.active) complete_exchange(seq, out);
+  if (mode_ == Mode::kExchange) {
+    // A regular configuration always follows a transitional one; should one not, the exchange
+    // ends with the states that arrived and its held events apply in the old configuration.
+    Exchange ex = std::move(exchange_);
+    exchange_ = Exchange{};
+    rebuild(ex);
+    mode_ = Mode::kRegular;
+    replayed_ = std::move(ex.held);
+    for (auto& h : replayed_) apply_now(h.seq, h.origin, h.ev, out);
+  }
   Event state;
   state.kind = EventKind::kState;
   state.config = config;
   state.old_config = config_;
-  for (auto& [name, g] : groups_)
-    for (auto& m : g.members)
-      if (is_local(m)) state.memberships.emplace_back(m, name);
+  for (auto& [member, groups] : local_groups_)
+    for (auto& g : groups) state.memberships.emplace_back(member, g);
   std::sort(state.memberships.begin(), state.memberships.end());
   config_ = config;
+  mode_ = Mode::kExchange;
+  next_ring_ = 0;
+  trans_.clear();
   exchange_ = Exchange{};
-  exchange_.active = true;
   exchange_.config = config;
   exchange_.expected.insert(daemons.begin(), daemons.end());
   return state;
@@ -207,34 +282,25 @@ void GroupState::take_state(const Event& ev, DaemonId origin) {
   }
 }
 
-void GroupState::complete_exchange(uint64_t seq, std::vector<Delivery>& out) {
-  Exchange ex = std::move(exchange_);
-  exchange_ = Exchange{};
-  // The table as the states describe it. Members whose daemon sent no state (the exchange was
-  // cut short) stay as this daemon knew them.
-  std::set<DaemonId> reported = ex.received;
-  for (auto it = groups_.begin(); it != groups_.end();) {
-    auto& g = it->second;
-    for (auto m = g.members.begin(); m != g.members.end();) {
-      auto d = member_daemon_.find(*m);
-      bool replaced = d != member_daemon_.end() && reported.count(d->second);
-      if (replaced) {
-        forget_member_group(*m, it->first);
-        m = g.members.erase(m);
-      } else {
-        ++m;
-      }
-    }
-    it = g.members.empty() ? groups_.erase(it) : std::next(it);
-  }
+void GroupState::rebuild(const Exchange& ex) {
+  groups_.clear();
+  member_groups_.clear();
+  member_daemon_.clear();
   for (auto& [m, gname] : ex.memberships) {
     groups_[gname].members.insert(m);
     member_groups_[m].insert(gname);
-    member_daemon_[m] = ex.member_daemons[m];
+    member_daemon_[m] = ex.member_daemons.at(m);
   }
+}
+
+void GroupState::complete_exchange(uint64_t seq, std::vector<Delivery>& out) {
+  Exchange ex = std::move(exchange_);
+  exchange_ = Exchange{};
+  mode_ = Mode::kRegular;
+  rebuild(ex);
   // A regular view, caused by the network, for every group with members here.
   for (auto& [name, g] : groups_) {
-    g.view = proto::ViewId{config_, seq};
+    g.view = view_id(seq);
     Delivery d;
     for (auto& m : g.members)
       if (is_local(m)) d.recipients.push_back(m);
@@ -273,10 +339,9 @@ void GroupState::apply_data(const Event& ev, std::vector<Delivery>& out) {
       if (is_local(group)) d.recipients.push_back(group);
       continue;
     }
-    auto it = groups_.find(group);
-    if (it == groups_.end()) continue;
-    for (auto& m : it->second.members)
-      if (is_local(m)) d.recipients.push_back(m);
+    auto it = local_members_.find(group);
+    if (it == local_members_.end()) continue;
+    d.recipients.insert(d.recipients.end(), it->second.begin(), it->second.end());
   }
   if (self_discard)
     d.recipients.erase(std::remove(d.recipients.begin(), d.recipients.end(), ev.member),

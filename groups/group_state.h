@@ -2,12 +2,29 @@
 // stream (events and configuration changes) and produces the deliveries for the members this
 // daemon hosts. No I/O, no clock.
 //
-// Configuration changes: at a transitional configuration the members on daemons that did not
-// come along are cut and every group with local members gets a transitional view. At the
-// regular configuration every daemon sends its local memberships (a kState event, which the
-// caller submits to the ring); events ordered before all states have arrived are held back.
-// When the last state arrives the table is rebuilt from the states, every group with local
-// members gets a regular view caused by the network (with vs-sets), and the held events apply.
+// Two tables. The shared table (groups and their members, every daemon's) is what views list;
+// every daemon that delivers a view with a given id holds the same shared table there. The local
+// table (this daemon's members and their groups) is the truth about this daemon's members; data
+// reaches local members through it, and the state exchange announces it.
+//
+// Modes, following the ring's stream Reg(C) msgs [Trans(C) msgs] Reg(C'') ...:
+//   exchange      from Reg(C) until every daemon of C's state arrived: events are held back.
+//                 The last state rebuilds the shared table from the states alone, every group
+//                 with local members gets a regular view caused by the network (with vs-sets),
+//                 then the held events apply.
+//   regular       events apply at once; views are named (C, ordinal).
+//   transitional  from Trans(C) until Reg(C''): members on daemons outside the transitional set
+//                 T are cut, and events apply at once, but their views are named (C'', T-mark of
+//                 C and ordinal): only the daemons of T deliver them, and they agree on them,
+//                 where daemons of C that went elsewhere may not. Joins ordered by daemons
+//                 outside T do not enter the shared table.
+// A transitional configuration that cuts an exchange short rebuilds the shared table from the
+// states that did arrive (every daemon of T saw the same ones), cuts it to T, applies the held
+// events in transitional mode, then gives the transitional views. Local members whose state did
+// not arrive are missing from the shared table until the next exchange: they get a transitional
+// view of their own (the shared members and this daemon's, named by this daemon alone:
+// own_view_slot), then no view until the next regular one, but still their data and their own
+// leave notices.
 #pragma once
 
 #include <cstdint>
@@ -26,10 +43,23 @@ namespace agent::groups {
 using DaemonId = uint32_t;
 // Marks the view sequence numbers of transitional views, so they never equal one of a message.
 constexpr uint64_t kTransitionalView = 1ull << 63;
-// The sequence number of the transitional views of a configuration change: unique per old
-// ring and position in it (daemons from different old rings install different ones).
+// The sequence number of views given between Trans(old_ring) and the next regular
+// configuration, for the item at this ordinal of old_ring; with the ring being installed as the
+// configuration, they are unique per transitional set (its old ring and the new ring).
+// Bits 32..62 mix the old ring's sequence and representative (two rings formed at once in two
+// partitions share a sequence).
 inline uint64_t transitional_view_seq(uint64_t old_ring, uint64_t ordinal) {
-  return kTransitionalView | ((old_ring >> 32) & 0x7fffffff) << 32 | (ordinal & 0xffffffff);
+  uint64_t ring_seq = old_ring >> 32, rep = old_ring & 0xffffffffu;
+  uint64_t mix = (ring_seq ^ (rep << 20) ^ (rep >> 11)) & 0x7fffffffu;
+  return kTransitionalView | mix << 32 | (ordinal & 0xffffffffu);
+}
+
+// The ordinal slot of the transitional view that only this daemon's members get (their state did
+// not arrive before the change): above any message ordinal, one per daemon name.
+inline uint64_t own_view_slot(const std::string& daemon) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : daemon) h = (h ^ c) * 16777619u;
+  return 0x80000000u | (h & 0x7fffffffu);
 }
 
 // One thing to hand to local members: a data message or a membership notice.
@@ -57,11 +87,10 @@ class GroupState {
   void apply(uint64_t seq, const Event& ev, std::vector<Delivery>& out) {
     apply(seq, 0, ev, out);
   }
-  // The ring delivered a transitional configuration: only these daemons came along.
-  // view_config names the transitional views (daemons of one old configuration that split
-  // apart must not share view ids): the configuration being installed; 0 keeps the current.
-  void on_transitional(uint64_t seq, const std::vector<DaemonId>& daemons,
-                       std::vector<Delivery>& out, uint64_t view_config = 0);
+  // The ring delivered Trans(C) at this ordinal of C: only these daemons came along, into the
+  // ring next_ring (0: name its views by C).
+  void on_transitional(uint64_t ordinal, const std::vector<DaemonId>& daemons,
+                       std::vector<Delivery>& out, uint64_t next_ring = 0);
   // The ring delivered a regular configuration. Returns the kState event this daemon must
   // submit to the ring (AGREED) for the state exchange.
   Event on_regular(uint64_t seq, uint64_t config, const std::vector<DaemonId>& daemons,
@@ -70,7 +99,7 @@ class GroupState {
   // The configuration id that new views carry.
   void set_config(uint64_t config) { config_ = config; }
   uint64_t config() const { return config_; }
-  bool exchanging() const { return exchange_.active; }
+  bool exchanging() const { return mode_ == Mode::kExchange; }
 
   // Queries.
   const std::set<std::string>* members(const std::string& group) const;
@@ -80,6 +109,7 @@ class GroupState {
   bool is_local(const std::string& member) const;
 
  private:
+  enum class Mode { kRegular, kExchange, kTransitional };
   struct Group {
     std::set<std::string> members;  // sorted: the stable order views list them in
     proto::ViewId view;
@@ -90,7 +120,6 @@ class GroupState {
     Event ev;
   };
   struct Exchange {
-    bool active = false;
     uint64_t config = 0;
     std::set<DaemonId> expected, received;
     std::map<DaemonId, uint64_t> old_configs;  // where each daemon came from (vs-sets)
@@ -99,21 +128,33 @@ class GroupState {
     std::deque<Held> held;
   };
 
+  proto::ViewId view_id(uint64_t seq) const;
   void apply_now(uint64_t seq, DaemonId origin, const Event& ev, std::vector<Delivery>& out);
-  void add_membership(const std::string& group, const Group& g, uint32_t cause,
-                      const std::string& changed, std::vector<Delivery>& out);
-  void remove_member(uint64_t seq, const std::string& member, const std::string& group,
+  void view(const std::string& group, const Group& g, uint32_t service, const std::string& changed,
+            std::vector<Delivery>& out);
+  void remove_shared(uint64_t seq, const std::string& member, const std::string& group,
                      uint32_t cause, std::vector<Delivery>& out);
+  void add_local(const std::string& member, const std::string& group);
+  bool remove_local(const std::string& member, const std::string& group);
   void apply_data(const Event& ev, std::vector<Delivery>& out);
   void take_state(const Event& ev, DaemonId origin);
+  // Replaces the shared table by what the exchange's states say.
+  void rebuild(const Exchange& ex);
   void complete_exchange(uint64_t seq, std::vector<Delivery>& out);
   void forget_member_group(const std::string& member, const std::string& group);
 
   std::string daemon_;
-  uint64_t config_ = 0;
+  Mode mode_ = Mode::kRegular;
+  uint64_t config_ = 0;     // the regular configuration (ring) of the current segment
+  uint64_t next_ring_ = 0;  // transitional mode: the ring being installed
+  std::set<DaemonId> trans_;  // transitional mode: the transitional set
+  // The shared table.
   std::unordered_map<std::string, Group> groups_;
   std::unordered_map<std::string, std::set<std::string>> member_groups_;
-  std::unordered_map<std::string, DaemonId> member_daemon_;  // learned from who ordered joins
+  std::unordered_map<std::string, DaemonId> member_daemon_;  // who ordered the join / sent the state
+  // The local table: group -> this daemon's members in it, and member -> its groups.
+  std::unordered_map<std::string, std::set<std::string>> local_members_;
+  std::unordered_map<std::string, std::set<std::string>> local_groups_;
   Exchange exchange_;
   std::deque<Held> replayed_;  // held events applied last call: deliveries point into them
   GroupStats stats_;

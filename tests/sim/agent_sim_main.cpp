@@ -1,14 +1,24 @@
 // agent-sim: runs the deterministic simulator on one seed or a range of seeds and prints, for
 // every failing seed, the reason and the exact command that reproduces it.
 //
-//   agent-sim --seed S | --seeds N  [--nodes K] [--loss P] [--faults]
-//             [--fault NAME [--fault-node K|all]] [--verbose]
+//   agent-sim --seed S | --seeds N [--from S]  [--nodes K] [--loss P] [--faults]
+//             [--fault NAME [--fault-node K|all]] [--ignore TEXT]... [--seed-timeout SEC]
+//             [--verbose] [--trace]
+//
+// A seed that runs longer than --seed-timeout seconds of wall clock (a core stuck in a loop:
+// nothing in the simulator can interrupt it) is reported as HANG with its reproduce command,
+// and agent-sim exits with status 3.
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "tests/sim/sim.h"
 
@@ -18,11 +28,11 @@ namespace {
 
 void usage(const char* prog) {
   std::fprintf(stderr,
-               "usage: %s (--seed S | --seeds N) [--nodes K] [--loss P] [--faults] "
+               "usage: %s (--seed S | --seeds N [--from S]) [--nodes K] [--loss P] [--faults] "
                "[--fault skip-retransmit|out-of-order|safe-early|skip-recovery] [--fault-node K|all] "
-               "[--verbose] [--trace]\n"
+               "[--ignore TEXT]... [--seed-timeout SEC] [--verbose] [--trace]\n"
                "  --seed S        run seed S only\n"
-               "  --seeds N       run seeds 1..N\n"
+               "  --seeds N       run seeds 1..N (with --from S: S..S+N-1)\n"
                "  --nodes K       daemons, 1..16 (default: derived from the seed, cycling 1..7)\n"
                "  --loss P        packet loss probability 0..1 during the workload\n"
                "                  (default: derived from the seed among 0, 0.05, 0.2, 0.3)\n"
@@ -30,9 +40,13 @@ void usage(const char* prog) {
                "                  (which of them, and how often: derived from the seed)\n"
                "  --fault NAME    switch on a ring fault, to prove the checker catches it\n"
                "  --fault-node K  the daemon that gets the fault (default: all)\n"
+               "  --ignore TEXT   drop failures containing TEXT (triage of known problems; repeatable)\n"
+               "  --seed-timeout SEC  report a seed still running after SEC s of wall clock as HANG\n"
+               "                  and stop (default 60; 0: no limit)\n"
                "  --verbose       a summary line per seed, faults, configurations, warnings, and\n"
                "                  every failure\n"
-               "  --trace         --verbose plus every packet arrival and ring state change\n",
+               "  --trace         --verbose plus every packet arrival, ring state change and message\n"
+               "                  delivery\n",
                prog);
 }
 
@@ -43,6 +57,17 @@ bool parse_u64(const char* s, uint64_t& out) {
   if (errno != 0 || end == s || *end != '\0' || s[0] == '-') return false;
   out = v;
   return true;
+}
+
+// What the watchdog writes when a seed hangs: prepared before each seed (a signal handler may
+// only write(2) what is ready).
+char g_hang_message[1024];
+size_t g_hang_length = 0;
+
+void on_alarm(int) {
+  ssize_t n = ::write(STDOUT_FILENO, g_hang_message, g_hang_length);
+  (void)n;
+  std::_Exit(3);
 }
 
 std::string one_line(std::string s) {
@@ -56,7 +81,10 @@ std::string one_line(std::string s) {
 int main(int argc, char** argv) {
   const char* prog = argv[0];
   SimParams base;
-  uint64_t first = 0, count = 0;
+  uint64_t first = 0, count = 0, from = 0;
+  bool single = false;  // --seed
+  std::vector<std::string> ignore;  // --ignore
+  unsigned seed_timeout_s = 60;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> const char* {
@@ -74,6 +102,21 @@ int main(int argc, char** argv) {
       }
       first = v;
       count = 1;
+      single = true;
+    } else if (a == "--from") {
+      if (!parse_u64(value(), v) || v == 0) {
+        std::fprintf(stderr, "%s: --from wants a positive integer\n", prog);
+        return 2;
+      }
+      from = v;
+    } else if (a == "--ignore") {
+      ignore.emplace_back(value());
+    } else if (a == "--seed-timeout") {
+      if (!parse_u64(value(), v)) {
+        std::fprintf(stderr, "%s: --seed-timeout wants seconds (0: none)\n", prog);
+        return 2;
+      }
+      seed_timeout_s = static_cast<unsigned>(v);
     } else if (a == "--seeds") {
       if (!parse_u64(value(), v) || v == 0) {
         std::fprintf(stderr, "%s: --seeds wants a positive integer\n", prog);
@@ -135,12 +178,43 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (from != 0) {
+    if (single) {
+      std::fprintf(stderr, "%s: --from goes with --seeds\n", prog);
+      return 2;
+    }
+    first = from;
+  }
+  if (seed_timeout_s > 0) std::signal(SIGALRM, on_alarm);
   auto start = std::chrono::steady_clock::now();
   uint64_t passed = 0, failed = 0;
   for (uint64_t seed = first; seed < first + count; ++seed) {
     SimParams p = base;
     p.seed = seed;
+    if (seed_timeout_s > 0) {
+      std::string m = "HANG seed " + std::to_string(seed) + ": still running after " +
+                      std::to_string(seed_timeout_s) + " s of wall clock (a core stuck in a loop?) | reproduce: " +
+                      repro_command(resolve(p), prog) + "\n";
+      g_hang_length = std::min(m.size(), sizeof g_hang_message);
+      std::memcpy(g_hang_message, m.data(), g_hang_length);
+      std::fflush(stdout);
+      alarm(seed_timeout_s);
+    }
     SeedResult r = run_seed(p);
+    if (seed_timeout_s > 0) alarm(0);
+    if (!ignore.empty()) {
+      // Triage: drop the failures of known problems, to see what else a seed shows.
+      auto& f = r.verdict.failures;
+      f.erase(std::remove_if(f.begin(), f.end(),
+                             [&](const std::string& x) {
+                               for (auto& i : ignore)
+                                 if (x.find(i) != std::string::npos) return true;
+                               return false;
+                             }),
+              f.end());
+      r.verdict.ok = f.empty();
+      r.verdict.reason = f.empty() ? "" : f.front();
+    }
     if (base.verbose)
       std::printf("seed %llu: %s (%.1f ms) %s\n", static_cast<unsigned long long>(seed),
                   r.verdict.ok ? "ok" : "FAILED", r.wall_ms, r.summary.c_str());

@@ -164,6 +164,9 @@ void index_streams(Ctx& c) {
           if (!subset(x.members, reg_members))
             bad(c.describe(x) + " lists daemons outside its regular configuration " + id_list(reg_members));
           if (!has(x.members, in.daemon)) bad(c.describe(x) + " does not list d" + std::to_string(in.daemon));
+          if (x.ordinal != cur->regular.size())
+            bad(c.describe(x) + " carries ordinal " + std::to_string(x.ordinal) + ", but " +
+                std::to_string(cur->regular.size()) + " messages of its ring were delivered before it");
           cur->trans_pos = p;
           cur->trans_members = x.members;
           break;
@@ -180,6 +183,9 @@ void index_streams(Ctx& c) {
           }
           if (x.packet_seq < last_seq)
             bad("total order: " + c.describe(x) + " after a message of packet " + std::to_string(last_seq));
+          if (x.ordinal != cur->regular.size() + cur->transitional.size() + 1)
+            bad(c.describe(x) + " carries ordinal " + std::to_string(x.ordinal) + ", but it is message #" +
+                std::to_string(cur->regular.size() + cur->transitional.size() + 1) + " of its ring here");
           last_seq = x.packet_seq;
           (cur->trans_pos ? cur->transitional : cur->regular).push_back(x.nonce);
           uint32_t from = nonce_instance(x.nonce);

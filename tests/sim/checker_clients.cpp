@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "tests/sim/checker_internal.h"
+#include "transport/names.h"
 
 namespace agent::sim::detail {
 
@@ -220,6 +221,52 @@ void same_view_same_messages(Ctx& c) {
   }
 }
 
+// d, for views. A view lists only members on daemons of the configuration in force where it
+// is delivered: the regular configuration's daemons, or after the transitional configuration
+// the transitional set (the transitional views themselves, too). Regular views that a
+// transitional configuration delivers (a state exchange it cut short) belong to the regular
+// configuration that ends there.
+void views_within_configuration(Ctx& c) {
+  std::map<std::string, NodeId> daemon_of_name;
+  for (auto& [id, name] : c.r.daemon_names) daemon_of_name[name] = id;
+  for (auto& [client, recs] : c.r.received) {
+    uint32_t mine = c.r.clients.at(client);
+    const Instance& in = c.inst(mine);
+    // Per stream position: the regular members in force, and the transitional set if any.
+    std::vector<std::pair<const std::vector<NodeId>*, const std::vector<NodeId>*>> in_force(in.ring.size());
+    const std::vector<NodeId>* reg = nullptr;
+    const std::vector<NodeId>* trans = nullptr;
+    for (size_t p = 0; p < in.ring.size(); ++p) {
+      const RingRecord& x = in.ring[p];
+      if (x.kind == DeliveryKind::kRegular) {
+        reg = &x.members;
+        trans = nullptr;
+      } else if (x.kind == DeliveryKind::kTransitional) {
+        trans = &x.members;
+      }
+      in_force[p] = {reg, trans};
+    }
+    for (const ClientRecord& x : recs) {
+      if (x.data || !is_view(x.membership) || x.index < 1 || x.index > in_force.size()) continue;
+      auto [regular, transitional] = in_force[x.index - 1];
+      const RingRecord& item = in.ring[x.index - 1];
+      bool regular_view = (x.membership.service & svc::kRegularMembership) != 0;
+      const std::vector<NodeId>* allowed =
+          (item.kind == DeliveryKind::kTransitional && regular_view) || !transitional ? regular : transitional;
+      if (!allowed) continue;
+      for (auto& m : x.membership.members) {
+        auto d = daemon_of_name.find(std::string(names::private_group_daemon(m)));
+        if (d != daemon_of_name.end() && std::find(allowed->begin(), allowed->end(), d->second) != allowed->end())
+          continue;
+        c.fail("clients: membership (d): " + client + " got " + x.str() + ", which lists " + m +
+               ", but its daemon is not in the " + (allowed == transitional ? "transitional" : "regular") +
+               " configuration " + id_list(*allowed) + " in force at " + c.iname(mine));
+        return;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void check_clients(Ctx& c) {
@@ -227,6 +274,7 @@ void check_clients(Ctx& c) {
   client_order(c);
   membership_consistency(c);
   same_view_same_messages(c);
+  if (c.streams_ok) views_within_configuration(c);
 }
 
 }  // namespace agent::sim::detail

@@ -11,6 +11,7 @@
 
 #include "groups/group_state.h"
 #include "tests/sim/checker_internal.h"
+#include "tests/sim/daemon_feed.h"
 #include "tests/sim/rng.h"
 #include "transport/names.h"
 
@@ -73,90 +74,127 @@ std::vector<ClientRecord> canonical(std::vector<ClientRecord> v) {
   return v;
 }
 
-// The checker's group table of one daemon instance.
+// The checker's group table of one daemon instance: the shared table views list, and the
+// local table (this instance's clients and their groups) that data follows. Modes: exchange
+// (Reg(C) until every state of C arrived: events wait), regular (views (C, ordinal)),
+// transitional (Trans(C) until the next Reg: members of daemons outside the transitional set
+// gone, their joins ignored, views named (next ring, transitional_view_seq(C, ordinal))).
 class Model {
  public:
   Model(const Ctx& c, uint32_t instance, std::map<std::string, std::vector<ClientRecord>>& out)
       : c_(c), instance_(instance), out_(out) {
     for (auto& [id, name] : c.r.daemon_names) daemon_of_name_[name] = id;
+    self_ = c.inst(instance).daemon;
   }
 
-  // index: the item's place in the stream (what the records carry); seq: what the daemon gives
-  // the group layer for it (the ordinal; transitional configurations marked), views carry it.
-  void message(uint64_t index, uint64_t seq, NodeId origin, const Event& e) {
+  // index: the item's place in the stream (what the records carry); ordinal: its place in its
+  // ring, what views are named by.
+  void message(uint64_t index, uint64_t ordinal, NodeId origin, const Event& e) {
     index_ = index;
-    seq_ = seq;
     if (e.kind == EventKind::kState) {
-      if (!ex_.active || e.config != ex_.config) return;
+      if (mode_ != Mode::kExchange || e.config != ex_.config) return;
       if (!ex_.received.insert(origin).second) return;
       for (auto& mg : e.memberships)
         if (names::is_private_group(mg.first) && names::valid_group(mg.second)) ex_.memberships.push_back(mg);
       if (std::includes(ex_.received.begin(), ex_.received.end(), ex_.expected.begin(), ex_.expected.end()))
-        complete();
+        complete(ordinal);
       return;
     }
-    if (ex_.active) {
-      ex_.held.push_back({seq, e});
+    if (mode_ == Mode::kExchange) {
+      ex_.held.push_back({ordinal, e});
       return;
     }
-    apply(seq, e);
+    apply(ordinal, e);
   }
 
-  // Transitional views are named by the configuration being installed (view_config), so that
-  // daemons of one old configuration that split apart do not share view ids.
-  void transitional(uint64_t index, uint64_t seq, const std::vector<NodeId>& daemons, uint64_t view_config) {
+  // The transitional views are named (next ring, transitional_view_seq(C, 0)): no message has
+  // ordinal 0.
+  void transitional(uint64_t index, const std::vector<NodeId>& daemons, uint64_t next_ring) {
     index_ = index;
-    seq_ = seq;
-    if (ex_.active) complete();
-    std::set<NodeId> staying(daemons.begin(), daemons.end());
+    std::deque<std::pair<uint64_t, Event>> held;
+    if (mode_ == Mode::kExchange) {
+      rebuild();
+      held = std::move(ex_.held);
+      ex_ = Exchange{};
+    }
+    mode_ = Mode::kTransitional;
+    next_ring_ = next_ring;
+    staying_ = std::set<NodeId>(daemons.begin(), daemons.end());
     for (auto it = groups_.begin(); it != groups_.end();) {
       auto& members = it->second;
       for (auto m = members.begin(); m != members.end();) {
-        if (!staying.count(daemon_of(*m))) {
+        if (!staying_.count(daemon_of(*m))) {
           forget(*m, it->first);
           m = members.erase(m);
         } else {
           ++m;
         }
       }
-      if (members.empty()) {
-        it = groups_.erase(it);
-        continue;
-      }
+      it = members.empty() ? groups_.erase(it) : std::next(it);
+    }
+    for (auto& [o, e] : held) apply(o, e);
+    for (auto& [g, members] : groups_)
       for (auto& x : members)
-        emit(x, notice(index, svc::kTransitional | svc::kCausedByNetwork, it->first, members, "",
-                       view_config ? view_config : config_, seq));
-      ++it;
+        emit(x, notice(index, svc::kTransitional | svc::kCausedByNetwork, g, members, "", id(0)));
+    // This instance's clients the shared table lacks get a view of their own, listing them too.
+    std::map<std::string, std::set<std::string>> lacking;
+    for (auto& [member, gs] : mine_)
+      for (auto& g : gs) {
+        auto it = groups_.find(g);
+        if (it == groups_.end() || !it->second.count(member)) lacking[g].insert(member);
+      }
+    for (auto& [g, missing] : lacking) {
+      std::set<std::string> members;
+      for (auto& [member, gs] : mine_)
+        if (gs.count(g)) members.insert(member);
+      if (auto it = groups_.find(g); it != groups_.end()) members.insert(it->second.begin(), it->second.end());
+      auto v = id(groups::own_view_slot(c_.r.daemon_names.at(self_)));
+      for (auto& x : missing) emit(x, notice(index, svc::kTransitional | svc::kCausedByNetwork, g, members, "", v));
     }
   }
 
   const std::map<std::string, std::set<std::string>>& table() const { return groups_; }
-  bool exchanging() const { return ex_.active; }
+  bool exchanging() const { return mode_ == Mode::kExchange; }
 
-  void regular(uint64_t index, uint64_t seq, uint64_t ring, const std::vector<NodeId>& daemons) {
+  void regular(uint64_t index, uint64_t ordinal, uint64_t ring, const std::vector<NodeId>& daemons) {
     index_ = index;
-    seq_ = seq;
-    if (ex_.active) complete();
+    if (mode_ == Mode::kExchange) {  // not expected: a Reg always follows a Trans
+      rebuild();
+      auto held = std::move(ex_.held);
+      mode_ = Mode::kRegular;
+      for (auto& [o, e] : held) apply(o, e);
+    }
+    (void)ordinal;
     config_ = ring;
+    mode_ = Mode::kExchange;
     ex_ = Exchange{};
-    ex_.active = true;
     ex_.config = ring;
     ex_.expected.insert(daemons.begin(), daemons.end());
   }
 
  private:
+  enum class Mode { kRegular, kExchange, kTransitional };
   struct Exchange {
-    bool active = false;
     uint64_t config = 0;
     std::set<NodeId> expected, received;
     std::vector<std::pair<std::string, std::string>> memberships;
     std::deque<std::pair<uint64_t, Event>> held;
   };
 
+  ClientRecord notice(uint64_t index, uint32_t service, const std::string& group, const std::set<std::string>& members,
+                      const std::string& changed, proto::ViewId v) {
+    return detail::notice(index, service, group, members, changed, v.config, v.seq);
+  }
+  proto::ViewId id(uint64_t ordinal) const {
+    if (mode_ == Mode::kTransitional)
+      return {next_ring_ ? next_ring_ : config_, groups::transitional_view_seq(config_, ordinal)};
+    return {config_, ordinal};
+  }
   NodeId daemon_of(const std::string& member) const {
     auto it = daemon_of_name_.find(std::string(names::private_group_daemon(member)));
     return it == daemon_of_name_.end() ? 0 : it->second;
   }
+  bool local(const std::string& member) const { return daemon_of(member) == self_; }
   void emit(const std::string& client, ClientRecord rec) {
     auto it = c_.r.clients.find(client);
     if (it != c_.r.clients.end() && it->second == instance_) out_[client].push_back(std::move(rec));
@@ -167,71 +205,74 @@ class Model {
     it->second.erase(group);
     if (it->second.empty()) of_.erase(it);
   }
-
-  // The states that arrived replace what their daemons' members were; then a regular view for
-  // every group, then what was held back, in order.
-  void complete() {
-    Exchange ex = std::move(ex_);
-    ex_ = Exchange{};
-    for (auto it = groups_.begin(); it != groups_.end();) {
-      for (auto m = it->second.begin(); m != it->second.end();) {
-        if (ex.received.count(daemon_of(*m))) {
-          forget(*m, it->first);
-          m = it->second.erase(m);
-        } else {
-          ++m;
-        }
-      }
-      it = it->second.empty() ? groups_.erase(it) : std::next(it);
-    }
-    for (auto& [m, g] : ex.memberships) {
+  // The shared table is what the states that arrived say, nothing else.
+  void rebuild() {
+    groups_.clear();
+    of_.clear();
+    for (auto& [m, g] : ex_.memberships) {
       groups_[g].insert(m);
       of_[m].insert(g);
     }
-    for (auto& [g, members] : groups_)
-      for (auto& x : members)
-        emit(x, notice(index_, svc::kRegularMembership | svc::kCausedByNetwork, g, members, "", config_, seq_));
-    for (auto& [seq, e] : ex.held) apply(seq, e);
   }
 
-  void remove(uint64_t seq, const std::string& member, const std::string& group, uint32_t cause) {
+  // Every state arrived: the shared table from the states, a regular view for every group,
+  // then what was held back, in order.
+  void complete(uint64_t ordinal) {
+    rebuild();
+    auto held = std::move(ex_.held);
+    ex_ = Exchange{};
+    mode_ = Mode::kRegular;
+    for (auto& [g, members] : groups_)
+      for (auto& x : members)
+        emit(x, notice(index_, svc::kRegularMembership | svc::kCausedByNetwork, g, members, "", id(ordinal)));
+    for (auto& [o, e] : held) apply(o, e);
+  }
+
+  void remove(uint64_t ordinal, const std::string& member, const std::string& group, uint32_t cause) {
     auto& g = groups_[group];
     g.erase(member);
-    if (cause == svc::kCausedByLeave) {
-      forget(member, group);
-      emit(member, notice(index_, svc::kCausedByLeave, group, {}, member, config_, seq));
-    }
     if (g.empty()) {
       groups_.erase(group);
       return;
     }
-    for (auto& x : g) emit(x, notice(index_, svc::kRegularMembership | cause, group, g, member, config_, seq));
+    for (auto& x : g) emit(x, notice(index_, svc::kRegularMembership | cause, group, g, member, id(ordinal)));
   }
 
-  // One event at its place in the order (seq: its own; the records carry index_, the item
+  // One event at its place in the order (ordinal: its own; the records carry index_, the item
   // being processed, which differs for events held back during an exchange).
-  void apply(uint64_t seq, const Event& e) {
+  void apply(uint64_t ordinal, const Event& e) {
     switch (e.kind) {
       case EventKind::kState:
         return;
       case EventKind::kJoin: {
+        if (local(e.member)) mine_[e.member].insert(e.group);
+        if (mode_ == Mode::kTransitional && !staying_.count(daemon_of(e.member))) return;
         auto& g = groups_[e.group];
         if (!g.insert(e.member).second) return;
         of_[e.member].insert(e.group);
-        for (auto& x : g) emit(x, notice(index_, svc::kRegularMembership | svc::kCausedByJoin, e.group, g, e.member, config_, seq));
+        for (auto& x : g) emit(x, notice(index_, svc::kRegularMembership | svc::kCausedByJoin, e.group, g, e.member, id(ordinal)));
         return;
       }
       case EventKind::kLeave: {
+        auto m = mine_.find(e.member);
+        if (m != mine_.end() && m->second.erase(e.group)) {
+          if (m->second.empty()) mine_.erase(m);
+          emit(e.member, notice(index_, svc::kCausedByLeave, e.group, {}, e.member, id(ordinal)));
+        }
         auto g = groups_.find(e.group);
-        if (g != groups_.end() && g->second.count(e.member)) remove(seq, e.member, e.group, svc::kCausedByLeave);
+        if (g != groups_.end() && g->second.count(e.member)) {
+          forget(e.member, e.group);
+          remove(ordinal, e.member, e.group, svc::kCausedByLeave);
+        }
         return;
       }
       case EventKind::kDisconnect: {
+        mine_.erase(e.member);
         auto it = of_.find(e.member);
         if (it == of_.end()) return;
         std::set<std::string> gs = std::move(it->second);
         of_.erase(it);
-        for (auto& g : gs) remove(seq, e.member, g, svc::kCausedByDisconnect);
+        for (auto& g : gs) remove(ordinal, e.member, g, svc::kCausedByDisconnect);
         return;
       }
       case EventKind::kData: {
@@ -239,9 +280,10 @@ class Model {
         for (auto& g : e.groups) {
           if (names::is_private_group(g)) {
             to.insert(g);
-          } else if (auto it = groups_.find(g); it != groups_.end()) {
-            to.insert(it->second.begin(), it->second.end());
+            continue;
           }
+          for (auto& [member, gs] : mine_)
+            if (gs.count(g)) to.insert(member);
         }
         if (e.service & svc::kSelfDiscard) to.erase(e.member);
         for (auto& x : to) emit(x, data_record(index_, e));
@@ -252,12 +294,17 @@ class Model {
 
   const Ctx& c_;
   uint32_t instance_;
+  NodeId self_ = 0;
   std::map<std::string, std::vector<ClientRecord>>& out_;
   std::map<std::string, NodeId> daemon_of_name_;
-  uint64_t index_ = 0, seq_ = 0;
-  uint64_t config_ = 0;  // the ring of the last regular configuration: views carry it
+  uint64_t index_ = 0;
+  Mode mode_ = Mode::kRegular;
+  uint64_t config_ = 0;     // the ring of the last regular configuration
+  uint64_t next_ring_ = 0;  // transitional mode: the ring being installed
+  std::set<NodeId> staying_;
   std::map<std::string, std::set<std::string>> groups_;
-  std::map<std::string, std::set<std::string>> of_;  // member -> its groups
+  std::map<std::string, std::set<std::string>> of_;    // shared table: member -> its groups
+  std::map<std::string, std::set<std::string>> mine_;  // this instance's clients -> their groups
   Exchange ex_;
 };
 
@@ -317,9 +364,11 @@ void model_routing(Ctx& c) {
           if (auto ev = c.event_of(x)) m.message(x.index, x.ordinal, x.origin, *ev);
           break;
         case DeliveryKind::kTransitional:
-          m.transitional(x.index, groups::transitional_view_seq(x.ring_id, x.ordinal), x.members, x.next_ring_id);
+          m.transitional(x.index, x.members, x.next_ring_id);
           break;
-        case DeliveryKind::kRegular: m.regular(x.index, x.ordinal, x.ring_id, x.members); break;
+        case DeliveryKind::kRegular:
+          m.regular(x.index, x.ordinal, x.ring_id, x.members);
+          break;
       }
     }
     final_tables(c, i, m, first, first_table);
@@ -344,8 +393,8 @@ void model_routing(Ctx& c) {
   }
 }
 
-// A fresh GroupState per instance, fed that instance's stream as agentd feeds it (ordinals as
-// sequence numbers, transitional ones marked), must reproduce its clients' streams.
+// A fresh GroupState per instance, fed that instance's stream as agentd feeds it
+// (daemon_feed.h), must reproduce its clients' streams.
 void replay(Ctx& c) {
   std::map<std::string, std::vector<ClientRecord>> expected;
   for (uint32_t i = 1; i <= c.r.instances.size(); ++i) {
@@ -358,12 +407,12 @@ void replay(Ctx& c) {
       switch (x.kind) {
         case DeliveryKind::kMessage:
           ev = c.event_of(x);
-          if (ev) gs.apply(x.ordinal, x.origin, *ev, out);
+          if (ev) feed_message(gs, x.ring_id, x.ordinal, x.origin, *ev, out);
           break;
         case DeliveryKind::kTransitional:
-          gs.on_transitional(groups::transitional_view_seq(x.ring_id, x.ordinal), x.members, out, x.next_ring_id);
+          feed_transitional(gs, x.ring_id, x.ordinal, x.members, x.next_ring_id, out);
           break;
-        case DeliveryKind::kRegular: gs.on_regular(x.ordinal, x.ring_id, x.members, out); break;
+        case DeliveryKind::kRegular: feed_regular(gs, x.ring_id, x.ordinal, x.members, out); break;
       }
       for (auto& del : out) {
         ClientRecord rec;

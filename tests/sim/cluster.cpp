@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "groups/event_codec.h"
+#include "tests/sim/daemon_feed.h"
 #include "tests/sim/nonce.h"
 #include "tests/sim/trace.h"
 #include "transport/names.h"
@@ -500,8 +501,7 @@ void Cluster::on_delivered(Daemon& d, membership::Delivered& x) {
     if (x.kind == DeliveryKind::kTransitional) {
       d.in_transitional = true;
       d.transitional_members = x.members;
-      // As agentd: view ids are (ring, ordinal), transitional ones marked.
-      d.groups->on_transitional(groups::transitional_view_seq(x.ring_id, x.ordinal), x.members, out, x.next_ring_id);
+      feed_transitional(*d.groups, x.ring_id, x.ordinal, x.members, x.next_ring_id, out);
       route(d, x.index, out);
       return;
     }
@@ -509,7 +509,7 @@ void Cluster::on_delivered(Daemon& d, membership::Delivered& x) {
     d.regular_members = x.members;
     d.in_transitional = false;
     d.transitional_members.clear();
-    groups::Event state = d.groups->on_regular(x.ordinal, x.ring_id, x.members, out);
+    groups::Event state = feed_regular(*d.groups, x.ring_id, x.ordinal, x.members, out);
     route(d, x.index, out);
     // As agentd: the state event goes to the ring at once (first in line if refused).
     Queued q;
@@ -537,11 +537,18 @@ void Cluster::on_delivered(Daemon& d, membership::Delivered& x) {
       ++late_done_;
   }
   auto ev = u ? groups::decode_event(u->event) : std::nullopt;
+  if (cfg_.trace)
+    std::printf("  [t=%llu us] %s delivers index %llu: ring %s packet %llu ordinal %llu from d%u nonce %u:%llu %s %s\n",
+                static_cast<unsigned long long>(now_), inst.name.c_str(), static_cast<unsigned long long>(x.index),
+                ring_name(x.ring_id).c_str(), static_cast<unsigned long long>(x.packet_seq),
+                static_cast<unsigned long long>(x.ordinal), x.origin, u ? nonce_instance(u->nonce) : 0,
+                static_cast<unsigned long long>(u ? nonce_submission(u->nonce) : 0), service_name(x.service).c_str(),
+                ev ? describe_event(*ev).c_str() : "?");
   if (!ev) {
     violation(inst.name + " delivered an undecodable event at index " + std::to_string(x.index));
     return;
   }
-  d.groups->apply(x.ordinal, x.origin, *ev, out);
+  feed_message(*d.groups, x.ring_id, x.ordinal, x.origin, *ev, out);
   route(d, x.index, out);
 }
 

@@ -50,7 +50,9 @@ std::string ClientRecord::str() const {
   const auto& m = membership;
   return "membership " + service_name(m.service) + " of " + m.group + " " + list(m.members) +
          " changed " + m.changed + " view (" + ring_name(m.view.config) + "," +
-         ((m.view.seq >> 63) ? "T" + std::to_string(m.view.seq & ~(1ull << 63)) : std::to_string(m.view.seq)) +
+         ((m.view.seq >> 63) ? "T" + std::to_string((m.view.seq >> 32) & 0x7fffffff) + ":" +
+                                  std::to_string(m.view.seq & 0xffffffff)
+                            : std::to_string(m.view.seq)) +
          ") at index " + std::to_string(index);
 }
 

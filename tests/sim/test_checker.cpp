@@ -187,9 +187,25 @@ TEST_CASE("the checker rejects daemons that move together with different message
   auto& ra = r.instances[m.a].ring;
   std::swap(ra[m.a_msg], ra[m.a_msg + 1]);
   std::swap(ra[m.a_msg].index, ra[m.a_msg + 1].index);
+  --ra[m.a_msg].ordinal;  // the transitional configuration now has one message fewer before it
   Verdict v = check(r);
   CHECK_FALSE(v.ok);
   CHECK((any_contains(v.failures, "same view, same messages (b)") || any_contains(v.failures, "total order (f)")));
+}
+
+TEST_CASE("the checker rejects a view that lists a member of a daemon outside the configuration",
+          "[sim][checker]") {
+  Records r = good_records(3, 3, 0);
+  for (auto& [client, recs] : r.received)
+    for (auto& x : recs)
+      if (!x.data && (x.membership.service & agent::proto::service::kRegularMembership)) {
+        x.membership.members.push_back("#zz#d9");  // no daemon d9 in a ring of three
+        Verdict v = check(r);
+        CHECK_FALSE(v.ok);
+        CHECK(any_contains(v.failures, "membership (d)"));
+        return;
+      }
+  FAIL("no view");
 }
 
 TEST_CASE("the checker rejects a data delivery to a client outside the group", "[sim][checker]") {

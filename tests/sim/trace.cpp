@@ -62,4 +62,24 @@ std::string describe_packet(std::string_view bytes) {
   return s + "?";
 }
 
+std::string describe_event(const groups::Event& e) {
+  using groups::EventKind;
+  switch (e.kind) {
+    case EventKind::kJoin: return "join " + e.member + " " + e.group;
+    case EventKind::kLeave: return "leave " + e.member + " " + e.group;
+    case EventKind::kDisconnect: return "disconnect " + e.member;
+    case EventKind::kData: {
+      std::string g;
+      for (auto& x : e.groups) g += (g.empty() ? "" : ",") + x;
+      return "data " + e.member + "/" + std::to_string(e.msg_type) + " to [" + g + "]";
+    }
+    case EventKind::kState: {
+      std::string m;
+      for (auto& [member, group] : e.memberships) m += (m.empty() ? "" : " ") + member + ":" + group;
+      return "state for " + ring_name(e.config) + " from " + ring_name(e.old_config) + " [" + m + "]";
+    }
+  }
+  return "?";
+}
+
 }  // namespace agent::sim

@@ -239,20 +239,106 @@ TEST_CASE("a merge: the exchange unites both sides' members, vs-sets tell them a
   CHECK_FALSE(h.state.is_member("#z#d2", "g"));
 }
 
-TEST_CASE("a change during an exchange finishes it with the states that arrived", "[groups]") {
+TEST_CASE("a change during an exchange: the states that arrived, held events, then the cut",
+          "[groups]") {
+  Harness h("d1");
+  joined(h, "#a#d1", "g", 1);
+  joined(h, "#b#d2", "g", 2);
+  joined(h, "#c#d3", "g", 3);
+  std::vector<Delivery> out;
+  Event mine = h.state.on_regular(++h.seq, 5, {1, 2, 3}, out);
+  Event theirs;
+  theirs.kind = EventKind::kState;
+  theirs.config = 5;
+  theirs.memberships = {{"#b#d2", "g"}};
+  h.state.apply(++h.seq, 1, mine, out);
+  h.state.apply(++h.seq, 2, theirs, out);  // daemon 3's state never comes
+  h.state.apply(++h.seq, 1, data("#a#d1", {"g"}), out);  // held
+  h.state.apply(++h.seq, 3, join("#d#d3", "g"), out);    // held; daemon 3 will not come along
+  CHECK(out.empty());
+  uint64_t trans_ordinal = h.seq;
+  h.state.on_transitional(trans_ordinal, {1, 2}, out, 9);
+  // No regular view for a configuration whose exchange never finished: the held message, then
+  // the transitional view of what the states and the cut leave. Daemon 3's join is ignored.
+  REQUIRE(out.size() == 2);
+  REQUIRE(out[0].data != nullptr);
+  CHECK(out[0].recipients == std::vector<std::string>{"#a#d1"});
+  CHECK(out[1].membership.service == (svc::kTransitional | svc::kCausedByNetwork));
+  CHECK(out[1].membership.members == std::vector<std::string>{"#a#d1", "#b#d2"});
+  CHECK(out[1].membership.view.config == 9);  // named by the ring being installed
+  CHECK(out[1].membership.view.seq == transitional_view_seq(5, 0));
+  CHECK_FALSE(h.state.is_member("#d#d3", "g"));
+}
+
+TEST_CASE("a cut-short exchange without this daemon's state keeps its members local",
+          "[groups]") {
   Harness h("d1");
   joined(h, "#a#d1", "g", 1);
   joined(h, "#b#d2", "g", 2);
   std::vector<Delivery> out;
-  Event mine = h.state.on_regular(++h.seq, 5, {1, 2}, out);
-  h.state.apply(++h.seq, 1, mine, out);
-  h.state.apply(++h.seq, 1, data("#a#d1", {"g"}), out);  // held
+  h.state.on_regular(++h.seq, 5, {1, 2}, out);
+  Event theirs;
+  theirs.kind = EventKind::kState;
+  theirs.config = 5;
+  theirs.memberships = {{"#b#d2", "g"}};
+  h.state.apply(++h.seq, 2, theirs, out);  // this daemon's own state is cut off
+  h.state.on_transitional(h.seq, {1, 2}, out, 9);
+  // Daemon 2 never heard of #a#d1 in this configuration: the shared table does not list it, so
+  // #a#d1 gets a transitional view named by this daemon alone (daemon 2's view of g does not
+  // name #a#d1), then no view until the next exchange.
+  CHECK_FALSE(h.state.is_member("#a#d1", "g"));
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].membership.service == (svc::kTransitional | svc::kCausedByNetwork));
+  CHECK(out[0].membership.members == std::vector<std::string>{"#a#d1", "#b#d2"});
+  CHECK(out[0].membership.view.seq == transitional_view_seq(5, own_view_slot("d1")));
+  CHECK(out[0].recipients == std::vector<std::string>{"#a#d1"});
+  // Its data and its own leave still reach it.
+  out.clear();
+  h.state.apply(++h.seq, 2, data("#b#d2", {"g"}), out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].recipients == std::vector<std::string>{"#a#d1"});
+  out.clear();
+  h.state.apply(++h.seq, 1, leave("#a#d1", "g"), out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].membership.service == svc::kCausedByLeave);
+  CHECK(out[0].recipients == std::vector<std::string>{"#a#d1"});
+  // The next state announces what this daemon's members are now.
+  out.clear();
+  Event next = h.state.on_regular(++h.seq, 7, {1, 2}, out);
+  CHECK(next.memberships.empty());
+}
+
+TEST_CASE("after a transitional configuration, views are named by the transitional set",
+          "[groups]") {
+  Harness h("d1");
+  joined(h, "#a#d1", "g", 1);
+  std::vector<Delivery> out;
+  h.state.on_transitional(++h.seq, {1, 2}, out, 9);
+  out.clear();
+  h.state.apply(++h.seq, 2, join("#b#d2", "g"), out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].membership.view.config == 9);
+  CHECK(out[0].membership.view.seq == transitional_view_seq(0, h.seq));
+  out.clear();
+  h.state.apply(++h.seq, 3, join("#c#d3", "g"), out);  // ordered by a daemon left behind
   CHECK(out.empty());
-  h.state.on_transitional(++h.seq, {1}, out);
-  // The held message came out before the transitional view that cut daemon 2.
-  REQUIRE(out.size() >= 3);
-  CHECK(out[0].membership.service == (svc::kRegularMembership | svc::kCausedByNetwork));
-  CHECK(out[1].data != nullptr);
-  CHECK(out.back().membership.service == (svc::kTransitional | svc::kCausedByNetwork));
-  CHECK(out.back().membership.members == std::vector<std::string>{"#a#d1"});
+  CHECK_FALSE(h.state.is_member("#c#d3", "g"));
+}
+
+TEST_CASE("a finished exchange keeps only what the states say", "[groups]") {
+  Harness h("d1");
+  joined(h, "#a#d1", "g", 1);
+  joined(h, "#z#d4", "g", 4);  // daemon 4 is not in the next configuration
+  std::vector<Delivery> out;
+  Event mine = h.state.on_regular(++h.seq, 5, {1}, out);
+  h.state.apply(++h.seq, 1, mine, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].membership.members == std::vector<std::string>{"#a#d1"});
+  CHECK_FALSE(h.state.is_member("#z#d4", "g"));
+}
+
+TEST_CASE("transitional view ids differ for rings that share a sequence", "[groups]") {
+  uint64_t a = (uint64_t{70000} << 32) | 1, b = (uint64_t{70000} << 32) | 3;
+  CHECK(transitional_view_seq(a, 0) != transitional_view_seq(b, 0));
+  CHECK((transitional_view_seq(a, 5) & kTransitionalView) != 0);
 }

@@ -100,6 +100,7 @@ void ClientHub::forget(ConnId id, bool close) {
   }
   sessions_.erase(it);
   if (!member.empty()) {
+    departing_.insert(member);
     AGENT_LOG(kInfo, "client " << member << " disconnected");
     groups::Event ev;
     ev.kind = groups::EventKind::kDisconnect;
@@ -117,6 +118,7 @@ void ClientHub::shutdown() {
   }
   sessions_.clear();
   by_group_.clear();
+  departing_.clear();
   to_drop_.clear();
 }
 
@@ -216,9 +218,12 @@ void ClientHub::handle_hello(ConnId id, Session& s, std::string_view body) {
     return;
   }
   std::string pg = names::private_group(name, cfg_.name);
-  if (by_group_.count(pg)) {
+  if (by_group_.count(pg) || departing_.count(pg)) {
     send_error(id, ErrorCode::kNameTaken, name,
-               "a client named '" + name + "' is already connected to daemon " + cfg_.name);
+               by_group_.count(pg)
+                   ? "a client named '" + name + "' is already connected to daemon " + cfg_.name
+                   : "the previous session named '" + name + "' is still leaving its groups; "
+                     "try again in a moment");
     s.closing = true;
     return;
   }
@@ -302,6 +307,11 @@ void ClientHub::route() {
       proto::encode(frame_, proto::Data{e.service, e.msg_type, e.member, e.groups, e.payload});
       stats_.messages_delivered += d.recipients.size();
     } else {
+      if (d.membership.service == proto::service::kCausedByDisconnect) {
+        // A local member's disconnect took effect: its name is free again. No session gets it.
+        for (auto& r : d.recipients) departing_.erase(r);
+        continue;
+      }
       proto::encode(frame_, d.membership);
     }
     for (auto& r : d.recipients) send_to(r, frame_, d.data == nullptr);
@@ -338,7 +348,9 @@ std::string ClientHub::generate_name() {
   for (;;) {
     std::string name = "u" + std::to_string(++generated_names_);
     if (name.size() > names::kMaxPrivateName) generated_names_ = 0;  // wrap; unlikely
-    else if (!by_group_.count(names::private_group(name, cfg_.name))) return name;
+    else if (!by_group_.count(names::private_group(name, cfg_.name)) &&
+             !departing_.count(names::private_group(name, cfg_.name)))
+      return name;
   }
 }
 

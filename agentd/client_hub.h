@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "agentd/config.h"
@@ -102,6 +103,9 @@ class ClientHub {
   groups::GroupState state_;
   std::unordered_map<ConnId, Session> sessions_;
   std::unordered_map<std::string, ConnId> by_group_;  // private group -> connection
+  // Private groups of closed sessions whose disconnect is not delivered yet: the name stays taken
+  // until then, or that disconnect would end a new session's memberships.
+  std::unordered_set<std::string> departing_;
   std::vector<ConnId> to_drop_;  // slow clients found while routing
   std::vector<groups::Delivery> deliveries_;
   std::string frame_;  // scratch buffer for encoding

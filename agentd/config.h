@@ -39,6 +39,7 @@ struct RingSettings {
 
 struct Config {
   uint64_t incarnation = 1;  // set at start from the state directory
+  uint32_t ring_seq_floor = 0;  // set at start from the state directory
   std::string name;  // this daemon's name: private groups are "#client#name"
   log::Level log_level = log::Level::kInfo;
   std::string state_dir = "/tmp/agentd-state";  // durable identity (incarnation)

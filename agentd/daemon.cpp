@@ -17,6 +17,7 @@
 #include "agentd/ring_link.h"
 #include "groups/event_codec.h"
 #include "membership/ring.h"
+#include "persist/incarnation.h"
 #include "transport/ring_wire.h"
 #include "transport/udp_socket.h"
 
@@ -122,6 +123,11 @@ membership::RingConfig ring_config(const Config& cfg) {
   rc.join_timeout_us = r.join_timeout_us;
   rc.consensus_timeout_us = r.consensus_timeout_us;
   rc.incarnation = cfg.incarnation;
+  rc.ring_seq_floor = cfg.ring_seq_floor;
+  rc.store_ring_seq = [dir = cfg.state_dir](uint32_t seq) {
+    auto err = persist::store_ring_seq(dir, seq);
+    if (!err.empty()) AGENT_LOG(kError, "ring ids may repeat after a restart: " << err);
+  };
   return rc;
 }
 

@@ -167,6 +167,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   cfg.incarnation = inc.incarnation;
+  auto ring_seq = persist::load_ring_seq(cfg.state_dir);
+  if (!ring_seq.error.empty()) {
+    AGENT_LOG(kError, ring_seq.error);
+    return 1;
+  }
+  cfg.ring_seq_floor = ring_seq.seq;
 
   // Signals are taken synchronously by the main thread; every other thread inherits the mask.
   sigset_t stop_signals;

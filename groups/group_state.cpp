@@ -115,6 +115,16 @@ void GroupState::apply_now(uint64_t seq, DaemonId origin, const Event& ev,
       return;
     }
     case EventKind::kDisconnect: {
+      if (is_local(ev.member)) {
+        // The member's session is over: a notice without view bits marks where (agentd has no
+        // session of that name until this is delivered, so no client gets it).
+        Delivery d;
+        d.recipients = {ev.member};
+        d.membership.service = svc::kCausedByDisconnect;
+        d.membership.view = view_id(seq);
+        d.membership.changed = ev.member;
+        out.push_back(std::move(d));
+      }
       auto lg = local_groups_.find(ev.member);
       if (lg != local_groups_.end()) {
         std::set<std::string> groups = std::move(lg->second);

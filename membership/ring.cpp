@@ -32,9 +32,11 @@ Ring::Ring(NodeId self, RingConfig cfg, Time now) : self_(self), cfg_(std::move(
   if (cfg_.personal_window == 0 || cfg_.global_window == 0 || cfg_.max_outstanding == 0)
     throw std::invalid_argument("ring windows must be at least 1");
   last_token_at_ = now;
-  // Ring ids must never repeat, also across restarts: each incarnation starts its ring
-  // sequence numbers 65536 above the previous one's (joins then carry the highest seen).
-  max_ring_seq_ = static_cast<uint32_t>(cfg_.incarnation << 16);
+  // Ring ids must never repeat, also across restarts: this incarnation starts above every
+  // sequence number an earlier one handed out (stored), and 65536 per incarnation above the
+  // previous one's (joins then carry the highest seen).
+  max_ring_seq_ = std::max(static_cast<uint32_t>(cfg_.incarnation << 16), cfg_.ring_seq_floor);
+  ring_seq_stored_ = cfg_.ring_seq_floor;
   // At start, wait for every configured daemon; those that do not answer within the consensus
   // timeout are left out and join later.
   proc_.insert(cfg_.members.begin(), cfg_.members.end());

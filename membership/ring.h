@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -43,6 +44,12 @@ constexpr uint32_t kSafeService = 0x20;
 struct RingConfig {
   std::vector<NodeId> members;            // every daemon that may be in the ring (configured)
   uint64_t incarnation = 1;               // this daemon's incarnation: grows on every start
+  // Ring ids never repeat, also across restarts. ring_seq_floor: the value store_ring_seq last
+  // stored (0: none); store_ring_seq: called before this daemon, as representative, hands out a
+  // ring sequence above what it last stored, with a value to store durably (it reserves a few
+  // sequence numbers at a time). Without it, sequence numbers start at incarnation << 16.
+  uint32_t ring_seq_floor = 0;
+  std::function<void(uint32_t)> store_ring_seq;
   uint32_t max_packet_bytes = 8192;       // data packet size including headers
   uint32_t global_window = 256;           // new packets per token rotation, whole ring
   uint32_t personal_window = 128;         // new packets per token visit, one member
@@ -108,6 +115,7 @@ struct RingStats {
   uint64_t gathers = 0;             // configuration changes started
   uint64_t rings_installed = 0;     // regular configurations delivered
   uint64_t recovered_packets = 0;   // old-ring packets obtained during recovery
+  uint64_t stale_commits = 0;       // commit tokens this daemon refused (its entry not its own)
 };
 
 // Test-only fault switches, to prove the simulator's checker catches broken cores.
@@ -216,6 +224,7 @@ class Ring {
   size_t my_index_ = 0;
   std::map<NodeId, uint64_t> incarnations_;  // of the current ring's members
   uint32_t max_ring_seq_ = 0;       // highest ring seq seen anywhere
+  uint32_t ring_seq_stored_ = 0;    // ring seqs up to this one are stored (store_ring_seq)
   uint64_t prev_ring_id_ = 0;       // the ring before this one: its late packets are not foreign
   Time presence_at_ = 0;            // next presence beacon to configured daemons not in the ring
 

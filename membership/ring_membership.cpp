@@ -146,6 +146,10 @@ void Ring::check_consensus(Time now) {
   if (need.front() != self_) return;  // the representative sends the commit token
   rw::Commit c;
   max_ring_seq_ += 4;
+  if (cfg_.store_ring_seq && max_ring_seq_ > ring_seq_stored_) {
+    ring_seq_stored_ = max_ring_seq_ + 64;  // the next 16 rings need no write
+    cfg_.store_ring_seq(ring_seq_stored_);
+  }
   c.ring_id = (static_cast<uint64_t>(max_ring_seq_) << 32) | self_;
   c.hop = 1;
   for (NodeId m : need) c.members.push_back(rw::CommitEntry{m, 0, 0, 0, 0, 0, 0});
@@ -159,6 +163,14 @@ void Ring::handle_commit(NodeId from, const rw::Commit& c, Time now) {
   for (auto& e : c.members) ids.push_back(e.member);
   bool all_filled = std::all_of(c.members.begin(), c.members.end(),
                                 [](const rw::CommitEntry& e) { return e.filled != 0; });
+  // A token whose entry for this daemon another incarnation filled, or this one from another
+  // old ring, would install a ring on facts that are not this daemon's: let it die.
+  for (auto& e : c.members)
+    if (e.member == self_ && e.filled &&
+        (e.incarnation != cfg_.incarnation || e.old_ring != old_.id)) {
+      ++stats_.stale_commits;
+      return;
+    }
   NodeId rep = ids.front();
   rw::Commit next = c;
   switch (state_) {

@@ -11,6 +11,37 @@
 
 namespace agent::persist {
 
+namespace {
+
+// Reads a number from path: false with error set if the file holds something else; value 0
+// when there is no file.
+bool read_number(const std::string& path, uint64_t& value, std::string& error) {
+  value = 0;
+  std::ifstream in(path);
+  if (in && !(in >> value)) {
+    error = path + " does not hold a number; remove it to start over";
+    return false;
+  }
+  return true;
+}
+
+// Writes value to path atomically (temporary file, fsync, rename); returns an error message.
+std::string write_number(const std::string& path, uint64_t value) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return "cannot write " + tmp + ": " + std::strerror(errno);
+  std::string text = std::to_string(value) + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  int saved = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
+    return "cannot store " + path + ": " + std::strerror(ok ? errno : saved);
+  return {};
+}
+
+}  // namespace
+
 IncarnationResult next_incarnation(const std::string& dir) {
   IncarnationResult r;
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -19,30 +50,26 @@ IncarnationResult next_incarnation(const std::string& dir) {
   }
   std::string path = dir + "/incarnation";
   uint64_t prev = 0;
-  {
-    std::ifstream in(path);
-    if (in && !(in >> prev)) {
-      r.error = path + " does not hold a number; remove it to start over";
-      return r;
-    }
-  }
-  r.incarnation = prev + 1;
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) {
-    r.error = "cannot write " + tmp + ": " + std::strerror(errno);
+  if (!read_number(path, prev, r.error)) return r;
+  r.error = write_number(path, prev + 1);
+  if (r.error.empty()) r.incarnation = prev + 1;
+  return r;
+}
+
+RingSeqResult load_ring_seq(const std::string& dir) {
+  RingSeqResult r;
+  uint64_t v = 0;
+  if (!read_number(dir + "/ring_seq", v, r.error)) return r;
+  if (v > 0xffffffffu) {
+    r.error = dir + "/ring_seq holds " + std::to_string(v) + ", above the largest ring sequence";
     return r;
   }
-  std::string text = std::to_string(r.incarnation) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int saved = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    r.error = "cannot store " + path + ": " + std::strerror(ok ? errno : saved);
-    r.incarnation = 0;
-  }
+  r.seq = static_cast<uint32_t>(v);
   return r;
+}
+
+std::string store_ring_seq(const std::string& dir, uint32_t seq) {
+  return write_number(dir + "/ring_seq", seq);
 }
 
 }  // namespace agent::persist

@@ -16,4 +16,14 @@ struct IncarnationResult {
 // Reads the previous incarnation (0 if none), stores previous + 1 and returns it.
 IncarnationResult next_incarnation(const std::string& state_dir);
 
+// The highest ring sequence number this daemon reserved as representative, kept in
+// <state_dir>/ring_seq the same way, so that a restarted daemon never hands out a ring id again.
+struct RingSeqResult {
+  uint32_t seq = 0;    // 0 if none stored yet
+  std::string error;   // empty on success
+};
+RingSeqResult load_ring_seq(const std::string& state_dir);
+// Stores seq durably; returns an error message, empty on success.
+std::string store_ring_seq(const std::string& state_dir, uint32_t seq);
+
 }  // namespace agent::persist

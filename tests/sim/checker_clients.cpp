@@ -103,11 +103,16 @@ bool is_view(const proto::Membership& m) {
   return (m.service & (svc::kRegularMembership | svc::kTransitional)) != 0;
 }
 
+// The group layer marks where a client's own disconnect took effect (agentd hands this to no
+// session: the name is not reused before it).
+bool own_disconnect(const proto::Membership& m, const std::string& client) {
+  return m.service == svc::kCausedByDisconnect && m.changed == client;
+}
+
 // d. Membership consistent with data: every view a client gets lists the client; a client's
 //    first view of a group is its own join; a notice without a view is the client's own leave
 //    of a group it was in; data reaches a client only through its private group or a group it
-//    is in (from its view of that group up to its own leave; its own disconnect ends
-//    memberships without a notice to it, so after one this check is weaker).
+//    is in (from its view of that group up to its own leave or disconnect).
 void membership_consistency(Ctx& c) {
   for (auto& [client, recs] : c.r.received) {
     std::set<std::string> in;
@@ -122,6 +127,10 @@ void membership_consistency(Ctx& c) {
         continue;
       }
       const auto& m = x.membership;
+      if (own_disconnect(m, client)) {  // its session ended: a new one starts with no groups
+        in.clear();
+        continue;
+      }
       if (!is_view(m)) {
         if (m.service != svc::kCausedByLeave || m.changed != client || !in.count(m.group)) {
           c.fail("clients: membership (d): " + client + " got " + x.str() +
@@ -183,6 +192,10 @@ void same_view_same_messages(Ctx& c) {
         continue;
       }
       const auto& m = x.membership;
+      if (own_disconnect(m, client)) {
+        current.clear();
+        continue;
+      }
       if (!is_view(m)) {
         current.erase(m.group);
         continue;

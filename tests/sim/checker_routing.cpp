@@ -267,6 +267,7 @@ class Model {
         return;
       }
       case EventKind::kDisconnect: {
+        if (local(e.member)) emit(e.member, notice(index_, svc::kCausedByDisconnect, "", {}, e.member, id(ordinal)));
         mine_.erase(e.member);
         auto it = of_.find(e.member);
         if (it == of_.end()) return;

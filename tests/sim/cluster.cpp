@@ -82,6 +82,8 @@ void Cluster::start_instance(Daemon& d) {
   d.instance = static_cast<uint32_t>(rec_.instances.size());
   membership::RingConfig rc = cfg_.ring;
   rc.incarnation = d.incarnation;
+  rc.ring_seq_floor = d.stored_ring_seq;
+  rc.store_ring_seq = [&d](uint32_t seq) { d.stored_ring_seq = seq; };
   d.ring = std::make_unique<Ring>(d.id, rc, now_);
   auto& f = d.ring->faults();
   if (cfg_.fault_node == 0 || cfg_.fault_node == d.id) {

@@ -87,6 +87,7 @@ class Cluster {
     std::string name;
     bool alive = true;
     uint64_t incarnation = 1;
+    uint32_t stored_ring_seq = 0;  // what its ring stored "on disk": survives crashes
     uint32_t instance = 0;  // in the records
     uint64_t gen = 0;       // this instance's generation (timers and retries carry it)
     std::unique_ptr<membership::Ring> ring;

@@ -300,3 +300,44 @@ TEST_CASE("clients that did not ask for membership messages get none", "[hub]") 
   REQUIRE(f.size() == 1);
   CHECK(f[0].verb == Verb::kData);
 }
+
+TEST_CASE("a name stays taken until its session's disconnect is ordered", "[hub]") {
+  // Submissions wait in a queue, as they wait for the ring's token.
+  Config cfg = Hub::make_config();
+  FakeIo io;
+  membership::LocalSequencer seq;
+  std::vector<groups::Event> pending;
+  ClientHub hub(cfg, io, [&](groups::Event&& e) { pending.push_back(std::move(e)); });
+  auto flush = [&] {
+    auto evs = std::move(pending);
+    pending.clear();
+    for (auto& e : evs) hub.deliver(seq.next(), e);
+  };
+  auto hello = [&](ConnId id, const std::string& name) {
+    hub.on_open(id);
+    std::string b;
+    proto::encode(b, proto::Hello{proto::kMagic, proto::kVersion, proto::kHelloWantMembership, name});
+    hub.on_bytes(id, b.data(), b.size());
+  };
+  auto first_verb = [&](ConnId id) {
+    proto::FrameReader reader(1 << 20);
+    reader.feed(io.out[id].data(), io.out[id].size());
+    proto::Frame f;
+    REQUIRE(reader.next(f) == proto::FrameReader::Status::kFrame);
+    return f.verb;
+  };
+  hello(1, "alice");
+  std::string j = join("g");
+  hub.on_bytes(1, j.data(), j.size());
+  flush();
+  hub.on_closed(1);
+  // Its disconnect is not ordered yet: a new session of that name would lose the groups it
+  // joins to that disconnect.
+  hello(2, "alice");
+  CHECK(first_verb(2) == Verb::kError);
+  CHECK(io.closed[2]);
+  flush();
+  hello(3, "alice");
+  CHECK(first_verb(3) == Verb::kWelcome);
+  CHECK(io.out[3].find("#alice#d1") != std::string::npos);
+}

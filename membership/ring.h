@@ -224,7 +224,8 @@ class Ring {
   size_t my_index_ = 0;
   std::map<NodeId, uint64_t> incarnations_;  // of the current ring's members
   uint32_t max_ring_seq_ = 0;       // highest ring seq seen anywhere
-  uint32_t ring_seq_stored_ = 0;    // ring seqs up to this one are stored (store_ring_seq)
+  uint32_t ring_seq_stored_ = 0;
+  uint64_t recovery_high_ = 0;      // the highest old-ring packet any of the transitional set held    // ring seqs up to this one are stored (store_ring_seq)
   uint64_t prev_ring_id_ = 0;       // the ring before this one: its late packets are not foreign
   Time presence_at_ = 0;            // next presence beacon to configured daemons not in the ring
 

@@ -258,6 +258,7 @@ void Ring::install_new_ring(const rw::Commit& c, Time now) {
   }
   my_index_ = static_cast<size_t>(std::find(members_.begin(), members_.end(), self_) - members_.begin());
   RING_CHECK(my_index_ < members_.size());
+  recovery_high_ = old_.id != 0 && !trans_members_.empty() ? high : 0;
   recovery_queue_.clear();
   if (old_.id != 0 && !faults_.skip_recovery)
     for (auto& [seq, p] : old_.packets)
@@ -285,6 +286,10 @@ void Ring::absorb_recovery_chunk(std::string_view bytes) {
   for (auto& ch : d->chunks) has_safe |= (ch.service & kSafeService) != 0;
   old_.packets.emplace(d->seq, Packet{h->sender, has_safe, std::string(bytes)});
   ++stats_.recovered_packets;
+  // What this daemon holds of the old ring now: should this recovery fail, the next commit
+  // token reports it, so the next recovery hands it to every member of the transitional set.
+  old_.high = std::max(old_.high, d->seq);
+  while (old_.packets.count(old_.aru + 1)) ++old_.aru;
 }
 
 void Ring::finish_recovery(Time now) {
@@ -318,7 +323,7 @@ void Ring::finish_recovery(Time now) {
     //    SAFE only where some member of it knew it safe.
     uint64_t safe_line = std::max(old_.safe, trans_safe_);
     uint64_t s = old_.delivered + 1;
-    for (;; ++s) {
+    for (; s <= recovery_high_; ++s) {
       auto it = old_.packets.find(s);
       if (it == old_.packets.end()) break;
       if (it->second.has_safe && s > safe_line && !faults_.deliver_safe_early) break;
@@ -340,6 +345,7 @@ void Ring::finish_recovery(Time now) {
     uint64_t expect = old_.delivered + 1;
     for (auto& [seq, p] : old_.packets) {
       if (seq <= old_.delivered) continue;
+      if (seq > recovery_high_) break;  // beyond what the transitional set reported holding
       if (seq != expect) gap = true;
       expect = seq + 1;
       deliver_old(seq, p, gap);

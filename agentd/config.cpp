@@ -1,5 +1,7 @@
 #include "agentd/config.h"
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include <toml.hpp>
@@ -173,6 +175,22 @@ std::string validate(const Config& cfg) {
     return "ring windows must be at least 1";
   if (r.max_pending_bytes < cfg.max_message_bytes)
     return "ring.max_pending_bytes must be at least clients.max_message_bytes";
+  if (r.token_retransmit_us == 0 || r.token_loss_us == 0 || r.join_timeout_us == 0 ||
+      r.consensus_timeout_us == 0)
+    return "ring timeouts (token_retransmit_ms, token_loss_ms, join_timeout_ms, "
+           "consensus_timeout_ms) must be above 0";
+  // An idle token rests token_hold at every daemon: a rotation of a quiet ring must fit in
+  // token_loss with room to spare, or a quiet ring would reconfigure for ever.
+  uint64_t daemons = std::max<uint64_t>(1, r.daemons.size());
+  if (r.token_loss_us < 2 * daemons * r.token_hold_us)
+    return "ring.token_loss_ms (" + std::to_string(r.token_loss_us / 1000.0) +
+           ") must be at least 2 x daemons x token_hold_ms (" +
+           std::to_string(2 * daemons * r.token_hold_us / 1000.0) +
+           "): an idle token would be taken for lost";
+  if (r.token_loss_us < 2 * r.token_retransmit_us)
+    return "ring.token_loss_ms must be at least twice ring.token_retransmit_ms";
+  if (r.consensus_timeout_us < 2 * r.join_timeout_us)
+    return "ring.consensus_timeout_ms must be at least twice ring.join_timeout_ms";
   return {};
 }
 

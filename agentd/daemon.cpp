@@ -295,6 +295,12 @@ struct DaemonState {
   void shutdown() {
     hub.shutdown();
     io.flush();
+    // Leave the ring: the others reform without this daemon at once.
+    if (udp_fd >= 0) {
+      ring.leave(now_us());
+      for (auto& s : ring.take_actions().sends) send_datagram(s.to, s.bytes);
+      udp_flush();
+    }
     if (hook) hook->stop();
     hook = nullptr;
     udp_fd = -1;

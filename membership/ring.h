@@ -137,6 +137,9 @@ class Ring {
   void on_packet(NodeId from, std::string_view bytes, Time now);
   // Call when now >= next_timeout().
   void on_timeout(Time now);
+  // This daemon is stopping: tell every configured daemon, so that they form a ring without it
+  // at once instead of waiting for the token to be lost. Nothing else is done afterwards.
+  void leave(Time now);
   Time next_timeout() const;
   // Everything to do since the last call.
   Actions take_actions();

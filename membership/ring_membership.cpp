@@ -136,6 +136,24 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
   check_consensus(now);
 }
 
+void Ring::leave(Time now) {
+  (void)now;
+  if (cfg_.members.size() <= 1) return;
+  // A join that gives up on its own sender: receivers gather with it in their fail set.
+  rw::Join j;
+  j.ring_seq = max_ring_seq_;
+  j.incarnation = cfg_.incarnation;
+  std::set<NodeId> proc(members_.begin(), members_.end());
+  proc.insert(proc_.begin(), proc_.end());
+  proc.insert(self_);
+  j.proc = sorted(proc);
+  j.fail = {self_};
+  std::string b;
+  rw::encode_join(b, ring_id_, self_, j);
+  for (int i = 0; i < 2; ++i) actions_.sends.push_back({kAllDaemons, b});  // twice: loss
+  holding_ = false;
+}
+
 void Ring::check_consensus(Time now) {
   if (state_ != RingState::kGather) return;
   std::vector<NodeId> need;

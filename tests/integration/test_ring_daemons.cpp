@@ -235,3 +235,28 @@ TEST_CASE("a paused daemon drops out and merges back when it resumes", "[ring][a
     CHECK(payload(*m) == "again");
   }
 }
+
+TEST_CASE("a daemon told to stop leaves at once: no wait for the token loss timeout",
+          "[ring][agentd][faults]") {
+  // token_loss 2 s: a daemon that vanished without a word would take at least that long.
+  Cluster c(3, kPatientProfile);
+  std::vector<Conn> cl;
+  for (size_t d = 0; d < 3; ++d) {
+    cl.push_back(connect(c[d].socket_path(), "m" + std::to_string(d + 1)));
+    REQUIRE(agent_join(cl.back().get(), "g") == AGENT_OK);
+  }
+  for (auto& x : cl)
+    REQUIRE(receive_until(x.get(), [](auto& m) {
+      return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 3;
+    }, 10000));
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(c[2].stop() == 0);
+  for (size_t d = 0; d < 2; ++d) {
+    auto r = receive_until(cl[d].get(), [](auto& m) { return network_view(m, AGENT_REG_MEMB); }, 5000);
+    REQUIRE(r);
+    CHECK(members(*r) == std::vector<std::string>{"#m1#d1", "#m2#d2"});
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  WARN("stop to regular view: " << ms << " ms");
+  CHECK(ms < 1500);
+}

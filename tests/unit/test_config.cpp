@@ -94,6 +94,28 @@ TEST_CASE("validation refuses unusable settings", "[config]") {
   CHECK(validate(c).find("no client listener") != std::string::npos);
 }
 
+TEST_CASE("ring timeouts that cannot work are refused", "[config]") {
+  Config c;
+  c.name = "ok";
+  c.ring.id = 1;
+  for (uint32_t i = 1; i <= 8; ++i) c.ring.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i)});
+  CHECK(validate(c) == "");
+  // 8 daemons holding an idle token 20 ms each: a quiet rotation takes 160 ms.
+  c.ring.token_hold_us = 20000;
+  c.ring.token_loss_us = 250000;
+  CHECK(validate(c).find("token_loss_ms") != std::string::npos);
+  c.ring.token_loss_us = 400000;
+  CHECK(validate(c) == "");
+  c.ring.token_retransmit_us = 300000;
+  CHECK(validate(c).find("token_retransmit_ms") != std::string::npos);
+  c.ring.token_retransmit_us = 20000;
+  c.ring.join_timeout_us = 100000;
+  c.ring.consensus_timeout_us = 150000;
+  CHECK(validate(c).find("consensus_timeout_ms") != std::string::npos);
+  c.ring.join_timeout_us = 0;
+  CHECK(validate(c).find("above 0") != std::string::npos);
+}
+
 TEST_CASE("endpoints parse in all documented forms", "[config]") {
   Endpoint e;
   CHECK(parse_endpoint("4803", e) == "");

@@ -177,6 +177,36 @@ TEST_CASE("a crashed daemon is left out and survivors agree on transitional and 
   CHECK(c.messages(1).back() == "after");
 }
 
+TEST_CASE("a daemon that leaves is gone from the ring long before a token loss", "[membership]") {
+  Cluster c(3);
+  c.run();
+  c.submit(3, kAgreed, "last words");
+  c.run();
+  Time leave_at = c.now;
+  c.r(3).leave(c.now);
+  c.collect(3);
+  // Its datagrams arrive; it stops right after sending them.
+  auto sent = std::move(c.queue);
+  c.queue.clear();
+  c.crash(3);
+  for (auto& [from, to, bytes] : sent) {
+    CHECK(from == 3u);
+    c.r(to).on_packet(from, bytes, c.now);
+    c.collect(to);
+  }
+  c.run();
+  for (NodeId i : {1u, 2u}) {
+    REQUIRE(c.r(i).state() == RingState::kOperational);
+    CHECK(c.r(i).members() == ids({1, 2}));
+    CHECK(c.messages(i) == std::vector<std::string>{"last words"});
+  }
+  Time installed = 0;
+  for (size_t k = 0; k < c.log[1].size(); ++k)
+    if (c.log[1][k].kind == DeliveryKind::kRegular) installed = c.when[1][k];
+  // A crash needs token loss + consensus; a leave only the consensus among the rest.
+  CHECK(installed - leave_at < c.cfg.token_loss_us / 2);
+}
+
 TEST_CASE("messages only some survivors had are recovered for all of them", "[membership]") {
   Cluster c(3);
   c.run();

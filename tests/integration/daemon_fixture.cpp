@@ -20,16 +20,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint16_t free_tcp_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+// n distinct free ports of loopback for sockets of this type (SOCK_STREAM, SOCK_DGRAM): all
+// bound at once, so they differ, then released for the daemons to take.
+std::vector<uint16_t> free_ports(int type, size_t n) {
+  std::vector<int> fds;
+  std::vector<uint16_t> ports;
+  for (size_t i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, type, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ports.push_back(ntohs(a.sin_port));
+    fds.push_back(fd);
+  }
+  for (int fd : fds) ::close(fd);
+  return ports;
 }
 
 bool can_connect(const std::string& path) {
@@ -44,23 +52,7 @@ bool can_connect(const std::string& path) {
 
 }  // namespace
 
-std::vector<uint16_t> free_udp_ports(size_t n) {
-  std::vector<int> fds;
-  std::vector<uint16_t> ports;
-  for (size_t i = 0; i < n; ++i) {
-    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ports.push_back(ntohs(a.sin_port));
-    fds.push_back(fd);
-  }
-  for (int fd : fds) ::close(fd);
-  return ports;
-}
+std::vector<uint16_t> free_udp_ports(size_t n) { return free_ports(SOCK_DGRAM, n); }
 
 std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports, const std::string& extra,
                          const std::string& address) {
@@ -87,7 +79,7 @@ Daemon::Daemon(DaemonOptions opt) {
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   dir_ = tmpl;
   socket_ = dir_ + "/agentd.sock";
-  if (opt.tcp) port_ = free_tcp_port();
+  if (opt.tcp) port_ = free_ports(SOCK_STREAM, 1).front();
   std::string config = dir_ + "/agentd.toml";
   {
     std::ofstream f(config);

@@ -14,6 +14,20 @@ using namespace agent::testing;
 
 namespace {
 bool is_data(const agent_message& m) { return m.kind == AGENT_MSG_DATA; }
+
+// A member "m<i>" on every daemon of c, all in group g; returns once each saw them all.
+std::vector<Conn> one_member_each(Cluster& c, const char* g) {
+  std::vector<Conn> cl;
+  for (size_t d = 0; d < c.size(); ++d) {
+    cl.push_back(connect(c[d].socket_path(), "m" + std::to_string(d + 1)));
+    REQUIRE(agent_join(cl.back().get(), g) == AGENT_OK);
+  }
+  for (auto& x : cl)
+    REQUIRE(receive_until(x.get(), [&](auto& m) {
+      return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == c.size();
+    }, 10000));
+  return cl;
+}
 }  // namespace
 
 TEST_CASE("three daemons: a join on one is seen by members on the others", "[ring][agentd]") {
@@ -164,15 +178,7 @@ TEST_CASE("three daemons over IPv6 loopback", "[ring][agentd]") {
 TEST_CASE("a daemon killed with SIGKILL: the others' members see a network change, then it returns",
           "[ring][agentd][faults]") {
   Cluster c(3, kFastProfile);
-  std::vector<Conn> cl;
-  for (size_t d = 0; d < 3; ++d) {
-    cl.push_back(connect(c[d].socket_path(), "m" + std::to_string(d + 1)));
-    REQUIRE(agent_join(cl.back().get(), "g") == AGENT_OK);
-  }
-  for (auto& x : cl)
-    REQUIRE(receive_until(x.get(), [](auto& m) {
-      return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 3;
-    }, 10000));
+  auto cl = one_member_each(c, "g");
   auto t0 = std::chrono::steady_clock::now();
   c[2].kill9();
   for (size_t d = 0; d < 2; ++d) {
@@ -203,15 +209,7 @@ TEST_CASE("a daemon killed with SIGKILL: the others' members see a network chang
 
 TEST_CASE("a paused daemon drops out and merges back when it resumes", "[ring][agentd][faults]") {
   Cluster c(3, kFastProfile);
-  std::vector<Conn> cl;
-  for (size_t d = 0; d < 3; ++d) {
-    cl.push_back(connect(c[d].socket_path(), "m" + std::to_string(d + 1)));
-    REQUIRE(agent_join(cl.back().get(), "g") == AGENT_OK);
-  }
-  for (auto& x : cl)
-    REQUIRE(receive_until(x.get(), [](auto& m) {
-      return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 3;
-    }, 10000));
+  auto cl = one_member_each(c, "g");
   c[1].signal(SIGSTOP);
   auto r = receive_until(cl[0].get(), [](auto& m) {
     return network_view(m, AGENT_REG_MEMB) && m.ngroups == 2;
@@ -240,15 +238,7 @@ TEST_CASE("a daemon told to stop leaves at once: no wait for the token loss time
           "[ring][agentd][faults]") {
   // token_loss 2 s: a daemon that vanished without a word would take at least that long.
   Cluster c(3, kPatientProfile);
-  std::vector<Conn> cl;
-  for (size_t d = 0; d < 3; ++d) {
-    cl.push_back(connect(c[d].socket_path(), "m" + std::to_string(d + 1)));
-    REQUIRE(agent_join(cl.back().get(), "g") == AGENT_OK);
-  }
-  for (auto& x : cl)
-    REQUIRE(receive_until(x.get(), [](auto& m) {
-      return m.kind == AGENT_MSG_MEMBERSHIP && m.ngroups == 3;
-    }, 10000));
+  auto cl = one_member_each(c, "g");
   auto t0 = std::chrono::steady_clock::now();
   CHECK(c[2].stop() == 0);
   for (size_t d = 0; d < 2; ++d) {

@@ -197,6 +197,8 @@ def main():
                             and own_join_seen(py_log, "#jrecv#d3"))
         sender = run.start("c-sender", [args.sender, socks[0], socks[2], GROUP, str(COUNT)])
         run.await_condition("the C sender", lambda: sender.poll() is not None)
+        if sender.returncode != 0:
+            run.fail("the C sender exited with %s:\n%s" % (sender.returncode, run.output("c-sender")))
         run.await_condition("both receivers to see both END messages",
                             lambda: py.poll() is not None and java.poll() is not None)
         for name, p in (("python-receiver", py), ("java-receiver", java)):

@@ -40,6 +40,8 @@ struct agent_conn {
   proto::FrameReader reader{proto::kDefaultMaxMessageBytes + proto::kFrameOverheadBytes};
   std::deque<std::pair<proto::Verb, std::string>> frames;  // read, not yet returned
   bool closed = false;
+  bool no_read_ahead = false;  // AGENT_NO_READ_AHEAD
+  std::string partial;         // no_read_ahead: the bytes of the frame being read
   std::string out;  // send scratch, under send_mu
 };
 
@@ -144,9 +146,53 @@ int open_socket(const std::string& daemon, int timeout_ms) {
   return fd;
 }
 
+// AGENT_NO_READ_AHEAD: reads no byte past the end of the next frame (length prefix first, then
+// exactly the rest), so that whatever follows stays in the socket. A frame cut by a timeout
+// stays in c->partial for the next call.
+int fill_exact(agent_conn* c, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  const size_t max_frame = c->max_message + proto::kFrameOverheadBytes;
+  while (c->frames.empty()) {
+    if (c->closed) return AGENT_ERR_CLOSED;
+    size_t have = c->partial.size();
+    size_t want = 4 - std::min<size_t>(have, 4);
+    if (have >= 4) {
+      auto* p = reinterpret_cast<const unsigned char*>(c->partial.data());
+      uint32_t len = p[0] | p[1] << 8 | p[2] << 16 | static_cast<uint32_t>(p[3]) << 24;
+      if (len == 0 || len > max_frame) {
+        c->closed = true;
+        return AGENT_ERR_PROTOCOL;
+      }
+      want = 4 + len - have;
+    }
+    c->partial.resize(have + want);
+    ssize_t n = ::recv(c->fd, &c->partial[have], want, MSG_DONTWAIT);
+    c->partial.resize(have + (n > 0 ? static_cast<size_t>(n) : 0));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{c->fd, POLLIN, 0};
+      int r = ::poll(&p, 1, remaining_ms(deadline, timeout_ms));
+      if (r < 0 && errno != EINTR) return AGENT_ERR_CLOSED;
+      if (r == 0) return AGENT_ERR_TIMEOUT;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      c->closed = true;
+      return AGENT_ERR_CLOSED;
+    }
+    if (have >= 4 && static_cast<size_t>(n) == want) {  // the frame is complete
+      c->frames.emplace_back(static_cast<proto::Verb>(static_cast<uint8_t>(c->partial[4])),
+                             c->partial.substr(5));
+      c->partial.clear();
+    }
+  }
+  return AGENT_OK;
+}
+
 // Reads what the socket has (waiting up to timeout_ms for something) and splits it into frames.
 // Returns AGENT_OK when at least one frame is buffered, else an error or AGENT_ERR_TIMEOUT.
 int fill(agent_conn* c, int timeout_ms) {
+  if (c->no_read_ahead) return fill_exact(c, timeout_ms);
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
   static thread_local std::vector<char> buf(256 * 1024);
   while (c->frames.empty()) {
@@ -305,6 +351,7 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
     return AGENT_ERR_NOMEM;
   }
   c->fd = fd;
+  c->no_read_ahead = (flags & AGENT_NO_READ_AHEAD) != 0;
   proto::Hello h;
   h.flags = static_cast<uint8_t>(((flags & AGENT_WANT_MEMBERSHIP) ? proto::kHelloWantMembership : 0) |
                                  (generate ? proto::kHelloGenerateName : 0));

@@ -42,6 +42,10 @@ extern "C" {
 /* agent_connect flags */
 #define AGENT_WANT_MEMBERSHIP 0x01 /* deliver membership messages */
 #define AGENT_GENERATE_NAME 0x02   /* let the daemon choose a unique private name */
+/* Read the socket one message at a time instead of in large chunks, so that it stays readable
+ * while messages wait: for select/poll loops that never look at agent_pending (Spread's
+ * programs). Costs about two system calls per message. */
+#define AGENT_NO_READ_AHEAD 0x04
 
 /* Return codes: 0 is success, negative values are errors (see agent_strerror). */
 #define AGENT_OK 0

@@ -240,7 +240,9 @@ TEST_CASE("a daemon told to stop leaves at once: no wait for the token loss time
   Cluster c(3, kPatientProfile);
   auto cl = one_member_each(c, "g");
   auto t0 = std::chrono::steady_clock::now();
-  CHECK(c[2].stop() == 0);
+  int rc = c[2].stop();
+  INFO(c[2].log());
+  CHECK(rc == 0);
   for (size_t d = 0; d < 2; ++d) {
     auto r = receive_until(cl[d].get(), [](auto& m) { return network_view(m, AGENT_REG_MEMB); }, 5000);
     REQUIRE(r);

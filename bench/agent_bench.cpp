@@ -450,6 +450,12 @@ std::optional<double> daemons_cpu_s(const Options& o) {
   return sum;
 }
 
+uint64_t daemons_faults(const Options& o) {
+  uint64_t sum = 0;
+  for (pid_t p : o.pids) sum += agent::bench::process_minor_faults(p).value_or(0);
+  return sum;
+}
+
 double self_cpu_s() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -529,6 +535,7 @@ int main(int argc, char** argv) {
     run.senders[i]->thread = std::thread(sender_main, std::ref(run), i);
 
   std::optional<double> cpu0 = daemons_cpu_s(o);
+  uint64_t faults0 = daemons_faults(o);
   double self0 = self_cpu_s();
   uint64_t t0 = now_ns();
   run.go_ns.store(t0);
@@ -592,6 +599,7 @@ int main(int argc, char** argv) {
   }
   uint64_t t_seen = now_ns();
   std::optional<double> cpu1 = daemons_cpu_s(o);
+  uint64_t faults1 = daemons_faults(o);
   double self1 = self_cpu_s();
   if (!problem.empty()) return fail(run, problem);
   run.stop.store(true);
@@ -640,6 +648,13 @@ int main(int argc, char** argv) {
                "clients' cpu %.0f%%\n",
                total, delivered_min, secs, run.receivers.size(), o.window, lat.count(), lat.max_us(),
                (self1 - self0) / wall * 100);
+  if (cpu0 && cpu1 && delivered_min > 0)
+    std::fprintf(stderr,
+                 "cost: daemons %.2f us cpu and %.3f page faults per message (all daemons), "
+                 "clients %.2f us cpu per message\n",
+                 (*cpu1 - *cpu0) * 1e6 / static_cast<double>(delivered_min),
+                 static_cast<double>(faults1 - faults0) / static_cast<double>(delivered_min),
+                 (self1 - self0) * 1e6 / static_cast<double>(delivered_min));
   int rc = 0;
   if (fifo && fifo_errors) {
     std::fprintf(stderr, "agent-bench: %" PRIu64 " messages arrived out of FIFO order\n", fifo_errors);

@@ -30,6 +30,7 @@ usage: bench/lan.sh [options]
   --perf FILE          record the daemons with perf (call graphs) into FILE during the run
   --keep-logs          keep the daemons' logs and configs (their directory is printed)
   --build DIR          build directory (default build)
+  --agentd PATH        the daemon binary (default DIR/agentd/agentd), e.g. to compare builds
   -h, --help           this text
 Persistence is not benchmarked yet (agentd has no message log).
 EOF
@@ -41,7 +42,7 @@ is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 
 daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window=""
 senders_receive=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
-idle="" keep=0 B=build perf_out=""
+idle="" keep=0 B=build perf_out="" agentd=""
 perf_pid=""
 ring_extra=()
 while [ $# -gt 0 ]; do
@@ -72,6 +73,7 @@ while [ $# -gt 0 ]; do
     --out) out=$val ;;
     --idle) is_num "$val" || die "--idle must be seconds, not '$val'"; idle=$val ;;
     --build) B=$val ;;
+    --agentd) agentd=$val ;;
     --perf) perf_out=$val; command -v perf >/dev/null || die "--perf needs perf (apt-get install linux-perf)" ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
@@ -79,7 +81,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$senders" ] || senders=$daemons
 [ -n "$out" ] || out="$B/bench-sweep"
-for f in "$B/agentd/agentd" "$B/bench/agent-bench"; do
+[ -n "$agentd" ] || agentd="$B/agentd/agentd"
+for f in "$agentd" "$B/bench/agent-bench"; do
   [ -x "$f" ] || die "$f is missing: build first (cmake --preset default && cmake --build --preset default)"
 done
 if [ "$sweep" = 1 ]; then command -v gnuplot >/dev/null || die "--sweep needs gnuplot (sh scripts/install-deps.sh)"; fi
@@ -177,9 +180,9 @@ start_daemons() {
     write_config "$i" >"$dir/d$i.toml"
     rm -f "$dir/d$i.sock"
     if [ "$mode" = netns ]; then
-      ip netns exec "${ns_prefix}d$i" "$B/agentd/agentd" --config "$dir/d$i.toml" 2>"$dir/d$i.log" &
+      ip netns exec "${ns_prefix}d$i" "$agentd" --config "$dir/d$i.toml" 2>"$dir/d$i.log" &
     else
-      "$B/agentd/agentd" --config "$dir/d$i.toml" 2>"$dir/d$i.log" &
+      "$agentd" --config "$dir/d$i.toml" 2>"$dir/d$i.log" &
     fi
     pids+=("$!")
   done

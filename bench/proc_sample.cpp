@@ -9,22 +9,32 @@
 
 namespace agent::bench {
 
-std::optional<double> process_cpu_s(pid_t pid) {
+namespace {
+// Fields 3..15 of /proc/PID/stat (1-based numbering as in proc(5)); false when it is gone.
+bool stat_fields(pid_t pid, unsigned long long (&f)[16]) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
-  if (!in || !std::getline(in, line)) return std::nullopt;
+  if (!in || !std::getline(in, line)) return false;
   // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
   auto close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
+  if (close == std::string::npos) return false;
   std::istringstream rest(line.substr(close + 1));
   std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {  // fields 3.. after the name
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  if (!rest) return std::nullopt;
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  for (int i = 3; i <= 15 && rest >> field; ++i) f[i] = i == 3 ? 0 : std::stoull(field);
+  return static_cast<bool>(rest);
+}
+}  // namespace
+
+std::optional<double> process_cpu_s(pid_t pid) {
+  unsigned long long f[16] = {};
+  if (!stat_fields(pid, f)) return std::nullopt;
+  return static_cast<double>(f[14] + f[15]) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+std::optional<uint64_t> process_minor_faults(pid_t pid) {
+  unsigned long long f[16] = {};
+  if (!stat_fields(pid, f)) return std::nullopt;
+  return f[10];
 }
 
 namespace {

@@ -189,7 +189,11 @@ struct DaemonState {
       retry_backlog();
       auto a = ring.take_actions();
       if (a.sends.empty() && a.deliveries.empty() && a.warnings.empty()) break;
+      // The token and the data packets leave before the clients get their deliveries, so the
+      // next daemon works while this one writes to its clients (and the token's round trip
+      // does not grow with the local fan-out).
       for (auto& s : a.sends) send_datagram(s.to, s.bytes);
+      if (udp_fd >= 0) udp.flush();
       for (auto& w : a.warnings) AGENT_LOG(kWarn, "ring: " << w);
       for (auto& d : a.deliveries) {
         if (d.kind != membership::DeliveryKind::kMessage) {
@@ -206,7 +210,6 @@ struct DaemonState {
         hub.deliver(d.ordinal, *ev, d.origin);
       }
     }
-    if (udp_fd >= 0) udp_flush();
     io.flush();
     draining = false;
     arm_timer();
@@ -241,19 +244,19 @@ struct DaemonState {
     }
   }
 
+  // Queues without copying: bytes must live until udp.flush().
   void send_datagram(NodeId to, const std::string& bytes) {
     if (udp_fd < 0) return;  // a ring of one has no one to send to
     if (to == membership::kAllDaemons) {
       for (auto& [id, addr] : peers)
-        if (id != cfg.ring.id) udp.queue(addr, bytes);
+        if (id != cfg.ring.id) udp.queue_view(addr, bytes);
     } else if (to == membership::kBroadcast) {
       for (auto id : ring.members())
-        if (id != cfg.ring.id) udp.queue(peers.at(id), bytes);
+        if (id != cfg.ring.id) udp.queue_view(peers.at(id), bytes);
     } else if (auto it = peers.find(to); it != peers.end()) {
-      udp.queue(it->second, bytes);
+      udp.queue_view(it->second, bytes);
     }
   }
-  void udp_flush() { udp.flush(); }
 
   void on_readable() {
     // Bounded work per wake-up so clients get their turn.

@@ -112,7 +112,12 @@ size_t UdpSocket::receive_batch() {
 }
 
 void UdpSocket::queue(const UdpAddress& to, std::string_view bytes) {
-  out_.push_back(Out{&to, std::string(bytes)});
+  copies_.emplace_back(bytes);
+  out_.push_back(Out{&to, copies_.back()});
+}
+
+void UdpSocket::queue_view(const UdpAddress& to, std::string_view bytes) {
+  out_.push_back(Out{&to, bytes});
 }
 
 void UdpSocket::flush() {
@@ -123,7 +128,7 @@ void UdpSocket::flush() {
     iovec iov[kBatch];
     for (size_t i = 0; i < n; ++i) {
       Out& o = out_[done + i];
-      iov[i] = {o.bytes.data(), o.bytes.size()};
+      iov[i] = {const_cast<char*>(o.bytes.data()), o.bytes.size()};
       msgs[i] = {};
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
@@ -142,6 +147,7 @@ void UdpSocket::flush() {
     }
   }
   out_.clear();
+  copies_.clear();
 }
 
 }  // namespace agent::transport

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,8 @@ class UdpSocket {
   // Queues a datagram; flush() sends everything queued. A full socket buffer or an unreachable
   // peer drops the datagram (the ring protocol recovers losses); counted in send_drops().
   void queue(const UdpAddress& to, std::string_view bytes);
+  // Queues without copying: bytes (and to) must stay valid until flush() returns.
+  void queue_view(const UdpAddress& to, std::string_view bytes);
   void flush();
   uint64_t send_drops() const { return send_drops_; }
   uint64_t send_errors() const { return send_errors_; }
@@ -65,9 +68,10 @@ class UdpSocket {
   std::vector<size_t> lens_;
   struct Out {
     const UdpAddress* to;
-    std::string bytes;
+    std::string_view bytes;
   };
   std::vector<Out> out_;
+  std::deque<std::string> copies_;  // made by queue(), kept until flush()
   uint64_t send_drops_ = 0;
   uint64_t send_errors_ = 0;
 };

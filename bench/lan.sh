@@ -1,0 +1,307 @@
+#!/bin/bash
+# The LAN benchmark, in one command: starts a cluster of agentd (each in its own network
+# namespace on a bridge when run as root, else on loopback), runs agent-bench against it
+# (receivers on every daemon, senders round-robin over the daemons), prints progress and one
+# RESULT line, and stops everything it started. --sweep runs sizes 64 B..64 KB and offered
+# loads 10..100 % and draws a plot; --idle measures an idle ring. See bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  cat <<'EOF'
+usage: bench/lan.sh [options]
+  --daemons N          daemons in the ring (default 3, at most 9)
+  --senders N          senders, round-robin over the daemons (default: one per daemon)
+  --size BYTES         message size (default 1024; at least 24)
+  --service NAME       unreliable|reliable|fifo|causal|agreed|safe (default agreed)
+  --count N            send N messages in total, then stop
+  --duration SECONDS   send for this long (default 5; ignored with --count)
+  --rate MSGS          offered load, msg/s over all senders (default: as fast as it goes)
+  --window N           messages a sender may be ahead of the slowest receiver
+  --senders-receive    senders join the group and count as receivers too
+  --accelerated N      ring.accelerated_window (Accelerated Ring; default 0 = off)
+  --ring KEY=VALUE     any other [ring] setting of agentd, e.g. --ring personal_window=128
+                       (the benchmark sets token_loss_ms=1000 unless given here)
+  --net MODE           auto|netns|loopback (default auto: netns when root)
+  --mtu BYTES          MTU of the namespaces' links (default 9000); ring packets fit in it
+  --sweep              sizes 64 B..64 KB at full load, then 10..100 % load at 1 KB: CSV + PNG
+  --sweep-duration S   seconds per sweep point (default 3)
+  --out DIR            where --sweep writes (default build/bench-sweep)
+  --idle SECONDS       no traffic: report the daemons' CPU and memory over this long
+  --perf FILE          record the daemons with perf (call graphs) into FILE during the run
+  --keep-logs          keep the daemons' logs and configs (their directory is printed)
+  --build DIR          build directory (default build)
+  --agentd PATH        the daemon binary (default DIR/agentd/agentd), e.g. to compare builds
+  -h, --help           this text
+Persistence is not benchmarked yet (agentd has no message log).
+EOF
+}
+
+die() { echo "lan.sh: $*" >&2; exit 2; }
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
+
+daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window=""
+senders_receive=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
+idle="" keep=0 B=build perf_out="" agentd=""
+perf_pid=""
+ring_extra=()
+while [ $# -gt 0 ]; do
+  opt=$1
+  case "$opt" in
+    -h|--help) usage; exit 0 ;;
+    --senders-receive) senders_receive=1; shift; continue ;;
+    --sweep) sweep=1; shift; continue ;;
+    --keep-logs) keep=1; shift; continue ;;
+  esac
+  case "$opt" in
+    --daemons|--senders|--size|--service|--count|--duration|--rate|--window|--accelerated|--ring|\
+    --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf) ;;
+    *) die "unknown option '$opt' (see --help)" ;;
+  esac
+  [ $# -ge 2 ] || die "$opt needs a value (see --help)"
+  val=$2
+  case "$opt" in
+    --daemons) is_uint "$val" && [ "$val" -ge 1 ] && [ "$val" -le 9 ] || die "--daemons must be 1..9, not '$val'"; daemons=$val ;;
+    --senders) is_uint "$val" && [ "$val" -ge 1 ] || die "--senders must be a positive number, not '$val'"; senders=$val ;;
+    --size) is_uint "$val" && [ "$val" -ge 24 ] || die "--size must be a number of bytes >= 24, not '$val'"; size=$val ;;
+    --service) case "$val" in unreliable|reliable|fifo|causal|agreed|safe) service=$val ;;
+                 *) die "--service must be unreliable, reliable, fifo, causal, agreed or safe, not '$val'" ;; esac ;;
+    --count) is_uint "$val" && [ "$val" -ge 1 ] || die "--count must be a positive number, not '$val'"; count=$val ;;
+    --duration) is_num "$val" || die "--duration must be seconds, not '$val'"; duration=$val ;;
+    --rate) is_num "$val" || die "--rate must be messages per second, not '$val'"; rate=$val ;;
+    --window) is_uint "$val" && [ "$val" -ge 1 ] || die "--window must be a positive number, not '$val'"; window=$val ;;
+    --accelerated) is_uint "$val" || die "--accelerated must be a number of packets (0: off), not '$val'"; accelerated=$val ;;
+    --ring) [[ "$val" =~ ^[a-z_]+=[0-9]+$ ]] || die "--ring takes KEY=NUMBER, not '$val'"; ring_extra+=("$val") ;;
+    --net) case "$val" in auto|netns|loopback) net=$val ;; *) die "--net must be auto, netns or loopback, not '$val'" ;; esac ;;
+    --mtu) is_uint "$val" && [ "$val" -ge 576 ] && [ "$val" -le 65535 ] || die "--mtu must be 576..65535, not '$val'"; mtu=$val ;;
+    --sweep-duration) is_num "$val" || die "--sweep-duration must be seconds, not '$val'"; sweep_duration=$val ;;
+    --out) out=$val ;;
+    --idle) is_num "$val" || die "--idle must be seconds, not '$val'"; idle=$val ;;
+    --build) B=$val ;;
+    --agentd) agentd=$val ;;
+    --perf) perf_out=$val; command -v perf >/dev/null || die "--perf needs perf (apt-get install linux-perf)" ;;
+    *) die "unknown option '$opt' (see --help)" ;;
+  esac
+  shift 2
+done
+[ -n "$senders" ] || senders=$daemons
+[ -n "$out" ] || out="$B/bench-sweep"
+[ -n "$agentd" ] || agentd="$B/agentd/agentd"
+for f in "$agentd" "$B/bench/agent-bench"; do
+  [ -x "$f" ] || die "$f is missing: build first (cmake --preset default && cmake --build --preset default)"
+done
+if [ "$sweep" = 1 ]; then command -v gnuplot >/dev/null || die "--sweep needs gnuplot (sh scripts/install-deps.sh)"; fi
+
+# Everything this script starts or creates is recorded here and undone by cleanup.
+dir=$(mktemp -d /tmp/agent-lan-XXXXXX)
+pids=()          # daemons
+bench_pid=""
+netns=()
+ns_prefix="agb$$"
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  [ -n "$bench_pid" ] && kill "$bench_pid" 2>/dev/null || true
+  [ -n "$perf_pid" ] && kill -INT "$perf_pid" 2>/dev/null && wait "$perf_pid" 2>/dev/null || true
+  stop_daemons
+  for ns in "${netns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  if [ "$keep" = 1 ]; then echo "lan.sh: logs kept in $dir" >&2; else rm -rf "$dir"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "lan.sh: interrupted" >&2; exit 130' INT TERM HUP
+
+stop_daemons() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    # agentd stops within a second on SIGTERM; one that does not is killed.
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  pids=()
+}
+
+# The network: one namespace per daemon, each with a veth whose peer sits on a bridge in one
+# more namespace, so nothing changes in the host's own network.
+setup_netns() {
+  local i br="${ns_prefix}br"
+  ip netns add "$br" || return 1
+  netns+=("$br")
+  ip -n "$br" link add br0 type bridge || return 1
+  ip -n "$br" link set br0 mtu "$mtu" up || return 1
+  for i in $(seq "$daemons"); do
+    ip netns add "${ns_prefix}d$i" || return 1
+    netns+=("${ns_prefix}d$i")
+    ip -n "$br" link add "v$i" mtu "$mtu" type veth peer name eth0 netns "${ns_prefix}d$i" || return 1
+    ip -n "$br" link set "v$i" master br0 up || return 1
+    ip -n "${ns_prefix}d$i" link set lo up || return 1
+    ip -n "${ns_prefix}d$i" link set eth0 mtu "$mtu" up || return 1
+    ip -n "${ns_prefix}d$i" addr add "10.77.0.$i/24" dev eth0 || return 1
+  done
+}
+
+mode=loopback
+why=""
+if [ "$net" != loopback ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    why="not root"
+  elif ! command -v ip >/dev/null; then
+    why="no ip command (iproute2)"
+  elif setup_netns 2>"$dir/netns.err"; then
+    mode=netns
+  else
+    why="network namespaces unavailable: $(head -1 "$dir/netns.err")"
+    for ns in "${netns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    netns=()
+  fi
+  [ "$net" = netns ] && [ "$mode" != netns ] && { echo "lan.sh: --net netns: $why" >&2; exit 1; }
+fi
+if [ "$mode" = netns ]; then
+  packet_bytes=$(( mtu - 28 < 8192 ? mtu - 28 : 8192 ))  # IPv4 + UDP headers; agentd's default
+  echo "lan: $daemons daemons in network namespaces ${ns_prefix}d1..d$daemons on a bridge (10.77.0.0/24, MTU $mtu, ring packets $packet_bytes B)" >&2
+else
+  packet_bytes=8192
+  echo "lan: $daemons daemons on loopback (127.0.0.1, MTU 65536, ring packets $packet_bytes B)${why:+; no namespaces: $why}" >&2
+fi
+base_port=$((20000 + $$ % 20000))
+bench_token_loss_ms=1000
+
+write_config() {  # $1: daemon index
+  local i=$1 j addr port kv
+  printf '[daemon]\nname = "d%s"\nstate_dir = "%s/state%s"\nlog_level = "info"\n' "$i" "$dir" "$i"
+  printf '[clients]\nunix_socket = "%s/d%s.sock"\ntcp = "off"\n' "$dir" "$i"
+  printf '[ring]\nid = %s\npacket_bytes = %s\naccelerated_window = %s\n' "$i" "$packet_bytes" "$accelerated"
+  for kv in "${ring_extra[@]}"; do printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"; done
+  # agentd's 250 ms token-loss timeout reconfigures the ring when other work on a shared
+  # machine stalls a daemon that long under full load; the benchmark measures normal operation.
+  [[ " ${ring_extra[*]} " == *" token_loss_ms="* ]] || printf 'token_loss_ms = %s\n' "$bench_token_loss_ms"
+  for j in $(seq "$daemons"); do
+    if [ "$mode" = netns ]; then addr="10.77.0.$j" port=4810; else addr=127.0.0.1 port=$((base_port + j)); fi
+    printf '[[ring.daemons]]\nid = %s\naddress = "%s"\nport = %s\n' "$j" "$addr" "$port"
+  done
+}
+
+start_daemons() {
+  local i n members
+  for i in $(seq "$daemons"); do
+    write_config "$i" >"$dir/d$i.toml"
+    rm -f "$dir/d$i.sock"
+    if [ "$mode" = netns ]; then
+      ip netns exec "${ns_prefix}d$i" "$agentd" --config "$dir/d$i.toml" 2>"$dir/d$i.log" &
+    else
+      "$agentd" --config "$dir/d$i.toml" 2>"$dir/d$i.log" &
+    fi
+    pids+=("$!")
+  done
+  members=$(seq -s, "$daemons")
+  for i in $(seq "$daemons"); do
+    n=0
+    until [ -S "$dir/d$i.sock" ] && grep -q "regular configuration .* with daemons $members\$" "$dir/d$i.log"; do
+      n=$((n + 1))
+      if [ $n -gt 300 ] || ! kill -0 "${pids[$((i - 1))]}" 2>/dev/null; then
+        echo "lan.sh: daemon d$i did not join a ring of $daemons within 15 s; its log:" >&2
+        tail -20 "$dir/d$i.log" >&2
+        exit 1
+      fi
+      sleep 0.05
+    done
+  done
+}
+
+# Runs agent-bench once on a fresh cluster; the RESULT line goes to stdout and into $last_result.
+last_result=""
+run_once() {  # extra agent-bench options
+  local socks pidlist i rc=0 confs confs0
+  start_daemons
+  confs0=$(cat "$dir"/d*.log | grep -c "regular configuration" || true)
+  socks=$(for i in $(seq "$daemons"); do printf '%s/d%s.sock,' "$dir" "$i"; done)
+  pidlist=$(IFS=,; echo "${pids[*]}")
+  if [ -n "$perf_out" ]; then
+    perf record -q -F 499 --call-graph dwarf,16384 -p "$pidlist" -o "$perf_out" 2>"$dir/perf.log" &
+    perf_pid=$!
+    sleep 0.3
+  fi
+  "$B/bench/agent-bench" --daemons "${socks%,}" --pids "$pidlist" --senders "$senders" \
+    --service "$service" "$@" >"$dir/result" &
+  bench_pid=$!
+  wait "$bench_pid" || rc=$?
+  bench_pid=""
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=""; fi
+  confs=$(cat "$dir"/d*.log | grep -c "regular configuration" || true)
+  if [ "$confs" -gt "$confs0" ]; then
+    echo "lan.sh: warning: the ring changed configuration during the run (see the daemons' logs; --keep-logs keeps them)" >&2
+  fi
+  stop_daemons
+  [ "$rc" -eq 0 ] || { echo "lan.sh: agent-bench failed (exit $rc)" >&2; exit 1; }
+  last_result=$(grep '^RESULT ' "$dir/result" || true)
+  [ -n "$last_result" ] || { echo "lan.sh: agent-bench printed no RESULT line" >&2; exit 1; }
+  echo "$last_result"
+}
+
+field() { echo "$last_result" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+proc_ticks() {  # utime+stime of a process in clock ticks
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+if [ -n "$idle" ]; then
+  start_daemons
+  hz=$(getconf CLK_TCK)
+  before=(); for p in "${pids[@]}"; do before+=("$(proc_ticks "$p")"); done
+  sleep "$idle"
+  per="" total=0 rss=0 peak=0
+  for k in "${!pids[@]}"; do
+    p=${pids[$k]}
+    t=$(( $(proc_ticks "$p") - before[k] ))
+    total=$((total + t))
+    per="$per${per:+/}$(awk -v t="$t" -v hz="$hz" -v s="$idle" 'BEGIN { printf "%.2f", t / hz / s * 100 }')"
+    r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status"); [ "$r" -gt "$rss" ] && rss=$r
+    h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$p/status"); [ "$h" -gt "$peak" ] && peak=$h
+  done
+  awk -v t="$total" -v hz="$hz" -v s="$idle" -v n="$daemons" -v per="$per" -v rss="$rss" -v peak="$peak" \
+    'BEGIN { printf "IDLE daemons=%d seconds=%s cpu_pct=%.2f per_daemon_pct=%s rss_mb=%.1f peak_rss_mb=%.1f\n", n, s, t / hz / s * 100, per, rss / 1024, peak / 1024 }'
+  exit 0
+fi
+
+common=()
+[ -n "$window" ] && common+=(--window "$window")
+[ "$senders_receive" = 1 ] && common+=(--senders-receive)
+
+if [ "$sweep" = 0 ]; then
+  opts=(--size "$size" "${common[@]}")
+  if [ -n "$count" ]; then opts+=(--count "$count"); else opts+=(--duration "$duration"); fi
+  [ -n "$rate" ] && opts+=(--rate "$rate")
+  run_once "${opts[@]}"
+  exit 0
+fi
+
+# The sweep: throughput against size at full load, then latency against offered load at
+# --size (1 KB by default), loads as fractions of the full-load rate measured for that size.
+mkdir -p "$out"
+sizes_csv="$out/sizes.csv" load_csv="$out/load.csv"
+echo "size,msgs_per_s,mb_per_s,p50_us,p99_us,cpu_pct,rss_mb" >"$sizes_csv"
+max_rate=""
+for s in 64 256 1024 4096 16384 65536; do
+  echo "== sweep: size $s, full load" >&2
+  run_once --size "$s" --duration "$sweep_duration" --quiet "${common[@]}"
+  echo "$s,$(field msgs_per_s),$(field mb_per_s),$(field p50_us),$(field p99_us),$(field cpu_pct),$(field rss_mb)" >>"$sizes_csv"
+  [ "$s" = "$size" ] && max_rate=$(field msgs_per_s)
+done
+if [ -z "$max_rate" ]; then
+  echo "== sweep: size $size, full load" >&2
+  run_once --size "$size" --duration "$sweep_duration" --quiet "${common[@]}"
+  max_rate=$(field msgs_per_s)
+fi
+echo "load_pct,offered_msgs_per_s,msgs_per_s,p50_us,p99_us,cpu_pct" >"$load_csv"
+for pct in 10 20 30 40 50 60 70 80 90 100; do
+  offered=$((max_rate * pct / 100))
+  echo "== sweep: size $size, $pct % of $max_rate msg/s" >&2
+  run_once --size "$size" --duration "$sweep_duration" --rate "$offered" --quiet "${common[@]}"
+  echo "$pct,$offered,$(field msgs_per_s),$(field p50_us),$(field p99_us),$(field cpu_pct)" >>"$load_csv"
+done
+title="$daemons daemons ($mode), $senders senders, $(echo "$service" | tr a-z A-Z)"
+gnuplot -e "sizes='$sizes_csv'; load='$load_csv'; out='$out/sweep.png'; title='$title'; lsize='$size'" bench/sweep.gp
+echo "sweep: $sizes_csv $load_csv $out/sweep.png" >&2

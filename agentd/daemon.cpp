@@ -79,7 +79,8 @@ class BrokerIo final : public ClientIo {
     if (::fstat(fd, &sb) == 0 && S_ISSOCK(sb.st_mode)) ::shutdown(fd, SHUT_RD);
     self_->flush(it->second);
     self_->close(it->second);
-    self_->delayed_send(self_, std::chrono::seconds(2), abort_atom::value, it->second);
+    caf::delayed_anon_send(caf::actor_cast<caf::actor>(self_), std::chrono::seconds(2), abort_atom::value,
+                           it->second);
     handles_.erase(it);
   }
   void flush() {
@@ -285,7 +286,9 @@ struct DaemonState {
     timer_at = next;
     Time now = now_us();
     auto delay = std::chrono::microseconds(next > now ? next - now : 0);
-    self->delayed_send(self, delay, ring_timer_atom::value, static_cast<uint64_t>(next));
+    // Anonymous: a timer message pending at exit must not hold the broker (a reference cycle).
+    caf::delayed_anon_send(caf::actor_cast<caf::actor>(self), delay, ring_timer_atom::value,
+                           static_cast<uint64_t>(next));
   }
 
   void on_timer(uint64_t target) {
@@ -301,8 +304,9 @@ struct DaemonState {
     // Leave the ring: the others reform without this daemon at once.
     if (udp_fd >= 0) {
       ring.leave(now_us());
-      for (auto& s : ring.take_actions().sends) send_datagram(s.to, s.bytes);
-      udp_flush();
+      auto a = ring.take_actions();  // the datagrams are queued as views: keep them until sent
+      for (auto& s : a.sends) send_datagram(s.to, s.bytes);
+      udp.flush();
     }
     if (hook) hook->stop();
     hook = nullptr;

@@ -147,6 +147,12 @@ std::string load_config_file(const std::string& path, Config& cfg) {
   return {};
 }
 
+uint64_t token_hold_for(const RingSettings& r) {
+  if (r.token_hold_us != 0) return r.token_hold_us;
+  uint64_t daemons = std::max<uint64_t>(1, r.daemons.size());
+  return std::clamp<uint64_t>(r.token_loss_us / (4 * daemons), 1000, 50000);
+}
+
 std::string validate(const Config& cfg) {
   if (!names::valid_daemon_name(cfg.name))
     return "daemon name '" + cfg.name + "' must be 1..19 printable characters without space or '#'";
@@ -182,10 +188,11 @@ std::string validate(const Config& cfg) {
   // An idle token rests token_hold at every daemon: a rotation of a quiet ring must fit in
   // token_loss with room to spare, or a quiet ring would reconfigure for ever.
   uint64_t daemons = std::max<uint64_t>(1, r.daemons.size());
-  if (r.token_loss_us < 2 * daemons * r.token_hold_us)
+  uint64_t hold = token_hold_for(r);
+  if (r.token_loss_us < 2 * daemons * hold)
     return "ring.token_loss_ms (" + std::to_string(r.token_loss_us / 1000.0) +
            ") must be at least 2 x daemons x token_hold_ms (" +
-           std::to_string(2 * daemons * r.token_hold_us / 1000.0) +
+           std::to_string(2 * daemons * hold / 1000.0) +
            "): an idle token would be taken for lost";
   if (r.token_loss_us < 2 * r.token_retransmit_us)
     return "ring.token_loss_ms must be at least twice ring.token_retransmit_ms";

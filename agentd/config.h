@@ -30,12 +30,17 @@ struct RingSettings {
   uint32_t accelerated_window = 0;  // packets sent after passing the token (0: off)
   uint32_t max_outstanding = 8192;  // packets in flight before every daemon has them
   uint64_t token_retransmit_us = 20000;
-  uint64_t token_hold_us = 2000;
+  uint64_t token_hold_us = 0;           // 0: automatic (token_hold_for)
   uint64_t token_loss_us = 250000;      // no token this long: configuration change
   uint64_t join_timeout_us = 30000;     // resend joins while gathering
   uint64_t consensus_timeout_us = 150000;  // give up on silent daemons after this
   uint64_t max_pending_bytes = 64u << 20;
 };
+
+// How long an idle ring's holder keeps the token: as set, or by default an eighth of the
+// token-loss time per daemon (a quiet rotation takes a quarter of token_loss), at most 50 ms
+// and at least 1 ms. Daemons waiting to send wake the holder, so the hold costs no latency.
+uint64_t token_hold_for(const RingSettings& r);
 
 struct Config {
   uint64_t incarnation = 1;  // set at start from the state directory

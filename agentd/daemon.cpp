@@ -119,7 +119,7 @@ membership::RingConfig ring_config(const Config& cfg) {
   rc.max_pending_bytes = r.max_pending_bytes;
   rc.max_message_bytes = cfg.max_message_bytes + 4096;  // an encoded event: payload + names
   rc.token_retransmit_us = r.token_retransmit_us;
-  rc.token_hold_us = r.token_hold_us;
+  rc.token_hold_us = token_hold_for(r);
   rc.token_loss_us = r.token_loss_us;
   rc.join_timeout_us = r.join_timeout_us;
   rc.consensus_timeout_us = r.consensus_timeout_us;

@@ -218,6 +218,9 @@ int main(int argc, char** argv) {
     caf::actor_system_config caf_cfg;
     caf_cfg.load<caf::io::middleman>();
     caf_cfg.set("scheduler.max-threads", size_t{2});
+    // The broker runs in the I/O multiplexer's thread; the scheduler's workers are idle nearly
+    // always. Work sharing lets them sleep on a condition variable instead of polling.
+    caf_cfg.set("scheduler.policy", caf::atom("sharing"));
     caf::actor_system system{caf_cfg};
     AGENT_LOG(kInfo, "agentd " << AGENT_VERSION_STRING << " daemon " << cfg.name
                                << " incarnation " << inc.incarnation << " starting");

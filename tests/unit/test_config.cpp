@@ -116,6 +116,18 @@ TEST_CASE("ring timeouts that cannot work are refused", "[config]") {
   CHECK(validate(c).find("above 0") != std::string::npos);
 }
 
+TEST_CASE("an idle token's hold follows the token loss time and the ring's size", "[config]") {
+  RingSettings r;
+  for (uint32_t i = 1; i <= 3; ++i) r.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i)});
+  CHECK(token_hold_for(r) == 250000 / 12);  // a quiet rotation: a quarter of token_loss
+  r.token_loss_us = 2000000;
+  CHECK(token_hold_for(r) == 50000);  // at most 50 ms
+  r.token_loss_us = 6000;
+  CHECK(token_hold_for(r) == 1000);   // at least 1 ms
+  r.token_hold_us = 300;
+  CHECK(token_hold_for(r) == 300);    // as set
+}
+
 TEST_CASE("endpoints parse in all documented forms", "[config]") {
   Endpoint e;
   CHECK(parse_endpoint("4803", e) == "");

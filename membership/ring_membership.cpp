@@ -203,6 +203,18 @@ void Ring::handle_commit(NodeId from, const rw::Commit& c, Time now) {
       break;
     }
     case RingState::kCommit:
+      if (c.ring_id != commit_ring_ && !all_filled &&
+          ring_seq(c.ring_id) > ring_seq(commit_ring_)) {
+        // A newer attempt for the same daemons (its representative gave up the one this daemon
+        // took part in, which will never come round again): take part in this one instead.
+        std::vector<NodeId> need;
+        for (NodeId p : proc_)
+          if (!fail_.count(p)) need.push_back(p);
+        if (ids != need) return;
+        commit_hop_ = c.hop;
+        commit_ring_ = c.ring_id;
+        break;
+      }
       if (c.ring_id != commit_ring_ || c.hop <= commit_hop_) return;
       commit_hop_ = c.hop;
       if (!all_filled) return;  // a duplicate of the first rotation

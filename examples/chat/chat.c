@@ -39,9 +39,18 @@ static void show(const agent_message *m) {
   } else if (m->kind == AGENT_MSG_MEMBERSHIP) {
     const char *kind = (m->service & AGENT_REG_MEMB) ? "REG"
                        : (m->service & AGENT_TRANSITION) ? "TRANS" : "SELF-LEAVE";
-    printf("MEMBERSHIP %s %s cause=%s view=%llu.%llu changed=%s members=[", m->sender, kind,
-           cause_name(m->service), (unsigned long long)m->view.config,
-           (unsigned long long)m->view.seq, m->changed[0] ? m->changed : "-");
+    // A view id is (ring, seq): the ring as sequence.representative; seq is the ordinal of the
+    // event in that ring, or for views between a transitional and a regular configuration
+    // "t" and the low half of its value.
+    unsigned long long ring_seq = m->view.config >> 32, rep = m->view.config & 0xffffffffu;
+    unsigned long long seq = m->view.seq;
+    char seq_text[32];
+    if (seq >> 63)
+      snprintf(seq_text, sizeof seq_text, "t%llu", seq & 0xffffffffu);
+    else
+      snprintf(seq_text, sizeof seq_text, "%llu", seq);
+    printf("MEMBERSHIP %s %s cause=%s view=%llu.%llu/%s changed=%s members=[", m->sender, kind,
+           cause_name(m->service), ring_seq, rep, seq_text, m->changed[0] ? m->changed : "-");
     for (i = 0; i < m->ngroups; i++) printf("%s%s", i ? "," : "", m->groups[i]);
     printf("]\n");
   } else {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 SUBNET = "10.78.0"
 NFT_TABLE = "agent_fault"
@@ -27,13 +27,13 @@ def run(*cmd: str, stdin: Optional[str] = None) -> None:
         raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd), p.returncode, p.stdout.strip()))
 
 
-def run_all(cmds: Sequence[Sequence[str]], stdin: Optional[str] = None) -> None:
-    """Runs the commands at once (a cut or heal lands in every namespace within a few ms,
-    not one `ip netns exec` after the other) and raises on the first that failed."""
+def run_all(cmds: Sequence[Tuple[Sequence[str], str]]) -> None:
+    """Runs the (command, stdin) pairs at once (a cut or heal lands in every namespace within
+    a few ms, not one `ip netns exec` after the other) and raises on the first that failed."""
     procs = [subprocess.Popen(c, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for c in cmds]
-    outs = [p.communicate(stdin, timeout=20)[0] for p in procs]
-    for c, p, out in zip(cmds, procs, outs):
+                              stderr=subprocess.STDOUT, text=True) for c, _ in cmds]
+    outs = [p.communicate(stdin, timeout=20)[0] for p, (_, stdin) in zip(procs, cmds)]
+    for (c, _), p, out in zip(cmds, procs, outs):
         if p.returncode != 0:
             raise RuntimeError("%s: exit %d: %s" % (" ".join(c), p.returncode, out.strip()))
 
@@ -98,6 +98,7 @@ class Topology:
     def partition(self, sides: Sequence[Sequence[int]]) -> None:
         """Drops IPv4 traffic between daemons on different sides, in each daemon's namespace
         (input and output: the cut is symmetric whatever a packet's path)."""
+        cmds = []
         for side in sides:
             others = [self.address(j) for s in sides if s is not side for j in s]
             cut = "{ %s }" % ", ".join(others)
@@ -107,12 +108,12 @@ class Topology:
                      " chain out { type filter hook output priority 0; policy accept;"
                      " ip daddr %s drop; }\n"
                      "}\n") % (NFT_TABLE, cut, cut)
-            run_all([["ip", "netns", "exec", self.ns(i), "nft", "-f", "-"] for i in side],
-                    stdin=rules)
+            cmds += [(["ip", "netns", "exec", self.ns(i), "nft", "-f", "-"], rules) for i in side]
+        run_all(cmds)
 
     def heal(self) -> None:
-        run_all([["ip", "netns", "exec", self.ns(i), "nft", "delete", "table", "inet", NFT_TABLE]
-                 for i in range(1, self.n + 1)])
+        run_all([(["ip", "netns", "exec", self.ns(i), "nft", "delete", "table", "inet",
+                   NFT_TABLE], "") for i in range(1, self.n + 1)])
 
     def set_link(self, i: int, up: bool) -> None:
         """Daemon i's veth end on the bridge, down (cut off from every other daemon) or up."""

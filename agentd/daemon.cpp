@@ -78,7 +78,7 @@ class BrokerIo final : public ClientIo {
     if (::fstat(fd, &sb) == 0 && S_ISSOCK(sb.st_mode)) ::shutdown(fd, SHUT_RD);
     self_->flush(it->second);
     self_->close(it->second);
-    self_->delayed_send(self_, std::chrono::seconds(2), abort_atom::value, it->second);
+    caf::delayed_anon_send(caf::actor{self_}, std::chrono::seconds(2), abort_atom::value, it->second);
     handles_.erase(it);
   }
   void flush() {
@@ -276,7 +276,9 @@ struct DaemonState {
     timer_at = next;
     Time now = now_us();
     auto delay = std::chrono::microseconds(next > now ? next - now : 0);
-    self->delayed_send(self, delay, ring_timer_atom::value, static_cast<uint64_t>(next));
+    // Anonymous: a pending timer in the mailbox would otherwise hold the broker (its sender)
+    // alive after quit, a cycle that leaks it at exit.
+    caf::delayed_anon_send(caf::actor{self}, delay, ring_timer_atom::value, static_cast<uint64_t>(next));
   }
 
   void on_timer(uint64_t target) {

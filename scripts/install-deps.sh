@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake ninja-build pkg-config git ca-certificates
       libcaf-dev liblz4-dev librocksdb-dev catch2 libtoml11-dev
       python3 python3-pytest openjdk-17-jdk-headless junit5
-      iproute2 procps gnuplot-nox"
+      iproute2 procps nftables gnuplot-nox"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"

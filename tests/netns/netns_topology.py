@@ -70,7 +70,11 @@ class Topology:
             raise Unavailable("ip netns add failed (no CAP_SYS_ADMIN, or no namespaces here): "
                               + p.stdout.strip())
         self.created.append(name)
-        run("ip", "-n", name, "link", "set", "lo", "up")
+        try:
+            run("ip", "-n", name, "link", "set", "lo", "up")
+        except RuntimeError as e:
+            # e.g. in a chroot, where / is no mount point and `ip -n` cannot enter a namespace
+            raise Unavailable("cannot work inside a network namespace here: %s" % e)
 
     def create(self) -> None:
         self._add_ns(self.bridge_ns)

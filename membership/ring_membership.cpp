@@ -78,6 +78,28 @@ void Ring::send_join(Time now) {
 void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
   auto inc = incarnations_.find(from);
   bool restarted = inc != incarnations_.end() && inc->second != j.incarnation;
+  if (std::find(j.fail.begin(), j.fail.end(), from) != j.fail.end()) {
+    // The sender leaves (it gave up on itself, see leave()): form a ring without it now,
+    // whatever round this daemon is in. A late copy from an earlier incarnation is ignored.
+    if (restarted || from == self_) return;
+    // Nothing to do when the ring being formed or in use already leaves it out.
+    bool forming = state_ == RingState::kGather || state_ == RingState::kCommit;
+    bool excluded = forming ? !proc_.count(from) || fail_.count(from)
+                            : !std::binary_search(members_.begin(), members_.end(), from);
+    if (excluded) return;
+    if (state_ != RingState::kGather) {
+      std::string why = "daemon " + std::to_string(from) + " leaves";
+      start_gather(now, why.c_str(), /*send=*/false);
+    }
+    // Those it was in a ring with stay wanted (this daemon may not have installed that ring).
+    proc_.insert(j.proc.begin(), j.proc.end());
+    fail_.insert(from);
+    consensus_ = {self_};
+    consensus_deadline_ = now + cfg_.consensus_timeout_us;
+    send_join(now);
+    check_consensus(now);
+    return;
+  }
   // A join from an older round (it has not seen the newest ring this daemon knows) still tells
   // that its sender is alive, but its fail set is out of date and must not be acted on.
   bool current = j.ring_seq >= max_ring_seq_;
@@ -105,6 +127,8 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
   if (fail_.count(from)) return;  // given up on this round; answering would ping-pong
   if (jf.count(self_)) {
     // It has given up on this daemon: the two cannot be in one ring this round.
+    // Those it was in a ring with stay wanted (this daemon may not have installed that ring).
+    proc_.insert(j.proc.begin(), j.proc.end());
     fail_.insert(from);
     consensus_ = {self_};
     consensus_deadline_ = now + cfg_.consensus_timeout_us;

@@ -123,7 +123,7 @@ struct Cluster {
   std::map<NodeId, std::unique_ptr<Ring>> rings;
   std::set<NodeId> down;
   std::map<NodeId, int> partition;
-  std::deque<std::tuple<NodeId, NodeId, std::string>> queue;
+  std::deque<std::tuple<NodeId, NodeId, std::string>> queue, later;
   std::map<NodeId, std::vector<Delivered>> log;
   std::map<NodeId, std::vector<Time>> when;
   Time now = 1000;
@@ -205,6 +205,47 @@ TEST_CASE("a daemon that leaves is gone from the ring long before a token loss",
     if (c.log[1][k].kind == DeliveryKind::kRegular) installed = c.when[1][k];
   // A crash needs token loss + consensus; a leave only the consensus among the rest.
   CHECK(installed - leave_at < c.cfg.token_loss_us / 2);
+}
+
+TEST_CASE("a daemon that leaves the moment its ring is installed: the others form one ring at once",
+          "[membership]") {
+  // Its leave reaches daemon 2 first, daemon 1 some steps later: by then daemon 1 may be
+  // gathering, committing or recovering with daemon 2 already, and must not start over.
+  for (size_t lag = 0; lag < 60; lag += 3) {
+    INFO("lag " << lag);
+    Cluster c(3);
+    size_t steps = 0;
+    while (c.r(3).state() != RingState::kOperational && steps++ < 100000) c.run(2000000, 1);
+    REQUIRE(c.r(3).state() == RingState::kOperational);
+    c.r(3).leave(c.now);
+    c.collect(3);
+    std::deque<std::tuple<NodeId, NodeId, std::string>> to_1;
+    for (auto& w : c.queue) (std::get<1>(w) == 1 && std::get<0>(w) == 3 ? to_1 : c.later).push_back(w);
+    c.queue = std::move(c.later);
+    c.later.clear();
+    c.crash(3);
+    Time left_at = c.now;
+    for (size_t k = 0; k < lag; ++k) c.run(2000000, 1);
+    for (auto& [from, to, bytes] : to_1) {
+      c.r(to).on_packet(from, bytes, c.now);
+      c.collect(to);
+    }
+    c.run();
+    for (NodeId i : {1u, 2u}) {
+      REQUIRE(c.r(i).state() == RingState::kOperational);
+      CHECK(c.r(i).members() == ids({1, 2}));
+      CHECK(c.last_config(i, DeliveryKind::kRegular)->members == ids({1, 2}));
+    }
+    // One ring of both, no ring of one on the way (a gather restarted by the late leave left
+    // the other daemon waiting in commit, and each formed a ring alone).
+    for (NodeId i : {1u, 2u}) {
+      std::vector<std::vector<NodeId>> regular;
+      for (size_t k = 0; k < c.log[i].size(); ++k)
+        if (c.log[i][k].kind == DeliveryKind::kRegular && c.when[i][k] >= left_at)
+          regular.push_back(c.log[i][k].members);
+      CHECK(regular == std::vector<std::vector<NodeId>>{ids({1, 2})});
+    }
+  }
 }
 
 TEST_CASE("messages only some survivors had are recovered for all of them", "[membership]") {

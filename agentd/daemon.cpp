@@ -232,9 +232,10 @@ struct DaemonState {
 
   void submit(groups::Event&& ev) {
     std::string bytes;
+    bytes.reserve(ev.payload.size() + ev.member.size() + 64);
     groups::encode_event(bytes, ev);
     uint32_t service = ev.kind == groups::EventKind::kData ? ev.service : kAgreed;
-    if (!backlog.empty() || !ring.submit(service, bytes, now_us())) {
+    if (!backlog.empty() || !ring.submit(service, std::move(bytes), now_us())) {
       // The ring's queue is full: hold this one and stop reading clients until it drains.
       backlog.emplace_back(service, std::move(bytes));
       if (!throttled) {
@@ -254,7 +255,8 @@ struct DaemonState {
     draining = true;
     for (;;) {
       retry_backlog();
-      auto a = ring.take_actions();
+      auto& a = actions;
+      ring.take_actions(a);
       if (a.sends.empty() && a.deliveries.empty() && a.warnings.empty()) break;
       // The token and the data packets leave before the clients get their deliveries, so the
       // next daemon works while this one writes to its clients (and the token's round trip
@@ -267,14 +269,13 @@ struct DaemonState {
           on_configuration(d);
           continue;
         }
-        auto ev = groups::decode_event(d.payload);
-        if (!ev) {
+        if (!groups::decode_event(d.payload, event)) {
           ++bad_events;
           AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
                                                                                    << "; skipped");
           continue;
         }
-        hub.deliver(d.ordinal, *ev, d.origin);
+        hub.deliver(d.ordinal, event, d.origin);
       }
     }
     flush_clients();
@@ -302,13 +303,13 @@ struct DaemonState {
     auto state = hub.on_regular(d.ordinal, d.ring_id, d.members);
     std::string bytes;
     groups::encode_event(bytes, state);
-    if (!ring.submit(kAgreed, bytes, now_us()))
+    if (!ring.submit(kAgreed, std::move(bytes), now_us()))
       backlog.emplace_front(kAgreed, std::move(bytes));  // first in line once there is room
   }
 
   void retry_backlog() {
     while (!backlog.empty() &&
-           ring.submit(backlog.front().first, backlog.front().second, now_us()))
+           ring.submit(backlog.front().first, std::move(backlog.front().second), now_us()))
       backlog.pop_front();
     if (backlog.empty() && throttled) {
       throttled = false;
@@ -394,6 +395,8 @@ struct DaemonState {
   ReadableHook* hook = nullptr;
   int udp_fd = -1;
   std::deque<std::pair<uint32_t, std::string>> backlog;
+  membership::Actions actions;  // drain's, reused: the datagrams are queued as views into it
+  groups::Event event;          // drain's decoded event, reused
   bool throttled = false;
   bool draining = false;
   Time timer_at = kNever;

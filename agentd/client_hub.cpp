@@ -304,7 +304,7 @@ void ClientHub::route() {
     frame_.clear();
     if (d.data) {
       const auto& e = *d.data;
-      proto::encode_data(frame_, e.service, e.msg_type, e.member, e.groups, e.payload);
+      proto::encode(frame_, proto::Data{e.service, e.msg_type, e.member, e.groups, e.payload});
       stats_.messages_delivered += d.recipients.size();
     } else {
       if (d.membership.service == proto::service::kCausedByDisconnect) {

@@ -3,7 +3,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <limits>
@@ -42,132 +41,67 @@ Time now_us() {
                                .count());
 }
 
-// Carries out the hub's writes on the broker's connections. Writes are collected per
-// connection and flushed once per handled event: a connection whose CAF write buffer is empty
-// gets the batch with one send() straight to its socket (no copy into CAF's buffer, no
-// write-event registration); whatever the socket does not take, and every batch while CAF still
-// holds bytes for the connection, goes through CAF's buffer, so the byte order never changes.
-// The broker runs in the multiplexer's thread, the same one that writes CAF's buffers.
+// Carries out the hub's writes on the broker's connections. Writes are collected and flushed
+// once per handled event, so one batch of deliveries costs one send per client.
 class BrokerIo final : public ClientIo {
  public:
   explicit BrokerIo(caf::io::broker* self) : self_(self) {}
 
   ConnId add(connection_handle h) {
     ConnId id = static_cast<ConnId>(h.id());
-    conns_[id].handle = h;
+    handles_.emplace(id, h);
     return id;
   }
-  void remove(ConnId id) {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) return;
-    drop_dirty(id);
-    conns_.erase(it);
-  }
+  void remove(ConnId id) { handles_.erase(id); }
 
   void send(ConnId id, std::string_view bytes) override {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) return;
-    Conn& c = it->second;
-    if (c.batch.empty()) dirty_.push_back(id);
-    c.batch.append(bytes.data(), bytes.size());
+    auto it = handles_.find(id);
+    if (it == handles_.end()) return;
+    auto& buf = self_->wr_buf(it->second);
+    if (buf.empty()) dirty_.push_back(it->second);
+    buf.insert(buf.end(), bytes.begin(), bytes.end());
   }
   void close(ConnId id) override {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) return;
-    to_caf(it->second);
-    drop_dirty(id);
-    self_->flush(it->second.handle);
-    self_->close(it->second.handle);
-    conns_.erase(it);
+    auto it = handles_.find(id);
+    if (it == handles_.end()) return;
+    self_->flush(it->second);
+    self_->close(it->second);
+    handles_.erase(it);
   }
   void abort(ConnId id) override {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) return;
-    connection_handle h = it->second.handle;
-    to_caf(it->second);
-    drop_dirty(id);
+    auto it = handles_.find(id);
+    if (it == handles_.end()) return;
     // CAF 0.17 names a connection by its socket. Stop reading it (a Unix client blocked in
     // a write gets EPIPE instead of waiting for us), let the queue and the error go out, and
     // cut the connection for good if it is still open after the grace period.
-    int fd = static_cast<int>(h.id());
+    int fd = static_cast<int>(it->second.id());
     struct stat sb;
     if (::fstat(fd, &sb) == 0 && S_ISSOCK(sb.st_mode)) ::shutdown(fd, SHUT_RD);
-    self_->flush(h);
-    self_->close(h);
+    self_->flush(it->second);
+    self_->close(it->second);
     caf::delayed_anon_send(caf::actor_cast<caf::actor>(self_), std::chrono::seconds(2), abort_atom::value,
-                           h);
-    conns_.erase(it);
-  }
-  // CAF wrote some of its buffer: `remaining` bytes of it are left (data_transferred_msg).
-  void on_transferred(ConnId id, uint64_t remaining) {
-    auto it = conns_.find(id);
-    if (it != conns_.end()) it->second.in_caf = remaining;
-  }
-  // Sends every connection's batch; sent(id, bytes still queued in user space) follows each.
-  template <class Sent>
-  void flush(Sent&& sent) {
-    for (ConnId id : dirty_) {
-      auto it = conns_.find(id);
-      if (it == conns_.end()) continue;
-      Conn& c = it->second;
-      size_t sent_bytes = 0;
-      if (c.in_caf == 0) {
-        ssize_t n = ::send(static_cast<int>(id), c.batch.data(), c.batch.size(),
-                           MSG_DONTWAIT | MSG_NOSIGNAL);
-        // On EAGAIN or a failure the rest goes to CAF, which reports the failure.
-        if (n > 0) sent_bytes = static_cast<size_t>(n);
-      }
-      if (sent_bytes < c.batch.size()) {
-        to_caf(c, sent_bytes);
-        self_->flush(c.handle);
-      } else {
-        clear_batch(c);
-      }
-      sent(id, c.in_caf);
-    }
-    dirty_.clear();
+                           it->second);
+    handles_.erase(it);
   }
   void flush() {
-    flush([](ConnId, uint64_t) {});
+    for (auto& h : dirty_)
+      if (self_->valid(h)) self_->flush(h);
+    dirty_.clear();
   }
   // Stops or resumes reading from every client (back-pressure from the ring).
   void set_reading(bool on) {
-    for (auto& [id, c] : conns_) {
+    for (auto& [id, h] : handles_) {
       if (on)
-        self_->trigger(c.handle);
+        self_->trigger(h);
       else
-        self_->halt(c.handle);
+        self_->halt(h);
     }
   }
 
  private:
-  struct Conn {
-    connection_handle handle;
-    std::string batch;   // this event's bytes, not yet handed on
-    uint64_t in_caf = 0;  // bytes in CAF's buffers for the connection
-  };
-  // Moves the batch from byte `from` on into CAF's buffer.
-  void to_caf(Conn& c, size_t from = 0) {
-    if (from < c.batch.size()) {
-      auto& buf = self_->wr_buf(c.handle);
-      buf.insert(buf.end(), c.batch.begin() + static_cast<ptrdiff_t>(from), c.batch.end());
-      c.in_caf += c.batch.size() - from;
-    }
-    clear_batch(c);
-  }
-  void clear_batch(Conn& c) {
-    c.batch.clear();
-    // A huge batch's memory is not kept for ever.
-    if (c.batch.capacity() > kKeptBatchBytes) std::string().swap(c.batch);
-  }
-  void drop_dirty(ConnId id) {
-    dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), id), dirty_.end());
-  }
-  static constexpr size_t kKeptBatchBytes = 1 << 20;
-
   caf::io::broker* self_;
-  std::unordered_map<ConnId, Conn> conns_;
-  std::vector<ConnId> dirty_;
+  std::unordered_map<ConnId, connection_handle> handles_;
+  std::vector<connection_handle> dirty_;
 };
 
 membership::RingConfig ring_config(const Config& cfg) {
@@ -232,10 +166,9 @@ struct DaemonState {
 
   void submit(groups::Event&& ev) {
     std::string bytes;
-    bytes.reserve(ev.payload.size() + ev.member.size() + 64);
     groups::encode_event(bytes, ev);
     uint32_t service = ev.kind == groups::EventKind::kData ? ev.service : kAgreed;
-    if (!backlog.empty() || !ring.submit(service, std::move(bytes), now_us())) {
+    if (!backlog.empty() || !ring.submit(service, bytes, now_us())) {
       // The ring's queue is full: hold this one and stop reading clients until it drains.
       backlog.emplace_back(service, std::move(bytes));
       if (!throttled) {
@@ -255,8 +188,7 @@ struct DaemonState {
     draining = true;
     for (;;) {
       retry_backlog();
-      auto& a = actions;
-      ring.take_actions(a);
+      auto a = ring.take_actions();
       if (a.sends.empty() && a.deliveries.empty() && a.warnings.empty()) break;
       // The token and the data packets leave before the clients get their deliveries, so the
       // next daemon works while this one writes to its clients (and the token's round trip
@@ -269,23 +201,19 @@ struct DaemonState {
           on_configuration(d);
           continue;
         }
-        if (!groups::decode_event(d.payload, event)) {
+        auto ev = groups::decode_event(d.payload);
+        if (!ev) {
           ++bad_events;
           AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
                                                                                    << "; skipped");
           continue;
         }
-        hub.deliver(d.ordinal, event, d.origin);
+        hub.deliver(d.ordinal, *ev, d.origin);
       }
     }
-    flush_clients();
+    io.flush();
     draining = false;
     arm_timer();
-  }
-
-  // Sends the clients' batches; the hub learns what each still has queued.
-  void flush_clients() {
-    io.flush([this](ConnId id, uint64_t queued) { hub.on_sent(id, queued); });
   }
 
   void on_configuration(const membership::Delivered& d) {
@@ -303,13 +231,13 @@ struct DaemonState {
     auto state = hub.on_regular(d.ordinal, d.ring_id, d.members);
     std::string bytes;
     groups::encode_event(bytes, state);
-    if (!ring.submit(kAgreed, std::move(bytes), now_us()))
+    if (!ring.submit(kAgreed, bytes, now_us()))
       backlog.emplace_front(kAgreed, std::move(bytes));  // first in line once there is room
   }
 
   void retry_backlog() {
     while (!backlog.empty() &&
-           ring.submit(backlog.front().first, std::move(backlog.front().second), now_us()))
+           ring.submit(backlog.front().first, backlog.front().second, now_us()))
       backlog.pop_front();
     if (backlog.empty() && throttled) {
       throttled = false;
@@ -395,8 +323,6 @@ struct DaemonState {
   ReadableHook* hook = nullptr;
   int udp_fd = -1;
   std::deque<std::pair<uint32_t, std::string>> backlog;
-  membership::Actions actions;  // drain's, reused: the datagrams are queued as views into it
-  groups::Event event;          // drain's decoded event, reused
   bool throttled = false;
   bool draining = false;
   Time timer_at = kNever;
@@ -424,14 +350,13 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
           self->ack_writes(m.handle, true);
           if (st->throttled) self->halt(m.handle);
         }
-        st->flush_clients();
+        st->io.flush();
       },
       [=](const caf::io::new_data_msg& m) {
         st->hub.on_bytes(static_cast<ConnId>(m.handle.id()), m.buf.data(), m.buf.size());
         st->drain();
       },
       [=](const caf::io::data_transferred_msg& m) {
-        st->io.on_transferred(static_cast<ConnId>(m.handle.id()), m.remaining);
         st->hub.on_sent(static_cast<ConnId>(m.handle.id()), m.remaining);
       },
       [=](const caf::io::connection_closed_msg& m) {

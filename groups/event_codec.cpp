@@ -36,26 +36,18 @@ void encode_event(std::string& out, const Event& ev) {
   }
 }
 
-bool decode_event(std::string_view bytes, Event& ev) {
+std::optional<Event> decode_event(std::string_view bytes) {
   wire::Reader r(bytes);
-  if (r.u8() != kEventCodecVersion) return false;
+  if (r.u8() != kEventCodecVersion) return std::nullopt;
+  Event ev;
   uint8_t kind = r.u8();
-  if (kind < 1 || kind > 5) return false;
+  if (kind < 1 || kind > 5) return std::nullopt;
   ev.kind = static_cast<EventKind>(kind);
-  ev.member.assign(r.str8());
-  // Fields the kind does not use are empty, as in a fresh Event.
-  ev.group.clear();
-  ev.service = 0;
-  ev.msg_type = 0;
-  ev.payload.clear();
-  ev.config = 0;
-  ev.old_config = 0;
-  ev.memberships.clear();
-  if (ev.kind != EventKind::kData) ev.groups.clear();
+  ev.member = std::string(r.str8());
   switch (ev.kind) {
     case EventKind::kJoin:
     case EventKind::kLeave:
-      ev.group.assign(r.str8());
+      ev.group = std::string(r.str8());
       break;
     case EventKind::kDisconnect:
       break;
@@ -63,17 +55,16 @@ bool decode_event(std::string_view bytes, Event& ev) {
       ev.service = r.u32();
       ev.msg_type = r.i16();
       size_t n = r.u16();
-      if (n > proto::kMaxGroupsPerMessage) return false;
-      ev.groups.resize(n);
-      for (auto& g : ev.groups) g.assign(r.str8());
-      ev.payload.assign(r.bytes32());
+      if (n > proto::kMaxGroupsPerMessage) return std::nullopt;
+      for (size_t i = 0; i < n && r.ok(); ++i) ev.groups.emplace_back(r.str8());
+      ev.payload = std::string(r.bytes32());
       break;
     }
     case EventKind::kState: {
       ev.config = r.u64();
       ev.old_config = r.u64();
       size_t n = r.u32();
-      if (!r.ok() || n > r.remaining() / 2) return false;  // each pair takes >= 2 bytes
+      if (!r.ok() || n > r.remaining() / 2) return std::nullopt;  // each pair takes >= 2 bytes
       for (size_t i = 0; i < n && r.ok(); ++i) {
         std::string m(r.str8());
         std::string g(r.str8());
@@ -82,12 +73,7 @@ bool decode_event(std::string_view bytes, Event& ev) {
       break;
     }
   }
-  return r.done();
-}
-
-std::optional<Event> decode_event(std::string_view bytes) {
-  Event ev;
-  if (!decode_event(bytes, ev)) return std::nullopt;
+  if (!r.done()) return std::nullopt;
   return ev;
 }
 

@@ -14,8 +14,5 @@ constexpr uint8_t kEventCodecVersion = 1;
 void encode_event(std::string& out, const Event& ev);
 // nullopt for anything that is not exactly one well-formed event.
 std::optional<Event> decode_event(std::string_view bytes);
-// The same into ev, reusing its strings' and vectors' memory (one Event kept for a stream of
-// decodes allocates nothing once it has grown). False as above; ev is then unspecified.
-bool decode_event(std::string_view bytes, Event& ev);
 
 }  // namespace agent::groups

@@ -64,32 +64,12 @@ Actions Ring::take_actions() {
   return a;
 }
 
-void Ring::take_actions(Actions& out) {
-  out.sends.clear();
-  out.deliveries.clear();
-  out.warnings.clear();
-  std::swap(out, actions_);
-}
-
 bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
-  if (!can_take(payload.size())) return false;
-  return queue(service, std::string(payload), now);
-}
-
-bool Ring::submit(uint32_t service, std::string&& payload, Time now) {
-  if (!can_take(payload.size())) return false;
-  return queue(service, std::move(payload), now);
-}
-
-bool Ring::can_take(size_t bytes) const {
-  return bytes <= cfg_.max_message_bytes && pending_bytes_ + bytes <= cfg_.max_pending_bytes;
-}
-
-bool Ring::queue(uint32_t service, std::string payload, Time now) {
+  if (payload.size() > cfg_.max_message_bytes) return false;
+  if (pending_bytes_ + payload.size() > cfg_.max_pending_bytes) return false;
   bool was_empty = pending_.empty();
-  size_t size = payload.size();
-  pending_.push_back(Pending{service, std::move(payload), 0});
-  pending_bytes_ += size;
+  pending_.push_back(Pending{service, std::string(payload), 0});
+  pending_bytes_ += payload.size();
   if (state_ != RingState::kOperational) return true;  // sent once a ring is installed
   if (holding_) {
     visit(now);  // the idle holder sends at once

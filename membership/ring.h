@@ -133,8 +133,6 @@ class Ring {
   // Queues a client message (any size up to max_message_bytes) for multicast. False when the
   // pending queue is full (back-pressure: try again after deliveries) or the message too large.
   bool submit(uint32_t service, std::string_view payload, Time now);
-  // The same, taking the payload's memory when it accepts it (payload is untouched otherwise).
-  bool submit(uint32_t service, std::string&& payload, Time now);
   // A packet from another daemon (bytes as received; undecodable ones are counted and dropped).
   void on_packet(NodeId from, std::string_view bytes, Time now);
   // Call when now >= next_timeout().
@@ -145,9 +143,6 @@ class Ring {
   Time next_timeout() const;
   // Everything to do since the last call.
   Actions take_actions();
-  // The same into out (cleared first); the ring keeps out's old vectors for reuse, so a caller
-  // that takes every round into one Actions does not grow fresh vectors each time.
-  void take_actions(Actions& out);
 
   NodeId self() const { return self_; }
   const RingConfig& config() const { return cfg_; }
@@ -192,8 +187,6 @@ class Ring {
   void visit(Time now);
   void pass_token(Time now);
   void run_self_passes(Time now);
-  bool can_take(size_t bytes) const;  // submit's limits
-  bool queue(uint32_t service, std::string payload, Time now);  // submit, once accepted
   void handle_token(const ringwire::Header& h, std::string_view body, Time now);
   void handle_data(const ringwire::Header& h, std::string_view body, Time now);
   void build_packet(uint64_t seq, std::string& out);

@@ -107,19 +107,15 @@ void encode(std::string& out, const Welcome& m) {
   w.u32(m.max_message_bytes);
   finish(out, s);
 }
-void encode_data(std::string& out, uint32_t service, int16_t msg_type, std::string_view sender,
-                 const std::vector<std::string>& groups, std::string_view payload) {
+void encode(std::string& out, const Data& m) {
   size_t s = begin(out, Verb::kData);
   wire::Writer w(out);
-  w.u32(service);
-  w.i16(msg_type);
-  w.str8(sender);
-  put_names(w, groups);
-  w.bytes32(payload);
+  w.u32(m.service);
+  w.i16(m.msg_type);
+  w.str8(m.sender);
+  put_names(w, m.groups);
+  w.bytes32(m.payload);
   finish(out, s);
-}
-void encode(std::string& out, const Data& m) {
-  encode_data(out, m.service, m.msg_type, m.sender, m.groups, m.payload);
 }
 void encode(std::string& out, const Membership& m) {
   size_t s = begin(out, Verb::kMembership);

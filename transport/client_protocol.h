@@ -143,9 +143,6 @@ void encode_multicast(std::string& out, uint32_t service, int16_t msg_type,
 void encode_bye(std::string& out);
 void encode(std::string& out, const Welcome& m);
 void encode(std::string& out, const Data& m);
-// The same frame as encode(Data), from fields held elsewhere (no copy into a Data first).
-void encode_data(std::string& out, uint32_t service, int16_t msg_type, std::string_view sender,
-                 const std::vector<std::string>& groups, std::string_view payload);
 void encode(std::string& out, const Membership& m);
 void encode(std::string& out, const Error& m);
 

@@ -17,12 +17,14 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
 
 #include "transport/client_protocol.h"
 #include "transport/names.h"
+#include "transport/wire.h"
 
 #ifndef AGENT_VERSION_STRING
 #define AGENT_VERSION_STRING "0.0.0"
@@ -31,6 +33,20 @@
 namespace proto = agent::proto;
 namespace names = agent::names;
 
+namespace {
+struct FreeMessage {
+  void operator()(agent_message* m) const { std::free(m); }
+};
+// A frame read from the socket, decoded as soon as it is split off, so that its bytes are
+// copied once (into the message the caller gets). agent_receive returns rc, else message.
+struct Received {
+  int rc = 0;
+  std::unique_ptr<agent_message, FreeMessage> message;
+  agent::proto::Verb verb{};
+  std::string body;  // kWelcome and, before the welcome, kError: agent_connect decodes them
+};
+}  // namespace
+
 struct agent_conn {
   int fd = -1;
   std::string private_group;
@@ -38,7 +54,8 @@ struct agent_conn {
   size_t max_message = proto::kDefaultMaxMessageBytes;
   std::mutex send_mu, recv_mu;
   proto::FrameReader reader{proto::kDefaultMaxMessageBytes + proto::kFrameOverheadBytes};
-  std::deque<std::pair<proto::Verb, std::string>> frames;  // read, not yet returned
+  std::deque<Received> frames;  // read, not yet returned
+  bool welcomed = false;        // agent_connect is done: frames are messages
   bool closed = false;
   bool no_read_ahead = false;  // AGENT_NO_READ_AHEAD
   std::string partial;         // no_read_ahead: the bytes of the frame being read
@@ -146,6 +163,10 @@ int open_socket(const std::string& daemon, int timeout_ms) {
   return fd;
 }
 
+// Queues one frame that was read: decoded into a message once the connection is welcomed.
+void push_frame(agent_conn* c, proto::Verb verb, std::string_view body);
+int decode_frame(proto::Verb verb, std::string_view body, agent_message** out);
+
 // AGENT_NO_READ_AHEAD: reads no byte past the end of the next frame (length prefix first, then
 // exactly the rest), so that whatever follows stays in the socket. A frame cut by a timeout
 // stays in c->partial for the next call.
@@ -181,8 +202,8 @@ int fill_exact(agent_conn* c, int timeout_ms) {
       return AGENT_ERR_CLOSED;
     }
     if (have >= 4 && static_cast<size_t>(n) == want) {  // the frame is complete
-      c->frames.emplace_back(static_cast<proto::Verb>(static_cast<uint8_t>(c->partial[4])),
-                             c->partial.substr(5));
+      push_frame(c, static_cast<proto::Verb>(static_cast<uint8_t>(c->partial[4])),
+                 std::string_view(c->partial).substr(5));
       c->partial.clear();
     }
   }
@@ -219,10 +240,23 @@ int fill(agent_conn* c, int timeout_ms) {
         c->closed = true;
         return AGENT_ERR_PROTOCOL;
       }
-      c->frames.emplace_back(f.verb, std::string(f.body));
+      push_frame(c, f.verb, f.body);
     }
   }
   return AGENT_OK;
+}
+
+void push_frame(agent_conn* c, proto::Verb verb, std::string_view body) {
+  Received r;
+  r.verb = verb;
+  if (c->welcomed) {
+    agent_message* m = nullptr;
+    r.rc = decode_frame(verb, body, &m);
+    r.message.reset(m);
+  } else {
+    r.body.assign(body);
+  }
+  c->frames.push_back(std::move(r));
 }
 
 int map_error(proto::ErrorCode code) {
@@ -234,11 +268,6 @@ int map_error(proto::ErrorCode code) {
   }
 }
 
-void copy_name(char* dst, const std::string& s) {
-  size_t n = std::min(s.size(), static_cast<size_t>(AGENT_MAX_GROUP_NAME - 1));
-  std::memcpy(dst, s.data(), n);
-  dst[n] = '\0';
-}
 
 // One allocation holds the message, its name arrays and its payload.
 agent_message* make_message(size_t nnames, size_t nsets, size_t payload) {
@@ -247,8 +276,10 @@ agent_message* make_message(size_t nnames, size_t nsets, size_t payload) {
   sets_off = (sets_off + 7) & ~size_t{7};
   size_t data_off = sets_off + nsets * sizeof(size_t);
   size_t total = data_off + payload + 1;
-  char* block = static_cast<char*>(std::calloc(1, total));
+  char* block = static_cast<char*>(std::malloc(total));
   if (!block) return nullptr;
+  std::memset(block, 0, data_off);  // the payload is written by the caller
+  block[data_off + payload] = '\0';
   auto* m = reinterpret_cast<agent_message*>(block);
   m->groups = reinterpret_cast<char(*)[AGENT_MAX_GROUP_NAME]>(block + names_off);
   m->vs_set_sizes = reinterpret_cast<size_t*>(block + sets_off);
@@ -256,24 +287,43 @@ agent_message* make_message(size_t nnames, size_t nsets, size_t payload) {
   return m;
 }
 
-int decode_frame(proto::Verb verb, const std::string& body, agent_message** out) {
+void copy_name(char* dst, std::string_view s) {
+  size_t n = std::min(s.size(), static_cast<size_t>(AGENT_MAX_GROUP_NAME - 1));
+  std::memcpy(dst, s.data(), n);
+  dst[n] = '\0';
+}
+
+// A data frame straight into a message: the same checks as proto::decode_data, no copies but
+// the one into the message.
+int decode_data_message(std::string_view body, agent_message** out) {
+  agent::wire::Reader r(body);
+  uint32_t service = r.u32();
+  int16_t msg_type = r.i16();
+  std::string_view sender = r.str8();
+  size_t n = r.u16();
+  if (!r.ok() || n > proto::kMaxGroupsPerMessage || n > r.remaining()) return AGENT_ERR_PROTOCOL;
+  std::string_view groups[proto::kMaxGroupsPerMessage];
+  for (size_t i = 0; i < n; ++i) groups[i] = r.str8();
+  std::string_view payload = r.bytes32();
+  if (!r.done()) return AGENT_ERR_PROTOCOL;
+  agent_message* m = make_message(n, 0, payload.size());
+  if (!m) return AGENT_ERR_NOMEM;
+  m->kind = AGENT_MSG_DATA;
+  m->service = service;
+  copy_name(m->sender, sender);
+  m->msg_type = msg_type;
+  m->ngroups = n;
+  for (size_t i = 0; i < n; ++i) copy_name(m->groups[i], groups[i]);
+  std::memcpy(const_cast<void*>(m->data), payload.data(), payload.size());
+  m->len = payload.size();
+  *out = m;
+  return AGENT_OK;
+}
+
+int decode_frame(proto::Verb verb, std::string_view body, agent_message** out) {
   switch (verb) {
-    case proto::Verb::kData: {
-      auto d = proto::decode_data(body);
-      if (!d) return AGENT_ERR_PROTOCOL;
-      agent_message* m = make_message(d->groups.size(), 0, d->payload.size());
-      if (!m) return AGENT_ERR_NOMEM;
-      m->kind = AGENT_MSG_DATA;
-      m->service = d->service;
-      copy_name(m->sender, d->sender);
-      m->msg_type = d->msg_type;
-      m->ngroups = d->groups.size();
-      for (size_t i = 0; i < d->groups.size(); ++i) copy_name(m->groups[i], d->groups[i]);
-      std::memcpy(const_cast<void*>(m->data), d->payload.data(), d->payload.size());
-      m->len = d->payload.size();
-      *out = m;
-      return AGENT_OK;
-    }
+    case proto::Verb::kData:
+      return decode_data_message(body, out);
     case proto::Verb::kMembership: {
       auto d = proto::decode_membership(body);
       if (!d) return AGENT_ERR_PROTOCOL;
@@ -362,8 +412,10 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
   if (rc == AGENT_OK) rc = fill(c, remaining_ms(deadline, timeout_ms));
   if (rc == AGENT_ERR_TIMEOUT) rc = AGENT_ERR_CONNECT;
   if (rc == AGENT_OK) {
-    auto [verb, body] = std::move(c->frames.front());
+    Received first = std::move(c->frames.front());
     c->frames.pop_front();
+    proto::Verb verb = first.verb;
+    const std::string& body = first.body;
     if (verb == proto::Verb::kWelcome) {
       auto w = proto::decode_welcome(body);
       if (!w) {
@@ -373,6 +425,14 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
         c->daemon = w->daemon;
         c->max_message = w->max_message_bytes;
         c->reader = proto::FrameReader(w->max_message_bytes + proto::kFrameOverheadBytes);
+        // Frames read together with the welcome wait undecoded: decode them now.
+        for (auto& f : c->frames) {
+          agent_message* m = nullptr;
+          f.rc = decode_frame(f.verb, f.body, &m);
+          f.message.reset(m);
+          f.body.clear();
+        }
+        c->welcomed = true;
       }
     } else if (verb == proto::Verb::kError) {
       auto e = proto::decode_error(body);
@@ -456,9 +516,10 @@ int agent_receive(agent_conn* c, agent_message** out, int timeout_ms) {
   std::lock_guard<std::mutex> lock(c->recv_mu);
   int rc = fill(c, timeout_ms);
   if (rc != AGENT_OK) return rc;
-  auto [verb, body] = std::move(c->frames.front());
+  Received r = std::move(c->frames.front());
   c->frames.pop_front();
-  return decode_frame(verb, body, out);
+  *out = r.message.release();
+  return r.rc;
 }
 
 void agent_message_free(agent_message* m) { std::free(m); }

@@ -205,6 +205,7 @@ class Ring {
   void start_gather(Time now, const char* why, bool send = true);
   void handle_join(NodeId from, const ringwire::Join& j, Time now);
   void send_join(Time now);
+  void give_up_on(NodeId from, Time now);
   void check_consensus(Time now);
   void handle_commit(NodeId from, const ringwire::Commit& c, Time now);
   void send_commit(Time now);

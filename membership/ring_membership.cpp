@@ -93,11 +93,7 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
     }
     // Those it was in a ring with stay wanted (this daemon may not have installed that ring).
     proc_.insert(j.proc.begin(), j.proc.end());
-    fail_.insert(from);
-    consensus_ = {self_};
-    consensus_deadline_ = now + cfg_.consensus_timeout_us;
-    send_join(now);
-    check_consensus(now);
+    give_up_on(from, now);
     return;
   }
   // A join from an older round (it has not seen the newest ring this daemon knows) still tells
@@ -127,13 +123,7 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
   if (fail_.count(from)) return;  // given up on this round; answering would ping-pong
   if (jf.count(self_)) {
     // It has given up on this daemon: the two cannot be in one ring this round.
-    // Those it was in a ring with stay wanted (this daemon may not have installed that ring).
-    proc_.insert(j.proc.begin(), j.proc.end());
-    fail_.insert(from);
-    consensus_ = {self_};
-    consensus_deadline_ = now + cfg_.consensus_timeout_us;
-    send_join(now);
-    check_consensus(now);
+    give_up_on(from, now);
     return;
   }
   if (jp == proc_ && jf == fail_) {
@@ -155,6 +145,15 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
   consensus_.clear();
   if (jp == proc_ && jf == fail_) consensus_.insert(from);  // it already holds the merged view
   // New sets: everyone gets a full consensus timeout to agree on them.
+  consensus_deadline_ = now + cfg_.consensus_timeout_us;
+  send_join(now);
+  check_consensus(now);
+}
+
+// Gives up on `from` for this round: agreement starts over among the rest.
+void Ring::give_up_on(NodeId from, Time now) {
+  fail_.insert(from);
+  consensus_ = {self_};
   consensus_deadline_ = now + cfg_.consensus_timeout_us;
   send_join(now);
   check_consensus(now);

@@ -59,7 +59,7 @@ struct agent_conn {
   bool closed = false;
   bool no_read_ahead = false;  // AGENT_NO_READ_AHEAD
   std::string partial;         // no_read_ahead: the bytes of the frame being read
-  std::string out;  // send scratch, under send_mu
+  std::string out;  // frames not yet written (AGENT_MORE), under send_mu
 };
 
 namespace {
@@ -377,6 +377,15 @@ int send_frame(agent_conn* c, std::string& frame) {
   return rc;
 }
 
+// Writes the frames c->out holds (under send_mu).
+int flush_out(agent_conn* c) {
+  if (c->out.empty()) return c->closed ? AGENT_ERR_CLOSED : AGENT_OK;
+  int rc = send_frame(c, c->out);
+  c->out.clear();
+  if (c->out.capacity() > 4 * AGENT_SEND_BUFFER) c->out.shrink_to_fit();
+  return rc;
+}
+
 }  // namespace
 
 extern "C" {
@@ -454,9 +463,8 @@ void agent_disconnect(agent_conn* c) {
   if (!c) return;
   if (!c->closed) {
     std::lock_guard<std::mutex> lock(c->send_mu);
-    std::string frame;
-    proto::encode_bye(frame);
-    write_all(c->fd, frame);
+    proto::encode_bye(c->out);  // after whatever AGENT_MORE sends still hold
+    write_all(c->fd, c->out);
   }
   ::close(c->fd);
   delete c;
@@ -470,12 +478,11 @@ static int group_request(agent_conn* c, const char* group, bool join) {
   if (!c || !group) return AGENT_ERR_INVALID;
   if (!names::valid_group(group)) return AGENT_ERR_ILLEGAL_GROUP;
   std::lock_guard<std::mutex> lock(c->send_mu);
-  c->out.clear();
   if (join)
     proto::encode_join(c->out, group);
   else
     proto::encode_leave(c->out, group);
-  return send_frame(c, c->out);
+  return flush_out(c);
 }
 
 int agent_join(agent_conn* c, const char* group) { return group_request(c, group, true); }
@@ -485,6 +492,8 @@ int agent_multicast_groups(agent_conn* c, uint32_t service, const char* const* g
                            size_t ngroups, int16_t msg_type, const void* data, size_t len) {
   if (!c || !groups || (!data && len > 0)) return AGENT_ERR_INVALID;
   if (ngroups == 0 || ngroups > proto::kMaxGroupsPerMessage) return AGENT_ERR_INVALID;
+  const bool more = (service & AGENT_MORE) != 0;
+  service &= ~AGENT_MORE;
   if (!proto::service::valid_multicast(service)) return AGENT_ERR_ILLEGAL_SERVICE;
   if (len > c->max_message) return AGENT_ERR_TOO_LARGE;
   std::string_view views[proto::kMaxGroupsPerMessage];
@@ -493,10 +502,22 @@ int agent_multicast_groups(agent_conn* c, uint32_t service, const char* const* g
     views[i] = groups[i];
   }
   std::lock_guard<std::mutex> lock(c->send_mu);
-  c->out.clear();
+  if (c->closed) return AGENT_ERR_CLOSED;
+  // A held buffer that this message would push past the limit goes out first.
+  if (!c->out.empty() && c->out.size() + len + 64 * (ngroups + 1) > AGENT_SEND_BUFFER) {
+    int rc = flush_out(c);
+    if (rc != AGENT_OK) return rc;
+  }
   proto::encode_multicast(c->out, service, msg_type, views, ngroups,
                           std::string_view(static_cast<const char*>(data), len));
-  return send_frame(c, c->out);
+  if (more && c->out.size() < AGENT_SEND_BUFFER) return AGENT_OK;
+  return flush_out(c);
+}
+
+int agent_flush(agent_conn* c) {
+  if (!c) return AGENT_ERR_INVALID;
+  std::lock_guard<std::mutex> lock(c->send_mu);
+  return flush_out(c);
 }
 
 int agent_multicast(agent_conn* c, uint32_t service, const char* group, int16_t msg_type,

@@ -31,6 +31,14 @@ extern "C" {
 #define AGENT_AGREED 0x00000010u
 #define AGENT_SAFE 0x00000020u
 #define AGENT_SELF_DISCARD 0x00000040u
+/* Send-side only, never delivered: more messages follow at once. The library may keep this
+ * message in its send buffer (up to AGENT_SEND_BUFFER bytes) and write it together with the
+ * next ones, in one system call, when a send without AGENT_MORE, agent_join, agent_leave,
+ * agent_flush or agent_disconnect comes, or when the buffer is full. Like MSG_MORE of send(2):
+ * a sender that stops after an AGENT_MORE send must call agent_flush. A failed write of held
+ * messages is reported by the call that writes them (AGENT_ERR_CLOSED). */
+#define AGENT_MORE 0x80000000u
+#define AGENT_SEND_BUFFER 65536
 /* Bits of a membership message's service. */
 #define AGENT_CAUSED_BY_JOIN 0x00000100u
 #define AGENT_CAUSED_BY_LEAVE 0x00000200u
@@ -116,6 +124,8 @@ int agent_multicast(agent_conn *c, uint32_t service, const char *group, int16_t 
                     const void *data, size_t len);
 int agent_multicast_groups(agent_conn *c, uint32_t service, const char *const *groups,
                            size_t ngroups, int16_t msg_type, const void *data, size_t len);
+/* Writes the messages that AGENT_MORE sends hold in the library; AGENT_OK when none are held. */
+int agent_flush(agent_conn *c);
 /* private_group is "#name#daemon" (as in agent_message.sender). */
 int agent_send_private(agent_conn *c, uint32_t service, const char *private_group,
                        int16_t msg_type, const void *data, size_t len);

@@ -157,6 +157,63 @@ TEST_CASE("a message to several groups is delivered once to a member of all of t
   CHECK(payload(*m2) == "two");  // not a second copy of "one"
 }
 
+TEST_CASE("AGENT_MORE holds messages until a flush, a plain send, a join or a full buffer",
+          "[agentd][libagent]") {
+  Daemon d;
+  auto r = connect(d.socket_path(), "recv");
+  auto s = connect(d.socket_path(), "sender");
+  REQUIRE(agent_join(r.get(), "g") == AGENT_OK);
+  REQUIRE(receive_until(r.get(), membership_of("g", AGENT_CAUSED_BY_JOIN)));
+  auto data_payload = [&](int timeout_ms) -> std::string {
+    auto m = receive(r.get(), timeout_ms);
+    return m && m->kind == AGENT_MSG_DATA ? payload(*m) : std::string("<none>");
+  };
+  // Held: nothing reaches the daemon until agent_flush.
+  REQUIRE(agent_multicast(s.get(), AGENT_AGREED | AGENT_MORE, "g", 0, "a", 1) == AGENT_OK);
+  REQUIRE(agent_multicast(s.get(), AGENT_FIFO | AGENT_MORE, "g", 0, "b", 1) == AGENT_OK);
+  CHECK(data_payload(300) == "<none>");
+  REQUIRE(agent_flush(s.get()) == AGENT_OK);
+  CHECK(data_payload(5000) == "a");
+  auto b = receive(r.get());
+  REQUIRE(b);
+  CHECK(payload(*b) == "b");
+  CHECK(b->service == AGENT_FIFO);  // the flag is the library's: it never reaches the wire
+  CHECK(agent_flush(s.get()) == AGENT_OK);  // nothing held: nothing to do
+
+  // A send without the flag takes the held ones along, in order.
+  REQUIRE(agent_multicast(s.get(), AGENT_AGREED | AGENT_MORE, "g", 0, "c", 1) == AGENT_OK);
+  REQUIRE(agent_multicast(s.get(), AGENT_AGREED, "g", 0, "d", 1) == AGENT_OK);
+  CHECK(data_payload(5000) == "c");
+  CHECK(data_payload(5000) == "d");
+
+  // A join is written after what is held: the message is ordered before the join.
+  REQUIRE(agent_multicast(s.get(), AGENT_AGREED | AGENT_MORE, "g", 0, "e", 1) == AGENT_OK);
+  REQUIRE(agent_join(s.get(), "g") == AGENT_OK);
+  CHECK(data_payload(5000) == "e");
+  CHECK(receive_until(r.get(), membership_of("g", AGENT_CAUSED_BY_JOIN)));
+
+  // A full buffer is written without a flush.
+  std::string big(1000, 'x');
+  const int n = AGENT_SEND_BUFFER / 1000 + 2;
+  for (int i = 0; i < n; ++i)
+    REQUIRE(agent_multicast(s.get(), AGENT_AGREED | AGENT_MORE, "g", 0, big.data(), big.size()) ==
+            AGENT_OK);
+  int got = 0;
+  while (got < n && receive_until(r.get(), is_data, 1000)) ++got;
+  CHECK(got > 0);
+  CHECK(got < n);  // the last ones are still held
+  REQUIRE(agent_flush(s.get()) == AGENT_OK);
+  while (got < n && receive_until(r.get(), is_data, 5000)) ++got;
+  CHECK(got == n);
+
+  // agent_disconnect writes what is held before its goodbye.
+  REQUIRE(agent_multicast(s.get(), AGENT_AGREED | AGENT_MORE, "g", 0, "last", 4) == AGENT_OK);
+  s.reset();
+  auto last = receive_until(r.get(), is_data);
+  REQUIRE(last);
+  CHECK(payload(*last) == "last");
+}
+
 TEST_CASE("private messages reach only their addressee, in order with group messages",
           "[agentd]") {
   Daemon d;

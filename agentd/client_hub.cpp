@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "agentd/log.h"
+#include "groups/event_codec.h"
 #include "transport/names.h"
 
 namespace agent::daemon {
@@ -106,7 +107,7 @@ void ClientHub::forget(ConnId id, bool close) {
     ev.kind = groups::EventKind::kDisconnect;
     ev.member = std::move(member);
     ++depth_;
-    submit_(std::move(ev));
+    submit_event(ev);
     --depth_;
   }
 }
@@ -176,7 +177,7 @@ void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
       ev.kind = join ? groups::EventKind::kJoin : groups::EventKind::kLeave;
       ev.member = s.private_group;
       ev.group = std::move(m->group);
-      submit_(std::move(ev));
+      submit_event(ev);
       return;
     }
     case Verb::kMulticast:
@@ -238,7 +239,7 @@ void ClientHub::handle_hello(ConnId id, Session& s, std::string_view body) {
 }
 
 void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
-  auto m = proto::decode_multicast(body);
+  auto m = proto::decode_multicast_view(body);
   if (!m) {
     ++stats_.bad_frames;
     send_error(id, ErrorCode::kMalformedFrame, "", "multicast frame does not decode");
@@ -250,14 +251,15 @@ void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
                "AGREED, SAFE, optionally with SELF_DISCARD");
     return;
   }
-  if (m->groups.empty() || m->groups.size() > proto::kMaxGroupsPerMessage) {
+  if (m->ngroups == 0) {
     send_error(id, ErrorCode::kTooManyGroups, "",
                "a multicast names 1.." + std::to_string(proto::kMaxGroupsPerMessage) + " groups");
     return;
   }
-  for (auto& g : m->groups) {
+  for (size_t i = 0; i < m->ngroups; ++i) {
+    std::string_view g = m->groups[i];
     if (!names::valid_destination(g)) {
-      send_error(id, ErrorCode::kIllegalGroup, g, names::explain_group(g));
+      send_error(id, ErrorCode::kIllegalGroup, std::string(g), names::explain_group(g));
       return;
     }
   }
@@ -267,20 +269,36 @@ void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
                    std::to_string(cfg_.max_message_bytes));
     return;
   }
-  groups::Event ev;
-  ev.kind = groups::EventKind::kData;
-  ev.member = s.private_group;
-  ev.service = m->service;
-  ev.msg_type = m->msg_type;
-  ev.groups = std::move(m->groups);
-  ev.payload = std::move(m->payload);
-  submit_(std::move(ev));
+  // Straight from the frame to the ring's encoding: the payload is copied once.
+  std::string bytes;
+  bytes.reserve(m->payload.size() + 64 * (m->ngroups + 1));
+  groups::encode_data_event(bytes, s.private_group, m->service, m->msg_type, m->groups,
+                            m->ngroups, m->payload);
+  submit_(m->service, std::move(bytes));
+}
+
+void ClientHub::submit_event(const groups::Event& ev) {
+  std::string bytes;
+  groups::encode_event(bytes, ev);
+  submit_(ev.kind == groups::EventKind::kData ? ev.service : proto::service::kAgreed,
+          std::move(bytes));
 }
 
 void ClientHub::deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId origin) {
   deliveries_.clear();
   state_.apply(seq, origin, ev, deliveries_);
   route();
+}
+
+bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::DaemonId origin) {
+  // During a state exchange the group layer keeps events for later: those need their payload.
+  std::string_view payload;
+  auto ev = groups::decode_event(bytes, state_.exchanging() ? nullptr : &payload);
+  if (!ev) return false;
+  deliveries_.clear();
+  state_.apply(seq, origin, *ev, deliveries_);
+  route(&*ev, payload);
+  return true;
 }
 
 void ClientHub::on_transitional(uint64_t ordinal, const std::vector<groups::DaemonId>& daemons,
@@ -298,13 +316,14 @@ groups::Event ClientHub::on_regular(uint64_t seq, uint64_t config,
   return state;
 }
 
-void ClientHub::route() {
+void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
   ++depth_;  // slow clients found while routing are dropped after the whole batch
   for (auto& d : deliveries_) {
     frame_.clear();
     if (d.data) {
       const auto& e = *d.data;
-      proto::encode(frame_, proto::Data{e.service, e.msg_type, e.member, e.groups, e.payload});
+      proto::encode_data(frame_, e.service, e.msg_type, e.member, e.groups,
+                         d.data == viewed ? payload : std::string_view(e.payload));
       stats_.messages_delivered += d.recipients.size();
     } else {
       if (d.membership.service == proto::service::kCausedByDisconnect) {

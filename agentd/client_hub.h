@@ -43,9 +43,10 @@ struct HubStats {
 
 class ClientHub {
  public:
-  // submit: hands an event to the ordering layer, which calls deliver() once it is ordered
-  // (possibly before submit returns).
-  using Submit = std::function<void(groups::Event&&)>;
+  // submit: hands an encoded event (groups/event_codec.h) and the service to order it with to
+  // the ordering layer, which calls deliver_bytes() once it is ordered (possibly before submit
+  // returns).
+  using Submit = std::function<void(uint32_t service, std::string&& event)>;
   ClientHub(const Config& cfg, ClientIo& io, Submit submit);
 
   // False when the connection is refused (too many clients); the hub has then closed it.
@@ -58,6 +59,10 @@ class ClientHub {
   // An event at position seq of the total order, submitted by daemon origin: apply it and
   // route the deliveries.
   void deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId origin = 0);
+  // The same for an encoded event (what submit was given); a data event's payload goes from
+  // these bytes to the clients' frames without an intermediate copy. False when the bytes do
+  // not decode (nothing is delivered).
+  bool deliver_bytes(uint64_t seq, std::string_view event, groups::DaemonId origin = 0);
   // Configuration changes from the ring (see groups::GroupState). The regular one returns the
   // state event to submit for the exchange.
   void on_transitional(uint64_t ordinal, const std::vector<groups::DaemonId>& daemons,
@@ -95,7 +100,10 @@ class ClientHub {
   void process_drops();
   void send_to(const std::string& member, std::string_view bytes, bool membership);
   std::string generate_name();
-  void route();  // sends deliveries_ to the local clients
+  // Sends deliveries_ to the local clients. A data delivery of event `viewed` takes its payload
+  // from `payload` (the event was decoded without copying it).
+  void route(const groups::Event* viewed = nullptr, std::string_view payload = {});
+  void submit_event(const groups::Event& ev);
 
   const Config& cfg_;
   ClientIo& io_;

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <limits>
@@ -41,67 +42,132 @@ Time now_us() {
                                .count());
 }
 
-// Carries out the hub's writes on the broker's connections. Writes are collected and flushed
-// once per handled event, so one batch of deliveries costs one send per client.
+// Carries out the hub's writes on the broker's connections. Writes are collected per
+// connection and flushed once per handled event: a connection whose CAF write buffer is empty
+// gets the batch with one send() straight to its socket (no copy into CAF's buffer, no
+// write-event registration); whatever the socket does not take, and every batch while CAF still
+// holds bytes for the connection, goes through CAF's buffer, so the byte order never changes.
+// The broker runs in the multiplexer's thread, the same one that writes CAF's buffers.
 class BrokerIo final : public ClientIo {
  public:
   explicit BrokerIo(caf::io::broker* self) : self_(self) {}
 
   ConnId add(connection_handle h) {
     ConnId id = static_cast<ConnId>(h.id());
-    handles_.emplace(id, h);
+    conns_[id].handle = h;
     return id;
   }
-  void remove(ConnId id) { handles_.erase(id); }
+  void remove(ConnId id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    drop_dirty(id);
+    conns_.erase(it);
+  }
 
   void send(ConnId id, std::string_view bytes) override {
-    auto it = handles_.find(id);
-    if (it == handles_.end()) return;
-    auto& buf = self_->wr_buf(it->second);
-    if (buf.empty()) dirty_.push_back(it->second);
-    buf.insert(buf.end(), bytes.begin(), bytes.end());
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    Conn& c = it->second;
+    if (c.batch.empty()) dirty_.push_back(id);
+    c.batch.append(bytes.data(), bytes.size());
   }
   void close(ConnId id) override {
-    auto it = handles_.find(id);
-    if (it == handles_.end()) return;
-    self_->flush(it->second);
-    self_->close(it->second);
-    handles_.erase(it);
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    to_caf(it->second);
+    drop_dirty(id);
+    self_->flush(it->second.handle);
+    self_->close(it->second.handle);
+    conns_.erase(it);
   }
   void abort(ConnId id) override {
-    auto it = handles_.find(id);
-    if (it == handles_.end()) return;
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    connection_handle h = it->second.handle;
+    to_caf(it->second);
+    drop_dirty(id);
     // CAF 0.17 names a connection by its socket. Stop reading it (a Unix client blocked in
     // a write gets EPIPE instead of waiting for us), let the queue and the error go out, and
     // cut the connection for good if it is still open after the grace period.
-    int fd = static_cast<int>(it->second.id());
+    int fd = static_cast<int>(h.id());
     struct stat sb;
     if (::fstat(fd, &sb) == 0 && S_ISSOCK(sb.st_mode)) ::shutdown(fd, SHUT_RD);
-    self_->flush(it->second);
-    self_->close(it->second);
+    self_->flush(h);
+    self_->close(h);
     caf::delayed_anon_send(caf::actor_cast<caf::actor>(self_), std::chrono::seconds(2), abort_atom::value,
-                           it->second);
-    handles_.erase(it);
+                           h);
+    conns_.erase(it);
+  }
+  // CAF wrote some of its buffer: `remaining` bytes of it are left (data_transferred_msg).
+  void on_transferred(ConnId id, uint64_t remaining) {
+    auto it = conns_.find(id);
+    if (it != conns_.end()) it->second.in_caf = remaining;
+  }
+  // Sends every connection's batch; sent(id, bytes still queued in user space) follows each.
+  template <class Sent>
+  void flush(Sent&& sent) {
+    for (ConnId id : dirty_) {
+      auto it = conns_.find(id);
+      if (it == conns_.end()) continue;
+      Conn& c = it->second;
+      size_t sent_bytes = 0;
+      if (c.in_caf == 0) {
+        ssize_t n = ::send(static_cast<int>(id), c.batch.data(), c.batch.size(),
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+        // On EAGAIN or a failure the rest goes to CAF, which reports the failure.
+        if (n > 0) sent_bytes = static_cast<size_t>(n);
+      }
+      if (sent_bytes < c.batch.size()) {
+        to_caf(c, sent_bytes);
+        self_->flush(c.handle);
+      } else {
+        clear_batch(c);
+      }
+      sent(id, c.in_caf);
+    }
+    dirty_.clear();
   }
   void flush() {
-    for (auto& h : dirty_)
-      if (self_->valid(h)) self_->flush(h);
-    dirty_.clear();
+    flush([](ConnId, uint64_t) {});
   }
   // Stops or resumes reading from every client (back-pressure from the ring).
   void set_reading(bool on) {
-    for (auto& [id, h] : handles_) {
+    for (auto& [id, c] : conns_) {
       if (on)
-        self_->trigger(h);
+        self_->trigger(c.handle);
       else
-        self_->halt(h);
+        self_->halt(c.handle);
     }
   }
 
  private:
+  struct Conn {
+    connection_handle handle;
+    std::string batch;   // this event's bytes, not yet handed on
+    uint64_t in_caf = 0;  // bytes in CAF's buffers for the connection
+  };
+  // Moves the batch from byte `from` on into CAF's buffer.
+  void to_caf(Conn& c, size_t from = 0) {
+    if (from < c.batch.size()) {
+      auto& buf = self_->wr_buf(c.handle);
+      buf.insert(buf.end(), c.batch.begin() + static_cast<ptrdiff_t>(from), c.batch.end());
+      c.in_caf += c.batch.size() - from;
+    }
+    clear_batch(c);
+  }
+  void clear_batch(Conn& c) {
+    c.batch.clear();
+    // A huge batch's memory is not kept for ever.
+    if (c.batch.capacity() > kKeptBatchBytes) std::string().swap(c.batch);
+  }
+  void drop_dirty(ConnId id) {
+    dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), id), dirty_.end());
+  }
+  static constexpr size_t kKeptBatchBytes = 1 << 20;
+
   caf::io::broker* self_;
-  std::unordered_map<ConnId, connection_handle> handles_;
-  std::vector<connection_handle> dirty_;
+  std::unordered_map<ConnId, Conn> conns_;
+  std::vector<ConnId> dirty_;
 };
 
 membership::RingConfig ring_config(const Config& cfg) {
@@ -139,7 +205,7 @@ struct DaemonState {
         cfg(std::move(c)),
         io(s),
         ring(cfg.ring.id, ring_config(cfg), now_us()),
-        hub(cfg, io, [this](groups::Event&& ev) { submit(std::move(ev)); }) {
+        hub(cfg, io, [this](uint32_t service, std::string&& ev) { submit(service, std::move(ev)); }) {
   }
 
   // Opens the ring's UDP socket and resolves the peers; "" on success.
@@ -164,11 +230,9 @@ struct DaemonState {
     return {};
   }
 
-  void submit(groups::Event&& ev) {
-    std::string bytes;
-    groups::encode_event(bytes, ev);
-    uint32_t service = ev.kind == groups::EventKind::kData ? ev.service : kAgreed;
-    if (!backlog.empty() || !ring.submit(service, bytes, now_us())) {
+  void submit(uint32_t service, std::string&& bytes) {
+    // ring.submit takes the bytes over only when it accepts them.
+    if (!backlog.empty() || !ring.submit(service, std::move(bytes), now_us())) {
       // The ring's queue is full: hold this one and stop reading clients until it drains.
       backlog.emplace_back(service, std::move(bytes));
       if (!throttled) {
@@ -201,19 +265,21 @@ struct DaemonState {
           on_configuration(d);
           continue;
         }
-        auto ev = groups::decode_event(d.payload);
-        if (!ev) {
+        if (!hub.deliver_bytes(d.ordinal, d.payload, d.origin)) {
           ++bad_events;
           AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
                                                                                    << "; skipped");
-          continue;
         }
-        hub.deliver(d.ordinal, *ev, d.origin);
       }
     }
-    io.flush();
+    flush_clients();
     draining = false;
     arm_timer();
+  }
+
+  // Sends the clients' batches; the hub learns what each still has queued.
+  void flush_clients() {
+    io.flush([this](ConnId id, uint64_t queued) { hub.on_sent(id, queued); });
   }
 
   void on_configuration(const membership::Delivered& d) {
@@ -237,7 +303,7 @@ struct DaemonState {
 
   void retry_backlog() {
     while (!backlog.empty() &&
-           ring.submit(backlog.front().first, backlog.front().second, now_us()))
+           ring.submit(backlog.front().first, std::move(backlog.front().second), now_us()))
       backlog.pop_front();
     if (backlog.empty() && throttled) {
       throttled = false;
@@ -276,6 +342,9 @@ struct DaemonState {
       });
       if (n == 0) break;
       drain();
+      // A short batch emptied the socket; the multiplexer (level-triggered) calls again if
+      // more arrives. Saves a read that would find nothing.
+      if (n < transport::UdpSocket::kBatch) return;
     }
     drain();
   }
@@ -299,6 +368,18 @@ struct DaemonState {
   }
 
   void shutdown() {
+    const auto& rs = ring.stats();
+    const auto& hs = hub.stats();
+    AGENT_LOG(kInfo, "totals: ring packets sent " << rs.packets_sent << ", retransmitted "
+                         << rs.packets_retransmitted << ", duplicates " << rs.duplicate_packets
+                         << "; tokens " << rs.tokens_received << ", retransmitted "
+                         << rs.tokens_retransmitted << ", held " << rs.held_tokens
+                         << "; configuration changes " << rs.gathers << "; messages ordered "
+                         << rs.messages_delivered << ", handed to clients "
+                         << hs.messages_delivered << "; bad datagrams "
+                         << bad_datagrams + rs.bad_packets << ", bad client frames "
+                         << hs.bad_frames << ", slow clients dropped "
+                         << hs.slow_clients_dropped);
     hub.shutdown();
     io.flush();
     // Leave the ring: the others reform without this daemon at once.
@@ -350,13 +431,14 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
           self->ack_writes(m.handle, true);
           if (st->throttled) self->halt(m.handle);
         }
-        st->io.flush();
+        st->flush_clients();
       },
       [=](const caf::io::new_data_msg& m) {
         st->hub.on_bytes(static_cast<ConnId>(m.handle.id()), m.buf.data(), m.buf.size());
         st->drain();
       },
       [=](const caf::io::data_transferred_msg& m) {
+        st->io.on_transferred(static_cast<ConnId>(m.handle.id()), m.remaining);
         st->hub.on_sent(static_cast<ConnId>(m.handle.id()), m.remaining);
       },
       [=](const caf::io::connection_closed_msg& m) {

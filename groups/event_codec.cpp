@@ -36,7 +36,21 @@ void encode_event(std::string& out, const Event& ev) {
   }
 }
 
-std::optional<Event> decode_event(std::string_view bytes) {
+void encode_data_event(std::string& out, std::string_view member, uint32_t service,
+                       int16_t msg_type, const std::string_view* groups, size_t ngroups,
+                       std::string_view payload) {
+  wire::Writer w(out);
+  w.u8(kEventCodecVersion);
+  w.u8(static_cast<uint8_t>(EventKind::kData));
+  w.str8(member);
+  w.u32(service);
+  w.i16(msg_type);
+  w.u16(static_cast<uint16_t>(ngroups));
+  for (size_t i = 0; i < ngroups; ++i) w.str8(groups[i]);
+  w.bytes32(payload);
+}
+
+std::optional<Event> decode_event(std::string_view bytes, std::string_view* payload) {
   wire::Reader r(bytes);
   if (r.u8() != kEventCodecVersion) return std::nullopt;
   Event ev;
@@ -56,8 +70,12 @@ std::optional<Event> decode_event(std::string_view bytes) {
       ev.msg_type = r.i16();
       size_t n = r.u16();
       if (n > proto::kMaxGroupsPerMessage) return std::nullopt;
+      ev.groups.reserve(n);
       for (size_t i = 0; i < n && r.ok(); ++i) ev.groups.emplace_back(r.str8());
-      ev.payload = std::string(r.bytes32());
+      if (payload)
+        *payload = r.bytes32();
+      else
+        ev.payload = std::string(r.bytes32());
       break;
     }
     case EventKind::kState: {

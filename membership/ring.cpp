@@ -67,9 +67,15 @@ Actions Ring::take_actions() {
 bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
   if (payload.size() > cfg_.max_message_bytes) return false;
   if (pending_bytes_ + payload.size() > cfg_.max_pending_bytes) return false;
+  return submit(service, std::string(payload), now);
+}
+
+bool Ring::submit(uint32_t service, std::string&& payload, Time now) {
+  if (payload.size() > cfg_.max_message_bytes) return false;
+  if (pending_bytes_ + payload.size() > cfg_.max_pending_bytes) return false;
   bool was_empty = pending_.empty();
-  pending_.push_back(Pending{service, std::string(payload), 0});
   pending_bytes_ += payload.size();
+  pending_.push_back(Pending{service, std::move(payload), 0});
   if (state_ != RingState::kOperational) return true;  // sent once a ring is installed
   if (holding_) {
     visit(now);  // the idle holder sends at once
@@ -262,7 +268,7 @@ void Ring::visit(Time now) {
   stats_.packets_sent += fresh.size();
   high_seq_ = std::max(high_seq_, t.seq);
   size_t after = std::min<size_t>(cfg_.accelerated_window, fresh.size());
-  for (size_t i = 0; i + after < fresh.size(); ++i) broadcast(fresh[i]);
+  for (size_t i = 0; i + after < fresh.size(); ++i) broadcast(std::move(fresh[i]));
   // 3. This member's aru and its own requests.
   advance_aru();
   bool all_done = true;
@@ -296,10 +302,11 @@ void Ring::visit(Time now) {
     pass_token(now);
   }
   // Accelerated Ring: the rest of this visit's packets go out after the token.
-  for (size_t i = fresh.size() - after; i < fresh.size(); ++i) broadcast(fresh[i]);
+  for (size_t i = fresh.size() - after; i < fresh.size(); ++i) broadcast(std::move(fresh[i]));
 }
 
 void Ring::build_packet(uint64_t seq, std::string& pkt) {
+  pkt.reserve(cfg_.max_packet_bytes);
   rw::encode_header(pkt, rw::Header{rw::Type::kData, ring_id_, self_});
   rw::begin_data(pkt, seq, tok_.hop);
   bool has_safe = false;

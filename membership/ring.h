@@ -133,6 +133,8 @@ class Ring {
   // Queues a client message (any size up to max_message_bytes) for multicast. False when the
   // pending queue is full (back-pressure: try again after deliveries) or the message too large.
   bool submit(uint32_t service, std::string_view payload, Time now);
+  // The same, taking the bytes over when it returns true (left untouched when false).
+  bool submit(uint32_t service, std::string&& payload, Time now);
   // A packet from another daemon (bytes as received; undecodable ones are counted and dropped).
   void on_packet(NodeId from, std::string_view bytes, Time now);
   // Call when now >= next_timeout().
@@ -197,6 +199,7 @@ class Ring {
   void discard_stable();
   void emit(NodeId origin, uint32_t service, std::string payload, uint64_t seq, uint64_t ring_id);
   void broadcast(const std::string& bytes) { actions_.sends.push_back({kBroadcast, bytes}); }
+  void broadcast(std::string&& bytes) { actions_.sends.push_back({kBroadcast, std::move(bytes)}); }
   NodeId successor() const;
   uint64_t min_aru(const Token& t) const;
 

@@ -108,13 +108,17 @@ void encode(std::string& out, const Welcome& m) {
   finish(out, s);
 }
 void encode(std::string& out, const Data& m) {
+  encode_data(out, m.service, m.msg_type, m.sender, m.groups, m.payload);
+}
+void encode_data(std::string& out, uint32_t service, int16_t msg_type, std::string_view sender,
+                 const std::vector<std::string>& groups, std::string_view payload) {
   size_t s = begin(out, Verb::kData);
   wire::Writer w(out);
-  w.u32(m.service);
-  w.i16(m.msg_type);
-  w.str8(m.sender);
-  put_names(w, m.groups);
-  w.bytes32(m.payload);
+  w.u32(service);
+  w.i16(msg_type);
+  w.str8(sender);
+  put_names(w, groups);
+  w.bytes32(payload);
   finish(out, s);
 }
 void encode(std::string& out, const Membership& m) {
@@ -189,6 +193,19 @@ std::optional<Multicast> decode_multicast(std::string_view body) {
   m.msg_type = r.i16();
   if (!get_names(r, m.groups, kMaxGroupsPerMessage)) return std::nullopt;
   m.payload = std::string(r.bytes32());
+  if (!r.done()) return std::nullopt;
+  return m;
+}
+std::optional<MulticastView> decode_multicast_view(std::string_view body) {
+  wire::Reader r(body);
+  MulticastView m;
+  m.service = r.u32();
+  m.msg_type = r.i16();
+  size_t n = r.u16();
+  if (!r.ok() || n > kMaxGroupsPerMessage) return std::nullopt;
+  for (size_t i = 0; i < n; ++i) m.groups[i] = r.str8();
+  m.ngroups = n;
+  m.payload = r.bytes32();
   if (!r.done()) return std::nullopt;
   return m;
 }

@@ -143,6 +143,9 @@ void encode_multicast(std::string& out, uint32_t service, int16_t msg_type,
 void encode_bye(std::string& out);
 void encode(std::string& out, const Welcome& m);
 void encode(std::string& out, const Data& m);
+// The same frame from its parts (no Data to build: the delivery path's encoder).
+void encode_data(std::string& out, uint32_t service, int16_t msg_type, std::string_view sender,
+                 const std::vector<std::string>& groups, std::string_view payload);
 void encode(std::string& out, const Membership& m);
 void encode(std::string& out, const Error& m);
 
@@ -172,6 +175,15 @@ class FrameReader {
 std::optional<Hello> decode_hello(std::string_view body);
 std::optional<GroupRequest> decode_group_request(std::string_view body);
 std::optional<Multicast> decode_multicast(std::string_view body);
+// A multicast's parts as views into the frame body (valid as long as it): nothing is copied.
+struct MulticastView {
+  uint32_t service = 0;
+  int16_t msg_type = 0;
+  std::string_view groups[kMaxGroupsPerMessage];
+  size_t ngroups = 0;
+  std::string_view payload;
+};
+std::optional<MulticastView> decode_multicast_view(std::string_view body);
 std::optional<Welcome> decode_welcome(std::string_view body);
 std::optional<Data> decode_data(std::string_view body);
 std::optional<Membership> decode_membership(std::string_view body);

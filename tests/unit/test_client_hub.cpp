@@ -26,9 +26,10 @@ struct FakeIo : ClientIo {
 };
 
 struct Hub {
-  explicit Hub(Config c = make_config()) : cfg(std::move(c)), hub(cfg, io, [this](groups::Event&& e) {
-    hub.deliver(seq.next(), e);
-  }) {}
+  explicit Hub(Config c = make_config())
+      : cfg(std::move(c)), hub(cfg, io, [this](uint32_t, std::string&& e) {
+          REQUIRE(hub.deliver_bytes(seq.next(), e));
+        }) {}
   static Config make_config() {
     Config c;
     c.name = "d1";
@@ -306,12 +307,12 @@ TEST_CASE("a name stays taken until its session's disconnect is ordered", "[hub]
   Config cfg = Hub::make_config();
   FakeIo io;
   membership::LocalSequencer seq;
-  std::vector<groups::Event> pending;
-  ClientHub hub(cfg, io, [&](groups::Event&& e) { pending.push_back(std::move(e)); });
+  std::vector<std::string> pending;
+  ClientHub hub(cfg, io, [&](uint32_t, std::string&& e) { pending.push_back(std::move(e)); });
   auto flush = [&] {
     auto evs = std::move(pending);
     pending.clear();
-    for (auto& e : evs) hub.deliver(seq.next(), e);
+    for (auto& e : evs) REQUIRE(hub.deliver_bytes(seq.next(), e));
   };
   auto hello = [&](ConnId id, const std::string& name) {
     hub.on_open(id);

@@ -100,6 +100,31 @@ TEST_CASE("a frame split at every byte boundary is reassembled", "[codec]") {
   }
 }
 
+TEST_CASE("the no-copy codecs agree with the struct codecs", "[codec]") {
+  Multicast m{service::kFifo, 9, {"a", "#x#d1"}, std::string("p\0q", 3)};
+  std::string frame;
+  encode(frame, m);
+  std::string body = frame.substr(kFrameHeaderBytes);
+  auto v = decode_multicast_view(body);
+  REQUIRE(v);
+  CHECK(v->service == m.service);
+  CHECK(v->msg_type == 9);
+  REQUIRE(v->ngroups == 2);
+  CHECK(v->groups[0] == "a");
+  CHECK(v->groups[1] == "#x#d1");
+  CHECK(v->payload == m.payload);
+  CHECK(v->payload.data() >= body.data());  // a view into the body, not a copy
+  CHECK(v->payload.data() < body.data() + body.size());
+  for (size_t n = 0; n < body.size(); ++n) CHECK_FALSE(decode_multicast_view(body.substr(0, n)));
+  CHECK_FALSE(decode_multicast_view(body + "x"));
+
+  Data d{service::kSafe, -2, "#s#d2", {"g1", "g2"}, "payload"};
+  std::string a, b;
+  encode(a, d);
+  encode_data(b, d.service, d.msg_type, d.sender, d.groups, d.payload);
+  CHECK(a == b);
+}
+
 TEST_CASE("truncated or padded bodies never decode", "[codec]") {
   std::string out;
   encode(out, Membership{service::kRegularMembership, "g", {1, 2}, {"#a#d"}, "#a#d", {{"#a#d"}}});

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "groups/event_codec.h"
 #include "groups/group_state.h"
 
 using namespace agent;
@@ -346,4 +347,30 @@ TEST_CASE("transitional view ids differ for rings that share a sequence", "[grou
   uint64_t a = (uint64_t{70000} << 32) | 1, b = (uint64_t{70000} << 32) | 3;
   CHECK(transitional_view_seq(a, 0) != transitional_view_seq(b, 0));
   CHECK((transitional_view_seq(a, 5) & kTransitionalView) != 0);
+}
+
+TEST_CASE("a data event encoded from its parts decodes like one encoded whole", "[groups][codec]") {
+  Event ev;
+  ev.kind = EventKind::kData;
+  ev.member = "#a#d1";
+  ev.service = 0x20;
+  ev.msg_type = -3;
+  ev.groups = {"g", "#b#d2"};
+  ev.payload = std::string("x\0y", 3);
+  std::string whole, parts;
+  encode_event(whole, ev);
+  std::string_view groups[] = {"g", "#b#d2"};
+  encode_data_event(parts, ev.member, ev.service, ev.msg_type, groups, 2, ev.payload);
+  CHECK(whole == parts);
+  std::string_view payload;
+  auto viewed = decode_event(parts, &payload);
+  REQUIRE(viewed);
+  CHECK(viewed->payload.empty());  // not copied ...
+  CHECK(payload == ev.payload);    // ... but viewed inside the bytes
+  CHECK(payload.data() > parts.data());
+  CHECK(viewed->groups == ev.groups);
+  auto copied = decode_event(parts);
+  REQUIRE(copied);
+  CHECK(copied->payload == ev.payload);
+  for (size_t n = 0; n < parts.size(); ++n) CHECK_FALSE(decode_event(parts.substr(0, n), &payload));
 }

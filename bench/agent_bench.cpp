@@ -78,6 +78,9 @@ struct Options {
   uint64_t window = 0;       // per sender; 0: from window_bytes
   uint64_t window_bytes = 4u << 20;
   bool senders_receive = false;
+  uint64_t late_us = 0;      // report deliveries later than this (0: none)
+  uint64_t tick_us = 200;    // --rate: a sender wakes at most this often
+  uint64_t batch = 16;       // messages per write at most (AGENT_MORE); 1: a write per message
   std::string group = "bench";
   double warmup_s = 0.5;     // messages sent earlier are left out of the latency figures
   double timeout_s = 0;      // 0: duration (or an estimate for counts) + 60 s
@@ -98,9 +101,14 @@ void usage(FILE* out) {
       "  -r, --rate MSGS         offered load in msg/s over all senders (default: maximum)\n"
       "  -w, --window N          messages a sender may be ahead of the slowest receiver\n"
       "                          (default: 4 MiB worth, 32..8192)\n"
+      "      --tick US           with --rate: a sender wakes at most every US microseconds and\n"
+      "                          sends what fell due meanwhile (default 200; 0: wake for each)\n"
+      "  -b, --batch N           a sender writes up to N messages at once (AGENT_MORE) when\n"
+      "                          they are due together; 1 = one write per message (default 16)\n"
       "  -R, --senders-receive   senders join the group and count as receivers too\n"
       "  -g, --group NAME        group to use (default bench)\n"
       "      --warmup SECONDS    leave messages sent this early out of latency (default 0.5)\n"
+      "      --late MS           print a line for deliveries later than MS milliseconds\n"
       "      --timeout SECONDS   give up after this long (default: run time + 60)\n"
       "  -q, --quiet             no progress lines\n",
       kHeaderBytes);
@@ -152,20 +160,22 @@ bool parse_service(const std::string& s, uint32_t& out) {
 
 // Returns an error message, or "" when the options are usable.
 std::string parse_options(int argc, char** argv, Options& o) {
-  enum { kWarmup = 1000, kTimeout };
+  enum { kWarmup = 1000, kTimeout, kTick, kLate };
   static const option longs[] = {
       {"daemons", required_argument, nullptr, 'd'},  {"pids", required_argument, nullptr, 'p'},
       {"senders", required_argument, nullptr, 'S'},  {"size", required_argument, nullptr, 's'},
       {"service", required_argument, nullptr, 't'},  {"count", required_argument, nullptr, 'c'},
       {"duration", required_argument, nullptr, 'D'}, {"rate", required_argument, nullptr, 'r'},
       {"window", required_argument, nullptr, 'w'},   {"senders-receive", no_argument, nullptr, 'R'},
+      {"batch", required_argument, nullptr, 'b'},    {"tick", required_argument, nullptr, kTick},
+      {"late", required_argument, nullptr, kLate},
       {"group", required_argument, nullptr, 'g'},    {"warmup", required_argument, nullptr, kWarmup},
       {"timeout", required_argument, nullptr, kTimeout}, {"quiet", no_argument, nullptr, 'q'},
       {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
   int opt;
   uint64_t u = 0;
   opterr = 0;
-  while ((opt = getopt_long(argc, argv, ":d:p:S:s:t:c:D:r:w:Rg:qh", longs, nullptr)) != -1) {
+  while ((opt = getopt_long(argc, argv, ":d:p:S:s:t:c:D:r:w:b:Rg:qh", longs, nullptr)) != -1) {
     std::string arg = optarg ? optarg : "";
     switch (opt) {
       case 'd': o.daemons = split(arg); break;
@@ -209,11 +219,28 @@ std::string parse_options(int argc, char** argv, Options& o) {
         if (!parse_u64(optarg, u) || u == 0) return "--window must be a positive number, not '" + arg + "'";
         o.window = u;
         break;
+      case 'b':
+        if (!parse_u64(optarg, u) || u == 0 || u > 4096)
+          return "--batch must be a number from 1 to 4096, not '" + arg + "'";
+        o.batch = u;
+        break;
       case 'R': o.senders_receive = true; break;
       case 'g': o.group = arg; break;
       case kWarmup:
         if (!parse_double(optarg, o.warmup_s) || o.warmup_s < 0)
           return "--warmup must be seconds >= 0, not '" + arg + "'";
+        break;
+      case kLate: {
+        double ms = 0;
+        if (!parse_double(optarg, ms) || ms <= 0)
+          return "--late must be milliseconds > 0, not '" + arg + "'";
+        o.late_us = static_cast<uint64_t>(ms * 1000);
+        break;
+      }
+      case kTick:
+        if (!parse_u64(optarg, u) || u > 1'000'000)
+          return "--tick must be microseconds from 0 to 1000000, not '" + arg + "'";
+        o.tick_us = u;
         break;
       case kTimeout:
         if (!parse_double(optarg, o.timeout_s) || o.timeout_s <= 0)
@@ -257,6 +284,7 @@ struct Receiver {
   uint64_t fifo_errors = 0;
   uint64_t foreign = 0;
   uint64_t last_data_ns = 0;
+  uint64_t last_late_ns = 0;
   std::string error;
   std::thread thread;
 };
@@ -320,31 +348,55 @@ void sender_main(Run& run, size_t idx) {
   const uint64_t end = o.count ? UINT64_MAX : start + static_cast<uint64_t>(o.duration_s * 1e9);
   const double gap_ns = o.rate > 0 ? 1e9 * static_cast<double>(n) / o.rate : 0;
   uint64_t k = 0;
+  uint64_t held = 0;  // messages sent with AGENT_MORE and not yet written
+  auto flush = [&]() {
+    if (held == 0) return true;
+    held = 0;
+    int rc = agent_flush(s.conn);
+    if (rc == AGENT_OK) return true;
+    s.error = std::string("send: ") + agent_strerror(rc);
+    run.stop.store(true);
+    return false;
+  };
   for (; k < my_count && !run.stop.load(std::memory_order_relaxed); ++k) {
     uint64_t t = now_ns();
     if (t >= end) break;
+    uint64_t due = 0;
     if (gap_ns > 0) {
-      uint64_t due = start + static_cast<uint64_t>(gap_ns * static_cast<double>(k));
-      if (due > t) sleep_until_ns(due);
+      due = start + static_cast<uint64_t>(gap_ns * static_cast<double>(k));
+      if (due > t) {
+        if (!flush()) break;
+        // Wake at most every tick; what falls due meanwhile goes out together.
+        sleep_until_ns(std::max(due, t + o.tick_us * 1000));
+      }
     }
     // Flow control: no more than window messages beyond the slowest receiver.
     bool late = false;
     while (k >= o.window && min_got(run, idx) < k - o.window + 1) {
+      if (!flush()) break;
       if (run.stop.load(std::memory_order_relaxed) || (late = now_ns() >= end)) break;
       sleep_ns(50'000);
     }
     if (late || run.stop.load(std::memory_order_relaxed)) break;
-    t = now_ns();
+    // Latency counts from when the message was due (at --rate) or sent: time a paced message
+    // waits in the sender (tick, flow control) is part of it.
+    t = due ? due : now_ns();
     std::memcpy(payload.data() + 8, &k, 8);
     std::memcpy(payload.data() + 16, &t, 8);
-    int rc = agent_multicast(s.conn, o.service, o.group.c_str(), 0, payload.data(), payload.size());
+    // Messages due together go out in one write: held until the batch is full or the sender
+    // waits (pacing or flow control) or stops.
+    bool more = o.batch > 1 && held + 1 < o.batch && k + 1 < my_count;
+    int rc = agent_multicast(s.conn, o.service | (more ? AGENT_MORE : 0), o.group.c_str(), 0,
+                             payload.data(), payload.size());
     if (rc != AGENT_OK) {
       s.error = std::string("send: ") + agent_strerror(rc);
       run.stop.store(true);
       break;
     }
+    held = more ? held + 1 : 0;
     s.sent.store(k + 1, std::memory_order_relaxed);
   }
+  flush();
   s.finished.store(true);
   std::lock_guard<std::mutex> lock(run.mu);
   if (--run.senders_left == 0) run.final_total.store(sent_total(run));
@@ -386,6 +438,14 @@ void receiver_main(Run& run, size_t idx) {
                             std::memory_order_release);
         if (sent_ns >= run.warmup_end_ns.load(std::memory_order_relaxed) && t >= sent_ns)
           r.latency.add((t - sent_ns) / 1000);
+        if (run.opt.late_us && t >= sent_ns && t - sent_ns > run.opt.late_us * 1000 &&
+            t - r.last_late_ns > 5'000'000) {  // at most one line per 5 ms and receiver
+          r.last_late_ns = t;
+          std::fprintf(stderr, "late: at %.3f s receiver %zu got sender %u's message %" PRIu64
+                       " after %.1f ms\n",
+                       static_cast<double>(t - run.go_ns.load()) / 1e9, idx, sender, seq,
+                       static_cast<double>(t - sent_ns) / 1e6);
+        }
         r.order_hash = (r.order_hash ^ (static_cast<uint64_t>(sender) << 48 ^ seq)) * 1099511628211ull;
         r.last_data_ns = t;
         r.total.store(++total, std::memory_order_relaxed);

@@ -18,6 +18,11 @@ usage: bench/lan.sh [options]
   --duration SECONDS   send for this long (default 5; ignored with --count)
   --rate MSGS          offered load, msg/s over all senders (default: as fast as it goes)
   --window N           messages a sender may be ahead of the slowest receiver
+  --tick US            with --rate: a sender wakes at most every US µs and sends what fell
+                       due meanwhile (default 200; 0: wakes for each message)
+  --late MS            print a line for every delivery later than MS ms (where stalls are)
+  --batch N            a sender writes up to N due messages at once (AGENT_MORE; default 16,
+                       1 = one write per message, as Spread's flooder does)
   --senders-receive    senders join the group and count as receivers too
   --accelerated N      ring.accelerated_window (Accelerated Ring; default 0 = off)
   --ring KEY=VALUE     any other [ring] setting of agentd, e.g. --ring personal_window=128
@@ -41,7 +46,7 @@ die() { echo "lan.sh: $*" >&2; exit 2; }
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 
-daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window=""
+daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late=""
 senders_receive=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
 idle="" keep=0 B=build perf_out="" agentd=""
 perf_pid=""
@@ -55,7 +60,7 @@ while [ $# -gt 0 ]; do
     --keep-logs) keep=1; shift; continue ;;
   esac
   case "$opt" in
-    --daemons|--senders|--size|--service|--count|--duration|--rate|--window|--accelerated|--ring|\
+    --daemons|--senders|--size|--service|--count|--duration|--rate|--window|--batch|--tick|--late|--accelerated|--ring|\
     --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf) ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
@@ -71,6 +76,9 @@ while [ $# -gt 0 ]; do
     --duration) is_num "$val" || die "--duration must be seconds, not '$val'"; duration=$val ;;
     --rate) is_num "$val" || die "--rate must be messages per second, not '$val'"; rate=$val ;;
     --window) is_uint "$val" && [ "$val" -ge 1 ] || die "--window must be a positive number, not '$val'"; window=$val ;;
+    --late) is_num "$val" || die "--late must be milliseconds, not '$val'"; late=$val ;;
+    --tick) is_uint "$val" || die "--tick must be microseconds, not '$val'"; tick=$val ;;
+    --batch) is_uint "$val" && [ "$val" -ge 1 ] || die "--batch must be a positive number, not '$val'"; batch=$val ;;
     --accelerated) is_uint "$val" || die "--accelerated must be a number of packets (0: off), not '$val'"; accelerated=$val ;;
     --ring) [[ "$val" =~ ^[a-z_]+=[0-9]+$ ]] || die "--ring takes KEY=NUMBER, not '$val'"; ring_extra+=("$val") ;;
     --net) case "$val" in auto|netns|loopback) net=$val ;; *) die "--net must be auto, netns or loopback, not '$val'" ;; esac ;;
@@ -160,7 +168,7 @@ if [ "$net" != loopback ]; then
   [ "$net" = netns ] && [ "$mode" != netns ] && { echo "lan.sh: --net netns: $why" >&2; exit 1; }
 fi
 if [ "$mode" = netns ]; then
-  packet_bytes=$(( mtu - 28 < 8192 ? mtu - 28 : 8192 ))  # IPv4 + UDP headers; agentd's default
+  packet_bytes=$(( mtu - 28 < 8192 ? mtu - 28 : ${PKT:-8192} ))  # IPv4 + UDP headers; agentd's default
   echo "lan: $daemons daemons in network namespaces ${ns_prefix}d1..d$daemons on a bridge (10.77.0.0/24, MTU $mtu, ring packets $packet_bytes B)" >&2
 else
   packet_bytes=8192
@@ -268,6 +276,9 @@ fi
 
 common=()
 [ -n "$window" ] && common+=(--window "$window")
+[ -n "$batch" ] && common+=(--batch "$batch")
+[ -n "$tick" ] && common+=(--tick "$tick")
+[ -n "$late" ] && common+=(--late "$late")
 [ "$senders_receive" = 1 ] && common+=(--senders-receive)
 
 if [ "$sweep" = 0 ]; then

@@ -110,6 +110,12 @@ std::string load_config_file(const std::string& path, Config& cfg) {
             return path + ": daemon.log_level must be error, warn, info or debug";
         } else if (k == "state_dir") {
           cfg.state_dir = toml::get<std::string>(v);
+        } else if (k == "priority") {
+          auto p = toml::get<std::string>(v);
+          if (p == "normal") cfg.priority = Config::Priority::kNormal;
+          else if (p == "high") cfg.priority = Config::Priority::kHigh;
+          else if (p == "realtime") cfg.priority = Config::Priority::kRealtime;
+          else return path + ": daemon.priority must be normal, high or realtime, not '" + p + "'";
         } else {
           return path + ": unknown key daemon." + k;
         }

@@ -48,6 +48,12 @@ struct Config {
   std::string name;  // this daemon's name: private groups are "#client#name"
   log::Level log_level = log::Level::kInfo;
   std::string state_dir = "/tmp/agentd-state";  // durable identity (incarnation)
+  // CPU priority of the daemon's threads: a daemon that other processes keep off the CPU
+  // holds the token, and the whole ring waits. kHigh: nice -10; kRealtime: SCHED_RR (as
+  // Corosync does); kNormal: unchanged. Needs CAP_SYS_NICE (root); without it the daemon
+  // says so and runs at normal priority.
+  enum class Priority { kNormal, kHigh, kRealtime };
+  Priority priority = Priority::kHigh;
   // Clients
   std::string unix_socket = "/tmp/agentd.sock";  // "" disables
   Endpoint tcp{"127.0.0.1", 4803};               // host "" disables

@@ -1,8 +1,10 @@
 // agentd: the libagent daemon. See docs/agentd.md.
 #include <getopt.h>
 #include <malloc.h>
+#include <sched.h>
 #include <signal.h>
 #include <netdb.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -102,6 +104,28 @@ int listen_tcp(const daemon::Endpoint& ep, std::string& err) {
   }
   ::freeaddrinfo(res);
   return fd;
+}
+
+void apply_priority(daemon::Config::Priority p) {
+  using P = daemon::Config::Priority;
+  if (p == P::kNormal) return;
+  if (p == P::kRealtime) {
+    sched_param sp{};
+    sp.sched_priority = sched_get_priority_min(SCHED_RR) + 1;
+    if (::sched_setscheduler(0, SCHED_RR, &sp) == 0) {
+      AGENT_LOG(kInfo, "running with real-time priority (SCHED_RR " << sp.sched_priority << ")");
+      return;
+    }
+    AGENT_LOG(kWarn, "daemon.priority = realtime: " << std::strerror(errno)
+                                                    << " (needs CAP_SYS_NICE); trying nice -10");
+  }
+  errno = 0;
+  if (::setpriority(PRIO_PROCESS, 0, -10) == 0) {
+    AGENT_LOG(kInfo, "running at nice -10 (daemon.priority)");
+  } else {
+    AGENT_LOG(kInfo, "daemon.priority: cannot raise the priority (" << std::strerror(errno)
+                         << "; needs CAP_SYS_NICE): running at normal priority");
+  }
 }
 
 }  // namespace
@@ -213,6 +237,8 @@ int main(int argc, char** argv) {
     }
     AGENT_LOG(kInfo, "listening for clients on " << cfg.unix_socket);
   }
+  // Before CAF starts its threads: they inherit the priority.
+  apply_priority(cfg.priority);
   int rc = 0;
   {
     caf::actor_system_config caf_cfg;

@@ -20,6 +20,7 @@ usage: bench/lan.sh [options]
   --window N           messages a sender may be ahead of the slowest receiver
   --tick US            with --rate: a sender wakes at most every US µs and sends what fell
                        due meanwhile (default 200; 0: wakes for each message)
+  --priority P         the daemons' daemon.priority: high (default), realtime, normal
   --late MS            print a line for every delivery later than MS ms (where stalls are)
   --batch N            a sender writes up to N due messages at once (AGENT_MORE; default 16,
                        1 = one write per message, as Spread's flooder does)
@@ -46,7 +47,7 @@ die() { echo "lan.sh: $*" >&2; exit 2; }
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 
-daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late=""
+daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late="" priority=high
 senders_receive=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
 idle="" keep=0 B=build perf_out="" agentd=""
 perf_pid=""
@@ -60,7 +61,7 @@ while [ $# -gt 0 ]; do
     --keep-logs) keep=1; shift; continue ;;
   esac
   case "$opt" in
-    --daemons|--senders|--size|--service|--count|--duration|--rate|--window|--batch|--tick|--late|--accelerated|--ring|\
+    --daemons|--senders|--size|--service|--count|--duration|--rate|--window|--batch|--tick|--late|--priority|--accelerated|--ring|\
     --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf) ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
@@ -76,6 +77,7 @@ while [ $# -gt 0 ]; do
     --duration) is_num "$val" || die "--duration must be seconds, not '$val'"; duration=$val ;;
     --rate) is_num "$val" || die "--rate must be messages per second, not '$val'"; rate=$val ;;
     --window) is_uint "$val" && [ "$val" -ge 1 ] || die "--window must be a positive number, not '$val'"; window=$val ;;
+    --priority) case "$val" in high|realtime|normal) priority=$val ;; *) die "--priority must be high, realtime or normal, not '$val'" ;; esac ;;
     --late) is_num "$val" || die "--late must be milliseconds, not '$val'"; late=$val ;;
     --tick) is_uint "$val" || die "--tick must be microseconds, not '$val'"; tick=$val ;;
     --batch) is_uint "$val" && [ "$val" -ge 1 ] || die "--batch must be a positive number, not '$val'"; batch=$val ;;
@@ -179,7 +181,7 @@ bench_token_loss_ms=1000
 
 write_config() {  # $1: daemon index
   local i=$1 j addr port kv
-  printf '[daemon]\nname = "d%s"\nstate_dir = "%s/state%s"\nlog_level = "info"\n' "$i" "$dir" "$i"
+  printf '[daemon]\nname = "d%s"\nstate_dir = "%s/state%s"\nlog_level = "info"\npriority = "%s"\n' "$i" "$dir" "$i" "$priority"
   printf '[clients]\nunix_socket = "%s/d%s.sock"\ntcp = "off"\n' "$dir" "$i"
   printf '[ring]\nid = %s\npacket_bytes = %s\naccelerated_window = %s\n' "$i" "$packet_bytes" "$accelerated"
   for kv in "${ring_extra[@]}"; do printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"; done

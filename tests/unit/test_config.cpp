@@ -25,6 +25,7 @@ TEST_CASE("a config file sets every documented key", "[config]") {
 name = "alpha"
 log_level = "debug"
 state_dir = "/tmp/x"
+priority = "realtime"
 [clients]
 unix_socket = "/tmp/a.sock"
 tcp = "[::1]:5000"
@@ -36,6 +37,7 @@ queue_limit_bytes = 5000
   CHECK(load_config_file(path, c) == "");
   CHECK(c.name == "alpha");
   CHECK(c.log_level == agent::log::Level::kDebug);
+  CHECK(c.priority == Config::Priority::kRealtime);
   CHECK(c.tcp.host == "::1");
   CHECK(c.tcp.port == 5000);
   CHECK(c.max_clients == 7);
@@ -79,6 +81,9 @@ TEST_CASE("config errors name the key", "[config]") {
   CHECK(load_config_file(p2, c).find("clients.tcp") != std::string::npos);
   auto p3 = write_temp("[daemon]\nname = 5\n");
   CHECK_FALSE(load_config_file(p3, c).empty());
+  auto p4 = write_temp("[daemon]\npriority = \"urgent\"\n");
+  CHECK(load_config_file(p4, c).find("daemon.priority") != std::string::npos);
+  std::remove(p4.c_str());
   CHECK_FALSE(load_config_file("/nonexistent/agentd.toml", c).empty());
   for (auto* p : {&p1, &p2, &p3}) std::remove(p->c_str());
 }

@@ -80,13 +80,12 @@ bool Ring::submit(uint32_t service, std::string&& payload, Time now) {
   if (holding_) {
     visit(now);  // the idle holder sends at once
     run_self_passes(now);
-  } else if (was_empty && members_.size() > 1 &&
-             (last_wake_sent_ == 0 || now >= last_wake_sent_ + cfg_.token_hold_us)) {
-    // The ring may be idle with the token held somewhere: ask for it.
+  } else if (was_empty && members_.size() > 1 && !wake_sent_) {
+    // The ring may be idle with the token resting somewhere: ask for it (once until it comes).
     std::string w;
     rw::encode_header(w, rw::Header{rw::Type::kWake, ring_id_, self_});
     broadcast(w);
-    last_wake_sent_ = now;
+    wake_sent_ = true;
   }
   return true;
 }
@@ -147,7 +146,7 @@ void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
       } else if (h->type == rw::Type::kToken) {
         handle_token(*h, body, now);
       } else {
-        no_hold_until_ = now + cfg_.token_hold_us * members_.size();
+        pass_next_ = true;  // every member passes the token on once: it reaches the asker
         if (holding_) visit(now);
       }
       break;
@@ -216,6 +215,7 @@ void Ring::arrive(Token t, Time now) {
   last_token_hop_ = t.hop;
   last_token_at_ = now;
   retransmit_at_ = 0;
+  wake_sent_ = false;
   high_seq_ = std::max(high_seq_, t.seq);
   // This member's contribution to the flow-control count is renewed on every visit.
   t.fcc -= std::min(t.fcc, my_fcc_);
@@ -291,10 +291,16 @@ void Ring::visit(Time now) {
     finish_recovery(now);
   deliver();
   discard_stable();
-  // 5. Hold an idle token for a while, else pass it on.
-  bool idle = state_ == RingState::kOperational && pending_.empty() && t.rtr.empty() &&
-              min_aru(t) == t.seq && fresh.empty() &&
-              (members_.size() == 1 || now >= no_hold_until_);
+  // 5. Hold an idle token for a while, else pass it on. Idle: quiet now and at this member's
+  // previous visit with the same seq, so a whole rotation brought nothing new and every member
+  // has seen that all have everything (SAFE messages are delivered everywhere), and nobody
+  // asked for the token since. A busy ring never rests; a lightly used one rests between
+  // messages instead of spinning the token at full speed.
+  bool quiet = state_ == RingState::kOperational && pending_.empty() && t.rtr.empty() &&
+               min_aru(t) == t.seq && fresh.empty();
+  bool idle = quiet && !pass_next_ && (members_.size() == 1 || quiet_seq_ == t.seq);
+  quiet_seq_ = quiet ? t.seq : kNotQuiet;
+  pass_next_ = false;
   if (idle) {
     ++stats_.held_tokens;
     hold_until_ = members_.size() == 1 ? std::numeric_limits<Time>::max() : now + cfg_.token_hold_us;

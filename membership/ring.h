@@ -253,8 +253,12 @@ class Ring {
   bool holding_ = false;
   bool self_pass_ = false;        // a ring of one passes the token to itself
   Time hold_until_ = 0;           // an idle ring's holder passes the token at this time
-  Time no_hold_until_ = 0;        // someone asked for the token (wake): do not hold until then
-  Time last_wake_sent_ = 0;
+  bool pass_next_ = false;        // someone asked for the token (wake): pass it at the next visit
+  bool wake_sent_ = false;        // this member asked for the token and has not had it since
+  // The token's seq at this member's last visit if that visit was quiet (nothing pending, sent,
+  // missing or asked for), else kNotQuiet. A token quiet for a whole rotation may rest here.
+  static constexpr uint64_t kNotQuiet = ~uint64_t{0};
+  uint64_t quiet_seq_ = kNotQuiet;
   uint64_t last_token_hop_ = 0;   // highest hop processed: tokens with lower hops are duplicates
   std::string last_sent_token_;   // for retransmission (regular or commit token)
   uint64_t last_sent_hop_ = 0;

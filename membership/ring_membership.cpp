@@ -320,7 +320,9 @@ void Ring::install_new_ring(const rw::Commit& c, Time now) {
   reassembly_.clear();
   my_aru_ = high_seq_ = delivered_seq_ = safe_seq_ = 0;
   ring_msgs_ = 0;
-  no_hold_until_ = 0;  // a wake heard in the old ring is no reason to keep this one busy
+  pass_next_ = false;  // a wake heard in the old ring is no reason to keep this one busy
+  wake_sent_ = false;
+  quiet_seq_ = kNotQuiet;
   last_token_hop_ = 0;
   holding_ = false;
   my_fcc_ = 0;

@@ -237,13 +237,18 @@ TEST_CASE("a daemon that leaves the moment its ring is installed: the others for
       CHECK(c.last_config(i, DeliveryKind::kRegular)->members == ids({1, 2}));
     }
     // One ring of both, no ring of one on the way (a gather restarted by the late leave left
-    // the other daemon waiting in commit, and each formed a ring alone).
+    // the other daemon waiting in commit, and each formed a ring alone). The ring daemon 3
+    // left may still complete its installation here first (the token it passed on finishes
+    // the recovery).
     for (NodeId i : {1u, 2u}) {
       std::vector<std::vector<NodeId>> regular;
       for (size_t k = 0; k < c.log[i].size(); ++k)
         if (c.log[i][k].kind == DeliveryKind::kRegular && c.when[i][k] >= left_at)
           regular.push_back(c.log[i][k].members);
-      CHECK(regular == std::vector<std::vector<NodeId>>{ids({1, 2})});
+      if (regular.size() == 2) CHECK(regular[0] == ids({1, 2, 3}));
+      REQUIRE(!regular.empty());
+      CHECK(regular.size() <= 2);
+      CHECK(regular.back() == ids({1, 2}));
     }
   }
 }

@@ -76,7 +76,7 @@ struct Options {
   double duration_s = 5;
   double rate = 0;           // total offered msg/s over all senders; 0: as fast as possible
   uint64_t window = 0;       // per sender; 0: from window_bytes
-  uint64_t window_bytes = 4u << 20;
+  uint64_t window_bytes = 512u << 10;
   bool senders_receive = false;
   uint64_t late_us = 0;      // report deliveries later than this (0: none)
   uint64_t tick_us = 200;    // --rate: a sender wakes at most this often
@@ -100,7 +100,7 @@ void usage(FILE* out) {
       "  -D, --duration SECONDS  send for this long (default 5; ignored with --count)\n"
       "  -r, --rate MSGS         offered load in msg/s over all senders (default: maximum)\n"
       "  -w, --window N          messages a sender may be ahead of the slowest receiver\n"
-      "                          (default: 4 MiB worth, 32..8192)\n"
+      "                          (default: 512 KiB worth, 32..8192)\n"
       "      --tick US           with --rate: a sender wakes at most every US microseconds and\n"
       "                          sends what fell due meanwhile (default 200; 0: wake for each)\n"
       "  -b, --batch N           a sender writes up to N messages at once (AGENT_MORE) when\n"
@@ -605,6 +605,8 @@ int main(int argc, char** argv) {
   double expect_s = o.count ? std::max(5.0, static_cast<double>(o.count) / 20000.0) : o.duration_s;
   double timeout_s = o.timeout_s > 0 ? o.timeout_s : expect_s + 60;
   uint64_t last_print = t0, last_slowest = 0, last_progress_ns = t0, last_seen = 0;
+  std::optional<double> last_dcpu = cpu0;
+  double last_ccpu = self0;
   std::string problem;
   for (;;) {
     sleep_ns(20'000'000);
@@ -651,10 +653,18 @@ int main(int argc, char** argv) {
     }
     if (o.progress && t - last_print >= 1'000'000'000u) {
       double dt = (t - last_print) / 1e9;
-      std::fprintf(stderr, "progress: %5.1f s  sent %" PRIu64 "  delivered to all %" PRIu64 "  rate %.0f msg/s\n",
-                   (t - t0) / 1e9, sent_total(run), slowest, (slowest - last_slowest) / dt);
+      // CPU over this second: daemons (when known) and this process's clients.
+      std::optional<double> dcpu = daemons_cpu_s(o);
+      double ccpu = self_cpu_s();
+      std::string cpu;
+      if (dcpu && last_dcpu) cpu += "  daemons " + std::to_string(static_cast<int>(100 * (*dcpu - *last_dcpu) / dt)) + "% cpu";
+      cpu += "  clients " + std::to_string(static_cast<int>(100 * (ccpu - last_ccpu) / dt)) + "% cpu";
+      std::fprintf(stderr, "progress: %5.1f s  sent %" PRIu64 "  delivered to all %" PRIu64 "  rate %.0f msg/s%s\n",
+                   (t - t0) / 1e9, sent_total(run), slowest, (slowest - last_slowest) / dt, cpu.c_str());
       last_print = t;
       last_slowest = slowest;
+      last_dcpu = dcpu;
+      last_ccpu = ccpu;
     }
   }
   uint64_t t_seen = now_ns();

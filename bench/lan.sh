@@ -170,7 +170,7 @@ if [ "$net" != loopback ]; then
   [ "$net" = netns ] && [ "$mode" != netns ] && { echo "lan.sh: --net netns: $why" >&2; exit 1; }
 fi
 if [ "$mode" = netns ]; then
-  packet_bytes=$(( mtu - 28 < 8192 ? mtu - 28 : ${PKT:-8192} ))  # IPv4 + UDP headers; agentd's default
+  packet_bytes=$(( mtu - 28 < 8192 ? mtu - 28 : 8192 ))  # IPv4 + UDP headers; agentd's default
   echo "lan: $daemons daemons in network namespaces ${ns_prefix}d1..d$daemons on a bridge (10.77.0.0/24, MTU $mtu, ring packets $packet_bytes B)" >&2
 else
   packet_bytes=8192

@@ -1,7 +1,13 @@
 #include "agentd/daemon.h"
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
 
 #include <algorithm>
 #include <chrono>
@@ -42,130 +48,241 @@ Time now_us() {
                                .count());
 }
 
-// Carries out the hub's writes on the broker's connections. Writes are collected per
-// connection and flushed once per handled event: a connection whose CAF write buffer is empty
-// gets the batch with one send() straight to its socket (no copy into CAF's buffer, no
-// write-event registration); whatever the socket does not take, and every batch while CAF still
-// holds bytes for the connection, goes through CAF's buffer, so the byte order never changes.
-// The broker runs in the multiplexer's thread, the same one that writes CAF's buffers.
+// Carries out the hub's writes on the broker's connections, without CAF's write buffers.
+// Writes are collected per connection and flushed once per handled event. A connection with
+// nothing queued gets its batch with one send() straight to the socket; what the socket does
+// not take is queued here (the batch itself, moved, not copied) and written with writev() when
+// the socket is writable again. Writability comes from an epoll set of this class's own, whose
+// descriptor sits in CAF's multiplexer like the ring's socket (CAF 0.17 takes one handler per
+// socket, and the connections' read side stays CAF's). Bytes leave in the order sent; the hub
+// learns after every write how many bytes a connection still has queued (slow clients).
 class BrokerIo final : public ClientIo {
  public:
-  explicit BrokerIo(caf::io::broker* self) : self_(self) {}
+  using Sent = std::function<void(ConnId, uint64_t queued)>;
+  BrokerIo(caf::io::broker* self, Sent sent) : self_(self), sent_(std::move(sent)) {}
+
+  // Hooks the writability set into the multiplexer; "" on success.
+  std::string start() {
+    int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return std::string("epoll_create1: ") + std::strerror(errno);
+    auto& mpx = static_cast<caf::io::network::default_multiplexer&>(
+        self_->system().middleman().backend());
+    hook_ = new ReadableHook(mpx, ep, [this] { on_writable(); });
+    hook_->start();
+    epoll_fd_ = ep;
+    return {};
+  }
+  void stop() {
+    if (hook_) hook_->stop();
+    hook_ = nullptr;
+    epoll_fd_ = -1;
+  }
 
   ConnId add(connection_handle h) {
     ConnId id = static_cast<ConnId>(h.id());
     conns_[id].handle = h;
     return id;
   }
+  // CAF says the connection is gone: forget its queue.
   void remove(ConnId id) {
     auto it = conns_.find(id);
     if (it == conns_.end()) return;
-    drop_dirty(id);
-    conns_.erase(it);
+    drop(it);
   }
 
   void send(ConnId id, std::string_view bytes) override {
     auto it = conns_.find(id);
-    if (it == conns_.end()) return;
+    if (it == conns_.end() || it->second.broken) return;
     Conn& c = it->second;
     if (c.batch.empty()) dirty_.push_back(id);
     c.batch.append(bytes.data(), bytes.size());
   }
+  // Closes once what is queued has gone out (or the client is cut by abort's timer).
   void close(ConnId id) override {
     auto it = conns_.find(id);
     if (it == conns_.end()) return;
-    to_caf(it->second);
-    drop_dirty(id);
-    self_->flush(it->second.handle);
-    self_->close(it->second.handle);
-    conns_.erase(it);
+    Conn& c = it->second;
+    flush_one(id, c);
+    c.closing = true;
+    self_->halt(c.handle);  // nothing more is read from it
+    finish_if_done(it);
   }
   void abort(ConnId id) override {
     auto it = conns_.find(id);
     if (it == conns_.end()) return;
     connection_handle h = it->second.handle;
-    to_caf(it->second);
-    drop_dirty(id);
     // CAF 0.17 names a connection by its socket. Stop reading it (a Unix client blocked in
     // a write gets EPIPE instead of waiting for us), let the queue and the error go out, and
     // cut the connection for good if it is still open after the grace period.
-    int fd = static_cast<int>(h.id());
+    int fd = static_cast<int>(id);
     struct stat sb;
     if (::fstat(fd, &sb) == 0 && S_ISSOCK(sb.st_mode)) ::shutdown(fd, SHUT_RD);
-    self_->flush(h);
-    self_->close(h);
-    caf::delayed_anon_send(caf::actor_cast<caf::actor>(self_), std::chrono::seconds(2), abort_atom::value,
-                           h);
-    conns_.erase(it);
+    close(id);
+    if (conns_.count(id))
+      caf::delayed_anon_send(caf::actor_cast<caf::actor>(self_), std::chrono::seconds(2),
+                             abort_atom::value, h);
   }
-  // CAF wrote some of its buffer: `remaining` bytes of it are left (data_transferred_msg).
-  void on_transferred(ConnId id, uint64_t remaining) {
-    auto it = conns_.find(id);
-    if (it != conns_.end()) it->second.in_caf = remaining;
-  }
-  // Sends every connection's batch; sent(id, bytes still queued in user space) follows each.
-  template <class Sent>
-  void flush(Sent&& sent) {
-    for (ConnId id : dirty_) {
+  // Sends every connection's batch.
+  void flush() {
+    std::vector<ConnId> dirty;
+    dirty.swap(dirty_);
+    for (ConnId id : dirty) {
       auto it = conns_.find(id);
       if (it == conns_.end()) continue;
-      Conn& c = it->second;
-      size_t sent_bytes = 0;
-      if (c.in_caf == 0) {
-        ssize_t n = ::send(static_cast<int>(id), c.batch.data(), c.batch.size(),
-                           MSG_DONTWAIT | MSG_NOSIGNAL);
-        // On EAGAIN or a failure the rest goes to CAF, which reports the failure.
-        if (n > 0) sent_bytes = static_cast<size_t>(n);
-      }
-      if (sent_bytes < c.batch.size()) {
-        to_caf(c, sent_bytes);
-        self_->flush(c.handle);
-      } else {
-        clear_batch(c);
-      }
-      sent(id, c.in_caf);
+      flush_one(id, it->second);
+      finish_if_done(it);
     }
-    dirty_.clear();
-  }
-  void flush() {
-    flush([](ConnId, uint64_t) {});
   }
   // Stops or resumes reading from every client (back-pressure from the ring).
   void set_reading(bool on) {
     for (auto& [id, c] : conns_) {
+      if (c.closing) continue;
       if (on)
         self_->trigger(c.handle);
       else
         self_->halt(c.handle);
     }
   }
+  // Writes what can be written of every queue now, without waiting (at shutdown).
+  void drain_now() {
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      auto next = std::next(it);
+      write_queue(it->first, it->second);
+      finish_if_done(it);
+      it = next;
+    }
+  }
 
  private:
   struct Conn {
     connection_handle handle;
-    std::string batch;   // this event's bytes, not yet handed on
-    uint64_t in_caf = 0;  // bytes in CAF's buffers for the connection
+    std::string batch;             // this event's bytes, not yet handed on
+    std::deque<std::string> queue;  // batches the socket did not take yet, in order
+    size_t head_written = 0;        // bytes of queue.front() already written
+    uint64_t queued = 0;            // bytes in queue not yet written
+    bool watched = false;           // in the writability set
+    bool closing = false;           // close once the queue is empty
+    bool broken = false;            // a write failed: discard, CAF reports the close
   };
-  // Moves the batch from byte `from` on into CAF's buffer.
-  void to_caf(Conn& c, size_t from = 0) {
-    if (from < c.batch.size()) {
-      auto& buf = self_->wr_buf(c.handle);
-      buf.insert(buf.end(), c.batch.begin() + static_cast<ptrdiff_t>(from), c.batch.end());
-      c.in_caf += c.batch.size() - from;
-    }
-    clear_batch(c);
-  }
-  void clear_batch(Conn& c) {
-    c.batch.clear();
-    // A huge batch's memory is not kept for ever.
-    if (c.batch.capacity() > kKeptBatchBytes) std::string().swap(c.batch);
-  }
-  void drop_dirty(ConnId id) {
-    dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), id), dirty_.end());
-  }
+  using Iter = std::unordered_map<ConnId, Conn>::iterator;
   static constexpr size_t kKeptBatchBytes = 1 << 20;
 
+  void flush_one(ConnId id, Conn& c) {
+    if (c.batch.empty()) return;
+    if (c.broken) {
+      c.batch.clear();
+      return;
+    }
+    size_t done = 0;
+    if (c.queue.empty()) {
+      ssize_t n = ::send(static_cast<int>(id), c.batch.data(), c.batch.size(),
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        fail(id, c);
+        return;
+      }
+      if (n > 0) done = static_cast<size_t>(n);
+    }
+    if (done == c.batch.size()) {
+      c.batch.clear();
+      if (c.batch.capacity() > kKeptBatchBytes) std::string().swap(c.batch);
+    } else {
+      if (c.queue.empty()) c.head_written = done;
+      c.queued += c.batch.size() - done;
+      c.queue.push_back(std::move(c.batch));
+      c.batch = std::string();
+      watch(id, c, true);
+    }
+    sent_(id, c.queued);
+  }
+
+  // Writes as much of the queue as the socket takes.
+  void write_queue(ConnId id, Conn& c) {
+    constexpr size_t kIov = 64;
+    for (int round = 0; round < 16 && !c.queue.empty() && !c.broken; ++round) {
+      iovec iov[kIov];
+      size_t n = 0;
+      for (auto q = c.queue.begin(); q != c.queue.end() && n < kIov; ++q, ++n) {
+        size_t skip = n == 0 ? c.head_written : 0;
+        iov[n] = {const_cast<char*>(q->data()) + skip, q->size() - skip};
+      }
+      msghdr mh{};
+      mh.msg_iov = iov;
+      mh.msg_iovlen = n;
+      ssize_t w = ::sendmsg(static_cast<int>(id), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        fail(id, c);
+        break;
+      }
+      size_t left = static_cast<size_t>(w);
+      c.queued -= left;
+      while (left > 0) {
+        size_t rest = c.queue.front().size() - c.head_written;
+        if (left < rest) {
+          c.head_written += left;
+          left = 0;
+        } else {
+          left -= rest;
+          c.queue.pop_front();
+          c.head_written = 0;
+        }
+      }
+    }
+    if (c.queue.empty()) watch(id, c, false);
+    sent_(id, c.queued);
+  }
+
+  void on_writable() {
+    epoll_event ev[64];
+    int n = ::epoll_wait(epoll_fd_, ev, 64, 0);
+    for (int i = 0; i < n; ++i) {
+      auto it = conns_.find(static_cast<ConnId>(ev[i].data.fd));
+      if (it == conns_.end()) continue;
+      write_queue(it->first, it->second);
+      finish_if_done(it);
+    }
+  }
+
+  void watch(ConnId id, Conn& c, bool on) {
+    if (c.watched == on || epoll_fd_ < 0) return;
+    epoll_event ev{};
+    ev.events = EPOLLOUT;
+    ev.data.fd = static_cast<int>(id);
+    ::epoll_ctl(epoll_fd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, static_cast<int>(id), &ev);
+    c.watched = on;
+  }
+
+  // A write failed (the client is gone or cut): nothing more goes to it. CAF's read side
+  // reports the end of the connection; a connection already closing is closed now.
+  void fail(ConnId id, Conn& c) {
+    c.broken = true;
+    c.batch.clear();
+    c.queue.clear();
+    c.queued = 0;
+    c.head_written = 0;
+    watch(id, c, false);
+  }
+
+  void finish_if_done(Iter it) {
+    Conn& c = it->second;
+    if (!c.closing || !c.queue.empty()) return;
+    connection_handle h = c.handle;
+    drop(it);
+    self_->close(h);
+  }
+
+  void drop(Iter it) {
+    watch(it->first, it->second, false);
+    dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), it->first), dirty_.end());
+    conns_.erase(it);
+  }
+
   caf::io::broker* self_;
+  Sent sent_;
+  ReadableHook* hook_ = nullptr;
+  int epoll_fd_ = -1;
   std::unordered_map<ConnId, Conn> conns_;
   std::vector<ConnId> dirty_;
 };
@@ -203,7 +320,7 @@ struct DaemonState {
   DaemonState(caf::io::broker* s, Config c)
       : self(s),
         cfg(std::move(c)),
-        io(s),
+        io(s, [this](ConnId id, uint64_t queued) { hub.on_sent(id, queued); }),
         ring(cfg.ring.id, ring_config(cfg), now_us()),
         hub(cfg, io, [this](uint32_t service, std::string&& ev) { submit(service, std::move(ev)); }) {
   }
@@ -278,9 +395,7 @@ struct DaemonState {
   }
 
   // Sends the clients' batches; the hub learns what each still has queued.
-  void flush_clients() {
-    io.flush([this](ConnId id, uint64_t queued) { hub.on_sent(id, queued); });
-  }
+  void flush_clients() { io.flush(); }
 
   void on_configuration(const membership::Delivered& d) {
     std::string ids;
@@ -382,6 +497,8 @@ struct DaemonState {
                          << hs.slow_clients_dropped);
     hub.shutdown();
     io.flush();
+    io.drain_now();  // what the sockets take now; the rest is lost with the daemon
+    io.stop();
     // Leave the ring: the others reform without this daemon at once.
     if (udp_fd >= 0) {
       ring.leave(now_us());
@@ -415,8 +532,14 @@ struct DaemonState {
 
 caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
+  if (auto err = st->io.start(); !err.empty()) {
+    AGENT_LOG(kError, "client output: " << err);
+    self->quit(caf::exit_reason::user_shutdown);
+    return {};
+  }
   if (auto err = st->open_network(); !err.empty()) {
     AGENT_LOG(kError, err);
+    st->io.stop();
     self->quit(caf::exit_reason::user_shutdown);
     return {};
   }
@@ -428,7 +551,6 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         ConnId id = st->io.add(m.handle);
         if (st->hub.on_open(id)) {
           self->configure_read(m.handle, caf::io::receive_policy::at_most(kReadChunkBytes));
-          self->ack_writes(m.handle, true);
           if (st->throttled) self->halt(m.handle);
         }
         st->flush_clients();
@@ -436,10 +558,6 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
       [=](const caf::io::new_data_msg& m) {
         st->hub.on_bytes(static_cast<ConnId>(m.handle.id()), m.buf.data(), m.buf.size());
         st->drain();
-      },
-      [=](const caf::io::data_transferred_msg& m) {
-        st->io.on_transferred(static_cast<ConnId>(m.handle.id()), m.remaining);
-        st->hub.on_sent(static_cast<ConnId>(m.handle.id()), m.remaining);
       },
       [=](const caf::io::connection_closed_msg& m) {
         ConnId id = static_cast<ConnId>(m.handle.id());

@@ -372,6 +372,40 @@ TEST_CASE("malformed frames get errors and do not disturb other clients", "[agen
   CHECK(payload(*m) == "still here");
 }
 
+TEST_CASE("a client that falls behind gets every message in order once it reads again",
+          "[agentd]") {
+  // Its daemon queues what the socket does not take and writes it when the socket drains.
+  Daemon d;
+  auto r = connect(d.socket_path(), "slow");
+  auto s = connect(d.socket_path(), "sender");
+  REQUIRE(agent_join(r.get(), "g") == AGENT_OK);
+  REQUIRE(receive_until(r.get(), membership_of("g", AGENT_CAUSED_BY_JOIN)));
+  // 8 MB, far more than the socket buffers hold, sent while the receiver does not read.
+  const int n = 2000;
+  std::string payload(4000, 'p');
+  for (int i = 0; i < n; ++i) {
+    std::memcpy(&payload[0], &i, sizeof i);
+    REQUIRE(agent_multicast(s.get(), AGENT_AGREED | (i % 50 != 49 ? AGENT_MORE : 0), "g", 0,
+                            payload.data(), payload.size()) == AGENT_OK);
+  }
+  REQUIRE(agent_flush(s.get()) == AGENT_OK);
+  int got = 0;
+  bool in_order = true;
+  while (got < n) {
+    auto m = receive(r.get(), 10000);
+    REQUIRE(m);
+    if (m->kind != AGENT_MSG_DATA) continue;
+    int k = -1;
+    REQUIRE(m->len == payload.size());
+    std::memcpy(&k, m->data, sizeof k);
+    in_order &= k == got;
+    ++got;
+  }
+  CHECK(in_order);
+  CHECK(got == n);
+  CHECK(d.log().find("disconnecting it") == std::string::npos);  // slow, not dropped
+}
+
 TEST_CASE("a client that stops reading is disconnected and the daemon stays bounded", "[agentd]") {
   Daemon d(DaemonOptions{"d1", false,
                          "max_message_bytes = 65536\nqueue_limit_bytes = 1048576\n"});

@@ -254,9 +254,13 @@ class BrokerIo final : public ClientIo {
     c.watched = on;
   }
 
-  // A write failed (the client is gone or cut): nothing more goes to it. CAF's read side
-  // reports the end of the connection; a connection already closing is closed now.
+  // A write failed (the client is gone, or stopped reading for good): nothing more goes to
+  // it. Shutting the socket down makes CAF's read side see the end and report the closed
+  // connection (the hub then orders the member's disconnect), as a write error inside CAF
+  // would have; the descriptor stays CAF's to close, so its number is not reused meanwhile.
+  // A connection already closing is closed by the caller once its queue is empty.
   void fail(ConnId id, Conn& c) {
+    if (!c.closing) ::shutdown(static_cast<int>(id), SHUT_RDWR);
     c.broken = true;
     c.batch.clear();
     c.queue.clear();

@@ -406,6 +406,33 @@ TEST_CASE("a client that falls behind gets every message in order once it reads 
   CHECK(d.log().find("disconnecting it") == std::string::npos);  // slow, not dropped
 }
 
+TEST_CASE("a client whose socket no longer takes data is disconnected", "[agentd]") {
+  // It shut down its reading side: the daemon's next write to it fails, and its member
+  // leaves the group for everyone instead of staying a member nothing reaches.
+  Daemon d;
+  auto a = connect(d.socket_path(), "alice");
+  REQUIRE(agent_join(a.get(), "g") == AGENT_OK);
+  int fd = raw_connect(d.socket_path());
+  raw_send(fd, hello("half"));
+  std::string j;
+  agent::proto::encode_join(j, "g");
+  raw_send(fd, j);
+  REQUIRE(receive_until(a.get(), [](const agent_message& m) {
+    return m.kind == AGENT_MSG_MEMBERSHIP && std::string(m.changed) == "#half#d1";
+  }));
+  REQUIRE(::shutdown(fd, SHUT_RD) == 0);
+  bool gone = false;
+  for (int i = 0; i < 50 && !gone; ++i) {
+    REQUIRE(agent_multicast(a.get(), AGENT_AGREED, "g", 0, "x", 1) == AGENT_OK);
+    gone = static_cast<bool>(receive_until(a.get(), [](const agent_message& m) {
+      return m.kind == AGENT_MSG_MEMBERSHIP && (m.service & AGENT_CAUSED_BY_DISCONNECT) &&
+             std::string(m.changed) == "#half#d1";
+    }, 200));
+  }
+  CHECK(gone);
+  ::close(fd);
+}
+
 TEST_CASE("a client that stops reading is disconnected and the daemon stays bounded", "[agentd]") {
   Daemon d(DaemonOptions{"d1", false,
                          "max_message_bytes = 65536\nqueue_limit_bytes = 1048576\n"});

@@ -33,19 +33,20 @@ static int parse_service(const char *s, uint32_t *out) {
 static void usage(void) {
   fprintf(stderr,
           "usage: agent-flood [-d daemon] [-n name] [-g group] [-c count] [-s size]\n"
-          "                   [-S unreliable|reliable|fifo|causal|agreed|safe] [-r] [-w window]\n");
+          "                   [-S unreliable|reliable|fifo|causal|agreed|safe] [-r] [-w window]\n"
+          "                   [-b batch]   (-b N: write N messages at once with AGENT_MORE)\n");
 }
 
 int main(int argc, char **argv) {
   const char *daemon = NULL, *name = NULL, *group = "flood", *service_name = "agreed";
-  long count = 100000, size = 1024, window = 1000;
+  long count = 100000, size = 1024, window = 1000, batch = 1;
   int receive_only = 0, opt, rc;
   uint32_t service = AGENT_AGREED;
   agent_conn *c = NULL;
   char *payload;
   long sent = 0, got = 0;
   double t0 = 0, t1;
-  while ((opt = getopt(argc, argv, "d:n:g:c:s:S:rw:h")) != -1) {
+  while ((opt = getopt(argc, argv, "d:n:g:c:s:S:rw:b:h")) != -1) {
     switch (opt) {
       case 'd': daemon = optarg; break;
       case 'n': name = optarg; break;
@@ -55,10 +56,11 @@ int main(int argc, char **argv) {
       case 'S': service_name = optarg; break;
       case 'r': receive_only = 1; break;
       case 'w': window = atol(optarg); break;
+      case 'b': batch = atol(optarg); break;
       default: usage(); return opt == 'h' ? 0 : 2;
     }
   }
-  if (count <= 0 || size < 0 || window <= 0 || parse_service(service_name, &service) != 0) {
+  if (count <= 0 || size < 0 || window <= 0 || batch <= 0 || parse_service(service_name, &service) != 0) {
     usage();
     return 2;
   }
@@ -82,7 +84,9 @@ int main(int argc, char **argv) {
     agent_message *m = NULL;
     if (!receive_only && sent < count && sent - got < window) {
       memcpy(payload, &sent, size >= (long)sizeof sent ? sizeof sent : (size_t)size);
-      rc = agent_multicast(c, service, group, 0, payload, (size_t)size);
+      /* With -b, messages leave in groups of batch: all but the last of a group are held. */
+      int more = batch > 1 && (sent + 1) % batch != 0 && sent + 1 < count;
+      rc = agent_multicast(c, service | (more ? AGENT_MORE : 0), group, 0, payload, (size_t)size);
       if (rc != AGENT_OK) {
         fprintf(stderr, "agent-flood: send: %s\n", agent_strerror(rc));
         return 1;
@@ -93,6 +97,11 @@ int main(int argc, char **argv) {
       rc = agent_receive(c, &m, 0);
       if (rc == AGENT_ERR_TIMEOUT) continue;
     } else {
+      rc = agent_flush(c); /* about to wait: what is held must go out first */
+      if (rc != AGENT_OK) {
+        fprintf(stderr, "agent-flood: send: %s\n", agent_strerror(rc));
+        return 1;
+      }
       rc = agent_receive(c, &m, 10000);
       if (rc == AGENT_ERR_TIMEOUT) {
         fprintf(stderr, "agent-flood: nothing arrived for 10 s (%ld of %ld)\n", got, count);

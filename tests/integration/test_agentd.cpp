@@ -499,8 +499,11 @@ TEST_CASE("SIGTERM stops the daemon cleanly and tells its clients", "[agentd]") 
 
 TEST_CASE("the flood example sends and receives its messages", "[agentd][examples]") {
   Daemon d;
+  // Once writing each message, once in groups of 16 (AGENT_MORE) with a window small enough
+  // that the sender waits for its own messages, which it must flush first.
+  std::string batch = GENERATE(std::string(""), std::string(" -b 16 -w 40"));
   std::string cmd = std::string(AGENT_FLOOD_PATH) + " -d " + d.socket_path() +
-                    " -c 2000 -s 1024 2>&1";
+                    " -c 2000 -s 1024" + batch + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p);
   std::string out;

@@ -6,6 +6,12 @@
 namespace agent::groups {
 
 void encode_event(std::string& out, const Event& ev) {
+  if (ev.kind == EventKind::kData) {  // one encoder of the data layout (the hot path's)
+    std::vector<std::string_view> groups(ev.groups.begin(), ev.groups.end());
+    encode_data_event(out, ev.member, ev.service, ev.msg_type, groups.data(), groups.size(),
+                      ev.payload);
+    return;
+  }
   wire::Writer w(out);
   w.u8(kEventCodecVersion);
   w.u8(static_cast<uint8_t>(ev.kind));
@@ -18,12 +24,7 @@ void encode_event(std::string& out, const Event& ev) {
     case EventKind::kDisconnect:
       break;
     case EventKind::kData:
-      w.u32(ev.service);
-      w.i16(ev.msg_type);
-      w.u16(static_cast<uint16_t>(ev.groups.size()));
-      for (auto& g : ev.groups) w.str8(g);
-      w.bytes32(ev.payload);
-      break;
+      break;  // above
     case EventKind::kState:
       w.u64(ev.config);
       w.u64(ev.old_config);

@@ -187,14 +187,11 @@ std::optional<GroupRequest> decode_group_request(std::string_view body) {
   return m;
 }
 std::optional<Multicast> decode_multicast(std::string_view body) {
-  wire::Reader r(body);
-  Multicast m;
-  m.service = r.u32();
-  m.msg_type = r.i16();
-  if (!get_names(r, m.groups, kMaxGroupsPerMessage)) return std::nullopt;
-  m.payload = std::string(r.bytes32());
-  if (!r.done()) return std::nullopt;
-  return m;
+  auto v = decode_multicast_view(body);
+  if (!v) return std::nullopt;
+  return Multicast{v->service, v->msg_type,
+                   std::vector<std::string>(v->groups, v->groups + v->ngroups),
+                   std::string(v->payload)};
 }
 std::optional<MulticastView> decode_multicast_view(std::string_view body) {
   wire::Reader r(body);

@@ -62,6 +62,23 @@ std::string hello(const std::string& name) {
   return b;
 }
 
+// A raw client `name` that has joined `group`, seen joining by `watcher`; rcvbuf > 0 shrinks
+// its receive buffer first. Returns the socket.
+int raw_member(const std::string& path, agent_conn* watcher, const std::string& name,
+               const std::string& group, int rcvbuf = 0) {
+  int fd = raw_connect(path);
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  raw_send(fd, hello(name));
+  std::string j;
+  agent::proto::encode_join(j, group);
+  raw_send(fd, j);
+  std::string member = "#" + name + "#d1";
+  REQUIRE(receive_until(watcher, [&](const agent_message& m) {
+    return m.kind == AGENT_MSG_MEMBERSHIP && std::string(m.changed) == member;
+  }));
+  return fd;
+}
+
 }  // namespace
 
 TEST_CASE("members see joins, leaves and disconnects in one order", "[agentd]") {
@@ -412,14 +429,7 @@ TEST_CASE("a client whose socket no longer takes data is disconnected", "[agentd
   Daemon d;
   auto a = connect(d.socket_path(), "alice");
   REQUIRE(agent_join(a.get(), "g") == AGENT_OK);
-  int fd = raw_connect(d.socket_path());
-  raw_send(fd, hello("half"));
-  std::string j;
-  agent::proto::encode_join(j, "g");
-  raw_send(fd, j);
-  REQUIRE(receive_until(a.get(), [](const agent_message& m) {
-    return m.kind == AGENT_MSG_MEMBERSHIP && std::string(m.changed) == "#half#d1";
-  }));
+  int fd = raw_member(d.socket_path(), a.get(), "half", "g");
   REQUIRE(::shutdown(fd, SHUT_RD) == 0);
   bool gone = false;
   for (int i = 0; i < 50 && !gone; ++i) {
@@ -438,16 +448,7 @@ TEST_CASE("a client that stops reading is disconnected and the daemon stays boun
                          "max_message_bytes = 65536\nqueue_limit_bytes = 1048576\n"});
   auto a = connect(d.socket_path(), "alice");
   REQUIRE(agent_join(a.get(), "g") == AGENT_OK);
-  int fd = raw_connect(d.socket_path());
-  int small = 4096;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  raw_send(fd, hello("stuck"));
-  std::string j;
-  agent::proto::encode_join(j, "g");
-  raw_send(fd, j);
-  REQUIRE(receive_until(a.get(), [](const agent_message& m) {
-    return m.kind == AGENT_MSG_MEMBERSHIP && std::string(m.changed) == "#stuck#d1";
-  }));
+  int fd = raw_member(d.socket_path(), a.get(), "stuck", "g", 4096);
   // alice sends 60 KB messages one at a time, reading each back: her queue stays short while
   // the stuck client's grows past the 1 MiB limit (plus what its socket buffers hold).
   std::string chunk(60000, 'x');

@@ -124,14 +124,14 @@ class BrokerIo final : public ClientIo {
   }
   // Sends every connection's batch.
   void flush() {
-    std::vector<ConnId> dirty;
-    dirty.swap(dirty_);
-    for (ConnId id : dirty) {
+    flushing_.swap(dirty_);  // finish_if_done may erase from dirty_ while this runs
+    for (ConnId id : flushing_) {
       auto it = conns_.find(id);
       if (it == conns_.end()) continue;
       flush_one(id, it->second);
       finish_if_done(it);
     }
+    flushing_.clear();  // both lists keep their capacity: no allocation per event
   }
   // Stops or resumes reading from every client (back-pressure from the ring).
   void set_reading(bool on) {
@@ -289,6 +289,7 @@ class BrokerIo final : public ClientIo {
   int epoll_fd_ = -1;
   std::unordered_map<ConnId, Conn> conns_;
   std::vector<ConnId> dirty_;
+  std::vector<ConnId> flushing_;
 };
 
 membership::RingConfig ring_config(const Config& cfg) {

@@ -60,6 +60,7 @@ std::string load_ring(const std::string& path, const toml::value& ring, RingSett
   for (auto& [k, v] : ring.as_table()) {
     if (k == "id") r.id = toml::get<uint32_t>(v);
     else if (k == "packet_bytes") r.packet_bytes = toml::get<uint32_t>(v);
+    else if (k == "udp_offload") r.udp_offload = toml::get<bool>(v);
     else if (k == "global_window") r.global_window = toml::get<uint32_t>(v);
     else if (k == "personal_window") r.personal_window = toml::get<uint32_t>(v);
     else if (k == "accelerated_window") r.accelerated_window = toml::get<uint32_t>(v);

@@ -339,13 +339,14 @@ struct DaemonState {
       if (!err.empty()) return "ring daemon " + std::to_string(d.id) + ": " + err;
       peers.emplace(d.id, a);
     }
-    auto err = udp.open(peers.at(cfg.ring.id));
+    auto err = udp.open(peers.at(cfg.ring.id), 8u << 20, cfg.ring.udp_offload);
     if (!err.empty()) return err;
     auto& mpx = static_cast<caf::io::network::default_multiplexer&>(
         self->system().middleman().backend());
     hook = new ReadableHook(mpx, udp.disown(), [this] { on_readable(); });
     hook->start();
     udp_fd = hook->fd();
+    offload_on = udp.offloading();
     AGENT_LOG(kInfo, "ring: daemon " << cfg.ring.id << " on UDP "
                                      << peers.at(cfg.ring.id).to_string() << ", "
                                      << peers.size() << " daemons");
@@ -380,7 +381,7 @@ struct DaemonState {
       // next daemon works while this one writes to its clients (and the token's round trip
       // does not grow with the local fan-out).
       for (auto& s : a.sends) send_datagram(s.to, s.bytes);
-      if (udp_fd >= 0) udp.flush();
+      if (udp_fd >= 0) flush_network();
       for (auto& w : a.warnings) AGENT_LOG(kWarn, "ring: " << w);
       for (auto& d : a.deliveries) {
         if (d.kind != membership::DeliveryKind::kMessage) {
@@ -397,6 +398,15 @@ struct DaemonState {
     flush_clients();
     draining = false;
     arm_timer();
+  }
+
+  void flush_network() {
+    udp.flush();
+    if (offload_on && !udp.offloading()) {
+      offload_on = false;
+      AGENT_LOG(kWarn, "ring: UDP offload is off from now on (" << udp.offload_off_reason()
+                                                              << "); packets go one by one");
+    }
   }
 
   // Sends the clients' batches; the hub learns what each still has queued.
@@ -434,6 +444,9 @@ struct DaemonState {
   // Queues without copying: bytes must live until udp.flush().
   void send_datagram(NodeId to, const std::string& bytes) {
     if (udp_fd < 0) return;  // a ring of one has no one to send to
+    // A datagram to one daemon (the token, a commit) leaves after every packet queued before
+    // it: the token must not overtake the packets it announces.
+    if (to != membership::kAllDaemons && to != membership::kBroadcast) udp.barrier();
     if (to == membership::kAllDaemons) {
       for (auto& [id, addr] : peers)
         if (id != cfg.ring.id) udp.queue_view(addr, bytes);
@@ -448,6 +461,10 @@ struct DaemonState {
   void on_readable() {
     // Bounded work per wake-up so clients get their turn.
     for (int batch = 0; batch < 8; ++batch) {
+      // A token read in the same batch as data packets is handled after them: the packets it
+      // announces may be right behind it (they left other daemons before the token, but paths
+      // through the network reorder), and handling it first would ask for them again.
+      tokens.clear();
       size_t n = udp.receive([&](const transport::UdpAddress& from,
                                                  std::string_view bytes) {
         // The sender is whoever lives at the source address; the ring checks the rest.
@@ -458,9 +475,14 @@ struct DaemonState {
           ++bad_datagrams;  // not from a configured daemon
           return;
         }
-        ring.on_packet(sender, bytes, now_us());
+        auto h = ringwire::decode_header(bytes);
+        if (h && h->type == ringwire::Type::kToken)
+          tokens.emplace_back(sender, bytes);  // valid until the next receive
+        else
+          ring.on_packet(sender, bytes, now_us());
       });
       if (n == 0) break;
+      for (auto& [sender, bytes] : tokens) ring.on_packet(sender, bytes, now_us());
       drain();
       // A short batch emptied the socket; the multiplexer (level-triggered) calls again if
       // more arrives. Saves a read that would find nothing.
@@ -499,7 +521,10 @@ struct DaemonState {
                          << hs.messages_delivered << "; bad datagrams "
                          << bad_datagrams + rs.bad_packets << ", bad client frames "
                          << hs.bad_frames << ", slow clients dropped "
-                         << hs.slow_clients_dropped);
+                         << hs.slow_clients_dropped << "; datagrams dropped on send "
+                         << udp.send_drops() << ", refused " << udp.send_errors()
+                         << "; offloaded sends " << udp.offloaded_sends() << " carrying "
+                         << udp.offloaded_datagrams() << " datagrams");
     hub.shutdown();
     io.flush();
     io.drain_now();  // what the sockets take now; the rest is lost with the daemon
@@ -525,6 +550,8 @@ struct DaemonState {
   transport::UdpSocket udp;       // the ring's socket; the hook owns (and closes) its fd
   ReadableHook* hook = nullptr;
   int udp_fd = -1;
+  bool offload_on = false;
+  std::vector<std::pair<NodeId, std::string_view>> tokens;  // of the batch being read
   std::deque<std::pair<uint32_t, std::string>> backlog;
   bool throttled = false;
   bool draining = false;

@@ -26,7 +26,8 @@ usage: bench/lan.sh [options]
                        1 = one write per message, as Spread's flooder does)
   --senders-receive    senders join the group and count as receivers too
   --accelerated N      ring.accelerated_window (Accelerated Ring; default 0 = off)
-  --ring KEY=VALUE     any other [ring] setting of agentd, e.g. --ring personal_window=128
+  --ring KEY=VALUE     any other [ring] setting of agentd, e.g. --ring personal_window=128,
+                       --ring udp_offload=false
                        (the benchmark sets token_loss_ms=1000 unless given here)
   --net MODE           auto|netns|loopback (default auto: netns when root)
   --mtu BYTES          MTU of the namespaces' links (default 9000); ring packets fit in it
@@ -82,7 +83,7 @@ while [ $# -gt 0 ]; do
     --tick) is_uint "$val" || die "--tick must be microseconds, not '$val'"; tick=$val ;;
     --batch) is_uint "$val" && [ "$val" -ge 1 ] || die "--batch must be a positive number, not '$val'"; batch=$val ;;
     --accelerated) is_uint "$val" || die "--accelerated must be a number of packets (0: off), not '$val'"; accelerated=$val ;;
-    --ring) [[ "$val" =~ ^[a-z_]+=[0-9]+$ ]] || die "--ring takes KEY=NUMBER, not '$val'"; ring_extra+=("$val") ;;
+    --ring) [[ "$val" =~ ^[a-z_]+=([0-9]+([.][0-9]+)?|true|false)$ ]] || die "--ring takes KEY=NUMBER or KEY=true|false, not '$val'"; ring_extra+=("$val") ;;
     --net) case "$val" in auto|netns|loopback) net=$val ;; *) die "--net must be auto, netns or loopback, not '$val'" ;; esac ;;
     --mtu) is_uint "$val" && [ "$val" -ge 576 ] && [ "$val" -le 65535 ] || die "--mtu must be 576..65535, not '$val'"; mtu=$val ;;
     --sweep-duration) is_num "$val" || die "--sweep-duration must be seconds, not '$val'"; sweep_duration=$val ;;

@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/udp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -64,7 +66,7 @@ int UdpSocket::disown() {
   return fd_;
 }
 
-std::string UdpSocket::open(const UdpAddress& local, size_t buffer_bytes) {
+std::string UdpSocket::open(const UdpAddress& local, size_t buffer_bytes, bool offload) {
   fd_ = ::socket(local.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return std::string("cannot create a UDP socket: ") + std::strerror(errno);
   int one = 1;
@@ -84,12 +86,26 @@ std::string UdpSocket::open(const UdpAddress& local, size_t buffer_bytes) {
   bufs_.assign(kBatch, std::vector<char>(kMaxDatagram));
   from_.resize(kBatch);
   lens_.resize(kBatch);
+  segment_.assign(kBatch, 0);
+  if (offload) {
+    // Segmentation is asked for per send (a control message), so the kernel's support shows
+    // only then; coalesced receiving is a socket option that old kernels refuse.
+    gso_ = true;
+    gro_ = ::setsockopt(fd_, IPPROTO_UDP, UDP_GRO, &one, sizeof one) == 0;
+  } else {
+    offload_off_reason_ = "turned off";
+  }
   return {};
 }
+
+namespace {
+constexpr size_t kControlBytes = CMSG_SPACE(sizeof(int));
+}  // namespace
 
 size_t UdpSocket::receive_batch() {
   mmsghdr msgs[kBatch];
   iovec iov[kBatch];
+  alignas(cmsghdr) char control[kBatch][kControlBytes];
   for (size_t i = 0; i < kBatch; ++i) {
     iov[i] = {bufs_[i].data(), bufs_[i].size()};
     msgs[i] = {};
@@ -97,6 +113,10 @@ size_t UdpSocket::receive_batch() {
     msgs[i].msg_hdr.msg_iovlen = 1;
     msgs[i].msg_hdr.msg_name = &from_[i].addr;
     msgs[i].msg_hdr.msg_namelen = sizeof from_[i].addr;
+    if (gro_) {
+      msgs[i].msg_hdr.msg_control = control[i];
+      msgs[i].msg_hdr.msg_controllen = kControlBytes;
+    }
   }
   int n;
   do {
@@ -107,6 +127,15 @@ size_t UdpSocket::receive_batch() {
     from_[i].len = msgs[i].msg_hdr.msg_namelen;
     // A datagram cut short by the buffer is reported at its real size: make it undecodable.
     lens_[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : msgs[i].msg_len;
+    segment_[i] = 0;
+    if (!gro_) continue;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+      if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+        int seg = 0;
+        std::memcpy(&seg, CMSG_DATA(c), sizeof seg);
+        if (seg > 0) segment_[i] = static_cast<size_t>(seg);
+      }
+    }
   }
   return static_cast<size_t>(n);
 }
@@ -120,34 +149,136 @@ void UdpSocket::queue_view(const UdpAddress& to, std::string_view bytes) {
   out_.push_back(Out{&to, bytes});
 }
 
+void UdpSocket::barrier() {
+  if (!out_.empty() && (barriers_.empty() || barriers_.back() != out_.size()))
+    barriers_.push_back(out_.size());
+}
+
+// Cuts the queue into sends. Without offload, one per datagram, in queue order. With it, a
+// datagram joins the open run of its peer when it has the run's size (or is shorter, which
+// ends the run) and the kernel's limits allow; else it starts a run. Runs leave in the order
+// of their first datagram, so a datagram may leave before ones queued earlier for other peers,
+// never before one queued earlier for its own peer, nor before anything queued ahead of a
+// barrier (runs end there).
+void UdpSocket::plan_sends() {
+  sends_.clear();
+  run_of_.resize(out_.size());
+  open_.clear();  // (peer, its open run) in this stretch between barriers
+  size_t next_barrier = 0;
+  constexpr size_t kNone = ~size_t{0};
+  for (size_t i = 0; i < out_.size(); ++i) {
+    while (next_barrier < barriers_.size() && barriers_[next_barrier] <= i) {
+      open_.clear();
+      ++next_barrier;
+    }
+    const Out& o = out_[i];
+    size_t size = o.bytes.size();
+    auto slot = std::find_if(open_.begin(), open_.end(), [&](const auto& e) {
+      return e.first == o.to || *e.first == *o.to;
+    });
+    if (slot != open_.end() && slot->second != kNone) {
+      Send& r = sends_[slot->second];
+      if (size > 0 && size <= r.segment && r.count < kMaxSegments &&
+          (r.count + 1) * r.segment <= kMaxOffloadBytes) {
+        ++r.count;
+        run_of_[i] = slot->second;
+        if (size < r.segment) slot->second = kNone;  // a shorter one ends the run
+        continue;
+      }
+    }
+    size_t run = sends_.size();
+    sends_.push_back(Send{0, 1, size});
+    run_of_[i] = run;
+    size_t open = gso_ && size > 0 ? run : kNone;
+    if (slot != open_.end())
+      slot->second = open;
+    else
+      open_.emplace_back(o.to, open);
+  }
+  // Lay the runs out one after the other (each in queue order) for the iovec array.
+  size_t at = 0;
+  for (Send& r : sends_) {
+    r.first = at;
+    at += r.count;
+    if (r.count == 1) r.segment = 0;
+  }
+  order_.resize(out_.size());
+  fill_.assign(sends_.size(), 0);
+  for (size_t i = 0; i < out_.size(); ++i) {
+    size_t r = run_of_[i];
+    order_[sends_[r].first + fill_[r]++] = i;
+  }
+}
+
+void UdpSocket::turn_offload_off(int err) {
+  gso_ = false;
+  offload_off_reason_ = std::string("the kernel refused a segmented send: ") + std::strerror(err);
+}
+
 void UdpSocket::flush() {
+  if (out_.empty()) return;
+  plan_sends();
+  auto& iov = iov_;
+  iov.resize(order_.size());
+  for (size_t k = 0; k < order_.size(); ++k) {
+    const Out& o = out_[order_[k]];
+    iov[k] = {const_cast<char*>(o.bytes.data()), o.bytes.size()};
+  }
   size_t done = 0;
-  while (done < out_.size()) {
-    size_t n = std::min(kBatch, out_.size() - done);
+  while (done < sends_.size()) {
+    size_t n = std::min(kBatch, sends_.size() - done);
     mmsghdr msgs[kBatch];
-    iovec iov[kBatch];
+    alignas(cmsghdr) char control[kBatch][CMSG_SPACE(sizeof(uint16_t))];
     for (size_t i = 0; i < n; ++i) {
-      Out& o = out_[done + i];
-      iov[i] = {const_cast<char*>(o.bytes.data()), o.bytes.size()};
+      const Send& s = sends_[done + i];
+      const Out& o = out_[order_[s.first]];
       msgs[i] = {};
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_iov = &iov[s.first];
+      msgs[i].msg_hdr.msg_iovlen = s.count;
       msgs[i].msg_hdr.msg_name = const_cast<sockaddr_storage*>(&o.to->addr);
       msgs[i].msg_hdr.msg_namelen = o.to->len;
+      if (s.segment > 0) {
+        msgs[i].msg_hdr.msg_control = control[i];
+        msgs[i].msg_hdr.msg_controllen = sizeof control[i];
+        cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr);
+        c->cmsg_level = IPPROTO_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t seg = static_cast<uint16_t>(s.segment);
+        std::memcpy(CMSG_DATA(c), &seg, sizeof seg);
+      }
     }
     int sent = ::sendmmsg(fd_, msgs, static_cast<unsigned>(n), MSG_DONTWAIT);
     if (sent < 0) {
       if (errno == EINTR) continue;
-      // The first datagram failed (full buffer, peer port closed): drop it and go on.
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) ++send_drops_;
-      else ++send_errors_;
+      Send& s = sends_[done];
+      if (s.segment > 0 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP ||
+                            errno == ENOPROTOOPT)) {
+        // No segmentation here: send the rest one datagram at a time.
+        turn_offload_off(errno);
+        std::vector<Send> rest(sends_.begin() + static_cast<long>(done), sends_.end());
+        sends_.resize(done);
+        for (const Send& r : rest)
+          for (size_t k = 0; k < r.count; ++k) sends_.push_back(Send{r.first + k, 1, 0});
+        continue;
+      }
+      // The first send failed (full buffer, peer port closed): drop it and go on.
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) send_drops_ += s.count;
+      else send_errors_ += s.count;
       done += 1;
     } else {
+      for (int i = 0; i < sent; ++i) {
+        const Send& s = sends_[done + static_cast<size_t>(i)];
+        if (s.segment == 0) continue;
+        ++offloaded_sends_;
+        offloaded_datagrams_ += s.count;
+      }
       done += static_cast<size_t>(sent);
     }
   }
   out_.clear();
   copies_.clear();
+  barriers_.clear();
 }
 
 }  // namespace agent::transport

@@ -126,9 +126,11 @@ void ClientHub::shutdown() {
 void ClientHub::send_error(ConnId id, ErrorCode code, std::string subject, std::string text) {
   AGENT_LOG(kDebug, "error to connection " << id << ": " << proto::error_name(code) << ": "
                                            << text);
-  frame_.clear();
-  proto::encode(frame_, proto::Error{code, std::move(subject), std::move(text)});
-  io_.send(id, frame_);
+  // Not frame_: an error may be sent while a delivery's frame is in it (a slow client
+  // dropped halfway through its recipients).
+  std::string frame;
+  proto::encode(frame, proto::Error{code, std::move(subject), std::move(text)});
+  io_.send(id, frame);
 }
 
 void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
@@ -321,10 +323,14 @@ void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
   for (auto& d : deliveries_) {
     frame_.clear();
     if (d.data) {
+      // The frame's head is encoded once; the payload goes from where it lies (the ring's
+      // packet) straight into each recipient's output.
       const auto& e = *d.data;
-      proto::encode_data(frame_, e.service, e.msg_type, e.member, e.groups,
-                         d.data == viewed ? payload : std::string_view(e.payload));
+      std::string_view body = d.data == viewed ? payload : std::string_view(e.payload);
+      proto::encode_data_head(frame_, e.service, e.msg_type, e.member, e.groups, body.size());
       stats_.messages_delivered += d.recipients.size();
+      for (auto& r : d.recipients) send_to(r, frame_, body, false);
+      continue;
     } else {
       if (d.membership.service == proto::service::kCausedByDisconnect) {
         // A local member's disconnect took effect: its name is free again. No session gets it.
@@ -333,21 +339,25 @@ void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
       }
       proto::encode(frame_, d.membership);
     }
-    for (auto& r : d.recipients) send_to(r, frame_, d.data == nullptr);
+    for (auto& r : d.recipients) send_to(r, frame_, {}, true);
   }
   --depth_;
   process_drops();
 }
 
-void ClientHub::send_to(const std::string& member, std::string_view bytes, bool membership) {
+void ClientHub::send_to(const std::string& member, std::string_view head, std::string_view tail,
+                        bool membership) {
   auto it = by_group_.find(member);
   if (it == by_group_.end()) return;  // gone since the event was ordered
   auto sit = sessions_.find(it->second);
   assert(sit != sessions_.end());
   Session& s = sit->second;
   if (s.closing || (membership && !s.want_membership)) return;
-  io_.send(it->second, bytes);
-  s.queued_bytes += bytes.size();
+  if (tail.empty())
+    io_.send(it->second, head);
+  else
+    io_.send(it->second, head, tail);
+  s.queued_bytes += head.size() + tail.size();
   if (s.queued_bytes > cfg_.client_queue_bytes) {
     AGENT_LOG(kWarn, "client " << member << " has " << s.queued_bytes
                                << " unread bytes queued (limit " << cfg_.client_queue_bytes

@@ -27,6 +27,13 @@ class ClientIo {
   virtual ~ClientIo() = default;
   // Queues bytes for the connection; they go out when the shell flushes.
   virtual void send(ConnId id, std::string_view bytes) = 0;
+  // Queues head and then tail (one frame in two pieces, so the tail is copied only once).
+  virtual void send(ConnId id, std::string_view head, std::string_view tail) {
+    std::string both;
+    both.reserve(head.size() + tail.size());
+    both.append(head).append(tail);
+    send(id, both);
+  }
   // Sends what is queued, then closes. The hub forgets the connection itself.
   virtual void close(ConnId id) = 0;
   // Closes a client that does not read: its input stops at once; what is queued goes out if
@@ -98,7 +105,9 @@ class ClientHub {
   std::vector<ConnId> to_abort_;  // slow clients: closed without flushing
   // Ends the sessions marked for dropping, unless called from inside a handler (depth_ > 0).
   void process_drops();
-  void send_to(const std::string& member, std::string_view bytes, bool membership);
+  // Queues the frame head + tail for a local member.
+  void send_to(const std::string& member, std::string_view head, std::string_view tail,
+               bool membership);
   std::string generate_name();
   // Sends deliveries_ to the local clients. A data delivery of event `viewed` takes its payload
   // from `payload` (the event was decoded without copying it).

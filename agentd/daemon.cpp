@@ -97,6 +97,13 @@ class BrokerIo final : public ClientIo {
     if (c.batch.empty()) dirty_.push_back(id);
     c.batch.append(bytes.data(), bytes.size());
   }
+  void send(ConnId id, std::string_view head, std::string_view tail) override {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || it->second.broken) return;
+    Conn& c = it->second;
+    if (c.batch.empty()) dirty_.push_back(id);
+    c.batch.append(head.data(), head.size()).append(tail.data(), tail.size());
+  }
   // Closes once what is queued has gone out (or the client is cut by abort's timer).
   void close(ConnId id) override {
     auto it = conns_.find(id);

@@ -199,7 +199,7 @@ void Ring::handle_data(const rw::Header& h, std::string_view body, Time now) {
 }
 
 void Ring::store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes) {
-  packets_.emplace(seq, Packet{sender, has_safe, std::move(bytes)});
+  packets_.emplace(seq, Packet{sender, has_safe, std::make_shared<const std::string>(std::move(bytes))});
 }
 
 void Ring::advance_aru() {
@@ -237,7 +237,7 @@ void Ring::visit(Time now) {
     for (uint64_t s : t.rtr) {
       auto it = packets_.find(s);
       if (it != packets_.end() && !faults_.skip_retransmissions) {
-        broadcast(it->second.bytes);
+        broadcast(*it->second.bytes);
         ++stats_.packets_retransmitted;
         ++t.fcc;
         ++my_fcc_;
@@ -259,7 +259,7 @@ void Ring::visit(Time now) {
     if (recovering)
       build_recovery_packet(t.seq + 1, pkt);
     else
-      build_packet(t.seq + 1, pkt);
+      build_packet(t.seq + 1, pkt, fresh.size() + 1 == allowed);
     ++t.seq;
     fresh.push_back(std::move(pkt));
   }
@@ -311,7 +311,7 @@ void Ring::visit(Time now) {
   for (size_t i = fresh.size() - after; i < fresh.size(); ++i) broadcast(std::move(fresh[i]));
 }
 
-void Ring::build_packet(uint64_t seq, std::string& pkt) {
+void Ring::build_packet(uint64_t seq, std::string& pkt, bool last_of_visit) {
   pkt.reserve(cfg_.max_packet_bytes);
   rw::encode_header(pkt, rw::Header{rw::Type::kData, ring_id_, self_});
   rw::begin_data(pkt, seq, tok_.hop);
@@ -323,9 +323,12 @@ void Ring::build_packet(uint64_t seq, std::string& pkt) {
     size_t left = p.data.size() - p.offset;
     if (room < rw::kChunkHeaderBytes + (left == 0 ? 0 : 1)) break;
     size_t avail = room - rw::kChunkHeaderBytes;
-    // A message that would fit a packet of its own is not split across two.
+    // Packets are filled to the byte, splitting a message across two, so that all but the
+    // visit's last have the same size and leave together (UDP segmentation offload). The
+    // last packet of a visit does not start a message that would fit a packet of its own:
+    // its rest would wait a whole rotation.
     size_t capacity = cfg_.max_packet_bytes - rw::kDataHeaderBytes - rw::kChunkHeaderBytes;
-    if (left > avail && p.offset == 0 && left <= capacity && chunks > 0) break;
+    if (last_of_visit && left > avail && p.offset == 0 && left <= capacity && chunks > 0) break;
     size_t take = std::min(left, avail);
     uint8_t flags = (p.offset == 0 ? rw::kFirst : 0) | (take == left ? rw::kLast : 0);
     rw::add_chunk(pkt, p.service, flags, std::string_view(p.data).substr(p.offset, take));
@@ -360,12 +363,12 @@ void Ring::deliver() {
     if (it->second.has_safe && it->first > safe_seq_ && !faults_.deliver_safe_early) break;
     uint64_t seq = it->first;
     const Packet& p = it->second;
-    auto d = rw::decode_data(std::string_view(p.bytes).substr(rw::kHeaderBytes));
+    auto d = rw::decode_data(std::string_view(*p.bytes).substr(rw::kHeaderBytes));
     RING_CHECK(d && d->seq == seq);
     for (auto& c : d->chunks) {
       if (c.flags & rw::kRecovery) continue;  // consumed when recovery completed
       if ((c.flags & rw::kFirst) && (c.flags & rw::kLast)) {
-        emit(p.sender, c.service, std::string(c.data), seq, ring_id_);
+        emit(p.sender, c.service, p.bytes, c.data, seq, ring_id_);
       } else if (c.flags & rw::kFirst) {
         reassembly_[p.sender].assign(c.data.data(), c.data.size());
       } else {
@@ -386,6 +389,7 @@ void Ring::deliver() {
     auto& b = v[v.size() - 2];
     if (a.kind == DeliveryKind::kMessage && b.kind == DeliveryKind::kMessage) {
       std::swap(a.payload, b.payload);
+      std::swap(a.payload_owner, b.payload_owner);
       std::swap(a.origin, b.origin);
       std::swap(a.service, b.service);
       out_of_order_done_ = true;
@@ -393,15 +397,23 @@ void Ring::deliver() {
   }
 }
 
-void Ring::emit(NodeId origin, uint32_t service, std::string payload, uint64_t seq,
+void Ring::emit(NodeId origin, uint32_t service, std::string&& whole, uint64_t seq,
                 uint64_t ring_id) {
+  auto owner = std::make_shared<const std::string>(std::move(whole));
+  std::string_view payload = *owner;
+  emit(origin, service, std::move(owner), payload, seq, ring_id);
+}
+
+void Ring::emit(NodeId origin, uint32_t service, std::shared_ptr<const std::string> owner,
+                std::string_view payload, uint64_t seq, uint64_t ring_id) {
   ++stats_.messages_delivered;
   Delivered d;
   d.index = ++delivered_items_;
   d.packet_seq = seq;
   d.origin = origin;
   d.service = service;
-  d.payload = std::move(payload);
+  d.payload = payload;
+  d.payload_owner = std::move(owner);
   d.ring_id = ring_id;
   d.ordinal = ring_id == old_.id && old_.id != 0 ? ++old_.msgs : ++ring_msgs_;
   actions_.deliveries.push_back(std::move(d));

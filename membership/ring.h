@@ -25,6 +25,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -81,7 +82,10 @@ struct Delivered {
   uint64_t packet_seq = 0;  // messages: the ring packet that completed it (for checkers)
   NodeId origin = 0;        // messages: the member that submitted it
   uint32_t service = 0;     // messages: the service bits given to submit()
-  std::string payload;      // messages
+  // Messages: the payload, a view into bytes the ring shares with this item (a received
+  // packet, or the reassembled message): valid as long as a copy of this item lives.
+  std::string_view payload;
+  std::shared_ptr<const std::string> payload_owner;
   DeliveryKind kind = DeliveryKind::kMessage;
   uint64_t ring_id = 0;           // the ring the item belongs to (configurations: that ring)
   uint64_t next_ring_id = 0;      // transitional configurations: the ring being installed
@@ -167,7 +171,9 @@ class Ring {
   struct Packet {
     NodeId sender = 0;
     bool has_safe = false;
-    std::string bytes;  // as on the wire: for retransmission and, at delivery, the chunks
+    // As on the wire: for retransmission and, at delivery, the chunks. Shared with the
+    // deliveries whose payloads it holds.
+    std::shared_ptr<const std::string> bytes;
   };
   struct Pending {
     uint32_t service;
@@ -191,13 +197,18 @@ class Ring {
   void run_self_passes(Time now);
   void handle_token(const ringwire::Header& h, std::string_view body, Time now);
   void handle_data(const ringwire::Header& h, std::string_view body, Time now);
-  void build_packet(uint64_t seq, std::string& out);
+  // last_of_visit: the last packet this token visit allows (it ends at a message boundary
+  // where it can).
+  void build_packet(uint64_t seq, std::string& out, bool last_of_visit);
   void build_recovery_packet(uint64_t seq, std::string& out);
   void store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes);
+  // Queues a delivery of the message payload (a view into owner's bytes).
+  void emit(NodeId origin, uint32_t service, std::shared_ptr<const std::string> owner,
+            std::string_view payload, uint64_t seq, uint64_t ring_id);
+  void emit(NodeId origin, uint32_t service, std::string&& whole, uint64_t seq, uint64_t ring_id);
   void advance_aru();
   void deliver();
   void discard_stable();
-  void emit(NodeId origin, uint32_t service, std::string payload, uint64_t seq, uint64_t ring_id);
   void broadcast(const std::string& bytes) { actions_.sends.push_back({kBroadcast, bytes}); }
   void broadcast(std::string&& bytes) { actions_.sends.push_back({kBroadcast, std::move(bytes)}); }
   NodeId successor() const;

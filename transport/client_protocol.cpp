@@ -112,14 +112,20 @@ void encode(std::string& out, const Data& m) {
 }
 void encode_data(std::string& out, uint32_t service, int16_t msg_type, std::string_view sender,
                  const std::vector<std::string>& groups, std::string_view payload) {
+  encode_data_head(out, service, msg_type, sender, groups, payload.size());
+  out.append(payload.data(), payload.size());
+}
+void encode_data_head(std::string& out, uint32_t service, int16_t msg_type,
+                      std::string_view sender, const std::vector<std::string>& groups,
+                      size_t payload_bytes) {
   size_t s = begin(out, Verb::kData);
   wire::Writer w(out);
   w.u32(service);
   w.i16(msg_type);
   w.str8(sender);
   put_names(w, groups);
-  w.bytes32(payload);
-  finish(out, s);
+  w.u32(static_cast<uint32_t>(payload_bytes));
+  w.patch_u32(s, static_cast<uint32_t>(out.size() - s - 4 + payload_bytes));
 }
 void encode(std::string& out, const Membership& m) {
   size_t s = begin(out, Verb::kMembership);

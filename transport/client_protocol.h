@@ -146,6 +146,11 @@ void encode(std::string& out, const Data& m);
 // The same frame from its parts (no Data to build: the delivery path's encoder).
 void encode_data(std::string& out, uint32_t service, int16_t msg_type, std::string_view sender,
                  const std::vector<std::string>& groups, std::string_view payload);
+// All of that frame but the payload's bytes, which follow it on the wire (the frame is this
+// head and then payload_bytes more): the payload need not be copied next to the head.
+void encode_data_head(std::string& out, uint32_t service, int16_t msg_type,
+                      std::string_view sender, const std::vector<std::string>& groups,
+                      size_t payload_bytes);
 void encode(std::string& out, const Membership& m);
 void encode(std::string& out, const Error& m);
 

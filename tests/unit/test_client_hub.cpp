@@ -266,6 +266,27 @@ TEST_CASE("a client that does not read is dropped at its queue limit, others go 
   CHECK(h.hub.client_count() == 1);
 }
 
+TEST_CASE("dropping a slow recipient halfway through a delivery spares the ones after it",
+          "[hub]") {
+  Hub h;  // queue limit 4000 bytes
+  ConnId slow = h.connect("a");  // sorts first among the recipients
+  ConnId fast = h.connect("b");
+  h.bytes(slow, join("g"));
+  h.bytes(fast, join("g"));
+  h.frames(fast);
+  for (int i = 0; i < 10; ++i) {
+    h.bytes(fast, mcast({"g"}, std::string(900, static_cast<char>('0' + i))));
+    h.hub.on_sent(fast, 0);
+  }
+  CHECK(h.io.closed[slow]);
+  std::string got;
+  for (auto& f : h.frames(fast)) {
+    CHECK(f.verb != Verb::kError);  // the slow client's error is not the fast one's
+    if (f.verb == Verb::kData) got += proto::decode_data(f.body)->payload.substr(0, 1);
+  }
+  CHECK(got == "0123456789");
+}
+
 TEST_CASE("connections beyond max_clients are refused", "[hub]") {
   Hub h;  // limit 4
   for (int i = 0; i < 4; ++i) h.connect("c" + std::to_string(i));

@@ -94,7 +94,7 @@ struct Net {
   }
   std::vector<std::string> payloads(NodeId id) {
     std::vector<std::string> v;
-    for (auto& d : delivered[id]) v.push_back(d.payload);
+    for (auto& d : delivered[id]) v.emplace_back(d.payload);
     return v;
   }
 

@@ -94,7 +94,7 @@ struct Cluster {
   std::vector<std::string> messages(NodeId id) const {
     std::vector<std::string> v;
     for (auto& d : log.at(id))
-      if (d.kind == DeliveryKind::kMessage) v.push_back(d.payload);
+      if (d.kind == DeliveryKind::kMessage) v.emplace_back(d.payload);
     return v;
   }
   // The last configuration of the given kind delivered at id.
@@ -109,7 +109,7 @@ struct Cluster {
     std::vector<std::string> v;
     for (auto& d : log.at(id)) {
       if (d.kind == DeliveryKind::kMessage) {
-        v.push_back("m:" + d.payload);
+        v.push_back("m:" + std::string(d.payload));
       } else {
         std::string s = d.kind == DeliveryKind::kTransitional ? "T:" : "R:";
         for (auto m : d.members) s += std::to_string(m) + ",";

@@ -196,8 +196,12 @@ class BrokerIo final : public ClientIo {
     } else {
       if (c.queue.empty()) c.head_written = done;
       c.queued += c.batch.size() - done;
+      size_t size = c.batch.size();
       c.queue.push_back(std::move(c.batch));
+      // The next batch is likely as large: room for it at once, not by doubling (each
+      // doubling copies what is there).
       c.batch = std::string();
+      c.batch.reserve(std::min(size, kKeptBatchBytes));
       watch(id, c, true);
     }
     sent_(id, c.queued);

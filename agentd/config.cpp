@@ -61,6 +61,13 @@ std::string load_ring(const std::string& path, const toml::value& ring, RingSett
     if (k == "id") r.id = toml::get<uint32_t>(v);
     else if (k == "packet_bytes") r.packet_bytes = toml::get<uint32_t>(v);
     else if (k == "udp_offload") r.udp_offload = toml::get<bool>(v);
+    else if (k == "multicast") {
+      std::string text = toml::get<std::string>(v);
+      if (text != "off" && !text.empty()) {
+        auto err = parse_endpoint(text, r.multicast);
+        if (!err.empty()) return path + ": ring.multicast: " + err;
+      }
+    }
     else if (k == "global_window") r.global_window = toml::get<uint32_t>(v);
     else if (k == "personal_window") r.personal_window = toml::get<uint32_t>(v);
     else if (k == "accelerated_window") r.accelerated_window = toml::get<uint32_t>(v);

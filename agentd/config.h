@@ -26,6 +26,9 @@ struct RingSettings {
   std::vector<RingDaemon> daemons;  // empty: a ring of one, no network
   uint32_t packet_bytes = 8192;     // data packet size (UDP payload)
   bool udp_offload = true;          // send runs of packets as one segmented buffer (UDP GSO/GRO)
+  // IPv4 multicast group and port for packets to every daemon (one send instead of one per
+  // daemon); host "" (default): unicast to each daemon's address.
+  Endpoint multicast;
   uint32_t global_window = 512;     // packets per token rotation, whole ring
   uint32_t personal_window = 256;   // packets per token visit
   uint32_t accelerated_window = 0;  // packets sent after passing the token (0: off)

@@ -352,16 +352,56 @@ struct DaemonState {
     }
     auto err = udp.open(peers.at(cfg.ring.id), 8u << 20, cfg.ring.udp_offload);
     if (!err.empty()) return err;
+    if (!cfg.ring.multicast.host.empty()) {
+      err = open_multicast();
+      if (!err.empty()) return "ring.multicast: " + err;
+    }
     auto& mpx = static_cast<caf::io::network::default_multiplexer&>(
         self->system().middleman().backend());
     hook = new ReadableHook(mpx, udp.disown(), [this] { on_readable(); });
     hook->start();
     udp_fd = hook->fd();
+    if (use_multicast) {
+      mcast_hook = new ReadableHook(mpx, mcast.disown(), [this] { on_readable(); });
+      mcast_hook->start();
+    }
     offload_on = udp.offloading();
     AGENT_LOG(kInfo, "ring: daemon " << cfg.ring.id << " on UDP "
                                      << peers.at(cfg.ring.id).to_string() << ", "
-                                     << peers.size() << " daemons");
+                                     << peers.size() << " daemons"
+                                     << (use_multicast ? ", multicast " + group.to_string()
+                                                       : std::string()));
     return {};
+  }
+
+  // Packets for every daemon go once to the group (from the ring's socket, so receivers know
+  // the sender by its address); a second socket receives the group's packets.
+  std::string open_multicast() {
+    const auto& m = cfg.ring.multicast;
+    auto err = transport::resolve_udp(m.host, m.port, group);
+    if (!err.empty()) return err;
+    if (group.addr.ss_family != AF_INET ||
+        !IN_MULTICAST(ntohl(reinterpret_cast<const sockaddr_in&>(group.addr).sin_addr.s_addr)))
+      return group.to_string() + " is not an IPv4 multicast address (224.0.0.0/4)";
+    const transport::UdpAddress& own = peers.at(cfg.ring.id);
+    // Daemons on this same host (a test ring on one machine) hear the group only if it loops.
+    bool loop = false;
+    for (auto& [id, a] : peers)
+      if (id != cfg.ring.id && same_host(a, own)) loop = true;
+    err = udp.send_multicast_from(own, loop);
+    if (!err.empty()) return err;
+    err = mcast.open(group, 8u << 20, cfg.ring.udp_offload);
+    if (!err.empty()) return err;
+    err = mcast.join_multicast(group, own);
+    if (!err.empty()) return err;
+    use_multicast = true;
+    return {};
+  }
+
+  static bool same_host(const transport::UdpAddress& a, const transport::UdpAddress& b) {
+    if (a.addr.ss_family != AF_INET || b.addr.ss_family != AF_INET) return false;
+    return reinterpret_cast<const sockaddr_in&>(a.addr).sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in&>(b.addr).sin_addr.s_addr;
   }
 
   void submit(uint32_t service, std::string&& bytes) {
@@ -458,7 +498,11 @@ struct DaemonState {
     // A datagram to one daemon (the token, a commit) leaves after every packet queued before
     // it: the token must not overtake the packets it announces.
     if (to != membership::kAllDaemons && to != membership::kBroadcast) udp.barrier();
-    if (to == membership::kAllDaemons) {
+    if (use_multicast && (to == membership::kAllDaemons || to == membership::kBroadcast)) {
+      // Daemons outside the ring hear it too; to them it is a foreign ring's packet, which
+      // is how they learn of it (as with joins).
+      udp.queue_view(group, bytes);
+    } else if (to == membership::kAllDaemons) {
       for (auto& [id, addr] : peers)
         if (id != cfg.ring.id) udp.queue_view(addr, bytes);
     } else if (to == membership::kBroadcast) {
@@ -469,6 +513,8 @@ struct DaemonState {
     }
   }
 
+  // Either ring socket is readable: reads both, the group's first (with multicast, data
+  // packets come by the group and the token by the unicast socket).
   void on_readable() {
     // Bounded work per wake-up so clients get their turn.
     for (int batch = 0; batch < 8; ++batch) {
@@ -476,30 +522,40 @@ struct DaemonState {
       // announces may be right behind it (they left other daemons before the token, but paths
       // through the network reorder), and handling it first would ask for them again.
       tokens.clear();
-      size_t n = udp.receive([&](const transport::UdpAddress& from,
-                                                 std::string_view bytes) {
-        // The sender is whoever lives at the source address; the ring checks the rest.
-        NodeId sender = 0;
-        for (auto& [id, addr] : peers)
-          if (addr == from) sender = id;
-        if (sender == 0) {
-          ++bad_datagrams;  // not from a configured daemon
-          return;
-        }
-        auto h = ringwire::decode_header(bytes);
-        if (h && h->type == ringwire::Type::kToken)
-          tokens.emplace_back(sender, bytes);  // valid until the next receive
-        else
-          ring.on_packet(sender, bytes, now_us());
-      });
-      if (n == 0) break;
+      // The unicast socket is read once the group's is empty: the token is not handled before
+      // data packets that had arrived before it.
+      size_t from_group = use_multicast ? read_batch(mcast) : 0;
+      size_t from_peers = from_group < transport::UdpSocket::kBatch ? read_batch(udp) : 0;
+      if (from_group + from_peers == 0) break;
       for (auto& [sender, bytes] : tokens) ring.on_packet(sender, bytes, now_us());
       drain();
-      // A short batch emptied the socket; the multiplexer (level-triggered) calls again if
-      // more arrives. Saves a read that would find nothing.
-      if (n < transport::UdpSocket::kBatch) return;
+      // Short batches emptied the sockets; the multiplexer (level-triggered) calls again if
+      // more arrives. Saves reads that would find nothing.
+      if (from_group < transport::UdpSocket::kBatch && from_peers < transport::UdpSocket::kBatch)
+        return;
     }
     drain();
+  }
+
+  // Reads one batch; the tokens in it wait in `tokens` (their bytes stay valid until the
+  // socket's next read).
+  size_t read_batch(transport::UdpSocket& socket) {
+    return socket.receive([&](const transport::UdpAddress& from, std::string_view bytes) {
+      // The sender is whoever lives at the source address; the ring checks the rest.
+      NodeId sender = 0;
+      for (auto& [id, addr] : peers)
+        if (addr == from) sender = id;
+      if (sender == cfg.ring.id) return;  // its own multicast, looped back on this host
+      if (sender == 0) {
+        ++bad_datagrams;  // not from a configured daemon
+        return;
+      }
+      auto h = ringwire::decode_header(bytes);
+      if (h && h->type == ringwire::Type::kToken)
+        tokens.emplace_back(sender, bytes);
+      else
+        ring.on_packet(sender, bytes, now_us());
+    });
   }
 
   void arm_timer() {
@@ -549,6 +605,8 @@ struct DaemonState {
     }
     if (hook) hook->stop();
     hook = nullptr;
+    if (mcast_hook) mcast_hook->stop();
+    mcast_hook = nullptr;
     udp_fd = -1;
   }
 
@@ -560,6 +618,10 @@ struct DaemonState {
   std::unordered_map<NodeId, transport::UdpAddress> peers;
   transport::UdpSocket udp;       // the ring's socket; the hook owns (and closes) its fd
   ReadableHook* hook = nullptr;
+  bool use_multicast = false;
+  transport::UdpAddress group;    // ring.multicast, when used
+  transport::UdpSocket mcast;     // bound to the group; mcast_hook owns its fd
+  ReadableHook* mcast_hook = nullptr;
   int udp_fd = -1;
   bool offload_on = false;
   std::vector<std::pair<NodeId, std::string_view>> tokens;  // of the batch being read

@@ -26,6 +26,8 @@ usage: bench/lan.sh [options]
                        1 = one write per message, as Spread's flooder does)
   --senders-receive    senders join the group and count as receivers too
   --accelerated N      ring.accelerated_window (Accelerated Ring; default 0 = off)
+  --multicast          ring packets for every daemon go once to an IPv4 multicast group
+                       (ring.multicast) instead of once per daemon
   --ring KEY=VALUE     any other [ring] setting of agentd, e.g. --ring personal_window=128,
                        --ring udp_offload=false
                        (the benchmark sets token_loss_ms=1000 unless given here)
@@ -49,7 +51,7 @@ is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 
 daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late="" priority=high
-senders_receive=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
+senders_receive=0 multicast=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
 idle="" keep=0 B=build perf_out="" agentd=""
 perf_pid=""
 ring_extra=()
@@ -58,6 +60,7 @@ while [ $# -gt 0 ]; do
   case "$opt" in
     -h|--help) usage; exit 0 ;;
     --senders-receive) senders_receive=1; shift; continue ;;
+    --multicast) multicast=1; shift; continue ;;
     --sweep) sweep=1; shift; continue ;;
     --keep-logs) keep=1; shift; continue ;;
   esac
@@ -141,7 +144,9 @@ setup_netns() {
   local i br="${ns_prefix}br"
   ip netns add "$br" || return 1
   netns+=("$br")
-  ip -n "$br" link add br0 type bridge || return 1
+  # No IGMP snooping: the bridge floods multicast (ring.multicast) to every port, as a plain
+  # LAN switch does.
+  ip -n "$br" link add br0 type bridge mcast_snooping 0 || return 1
   ip -n "$br" link set br0 mtu "$mtu" up || return 1
   for i in $(seq "$daemons"); do
     ip netns add "${ns_prefix}d$i" || return 1
@@ -172,10 +177,10 @@ if [ "$net" != loopback ]; then
 fi
 if [ "$mode" = netns ]; then
   packet_bytes=$(( mtu - 28 < 8192 ? mtu - 28 : 8192 ))  # IPv4 + UDP headers; agentd's default
-  echo "lan: $daemons daemons in network namespaces ${ns_prefix}d1..d$daemons on a bridge (10.77.0.0/24, MTU $mtu, ring packets $packet_bytes B)" >&2
+  echo "lan: $daemons daemons in network namespaces ${ns_prefix}d1..d$daemons on a bridge (10.77.0.0/24, MTU $mtu, ring packets $packet_bytes B$([ "$multicast" = 1 ] && echo ", multicast"))" >&2
 else
   packet_bytes=8192
-  echo "lan: $daemons daemons on loopback (127.0.0.1, MTU 65536, ring packets $packet_bytes B)${why:+; no namespaces: $why}" >&2
+  echo "lan: $daemons daemons on loopback (127.0.0.1, MTU 65536, ring packets $packet_bytes B$([ "$multicast" = 1 ] && echo ", multicast"))${why:+; no namespaces: $why}" >&2
 fi
 base_port=$((20000 + $$ % 20000))
 bench_token_loss_ms=1000
@@ -186,6 +191,9 @@ write_config() {  # $1: daemon index
   printf '[clients]\nunix_socket = "%s/d%s.sock"\ntcp = "off"\n' "$dir" "$i"
   printf '[ring]\nid = %s\npacket_bytes = %s\naccelerated_window = %s\n' "$i" "$packet_bytes" "$accelerated"
   for kv in "${ring_extra[@]}"; do printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"; done
+  if [ "$multicast" = 1 ]; then
+    if [ "$mode" = netns ]; then printf 'multicast = "239.192.77.1:4811"\n'; else printf 'multicast = "239.192.77.1:%s"\n' "$base_port"; fi
+  fi
   # agentd's 250 ms token-loss timeout reconfigures the ring when other work on a shared
   # machine stalls a daemon that long under full load; the benchmark measures normal operation.
   [[ " ${ring_extra[*]} " == *" token_loss_ms="* ]] || printf 'token_loss_ms = %s\n' "$bench_token_loss_ms"

@@ -140,6 +140,39 @@ size_t UdpSocket::receive_batch() {
   return static_cast<size_t>(n);
 }
 
+namespace {
+const in_addr* ipv4(const UdpAddress& a) {
+  if (a.addr.ss_family != AF_INET) return nullptr;
+  return &reinterpret_cast<const sockaddr_in&>(a.addr).sin_addr;
+}
+}  // namespace
+
+std::string UdpSocket::join_multicast(const UdpAddress& group, const UdpAddress& iface) {
+  const in_addr* g = ipv4(group);
+  const in_addr* i = ipv4(iface);
+  if (!g || !i) return "multicast needs IPv4 addresses";
+  if (!IN_MULTICAST(ntohl(g->s_addr))) return group.to_string() + " is not a multicast address";
+  ip_mreq m{};
+  m.imr_multiaddr = *g;
+  m.imr_interface = *i;
+  if (::setsockopt(fd_, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m) != 0)
+    return "cannot join multicast group " + group.to_string() + " on " + iface.to_string() +
+           ": " + std::strerror(errno);
+  return {};
+}
+
+std::string UdpSocket::send_multicast_from(const UdpAddress& iface, bool loop) {
+  const in_addr* i = ipv4(iface);
+  if (!i) return "multicast needs IPv4 addresses";
+  unsigned char ttl = 1, lp = loop ? 1 : 0;
+  if (::setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_IF, i, sizeof *i) != 0 ||
+      ::setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl) != 0 ||
+      ::setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_LOOP, &lp, sizeof lp) != 0)
+    return std::string("cannot send multicast from ") + iface.to_string() + ": " +
+           std::strerror(errno);
+  return {};
+}
+
 void UdpSocket::queue(const UdpAddress& to, std::string_view bytes) {
   copies_.emplace_back(bytes);
   out_.push_back(Out{&to, copies_.back()});

@@ -48,6 +48,12 @@ class UdpSocket {
   // where the kernel has them.
   std::string open(const UdpAddress& local, size_t buffer_bytes = 8u << 20, bool offload = true);
   int fd() const { return fd_; }
+  // IPv4 multicast. Receiving: join group on the interface that has address iface (the socket
+  // is bound to the group's address and port). Sending: datagrams to a group leave by the
+  // interface of iface, go no further than the LAN (TTL 1), and come back to this host's
+  // members of the group only if loop. "" on success, else why not.
+  std::string join_multicast(const UdpAddress& group, const UdpAddress& iface);
+  std::string send_multicast_from(const UdpAddress& iface, bool loop);
   // Hands the descriptor's ownership to the caller (who closes it); I/O through this object
   // goes on using it.
   int disown();

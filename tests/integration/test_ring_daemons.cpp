@@ -72,7 +72,12 @@ TEST_CASE("three daemons: a join on one is seen by members on the others", "[rin
 
 TEST_CASE("three daemons, a sender on each: every receiver logs the same order",
           "[ring][agentd]") {
-  Cluster c(3);
+  // Packets for every daemon go to each daemon's address, or once to a multicast group.
+  bool multicast = GENERATE(false, true);
+  CAPTURE(multicast);
+  std::string group = "239.192.77.1:" + std::to_string(free_udp_ports(1).front());
+  Cluster c(3, std::string(kPatientProfile) +
+                   (multicast ? "multicast = \"" + group + "\"\n" : std::string()));
   constexpr int kPerSender = 1000;
   std::vector<Conn> rx;
   for (size_t d = 0; d < 3; ++d) {
@@ -117,6 +122,8 @@ TEST_CASE("three daemons, a sender on each: every receiver logs the same order",
   CHECK(seqs[2] == seqs[0]);
   std::map<char, int> next;
   for (auto& p : seqs[0]) CHECK(std::stoi(p.substr(2)) == next[p[0]]++);
+  if (multicast)
+    for (size_t d = 0; d < 3; ++d) CHECK(c[d].log().find("multicast " + group) != std::string::npos);
 }
 
 TEST_CASE("a large message crosses the ring intact", "[ring][agentd]") {

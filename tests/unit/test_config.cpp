@@ -52,6 +52,8 @@ TEST_CASE("ring timeouts take whole or fractional milliseconds", "[config]") {
 id = 2
 token_loss_ms = 100
 token_hold_ms = 0.5
+udp_offload = false
+multicast = "239.192.0.9:4900"
 [[ring.daemons]]
 id = 1
 address = "127.0.0.1"
@@ -67,6 +69,9 @@ port = 4811
   CHECK(c.ring.token_loss_us == 100000);
   CHECK(c.ring.token_hold_us == 500);
   CHECK(c.ring.daemons.size() == 2);
+  CHECK_FALSE(c.ring.udp_offload);
+  CHECK(c.ring.multicast.host == "239.192.0.9");
+  CHECK(c.ring.multicast.port == 4900);
   CHECK(validate(c) == "");
   c.ring.id = 3;
   CHECK(validate(c).find("not among ring.daemons") != std::string::npos);
@@ -84,6 +89,9 @@ TEST_CASE("config errors name the key", "[config]") {
   auto p4 = write_temp("[daemon]\npriority = \"urgent\"\n");
   CHECK(load_config_file(p4, c).find("daemon.priority") != std::string::npos);
   std::remove(p4.c_str());
+  auto p5 = write_temp("[ring]\nmulticast = \"239.1.1.1\"\n");  // no port
+  CHECK(load_config_file(p5, c).find("ring.multicast") != std::string::npos);
+  std::remove(p5.c_str());
   CHECK_FALSE(load_config_file("/nonexistent/agentd.toml", c).empty());
   for (auto* p : {&p1, &p2, &p3}) std::remove(p->c_str());
 }

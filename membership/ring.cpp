@@ -125,6 +125,7 @@ void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
     case rw::Type::kData:
     case rw::Type::kToken:
     case rw::Type::kWake:
+    case rw::Type::kHeld:
       if (h->ring_id != ring_id_ || state_ == RingState::kGather || state_ == RingState::kCommit) {
         if (foreign(*h)) {
           if (state_ == RingState::kGather) {
@@ -145,6 +146,14 @@ void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
         handle_data(*h, body, now);
       } else if (h->type == rw::Type::kToken) {
         handle_token(*h, body, now);
+      } else if (h->type == rw::Type::kHeld) {
+        // The successor holds the token this member passed: no need to resend it.
+        auto hop = rw::decode_held(body);
+        if (!hop) {
+          ++stats_.bad_packets;
+          return;
+        }
+        if (from == successor() && *hop >= last_sent_hop_) retransmit_at_ = 0;
       } else {
         pass_next_ = true;  // every member passes the token on once: it reaches the asker
         if (holding_) visit(now);
@@ -209,6 +218,8 @@ void Ring::advance_aru() {
 void Ring::arrive(Token t, Time now) {
   if (t.hop <= last_token_hop_) {
     ++stats_.duplicate_tokens;
+    // The predecessor resends the token it passed here: the word that it rests here was lost.
+    if (t.hop == last_token_hop_ && holding_ && hold_until_ != 0) send_held();
     return;
   }
   ++stats_.tokens_received;
@@ -304,6 +315,9 @@ void Ring::visit(Time now) {
   if (idle) {
     ++stats_.held_tokens;
     hold_until_ = members_.size() == 1 ? std::numeric_limits<Time>::max() : now + cfg_.token_hold_us;
+    // Tell the predecessor, or it would resend the token every token_retransmit until the
+    // token came back round (an idle ring's rotation takes many of those).
+    if (members_.size() > 1 && held_told_hop_ != last_token_hop_) send_held();
   } else {
     pass_token(now);
   }
@@ -422,6 +436,13 @@ void Ring::emit(NodeId origin, uint32_t service, std::shared_ptr<const std::stri
 void Ring::discard_stable() {
   uint64_t stable = std::min(safe_seq_, delivered_seq_);
   while (!packets_.empty() && packets_.begin()->first <= stable) packets_.erase(packets_.begin());
+}
+
+void Ring::send_held() {
+  held_told_hop_ = last_token_hop_;
+  std::string w;
+  rw::encode_held(w, ring_id_, self_, last_token_hop_);
+  actions_.sends.push_back({members_[(my_index_ + members_.size() - 1) % members_.size()], w});
 }
 
 void Ring::pass_token(Time now) {

@@ -212,6 +212,8 @@ class Ring {
   void broadcast(const std::string& bytes) { actions_.sends.push_back({kBroadcast, bytes}); }
   void broadcast(std::string&& bytes) { actions_.sends.push_back({kBroadcast, std::move(bytes)}); }
   NodeId successor() const;
+  // Tells the predecessor that the token it passed rests here.
+  void send_held();
   uint64_t min_aru(const Token& t) const;
 
   // Configuration changes (ring_membership.cpp).
@@ -262,6 +264,7 @@ class Ring {
   // Token state.
   Token tok_;                     // the token while this member holds it
   bool holding_ = false;
+  uint64_t held_told_hop_ = 0;  // the token hop whose rest the predecessor was told of
   bool self_pass_ = false;        // a ring of one passes the token to itself
   Time hold_until_ = 0;           // an idle ring's holder passes the token at this time
   bool pass_next_ = false;        // someone asked for the token (wake): pass it at the next visit

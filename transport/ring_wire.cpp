@@ -55,7 +55,7 @@ std::optional<Header> decode_header(std::string_view bytes) {
   if (r.u16() != kMagic || r.u8() != kVersion) return std::nullopt;
   Header h;
   uint8_t type = r.u8();
-  if (type < 1 || type > 5) return std::nullopt;
+  if (type < 1 || type > 6) return std::nullopt;
   h.type = static_cast<Type>(type);
   h.ring_id = r.u64();
   h.sender = r.u32();
@@ -125,6 +125,18 @@ void encode_join(std::string& out, uint64_t ring_id, uint32_t sender, const Join
   w.u64(j.incarnation);
   put_ids(w, j.proc);
   put_ids(w, j.fail);
+}
+
+void encode_held(std::string& out, uint64_t ring_id, uint32_t sender, uint64_t hop) {
+  encode_header(out, Header{Type::kHeld, ring_id, sender});
+  wire::Writer(out).u64(hop);
+}
+
+std::optional<uint64_t> decode_held(std::string_view body) {
+  wire::Reader r(body);
+  uint64_t hop = r.u64();
+  if (!r.done()) return std::nullopt;
+  return hop;
 }
 
 std::optional<Join> decode_join(std::string_view body, size_t max_members) {

@@ -6,6 +6,7 @@
 //   token   u64 hop | u64 seq | u32 fcc | u64 recovery_end | u16 n | n x (u32 member, u64 aru,
 //           u8 flags) | u16 m | m x u64 rtr
 //   wake    (nothing)
+//   held    u64 hop (the token's hop its sender now holds: an idle ring's token rests there)
 //   join    u64 ring_seq | u64 incarnation | u16 n | n x u32 proc | u16 m | m x u32 fail
 //   commit  u64 new ring id | u64 hop | u16 n | n x (u32 member, u64 incarnation, u64 old ring,
 //           u64 old aru, u64 old high, u64 old safe, u8 filled)
@@ -29,7 +30,7 @@ constexpr uint8_t kLast = 0x02;   // chunk ends a message (both: a whole message
 constexpr uint8_t kRecovery = 0x04;  // chunk is a whole packet of an old ring, resent in recovery
 constexpr uint8_t kTokenRecoveryDone = 0x01;  // token aru flag: member has resent its old packets
 
-enum class Type : uint8_t { kData = 1, kToken = 2, kWake = 3, kJoin = 4, kCommit = 5 };
+enum class Type : uint8_t { kData = 1, kToken = 2, kWake = 3, kJoin = 4, kCommit = 5, kHeld = 6 };
 
 struct Header {
   Type type = Type::kData;
@@ -98,6 +99,8 @@ std::optional<Header> decode_header(std::string_view bytes);
 std::optional<DataView> decode_data(std::string_view body);
 std::optional<Token> decode_token(std::string_view body, size_t max_members,
                                   size_t max_requests);
+void encode_held(std::string& out, uint64_t ring_id, uint32_t sender, uint64_t hop);
+std::optional<uint64_t> decode_held(std::string_view body);
 void encode_join(std::string& out, uint64_t ring_id, uint32_t sender, const Join& j);
 std::optional<Join> decode_join(std::string_view body, size_t max_members);
 void encode_commit(std::string& out, uint64_t ring_id, uint32_t sender, const Commit& c);

@@ -41,6 +41,7 @@ std::string describe_packet(std::string_view bytes) {
       return s;
     }
     case rw::Type::kWake: return s + "wake";
+    case rw::Type::kHeld: return s + "held";
     case rw::Type::kJoin: {
       auto j = rw::decode_join(body, 64);
       if (!j) return s + "join ?";

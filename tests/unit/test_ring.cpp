@@ -313,14 +313,16 @@ TEST_CASE("back-pressure: a full pending queue refuses submissions", "[ring]") {
   c.max_pending_bytes = 1000;
   c.max_message_bytes = 600;
   Net n(2, c);
-  // Member 2 does not hold the token, so its submissions wait.
-  CHECK(n.r(2).submit(kAgreed, std::string(600, 'a'), n.now));
-  CHECK_FALSE(n.r(2).submit(kAgreed, std::string(600, 'b'), n.now));
-  CHECK_FALSE(n.r(2).submit(kAgreed, std::string(601, 'c'), n.now));
+  // A member that does not hold the token: its submissions wait.
+  NodeId m = n.r(2).holds_token() ? 1 : 2;
+  REQUIRE_FALSE(n.r(m).holds_token());
+  CHECK(n.r(m).submit(kAgreed, std::string(600, 'a'), n.now));
+  CHECK_FALSE(n.r(m).submit(kAgreed, std::string(600, 'b'), n.now));
+  CHECK_FALSE(n.r(m).submit(kAgreed, std::string(601, 'c'), n.now));
   n.collect_all();
   n.run();
-  CHECK(n.r(2).pending_bytes() == 0);
-  CHECK(n.r(2).submit(kAgreed, std::string(600, 'b'), n.now));
+  CHECK(n.r(m).pending_bytes() == 0);
+  CHECK(n.r(m).submit(kAgreed, std::string(600, 'b'), n.now));
 }
 
 TEST_CASE("malformed, spoofed and stale packets are dropped", "[ring]") {
@@ -375,6 +377,43 @@ TEST_CASE("an idle ring holds the token and wakes on demand", "[ring]") {
   while (!n.queue.empty()) n.run(1);
   CHECK(n.payloads(sender).size() == 1);
   CHECK(n.now == t0);  // no timer had to fire
+}
+
+TEST_CASE("a resting token is not resent to its holder, also when the word of it is lost",
+          "[ring]") {
+  // Holds far longer than the retransmission time: without word from the holder, the
+  // predecessor would resend the token every token_retransmit until it came round again.
+  RingConfig c;
+  c.token_hold_us = 100000;
+  c.token_retransmit_us = 10000;
+  c.token_loss_us = 2000000;
+  bool lose_held = GENERATE(false, true);
+  CAPTURE(lose_held);
+  Net n(3, c);
+  bool lost_one = false;
+  n.drop = [&](const Wire& w) {
+    if (!lose_held || lost_one || Net::type_of(w.bytes) != rw::Type::kHeld) return false;
+    lost_one = true;
+    return true;
+  };
+  auto retransmitted = [&] {
+    uint64_t x = 0;
+    for (NodeId i = 1; i <= 3; ++i) x += n.r(i).stats().tokens_retransmitted;
+    return x;
+  };
+  uint64_t before = retransmitted();
+  Time t0 = n.now;
+  while (n.now < t0 + 2000000) {  // about seven quiet rotations
+    while (!n.queue.empty()) n.run(1);
+    if (!n.advance_to_next_timer(t0 + 2000000)) break;
+  }
+  uint64_t held = 0;
+  for (NodeId i = 1; i <= 3; ++i) held += n.r(i).stats().held_tokens;
+  CHECK(held >= 15);
+  // One resend when the word was lost (the holder answers the duplicate), else none.
+  CHECK(retransmitted() - before == (lose_held ? 1u : 0u));
+  CHECK(lost_one == lose_held);
+  for (NodeId i = 1; i <= 3; ++i) CHECK(n.r(i).state() == RingState::kOperational);
 }
 
 TEST_CASE("a daemon whose peers never answer forms a ring without them and says so", "[ring]") {

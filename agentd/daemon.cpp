@@ -380,8 +380,7 @@ struct DaemonState {
     const auto& m = cfg.ring.multicast;
     auto err = transport::resolve_udp(m.host, m.port, group);
     if (!err.empty()) return err;
-    if (group.addr.ss_family != AF_INET ||
-        !IN_MULTICAST(ntohl(reinterpret_cast<const sockaddr_in&>(group.addr).sin_addr.s_addr)))
+    if (!transport::is_ipv4_multicast(group))
       return group.to_string() + " is not an IPv4 multicast address (224.0.0.0/4)";
     const transport::UdpAddress& own = peers.at(cfg.ring.id);
     // Daemons on this same host (a test ring on one machine) hear the group only if it loops.

@@ -208,7 +208,8 @@ void Ring::handle_data(const rw::Header& h, std::string_view body, Time now) {
 }
 
 void Ring::store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes) {
-  packets_.emplace(seq, Packet{sender, has_safe, std::make_shared<const std::string>(std::move(bytes))});
+  auto shared = std::make_shared<const std::string>(std::move(bytes));
+  packets_.emplace(seq, Packet{sender, has_safe, std::move(shared)});
 }
 
 void Ring::advance_aru() {
@@ -219,7 +220,8 @@ void Ring::arrive(Token t, Time now) {
   if (t.hop <= last_token_hop_) {
     ++stats_.duplicate_tokens;
     // The predecessor resends the token it passed here: the word that it rests here was lost.
-    if (t.hop == last_token_hop_ && holding_ && hold_until_ != 0) send_held();
+    if (t.hop == last_token_hop_ && holding_ && hold_until_ != 0 && members_.size() > 1)
+      send_held();
     return;
   }
   ++stats_.tokens_received;

@@ -43,6 +43,11 @@ std::string UdpAddress::to_string() const {
   return "[" + std::string(host) + "]:" + std::to_string(port);
 }
 
+bool is_ipv4_multicast(const UdpAddress& a) {
+  if (a.addr.ss_family != AF_INET) return false;
+  return IN_MULTICAST(ntohl(reinterpret_cast<const sockaddr_in&>(a.addr).sin_addr.s_addr));
+}
+
 std::string resolve_udp(const std::string& host, uint16_t port, UdpAddress& out) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -151,7 +156,7 @@ std::string UdpSocket::join_multicast(const UdpAddress& group, const UdpAddress&
   const in_addr* g = ipv4(group);
   const in_addr* i = ipv4(iface);
   if (!g || !i) return "multicast needs IPv4 addresses";
-  if (!IN_MULTICAST(ntohl(g->s_addr))) return group.to_string() + " is not a multicast address";
+  if (!is_ipv4_multicast(group)) return group.to_string() + " is not a multicast address";
   ip_mreq m{};
   m.imr_multiaddr = *g;
   m.imr_interface = *i;

@@ -29,6 +29,9 @@ struct UdpAddress {
   std::string to_string() const;
 };
 
+// Whether a is an IPv4 multicast group address (224.0.0.0/4).
+bool is_ipv4_multicast(const UdpAddress& a);
+
 // Resolves "host" (literal or name) and port; "" on success, else why not.
 std::string resolve_udp(const std::string& host, uint16_t port, UdpAddress& out);
 

@@ -1,4 +1,5 @@
 import java.time.Duration;
+import java.util.Collections;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
 import org.libagent.AgentConnection;
@@ -11,11 +12,12 @@ import org.libagent.Service;
  * Flood: sends N messages of S bytes to a group it is a member of and counts its own copies as
  * they come back through the daemon's total order; prints messages per second. The main thread
  * sends while a second thread receives on the same connection (sends and receives take
- * separate locks), with at most WINDOW (default 1000) messages in flight.
+ * separate locks), with at most WINDOW (default 1000) messages in flight. -b BATCH sends BATCH
+ * messages at a time with multicastMany (one write for all).
  *
  * <pre>
  * java -cp agent-java.jar:agent-java-examples.jar Flood [-d DAEMON] [-n COUNT] [-s BYTES]
- *     [-g GROUP] [-w WINDOW]
+ *     [-g GROUP] [-w WINDOW] [-b BATCH]
  *     [--service agreed]
  * java -cp agent-java.jar bindings/java/examples/Flood.java ...   (source-file mode)
  * </pre>
@@ -27,6 +29,7 @@ public final class Flood {
     long count = 100_000;
     long window = 1000;
     int size = 1024;
+    int batch = 1;
     Service service = Service.AGREED;
     for (int i = 0; i < args.length; ++i) {
       String a = args[i];
@@ -37,10 +40,11 @@ public final class Flood {
         case "-s", "--size" -> { size = Integer.parseInt(v); ++i; }
         case "-g", "--group" -> { group = v; ++i; }
         case "-w", "--window" -> { window = Long.parseLong(v); ++i; }
+        case "-b", "--batch" -> { batch = Math.max(1, Integer.parseInt(v)); ++i; }
         case "--service" -> { service = Service.valueOf(v.toUpperCase()); ++i; }
         default -> {
           System.err.println("usage: Flood [-d DAEMON] [-n COUNT] [-s BYTES] [-g GROUP]"
-              + " [-w WINDOW] [--service unreliable|reliable|fifo|causal|agreed|safe]");
+              + " [-w WINDOW] [-b BATCH] [--service unreliable|reliable|fifo|causal|agreed|safe]");
           System.exit(2);
         }
       }
@@ -77,9 +81,15 @@ public final class Flood {
       byte[] payload = new byte[size];
       long start = System.nanoTime();
       reader.start();
-      for (long i = 0; i < n; ++i) {
-        inFlight.acquireUninterruptibly();
-        c.multicast(service, group, payload);
+      for (long i = 0; i < n;) {
+        int k = (int) Math.min(Math.min(batch, n - i), window);
+        inFlight.acquireUninterruptibly(k);
+        if (k == 1) {
+          c.multicast(service, group, payload);
+        } else {
+          c.multicastMany(service, group, Collections.nCopies(k, payload));
+        }
+        i += k;
       }
       reader.join();
       long end = System.nanoTime();

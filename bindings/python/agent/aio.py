@@ -212,6 +212,18 @@ class Connection:
         await self._send(P.build_multicast(groups, data, service, msg_type, self_discard,
                                            self.max_message))
 
+    async def multicast_many(self, groups: Union[str, Iterable[str]], messages: Iterable[bytes],
+                             service: int = AGREED, msg_type: int = 0,
+                             self_discard: bool = False) -> None:
+        """multicast() for each of messages, in order, written together (see
+        agent.Connection.multicast_many); every message is checked before any is sent."""
+        if not isinstance(groups, (str, bytes, bytearray)):
+            groups = list(groups)
+        frames = [P.build_multicast(groups, data, service, msg_type, self_discard,
+                                    self.max_message) for data in messages]
+        if frames:
+            await self._send(b"".join(frames))
+
     async def send_private(self, private_group: str, data: bytes, service: int = AGREED,
                            msg_type: int = 0, self_discard: bool = False) -> None:
         _names.check_private_group(private_group)

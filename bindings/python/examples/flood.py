@@ -2,7 +2,7 @@
 """Throughput of the Python binding: send N messages of S bytes to a group this connection is
 a member of, count its own copies coming back, print messages per second.
 
-    python3 examples/flood.py [-d DAEMON] [-n 100000] [-s 1024] [--service AGREED]
+    python3 examples/flood.py [-d DAEMON] [-n 100000] [-s 1024] [--service AGREED] [-b 16]
 
 At most --window messages are in flight (sent, own copy not yet received): the sender reads
 while it writes, so the daemon's per-client queue never fills.
@@ -32,7 +32,11 @@ def main() -> int:
                     choices=["UNRELIABLE", "RELIABLE", "FIFO", "CAUSAL", "AGREED", "SAFE"])
     ap.add_argument("-w", "--window", type=int, default=2000,
                     help="messages in flight before the sender waits for its own copies")
+    ap.add_argument("-b", "--batch", type=int, default=1,
+                    help="messages written at once with multicast_many (1: one write each)")
     args = ap.parse_args()
+    if args.batch < 1:
+        ap.error("--batch must be at least 1")
     service = getattr(agent, args.service)
     payload = b"x" * args.size
 
@@ -47,8 +51,12 @@ def main() -> int:
         t0 = time.perf_counter()
         while received < args.count:
             while sent < args.count and sent - received < args.window:
-                conn.multicast(args.group, payload, service)
-                sent += 1
+                n = min(args.batch, args.count - sent, args.window - (sent - received))
+                if n == 1:
+                    conn.multicast(args.group, payload, service)
+                else:
+                    conn.multicast_many(args.group, [payload] * n, service)
+                sent += n
             # Drain what has arrived; block only when the window is full or all are sent.
             timeout = None if (sent == args.count or sent - received >= args.window) else 0
             try:

@@ -46,6 +46,9 @@ def test_asyncio_end_to_end(sock):
             await a.send_private(b.private_group, b"direct")
             got = await until(b, lambda m: is_data(m) and m.groups == ["#bob#d1"])
             assert got.data == b"direct"
+            await b.multicast_many("room", [b"one", b"two", b"three"])
+            for want in (b"one", b"two", b"three"):
+                assert (await until(a, is_data)).data == want
             # Errors are messages in the stream.
             await a.join("room")
             e = await until(a, lambda m: isinstance(m, agent.ErrorMessage))

@@ -136,6 +136,24 @@ def test_sender_gets_own_copy_unless_self_discard(sock):
         assert data(a).data == b"kept"
 
 
+def test_multicast_many_sends_in_order_in_few_writes(sock):
+    with agent.connect(sock, "alice") as a, agent.connect(sock, "bob") as b:
+        join_and_wait(b, "g")
+        writes = []
+        send = a._send
+        a._send = lambda frame: (writes.append(len(frame)), send(frame))
+        msgs = [b"%05d" % i + b"." * 995 for i in range(300)]
+        a.multicast_many((g for g in ["g"]), msgs, service=agent.FIFO, msg_type=3)
+        assert 4 <= len(writes) <= 6  # ~300 KiB in writes of at least 64 KiB, not 300
+        for i in range(300):
+            m = data(b)
+            assert m.data == msgs[i] and m.service == agent.FIFO and m.msg_type == 3
+        # One bad message: nothing is sent.
+        with pytest.raises(agent.MessageTooLarge):
+            a.multicast_many("g", [b"fine", b"x" * (a.max_message + 1)])
+        assert_quiet(b)
+
+
 def test_private_message(sock):
     with agent.connect(sock, "alice") as a, agent.connect(sock, "bob") as b:
         a.send_private(b.private_group, b"\x00secret\xff", msg_type=-7)

@@ -354,24 +354,8 @@ public final class AgentConnection implements AutoCloseable {
    * @throws IllegalServiceException other flags
    */
   public void multicast(int serviceFlags, Collection<String> groups, short msgType, byte[] data) {
-    if (!Service.isValidMulticast(serviceFlags)) {
-      throw new IllegalServiceException("service flags 0x" + Integer.toHexString(serviceFlags)
-          + " must hold exactly one of UNRELIABLE, RELIABLE, FIFO, CAUSAL, AGREED, SAFE,"
-          + " optionally with SELF_DISCARD");
-    }
-    Objects.requireNonNull(groups, "groups");
-    Objects.requireNonNull(data, "data");
-    if (groups.isEmpty() || groups.size() > Protocol.MAX_GROUPS) {
-      throw new BadGroupCountException(
-          "a multicast names 1.." + Protocol.MAX_GROUPS + " groups, not " + groups.size());
-    }
-    for (String g : groups) {
-      if (!Names.isValidDestination(g)) throw new IllegalGroupException(Names.explainGroup(g));
-    }
-    if (data.length > maxMessage) {
-      throw new MessageTooLargeException("message of " + data.length
-          + " bytes is above the daemon's limit of " + maxMessage + " bytes");
-    }
+    checkMulticast(serviceFlags, groups);
+    checkPayload(data);
     sendLock.lock();
     try {
       checkWritable();
@@ -388,6 +372,80 @@ public final class AgentConnection implements AutoCloseable {
       }
     } finally {
       sendLock.unlock();
+    }
+  }
+
+  /**
+   * Multicasts each of {@code messages}, in order, to the same groups with the same service,
+   * written to the daemon together (one write per {@value #SEND_BUFFER} bytes instead of one
+   * per message, as the C library's {@code AGENT_MORE} does). Every message is checked before
+   * any is sent: on an exception none was sent.
+   *
+   * @throws MessageTooLargeException a message is longer than {@link #maxMessage()}
+   * @see #multicast(int, Collection, short, byte[])
+   */
+  public void multicastMany(Service service, Collection<String> groups, short msgType,
+      List<byte[]> messages) {
+    if (service == null) throw new IllegalServiceException("service is null");
+    int serviceFlags = service.bits();
+    checkMulticast(serviceFlags, groups);
+    Objects.requireNonNull(messages, "messages");
+    for (byte[] data : messages) checkPayload(data);
+    int header = Protocol.multicastHeaderSize(groups);
+    sendLock.lock();
+    try {
+      checkWritable();
+      sendBuffer.clear();
+      for (byte[] data : messages) {
+        if (header + data.length > sendBuffer.remaining() && sendBuffer.position() > 0) {
+          sendBuffer.flip();
+          writeFully(sendBuffer, null);
+          sendBuffer.clear();
+        }
+        Protocol.putMulticastHeader(sendBuffer, serviceFlags, msgType, groups, data.length);
+        if (header + data.length <= sendBuffer.capacity()) {
+          sendBuffer.put(data);
+        } else {  // larger than the buffer: its header, then the data where it is
+          sendBuffer.flip();
+          writeFully(sendBuffer, ByteBuffer.wrap(data));
+          sendBuffer.clear();
+        }
+      }
+      if (sendBuffer.position() > 0) {
+        sendBuffer.flip();
+        writeFully(sendBuffer, null);
+      }
+    } finally {
+      sendLock.unlock();
+    }
+  }
+
+  /** {@link #multicastMany(Service, Collection, short, List)} to one group, message type 0. */
+  public void multicastMany(Service service, String group, List<byte[]> messages) {
+    multicastMany(service, List.of(checkedGroupArg(group)), (short) 0, messages);
+  }
+
+  private void checkMulticast(int serviceFlags, Collection<String> groups) {
+    if (!Service.isValidMulticast(serviceFlags)) {
+      throw new IllegalServiceException("service flags 0x" + Integer.toHexString(serviceFlags)
+          + " must hold exactly one of UNRELIABLE, RELIABLE, FIFO, CAUSAL, AGREED, SAFE,"
+          + " optionally with SELF_DISCARD");
+    }
+    Objects.requireNonNull(groups, "groups");
+    if (groups.isEmpty() || groups.size() > Protocol.MAX_GROUPS) {
+      throw new BadGroupCountException(
+          "a multicast names 1.." + Protocol.MAX_GROUPS + " groups, not " + groups.size());
+    }
+    for (String g : groups) {
+      if (!Names.isValidDestination(g)) throw new IllegalGroupException(Names.explainGroup(g));
+    }
+  }
+
+  private void checkPayload(byte[] data) {
+    Objects.requireNonNull(data, "data");
+    if (data.length > maxMessage) {
+      throw new MessageTooLargeException("message of " + data.length
+          + " bytes is above the daemon's limit of " + maxMessage + " bytes");
     }
   }
 

@@ -153,6 +153,32 @@ class ConnectionTest {
   }
 
   @Test
+  void multicastManySendsEveryMessageInOrder() {
+    String g = unique("g");
+    try (AgentConnection r = connect("r"); AgentConnection s = connect("s")) {
+      Wait.join(r, g);
+      List<byte[]> msgs = new java.util.ArrayList<>();
+      for (int i = 0; i < 300; i++) {
+        byte[] m = new byte[i == 150 ? 200_000 : 1000]; // one larger than the send buffer
+        m[0] = (byte) i;
+        m[m.length - 1] = (byte) (i * 7);
+        msgs.add(m);
+      }
+      s.multicastMany(Service.FIFO, List.of(g), (short) 4, msgs);
+      for (int i = 0; i < 300; i++) {
+        DataMessage d = Wait.data(r);
+        assertArrayEquals(msgs.get(i), d.data());
+        assertEquals(Service.FIFO, d.service());
+        assertEquals((short) 4, d.msgType());
+      }
+      // A message above the limit: nothing at all is sent.
+      assertThrows(MessageTooLargeException.class, () -> s.multicastMany(Service.AGREED, g,
+          List.of(bytes("fine"), new byte[s.maxMessage() + 1])));
+      Wait.quiet(r, 200);
+    }
+  }
+
+  @Test
   void privateMessageReachesOnlyItsAddressee() {
     try (AgentConnection a = connect("a"); AgentConnection b = connect("b");
         AgentConnection c = connect("c")) {

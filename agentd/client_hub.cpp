@@ -329,7 +329,10 @@ void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
       std::string_view body = d.data == viewed ? payload : std::string_view(e.payload);
       proto::encode_data_head(frame_, e.service, e.msg_type, e.member, e.groups, body.size());
       stats_.messages_delivered += d.recipients.size();
-      for (auto& r : d.recipients) send_to(r, frame_, body, false);
+      // A payload viewed in the delivered bytes lives until the io's flush; one held by the
+      // group layer (an event kept during a state exchange) may not: that one is copied.
+      bool lives = d.data == viewed && !payload.empty();
+      for (auto& r : d.recipients) send_to(r, frame_, body, false, lives);
       continue;
     } else {
       if (d.membership.service == proto::service::kCausedByDisconnect) {
@@ -346,7 +349,7 @@ void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
 }
 
 void ClientHub::send_to(const std::string& member, std::string_view head, std::string_view tail,
-                        bool membership) {
+                        bool membership, bool tail_lives) {
   auto it = by_group_.find(member);
   if (it == by_group_.end()) return;  // gone since the event was ordered
   auto sit = sessions_.find(it->second);
@@ -355,6 +358,8 @@ void ClientHub::send_to(const std::string& member, std::string_view head, std::s
   if (s.closing || (membership && !s.want_membership)) return;
   if (tail.empty())
     io_.send(it->second, head);
+  else if (tail_lives)
+    io_.send_view(it->second, head, tail);
   else
     io_.send(it->second, head, tail);
   s.queued_bytes += head.size() + tail.size();

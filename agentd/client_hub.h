@@ -34,6 +34,11 @@ class ClientIo {
     both.append(head).append(tail);
     send(id, both);
   }
+  // The same, where tail stays valid until the shell's next flush: the shell may send it from
+  // where it lies, without copying it (a payload in a ring packet, to many clients).
+  virtual void send_view(ConnId id, std::string_view head, std::string_view tail) {
+    send(id, head, tail);
+  }
   // Sends what is queued, then closes. The hub forgets the connection itself.
   virtual void close(ConnId id) = 0;
   // Closes a client that does not read: its input stops at once; what is queued goes out if
@@ -67,8 +72,9 @@ class ClientHub {
   // route the deliveries.
   void deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId origin = 0);
   // The same for an encoded event (what submit was given); a data event's payload goes from
-  // these bytes to the clients' frames without an intermediate copy. False when the bytes do
-  // not decode (nothing is delivered).
+  // these bytes to the clients' frames without an intermediate copy. The bytes must stay
+  // valid until the io's next flush (it may send the payload from where it lies). False when
+  // the bytes do not decode (nothing is delivered).
   bool deliver_bytes(uint64_t seq, std::string_view event, groups::DaemonId origin = 0);
   // Configuration changes from the ring (see groups::GroupState). The regular one returns the
   // state event to submit for the exchange.
@@ -107,7 +113,7 @@ class ClientHub {
   void process_drops();
   // Queues the frame head + tail for a local member.
   void send_to(const std::string& member, std::string_view head, std::string_view tail,
-               bool membership);
+               bool membership, bool tail_lives = false);
   std::string generate_name();
   // Sends deliveries_ to the local clients. A data delivery of event `viewed` takes its payload
   // from `payload` (the event was decoded without copying it).

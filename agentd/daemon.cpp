@@ -50,9 +50,10 @@ Time now_us() {
 
 // Carries out the hub's writes on the broker's connections, without CAF's write buffers.
 // Writes are collected per connection and flushed once per handled event. A connection with
-// nothing queued gets its batch with one send() straight to the socket; what the socket does
-// not take is queued here (the batch itself, moved, not copied) and written with writev() when
-// the socket is writable again. Writability comes from an epoll set of this class's own, whose
+// nothing queued gets its batch straight to the socket, with sendmsg() over the pieces: frame
+// heads copied here and payloads from where they lie (send_view: the ring's packets, shared by
+// every recipient); what the socket does not take is copied into a queue here and written
+// with writev() when the socket is writable again. Writability comes from an epoll set of this class's own, whose
 // descriptor sits in CAF's multiplexer like the ring's socket (CAF 0.17 takes one handler per
 // socket, and the connections' read side stays CAF's). Bytes leave in the order sent; the hub
 // learns after every write how many bytes a connection still has queued (slow clients).
@@ -91,18 +92,21 @@ class BrokerIo final : public ClientIo {
   }
 
   void send(ConnId id, std::string_view bytes) override {
-    auto it = conns_.find(id);
-    if (it == conns_.end() || it->second.broken) return;
-    Conn& c = it->second;
-    if (c.batch.empty()) dirty_.push_back(id);
-    c.batch.append(bytes.data(), bytes.size());
+    if (Conn* c = batch_of(id)) copy_in(*c, bytes);
   }
   void send(ConnId id, std::string_view head, std::string_view tail) override {
-    auto it = conns_.find(id);
-    if (it == conns_.end() || it->second.broken) return;
-    Conn& c = it->second;
-    if (c.batch.empty()) dirty_.push_back(id);
-    c.batch.append(head.data(), head.size()).append(tail.data(), tail.size());
+    if (Conn* c = batch_of(id)) {
+      copy_in(*c, head);
+      copy_in(*c, tail);
+    }
+  }
+  void send_view(ConnId id, std::string_view head, std::string_view tail) override {
+    if (Conn* c = batch_of(id)) {
+      copy_in(*c, head);
+      if (tail.empty()) return;
+      c->pieces.push_back(Piece{tail.data(), 0, tail.size()});
+      c->batch_bytes += tail.size();
+    }
   }
   // Closes once what is queued has gone out (or the client is cut by abort's timer).
   void close(ConnId id) override {
@@ -161,9 +165,18 @@ class BrokerIo final : public ClientIo {
   }
 
  private:
+  // A piece of a connection's batch: bytes [off, off + len) of Conn::batch, or a view.
+  struct Piece {
+    const char* view;  // nullptr: in the batch
+    size_t off;
+    size_t len;
+    const char* data(const std::string& batch) const { return view ? view : batch.data() + off; }
+  };
   struct Conn {
     connection_handle handle;
-    std::string batch;             // this event's bytes, not yet handed on
+    std::string batch;             // this event's copied bytes (frames, frame heads)
+    std::vector<Piece> pieces;     // this event's output in order, not yet handed on
+    size_t batch_bytes = 0;        // bytes in pieces
     std::deque<std::string> queue;  // batches the socket did not take yet, in order
     size_t head_written = 0;        // bytes of queue.front() already written
     uint64_t queued = 0;            // bytes in queue not yet written
@@ -173,37 +186,85 @@ class BrokerIo final : public ClientIo {
   };
   using Iter = std::unordered_map<ConnId, Conn>::iterator;
   static constexpr size_t kKeptBatchBytes = 1 << 20;
+  static constexpr size_t kIov = 256;  // pieces per sendmsg (the kernel takes up to 1024)
+
+  // The connection's batch to add to, or null (gone, or a write failed).
+  Conn* batch_of(ConnId id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || it->second.broken) return nullptr;
+    Conn& c = it->second;
+    if (c.pieces.empty()) dirty_.push_back(id);
+    return &c;
+  }
+
+  static void copy_in(Conn& c, std::string_view bytes) {
+    if (bytes.empty()) return;
+    size_t off = c.batch.size();
+    c.batch.append(bytes.data(), bytes.size());
+    c.batch_bytes += bytes.size();
+    if (!c.pieces.empty() && !c.pieces.back().view && c.pieces.back().off + c.pieces.back().len == off)
+      c.pieces.back().len += bytes.size();
+    else
+      c.pieces.push_back(Piece{nullptr, off, bytes.size()});
+  }
+
+  static void clear_batch(Conn& c) {
+    c.pieces.clear();
+    c.batch_bytes = 0;
+    c.batch.clear();
+    if (c.batch.capacity() > kKeptBatchBytes) std::string().swap(c.batch);
+  }
 
   void flush_one(ConnId id, Conn& c) {
-    if (c.batch.empty()) return;
+    if (c.pieces.empty()) return;
     if (c.broken) {
-      c.batch.clear();
+      clear_batch(c);
       return;
     }
-    size_t done = 0;
+    size_t done = 0;  // bytes of the batch the socket took
     if (c.queue.empty()) {
-      ssize_t n = ::send(static_cast<int>(id), c.batch.data(), c.batch.size(),
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        fail(id, c);
-        return;
+      for (size_t i = 0; i < c.pieces.size();) {
+        iovec iov[kIov];
+        size_t n = 0, want = 0;
+        for (; i + n < c.pieces.size() && n < kIov; ++n) {
+          const Piece& p = c.pieces[i + n];
+          iov[n] = {const_cast<char*>(p.data(c.batch)), p.len};
+          want += p.len;
+        }
+        msghdr mh{};
+        mh.msg_iov = iov;
+        mh.msg_iovlen = n;
+        ssize_t w = ::sendmsg(static_cast<int>(id), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+          fail(id, c);
+          return;
+        }
+        done += static_cast<size_t>(w);
+        if (static_cast<size_t>(w) < want) break;
+        i += n;
       }
-      if (n > 0) done = static_cast<size_t>(n);
     }
-    if (done == c.batch.size()) {
-      c.batch.clear();
-      if (c.batch.capacity() > kKeptBatchBytes) std::string().swap(c.batch);
-    } else {
-      if (c.queue.empty()) c.head_written = done;
-      c.queued += c.batch.size() - done;
-      size_t size = c.batch.size();
-      c.queue.push_back(std::move(c.batch));
-      // The next batch is likely as large: room for it at once, not by doubling (each
-      // doubling copies what is there).
-      c.batch = std::string();
-      c.batch.reserve(std::min(size, kKeptBatchBytes));
+    if (done < c.batch_bytes) {
+      // The rest is copied (views into packets are not kept past the flush).
+      std::string rest;
+      rest.reserve(c.batch_bytes - done);
+      size_t skip = done;
+      for (const Piece& p : c.pieces) {
+        if (skip >= p.len) {
+          skip -= p.len;
+          continue;
+        }
+        rest.append(p.data(c.batch) + skip, p.len - skip);
+        skip = 0;
+      }
+      if (c.queue.empty()) c.head_written = 0;
+      c.queued += rest.size();
+      c.queue.push_back(std::move(rest));
       watch(id, c, true);
     }
+    clear_batch(c);
     sent_(id, c.queued);
   }
 
@@ -273,7 +334,7 @@ class BrokerIo final : public ClientIo {
   void fail(ConnId id, Conn& c) {
     if (!c.closing) ::shutdown(static_cast<int>(id), SHUT_RDWR);
     c.broken = true;
-    c.batch.clear();
+    clear_batch(c);
     c.queue.clear();
     c.queued = 0;
     c.head_written = 0;
@@ -430,7 +491,7 @@ struct DaemonState {
       // The token and the data packets leave before the clients get their deliveries, so the
       // next daemon works while this one writes to its clients (and the token's round trip
       // does not grow with the local fan-out).
-      for (auto& s : a.sends) send_datagram(s.to, s.bytes);
+      for (auto& s : a.sends) send_datagram(s.to, s.view());
       if (udp_fd >= 0) flush_network();
       for (auto& w : a.warnings) AGENT_LOG(kWarn, "ring: " << w);
       for (auto& d : a.deliveries) {
@@ -443,9 +504,13 @@ struct DaemonState {
           AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
                                                                                    << "; skipped");
         }
+        // The clients' batches view the payload: its packet lives until they are flushed.
+        if (in_flight.empty() || in_flight.back() != d.payload_owner)
+          in_flight.push_back(std::move(d.payload_owner));
       }
     }
     flush_clients();
+    in_flight.clear();
     draining = false;
     arm_timer();
   }
@@ -492,7 +557,7 @@ struct DaemonState {
   }
 
   // Queues without copying: bytes must live until udp.flush().
-  void send_datagram(NodeId to, const std::string& bytes) {
+  void send_datagram(NodeId to, std::string_view bytes) {
     if (udp_fd < 0) return;  // a ring of one has no one to send to
     // A datagram to one daemon (the token, a commit) leaves after every packet queued before
     // it: the token must not overtake the packets it announces.
@@ -599,7 +664,7 @@ struct DaemonState {
     if (udp_fd >= 0) {
       ring.leave(now_us());
       auto a = ring.take_actions();  // the datagrams are queued as views: keep them until sent
-      for (auto& s : a.sends) send_datagram(s.to, s.bytes);
+      for (auto& s : a.sends) send_datagram(s.to, s.view());
       udp.flush();
     }
     if (hook) hook->stop();
@@ -625,6 +690,7 @@ struct DaemonState {
   bool offload_on = false;
   std::vector<std::pair<NodeId, std::string_view>> tokens;  // of the batch being read
   std::deque<std::pair<uint32_t, std::string>> backlog;
+  std::vector<std::shared_ptr<const std::string>> in_flight;  // delivered, not yet flushed
   bool throttled = false;
   bool draining = false;
   Time timer_at = kNever;

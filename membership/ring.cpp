@@ -200,16 +200,16 @@ void Ring::handle_data(const rw::Header& h, std::string_view body, Time now) {
   bytes.reserve(rw::kHeaderBytes + body.size());
   rw::encode_header(bytes, h);
   bytes.append(body.data(), body.size());
-  store(d->seq, h.sender, has_safe, std::move(bytes));
+  store(d->seq, h.sender, has_safe, std::make_shared<const std::string>(std::move(bytes)));
   high_seq_ = std::max(high_seq_, d->seq);
   advance_aru();
   deliver();
   (void)now;
 }
 
-void Ring::store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes) {
-  auto shared = std::make_shared<const std::string>(std::move(bytes));
-  packets_.emplace(seq, Packet{sender, has_safe, std::move(shared)});
+void Ring::store(uint64_t seq, NodeId sender, bool has_safe,
+                 std::shared_ptr<const std::string> bytes) {
+  packets_.emplace(seq, Packet{sender, has_safe, std::move(bytes)});
 }
 
 void Ring::advance_aru() {
@@ -250,7 +250,7 @@ void Ring::visit(Time now) {
     for (uint64_t s : t.rtr) {
       auto it = packets_.find(s);
       if (it != packets_.end() && !faults_.skip_retransmissions) {
-        broadcast(*it->second.bytes);
+        broadcast(it->second.bytes);
         ++stats_.packets_retransmitted;
         ++t.fcc;
         ++my_fcc_;
@@ -266,15 +266,11 @@ void Ring::visit(Time now) {
   allowed = std::min<uint64_t>(allowed, cfg_.global_window > t.fcc ? cfg_.global_window - t.fcc : 0);
   allowed = std::min<uint64_t>(
       allowed, cfg_.max_outstanding > outstanding ? cfg_.max_outstanding - outstanding : 0);
-  std::vector<std::string> fresh;
+  std::vector<std::shared_ptr<const std::string>> fresh;
   while (fresh.size() < allowed && (recovering ? !recovery_queue_.empty() : !pending_.empty())) {
-    std::string pkt;
-    if (recovering)
-      build_recovery_packet(t.seq + 1, pkt);
-    else
-      build_packet(t.seq + 1, pkt, fresh.size() + 1 == allowed);
+    fresh.push_back(recovering ? build_recovery_packet(t.seq + 1)
+                               : build_packet(t.seq + 1, fresh.size() + 1 == allowed));
     ++t.seq;
-    fresh.push_back(std::move(pkt));
   }
   t.fcc += static_cast<uint32_t>(fresh.size());
   my_fcc_ += static_cast<uint32_t>(fresh.size());
@@ -327,7 +323,8 @@ void Ring::visit(Time now) {
   for (size_t i = fresh.size() - after; i < fresh.size(); ++i) broadcast(std::move(fresh[i]));
 }
 
-void Ring::build_packet(uint64_t seq, std::string& pkt, bool last_of_visit) {
+std::shared_ptr<const std::string> Ring::build_packet(uint64_t seq, bool last_of_visit) {
+  std::string pkt;
   pkt.reserve(cfg_.max_packet_bytes);
   rw::encode_header(pkt, rw::Header{rw::Type::kData, ring_id_, self_});
   rw::begin_data(pkt, seq, tok_.hop);
@@ -359,16 +356,21 @@ void Ring::build_packet(uint64_t seq, std::string& pkt, bool last_of_visit) {
     }
   }
   RING_CHECK(chunks > 0);
-  store(seq, self_, has_safe, pkt);
+  auto shared = std::make_shared<const std::string>(std::move(pkt));
+  store(seq, self_, has_safe, shared);
+  return shared;
 }
 
-void Ring::build_recovery_packet(uint64_t seq, std::string& pkt) {
+std::shared_ptr<const std::string> Ring::build_recovery_packet(uint64_t seq) {
+  std::string pkt;
   // One old packet per new one: a bit larger than max_packet_bytes, by the new headers.
   rw::encode_header(pkt, rw::Header{rw::Type::kData, ring_id_, self_});
   rw::begin_data(pkt, seq, tok_.hop);
   rw::add_chunk(pkt, 0, rw::kRecovery, recovery_queue_.front());
   recovery_queue_.pop_front();
-  store(seq, self_, false, pkt);
+  auto shared = std::make_shared<const std::string>(std::move(pkt));
+  store(seq, self_, false, shared);
+  return shared;
 }
 
 void Ring::deliver() {

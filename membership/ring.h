@@ -93,8 +93,14 @@ struct Delivered {
 };
 
 struct Send {
+  Send(NodeId to_, std::string bytes_) : to(to_), bytes(std::move(bytes_)) {}
+  Send(NodeId to_, std::shared_ptr<const std::string> packet) : to(to_), shared(std::move(packet)) {}
   NodeId to;  // a daemon, kBroadcast or kAllDaemons
   std::string bytes;
+  // A data packet the ring keeps too (for retransmission and delivery): shared, not copied;
+  // bytes is then empty. Read the datagram with view().
+  std::shared_ptr<const std::string> shared;
+  std::string_view view() const { return shared ? std::string_view(*shared) : std::string_view(bytes); }
 };
 
 struct Actions {
@@ -199,9 +205,10 @@ class Ring {
   void handle_data(const ringwire::Header& h, std::string_view body, Time now);
   // last_of_visit: the last packet this token visit allows (it ends at a message boundary
   // where it can).
-  void build_packet(uint64_t seq, std::string& out, bool last_of_visit);
-  void build_recovery_packet(uint64_t seq, std::string& out);
-  void store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes);
+  // Both return the packet, which the ring also keeps (stored).
+  std::shared_ptr<const std::string> build_packet(uint64_t seq, bool last_of_visit);
+  std::shared_ptr<const std::string> build_recovery_packet(uint64_t seq);
+  void store(uint64_t seq, NodeId sender, bool has_safe, std::shared_ptr<const std::string> bytes);
   // Queues a delivery of the message payload (a view into owner's bytes).
   void emit(NodeId origin, uint32_t service, std::shared_ptr<const std::string> owner,
             std::string_view payload, uint64_t seq, uint64_t ring_id);
@@ -211,6 +218,9 @@ class Ring {
   void discard_stable();
   void broadcast(const std::string& bytes) { actions_.sends.push_back({kBroadcast, bytes}); }
   void broadcast(std::string&& bytes) { actions_.sends.push_back({kBroadcast, std::move(bytes)}); }
+  void broadcast(std::shared_ptr<const std::string> packet) {
+    actions_.sends.emplace_back(kBroadcast, std::move(packet));
+  }
   NodeId successor() const;
   // Tells the predecessor that the token it passed rests here.
   void send_held();

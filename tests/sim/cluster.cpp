@@ -411,7 +411,7 @@ void Cluster::schedule_timer(Daemon& d) {
 }
 
 void Cluster::handle(Daemon& d, membership::Actions a) {
-  for (auto& s : a.sends) net_->send(d.id, s.to, s.bytes, d.ring->members(), now_, sched_);
+  for (auto& s : a.sends) net_->send(d.id, s.to, s.view(), d.ring->members(), now_, sched_);
   for (auto& x : a.deliveries) on_delivered(d, x);
   for (auto& w : a.warnings) {
     ++stats_.warnings;

@@ -32,7 +32,7 @@ std::string Network::describe_partition() const {
   return out;
 }
 
-void Network::send(NodeId from, NodeId to, const std::string& bytes,
+void Network::send(NodeId from, NodeId to, std::string_view bytes,
                    const std::vector<NodeId>& ring_members, Time now, Scheduler& sched) {
   if (to == membership::kBroadcast) {
     for (NodeId m : ring_members)
@@ -45,7 +45,7 @@ void Network::send(NodeId from, NodeId to, const std::string& bytes,
   }
 }
 
-void Network::send_one(NodeId from, NodeId to, const std::string& bytes, Time now,
+void Network::send_one(NodeId from, NodeId to, std::string_view bytes, Time now,
                        Scheduler& sched) {
   ++stats_.sent;
   if (!linked(from, to)) {
@@ -67,7 +67,7 @@ void Network::send_one(NodeId from, NodeId to, const std::string& bytes, Time no
     ev.kind = EventKind::kArrival;
     ev.node = to;
     ev.from = from;
-    ev.bytes = bytes;
+    ev.bytes.assign(bytes.data(), bytes.size());
     sched.push(std::move(ev));
   }
 }

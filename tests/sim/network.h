@@ -36,7 +36,7 @@ class Network {
   // Schedules the arrivals of one send: to a daemon, membership::kBroadcast (every other
   // daemon of ring_members: the sender's current ring) or membership::kAllDaemons (every
   // other configured daemon).
-  void send(NodeId from, NodeId to, const std::string& bytes, const std::vector<NodeId>& ring_members,
+  void send(NodeId from, NodeId to, std::string_view bytes, const std::vector<NodeId>& ring_members,
             Time now, Scheduler& sched);
   // Every daemon's side (absent: side 0); daemons on different sides cannot talk.
   void partition(const std::map<NodeId, int>& side) { side_ = side; }
@@ -52,7 +52,7 @@ class Network {
   const NetStats& stats() const { return stats_; }
 
  private:
-  void send_one(NodeId from, NodeId to, const std::string& bytes, Time now, Scheduler& sched);
+  void send_one(NodeId from, NodeId to, std::string_view bytes, Time now, Scheduler& sched);
   int side_of(NodeId n) const {
     auto it = side_.find(n);
     return it == side_.end() ? 0 : it->second;

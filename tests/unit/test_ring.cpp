@@ -44,11 +44,11 @@ struct Net {
     for (auto& s : a.sends) {
       if (s.to == kBroadcast || s.to == kAllDaemons) {
         for (NodeId j = 1; j <= rings.size(); ++j)
-          if (j != id) queue.push_back({id, j, s.bytes});
+          if (j != id) queue.push_back({id, j, std::string(s.view())});
       } else {
-        queue.push_back({id, s.to, s.bytes});
+        queue.push_back({id, s.to, std::string(s.view())});
       }
-      sent_log.push_back({id, s.to, s.bytes});
+      sent_log.push_back({id, s.to, std::string(s.view())});
     }
     for (auto& d : a.deliveries) {
       if (d.kind == DeliveryKind::kMessage)

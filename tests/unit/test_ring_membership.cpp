@@ -55,7 +55,7 @@ struct Cluster {
         to = {s.to};
       }
       for (NodeId t : to)
-        if (t != id) queue.push_back({id, t, s.bytes});
+        if (t != id) queue.push_back({id, t, std::string(s.view())});
     }
     for (auto& d : a.deliveries) {
       log[id].push_back(d);

@@ -35,7 +35,7 @@ void ClientHub::on_bytes(ConnId id, const char* data, size_t size) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   Session& s = it->second;
-  s.reader.feed(data, size);
+  s.reader.feed_view(data, size);  // keep_rest() below, before data goes away
   proto::Frame f;
   ++depth_;
   while (!s.closing) {
@@ -54,6 +54,7 @@ void ClientHub::on_bytes(ConnId id, const char* data, size_t size) {
     ++stats_.frames_in;
     handle_frame(id, s, f);
   }
+  s.reader.keep_rest();
   --depth_;
   if (s.closing) to_drop_.push_back(id);
   process_drops();

@@ -149,7 +149,28 @@ void encode(std::string& out, const Error& m) {
   finish(out, s);
 }
 
+void FrameReader::feed_view(const char* data, size_t size) {
+  keep_rest();
+  if (buffered() > 0) {
+    feed(data, size);
+    return;
+  }
+  buf_.clear();
+  view_ = data;
+  view_size_ = size;
+  pos_ = 0;
+}
+
+void FrameReader::keep_rest() {
+  if (!view_) return;
+  buf_.assign(view_ + pos_, view_size_ - pos_);
+  view_ = nullptr;
+  view_size_ = 0;
+  pos_ = 0;
+}
+
 void FrameReader::feed(const char* data, size_t size) {
+  keep_rest();
   if (pos_ > 0 && pos_ == buf_.size()) {
     buf_.clear();
     pos_ = 0;
@@ -161,17 +182,18 @@ void FrameReader::feed(const char* data, size_t size) {
 }
 
 FrameReader::Status FrameReader::next(Frame& out) {
-  size_t avail = buf_.size() - pos_;
+  const char* base = view_ ? view_ : buf_.data();
+  size_t avail = buffered();
   if (avail < 4) return Status::kNeedMore;
-  wire::Reader r(buf_.data() + pos_, 4);
+  wire::Reader r(base + pos_, 4);
   uint32_t len = r.u32();
   if (len == 0 || len > max_frame_bytes_) {
     offending_length_ = len;
     return Status::kTooLarge;
   }
   if (avail - 4 < len) return Status::kNeedMore;
-  out.verb = static_cast<Verb>(static_cast<uint8_t>(buf_[pos_ + 4]));
-  out.body = std::string_view(buf_.data() + pos_ + 5, len - 1);
+  out.verb = static_cast<Verb>(static_cast<uint8_t>(base[pos_ + 4]));
+  out.body = std::string_view(base + pos_ + 5, len - 1);
   pos_ += 4 + len;
   return Status::kFrame;
 }

@@ -163,15 +163,22 @@ class FrameReader {
  public:
   explicit FrameReader(uint32_t max_frame_bytes) : max_frame_bytes_(max_frame_bytes) {}
   void feed(const char* data, size_t size);
+  // Like feed, but when nothing is buffered the frames are read from data where it lies (no
+  // copy): data must stay valid until keep_rest(), which the caller calls before data goes
+  // away; it copies the bytes not yet read (a partial frame).
+  void feed_view(const char* data, size_t size);
+  void keep_rest();
   enum class Status { kFrame, kNeedMore, kTooLarge };
   Status next(Frame& out);
-  size_t buffered() const { return buf_.size() - pos_; }
+  size_t buffered() const { return view_ ? view_size_ - pos_ : buf_.size() - pos_; }
   // The length announced by the frame that was too large.
   uint32_t offending_length() const { return offending_length_; }
 
  private:
   std::string buf_;
-  size_t pos_ = 0;
+  const char* view_ = nullptr;  // feed_view's bytes, read in place (then buf_ is empty)
+  size_t view_size_ = 0;
+  size_t pos_ = 0;              // read up to here, in view_ or else buf_
   uint32_t max_frame_bytes_;
   uint32_t offending_length_ = 0;
 };

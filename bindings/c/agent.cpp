@@ -231,7 +231,8 @@ int fill(agent_conn* c, int timeout_ms) {
       c->closed = true;
       return AGENT_ERR_CLOSED;
     }
-    c->reader.feed(buf.data(), static_cast<size_t>(n));
+    // Frames are decoded from buf where they lie; a partial one is kept before the next recv.
+    c->reader.feed_view(buf.data(), static_cast<size_t>(n));
     proto::Frame f;
     for (;;) {
       auto st = c->reader.next(f);
@@ -242,6 +243,7 @@ int fill(agent_conn* c, int timeout_ms) {
       }
       push_frame(c, f.verb, f.body);
     }
+    c->reader.keep_rest();
   }
   return AGENT_OK;
 }

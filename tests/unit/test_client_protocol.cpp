@@ -100,6 +100,34 @@ TEST_CASE("a frame split at every byte boundary is reassembled", "[codec]") {
   }
 }
 
+TEST_CASE("frames read in place keep a partial frame once the bytes go away", "[codec]") {
+  std::string out;
+  encode(out, Data{service::kFifo, 1, "#a#d1", {"g"}, "payload"});
+  encode_join(out, "second");
+  encode_join(out, "third");
+  for (size_t cut1 = 0; cut1 <= out.size(); ++cut1) {
+    for (size_t cut2 = cut1; cut2 <= out.size(); cut2 += 3) {
+      FrameReader r(1 << 20);
+      Frame f;
+      std::vector<std::string> got;
+      // Each piece lives in a buffer of its own that is overwritten after keep_rest(), as a
+      // read buffer is by the next read.
+      for (auto [from, to] : {std::pair{size_t{0}, cut1}, {cut1, cut2}, {cut2, out.size()}}) {
+        std::string piece = out.substr(from, to - from);
+        r.feed_view(piece.data(), piece.size());
+        while (r.next(f) == FrameReader::Status::kFrame) got.emplace_back(f.body);
+        r.keep_rest();
+        std::fill(piece.begin(), piece.end(), '\xff');
+      }
+      REQUIRE(got.size() == 3);
+      CHECK(decode_data(got[0])->payload == "payload");
+      CHECK(decode_group_request(got[1])->group == "second");
+      CHECK(decode_group_request(got[2])->group == "third");
+      CHECK(r.buffered() == 0);
+    }
+  }
+}
+
 TEST_CASE("the no-copy codecs agree with the struct codecs", "[codec]") {
   Multicast m{service::kFifo, 9, {"a", "#x#d1"}, std::string("p\0q", 3)};
   std::string frame;

@@ -296,11 +296,12 @@ void ClientHub::deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId 
 bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::DaemonId origin) {
   // During a state exchange the group layer keeps events for later: those need their payload.
   std::string_view payload;
-  auto ev = groups::decode_event(bytes, state_.exchanging() ? nullptr : &payload);
-  if (!ev) return false;
+  // Decoded into the hub's own event: its strings keep their capacity from one to the next.
+  if (!groups::decode_event(bytes, event_, state_.exchanging() ? nullptr : &payload))
+    return false;
   deliveries_.clear();
-  state_.apply(seq, origin, *ev, deliveries_);
-  route(&*ev, payload);
+  state_.apply(seq, origin, event_, deliveries_);
+  route(&event_, payload);
   return true;
 }
 

@@ -52,17 +52,29 @@ void encode_data_event(std::string& out, std::string_view member, uint32_t servi
 }
 
 std::optional<Event> decode_event(std::string_view bytes, std::string_view* payload) {
-  wire::Reader r(bytes);
-  if (r.u8() != kEventCodecVersion) return std::nullopt;
   Event ev;
+  if (!decode_event(bytes, ev, payload)) return std::nullopt;
+  return ev;
+}
+
+bool decode_event(std::string_view bytes, Event& ev, std::string_view* payload) {
+  wire::Reader r(bytes);
+  if (r.u8() != kEventCodecVersion) return false;
   uint8_t kind = r.u8();
-  if (kind < 1 || kind > 5) return std::nullopt;
+  if (kind < 1 || kind > 5) return false;
   ev.kind = static_cast<EventKind>(kind);
-  ev.member = std::string(r.str8());
+  ev.member.assign(r.str8());
+  ev.group.clear();
+  ev.service = 0;
+  ev.msg_type = 0;
+  if (ev.kind != EventKind::kData) ev.groups.clear();  // data reuses the names' strings
+  ev.payload.clear();
+  ev.config = ev.old_config = 0;
+  ev.memberships.clear();
   switch (ev.kind) {
     case EventKind::kJoin:
     case EventKind::kLeave:
-      ev.group = std::string(r.str8());
+      ev.group.assign(r.str8());
       break;
     case EventKind::kDisconnect:
       break;
@@ -70,20 +82,20 @@ std::optional<Event> decode_event(std::string_view bytes, std::string_view* payl
       ev.service = r.u32();
       ev.msg_type = r.i16();
       size_t n = r.u16();
-      if (n > proto::kMaxGroupsPerMessage) return std::nullopt;
-      ev.groups.reserve(n);
-      for (size_t i = 0; i < n && r.ok(); ++i) ev.groups.emplace_back(r.str8());
+      if (n > proto::kMaxGroupsPerMessage) return false;
+      ev.groups.resize(n);
+      for (size_t i = 0; i < n && r.ok(); ++i) ev.groups[i].assign(r.str8());
       if (payload)
         *payload = r.bytes32();
       else
-        ev.payload = std::string(r.bytes32());
+        ev.payload.assign(r.bytes32());
       break;
     }
     case EventKind::kState: {
       ev.config = r.u64();
       ev.old_config = r.u64();
       size_t n = r.u32();
-      if (!r.ok() || n > r.remaining() / 2) return std::nullopt;  // each pair takes >= 2 bytes
+      if (!r.ok() || n > r.remaining() / 2) return false;  // each pair takes >= 2 bytes
       for (size_t i = 0; i < n && r.ok(); ++i) {
         std::string m(r.str8());
         std::string g(r.str8());
@@ -92,8 +104,7 @@ std::optional<Event> decode_event(std::string_view bytes, std::string_view* payl
       break;
     }
   }
-  if (!r.done()) return std::nullopt;
-  return ev;
+  return r.done();
 }
 
 }  // namespace agent::groups

@@ -19,5 +19,8 @@ void encode_data_event(std::string& out, std::string_view member, uint32_t servi
 // nullopt for anything that is not exactly one well-formed event. With payload given, a data
 // event's payload is not copied: ev.payload stays empty and *payload views it inside bytes.
 std::optional<Event> decode_event(std::string_view bytes, std::string_view* payload = nullptr);
+// The same into ev, whose strings and lists keep their capacity (no allocation per event once
+// they are large enough); false when the bytes do not decode (ev is then unspecified).
+bool decode_event(std::string_view bytes, Event& ev, std::string_view* payload = nullptr);
 
 }  // namespace agent::groups

@@ -374,3 +374,45 @@ TEST_CASE("a data event encoded from its parts decodes like one encoded whole", 
   CHECK(copied->payload == ev.payload);
   for (size_t n = 0; n < parts.size(); ++n) CHECK_FALSE(decode_event(parts.substr(0, n), &payload));
 }
+
+TEST_CASE("an event decoded into a reused Event is the one decoded fresh", "[groups][codec]") {
+  Event data;
+  data.kind = EventKind::kData;
+  data.member = "#a-long-member-name#d1";
+  data.service = 0x10;
+  data.msg_type = 7;
+  data.groups = {"a-group-with-a-long-name", "#b#d2", "third"};
+  data.payload = "payload";
+  Event join;
+  join.kind = EventKind::kJoin;
+  join.member = "#c#d3";
+  join.group = "g";
+  Event state;
+  state.kind = EventKind::kState;
+  state.member = "#d#d1";
+  state.config = 9;
+  state.old_config = 4;
+  state.memberships = {{"#a#d1", "g"}};
+  Event small = data;
+  small.groups = {"x"};
+  small.payload.clear();
+  auto same = [](const Event& a, const Event& b) {
+    return a.kind == b.kind && a.member == b.member && a.group == b.group &&
+           a.service == b.service && a.msg_type == b.msg_type && a.groups == b.groups &&
+           a.payload == b.payload && a.config == b.config && a.old_config == b.old_config &&
+           a.memberships == b.memberships;
+  };
+  Event reused;
+  for (const Event* e : {&data, &join, &data, &state, &small, &data, &join}) {
+    std::string bytes;
+    encode_event(bytes, *e);
+    REQUIRE(decode_event(bytes, reused));
+    CHECK(same(reused, *e));
+    auto fresh = decode_event(bytes);
+    REQUIRE(fresh);
+    CHECK(same(reused, *fresh));
+  }
+  std::string bytes;
+  encode_event(bytes, data);
+  CHECK_FALSE(decode_event(bytes.substr(0, bytes.size() - 1), reused));
+}

@@ -242,8 +242,9 @@ void ClientHub::handle_hello(ConnId id, Session& s, std::string_view body) {
 }
 
 void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
-  auto m = proto::decode_multicast_view(body);
-  if (!m) {
+  // Decoded into the hub's own view (256 group slots: not set up anew for every message).
+  proto::MulticastView* m = &multicast_;
+  if (!proto::decode_multicast_view(body, *m)) {
     ++stats_.bad_frames;
     send_error(id, ErrorCode::kMalformedFrame, "", "multicast frame does not decode");
     return;

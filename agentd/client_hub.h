@@ -132,6 +132,7 @@ class ClientHub {
   std::vector<ConnId> to_drop_;  // slow clients found while routing
   std::vector<groups::Delivery> deliveries_;
   groups::Event event_;  // the event deliver_bytes decodes into (reused)
+  proto::MulticastView multicast_;  // the multicast handle_multicast decodes into (reused)
   std::string frame_;  // scratch buffer for encoding
   uint64_t generated_names_ = 0;
   int depth_ = 0;  // > 0 while handling; drops wait until the outermost handler finishes

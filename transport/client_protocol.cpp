@@ -222,17 +222,20 @@ std::optional<Multicast> decode_multicast(std::string_view body) {
                    std::string(v->payload)};
 }
 std::optional<MulticastView> decode_multicast_view(std::string_view body) {
-  wire::Reader r(body);
   MulticastView m;
+  if (!decode_multicast_view(body, m)) return std::nullopt;
+  return m;
+}
+bool decode_multicast_view(std::string_view body, MulticastView& m) {
+  wire::Reader r(body);
   m.service = r.u32();
   m.msg_type = r.i16();
   size_t n = r.u16();
-  if (!r.ok() || n > kMaxGroupsPerMessage) return std::nullopt;
+  if (!r.ok() || n > kMaxGroupsPerMessage) return false;
   for (size_t i = 0; i < n; ++i) m.groups[i] = r.str8();
   m.ngroups = n;
   m.payload = r.bytes32();
-  if (!r.done()) return std::nullopt;
-  return m;
+  return r.done();
 }
 std::optional<Welcome> decode_welcome(std::string_view body) {
   wire::Reader r(body);

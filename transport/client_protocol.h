@@ -196,6 +196,9 @@ struct MulticastView {
   std::string_view payload;
 };
 std::optional<MulticastView> decode_multicast_view(std::string_view body);
+// The same into out (a MulticastView is large: a caller decoding many keeps one); false when
+// malformed (out is then unspecified).
+bool decode_multicast_view(std::string_view body, MulticastView& out);
 std::optional<Welcome> decode_welcome(std::string_view body);
 std::optional<Data> decode_data(std::string_view body);
 std::optional<Membership> decode_membership(std::string_view body);

@@ -53,10 +53,11 @@ Time now_us() {
 // nothing queued gets its batch straight to the socket, with sendmsg() over the pieces: frame
 // heads copied here and payloads from where they lie (send_view: the ring's packets, shared by
 // every recipient); what the socket does not take is copied into a queue here and written
-// with writev() when the socket is writable again. Writability comes from an epoll set of this class's own, whose
-// descriptor sits in CAF's multiplexer like the ring's socket (CAF 0.17 takes one handler per
-// socket, and the connections' read side stays CAF's). Bytes leave in the order sent; the hub
-// learns after every write how many bytes a connection still has queued (slow clients).
+// with writev() when the socket is writable again. Writability comes from an epoll set of this
+// class's own, whose descriptor sits in CAF's multiplexer like the ring's socket (CAF 0.17
+// takes one handler per socket, and the connections' read side stays CAF's). Bytes leave in
+// the order sent; the hub learns after every write how many bytes a connection still has
+// queued (slow clients).
 class BrokerIo final : public ClientIo {
  public:
   using Sent = std::function<void(ConnId, uint64_t queued)>;
@@ -202,8 +203,9 @@ class BrokerIo final : public ClientIo {
     size_t off = c.batch.size();
     c.batch.append(bytes.data(), bytes.size());
     c.batch_bytes += bytes.size();
-    if (!c.pieces.empty() && !c.pieces.back().view && c.pieces.back().off + c.pieces.back().len == off)
-      c.pieces.back().len += bytes.size();
+    Piece* last = c.pieces.empty() ? nullptr : &c.pieces.back();
+    if (last && !last->view && last->off + last->len == off)
+      last->len += bytes.size();  // follows the previous copied piece: one piece
     else
       c.pieces.push_back(Piece{nullptr, off, bytes.size()});
   }

@@ -94,13 +94,16 @@ struct Delivered {
 
 struct Send {
   Send(NodeId to_, std::string bytes_) : to(to_), bytes(std::move(bytes_)) {}
-  Send(NodeId to_, std::shared_ptr<const std::string> packet) : to(to_), shared(std::move(packet)) {}
+  Send(NodeId to_, std::shared_ptr<const std::string> packet)
+      : to(to_), shared(std::move(packet)) {}
   NodeId to;  // a daemon, kBroadcast or kAllDaemons
   std::string bytes;
   // A data packet the ring keeps too (for retransmission and delivery): shared, not copied;
   // bytes is then empty. Read the datagram with view().
   std::shared_ptr<const std::string> shared;
-  std::string_view view() const { return shared ? std::string_view(*shared) : std::string_view(bytes); }
+  std::string_view view() const {
+    return shared ? std::string_view(*shared) : std::string_view(bytes);
+  }
 };
 
 struct Actions {

@@ -217,6 +217,20 @@ class BrokerIo final : public ClientIo {
     if (c.batch.capacity() > kKeptBatchBytes) std::string().swap(c.batch);
   }
 
+  // Writes what the socket takes of iov[0..n) now, without waiting: the bytes written (0 when
+  // the socket is full), or -1 when the write failed.
+  static ssize_t write_some(ConnId id, iovec* iov, size_t n) {
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = n;
+    for (;;) {
+      ssize_t w = ::sendmsg(static_cast<int>(id), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (w >= 0) return w;
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    }
+  }
+
   void flush_one(ConnId id, Conn& c) {
     if (c.pieces.empty()) return;
     if (c.broken) {
@@ -233,13 +247,8 @@ class BrokerIo final : public ClientIo {
           iov[n] = {const_cast<char*>(p.data(c.batch)), p.len};
           want += p.len;
         }
-        msghdr mh{};
-        mh.msg_iov = iov;
-        mh.msg_iovlen = n;
-        ssize_t w = ::sendmsg(static_cast<int>(id), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = write_some(id, iov, n);
         if (w < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
           fail(id, c);
           return;
         }
@@ -280,16 +289,12 @@ class BrokerIo final : public ClientIo {
         size_t skip = n == 0 ? c.head_written : 0;
         iov[n] = {const_cast<char*>(q->data()) + skip, q->size() - skip};
       }
-      msghdr mh{};
-      mh.msg_iov = iov;
-      mh.msg_iovlen = n;
-      ssize_t w = ::sendmsg(static_cast<int>(id), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+      ssize_t w = write_some(id, iov, n);
       if (w < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         fail(id, c);
         break;
       }
+      if (w == 0) break;  // the socket is full
       size_t left = static_cast<size_t>(w);
       c.queued -= left;
       while (left > 0) {

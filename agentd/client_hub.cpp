@@ -243,42 +243,42 @@ void ClientHub::handle_hello(ConnId id, Session& s, std::string_view body) {
 
 void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
   // Decoded into the hub's own view (256 group slots: not set up anew for every message).
-  proto::MulticastView* m = &multicast_;
-  if (!proto::decode_multicast_view(body, *m)) {
+  proto::MulticastView& m = multicast_;
+  if (!proto::decode_multicast_view(body, m)) {
     ++stats_.bad_frames;
     send_error(id, ErrorCode::kMalformedFrame, "", "multicast frame does not decode");
     return;
   }
-  if (!proto::service::valid_multicast(m->service)) {
+  if (!proto::service::valid_multicast(m.service)) {
     send_error(id, ErrorCode::kIllegalService, "",
                "service flags must hold exactly one of UNRELIABLE, RELIABLE, FIFO, CAUSAL, "
                "AGREED, SAFE, optionally with SELF_DISCARD");
     return;
   }
-  if (m->ngroups == 0) {
+  if (m.ngroups == 0) {
     send_error(id, ErrorCode::kTooManyGroups, "",
                "a multicast names 1.." + std::to_string(proto::kMaxGroupsPerMessage) + " groups");
     return;
   }
-  for (size_t i = 0; i < m->ngroups; ++i) {
-    std::string_view g = m->groups[i];
+  for (size_t i = 0; i < m.ngroups; ++i) {
+    std::string_view g = m.groups[i];
     if (!names::valid_destination(g)) {
       send_error(id, ErrorCode::kIllegalGroup, std::string(g), names::explain_group(g));
       return;
     }
   }
-  if (m->payload.size() > cfg_.max_message_bytes) {
+  if (m.payload.size() > cfg_.max_message_bytes) {
     send_error(id, ErrorCode::kMessageTooLarge, "",
-               "message of " + std::to_string(m->payload.size()) + " bytes is above the limit " +
+               "message of " + std::to_string(m.payload.size()) + " bytes is above the limit " +
                    std::to_string(cfg_.max_message_bytes));
     return;
   }
   // Straight from the frame to the ring's encoding: the payload is copied once.
   std::string bytes;
-  bytes.reserve(m->payload.size() + 64 * (m->ngroups + 1));
-  groups::encode_data_event(bytes, s.private_group, m->service, m->msg_type, m->groups,
-                            m->ngroups, m->payload);
-  submit_(m->service, std::move(bytes));
+  bytes.reserve(m.payload.size() + 64 * (m.ngroups + 1));
+  groups::encode_data_event(bytes, s.private_group, m.service, m.msg_type, m.groups,
+                            m.ngroups, m.payload);
+  submit_(m.service, std::move(bytes));
 }
 
 void ClientHub::submit_event(const groups::Event& ev) {

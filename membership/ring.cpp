@@ -200,16 +200,17 @@ void Ring::handle_data(const rw::Header& h, std::string_view body, Time now) {
   bytes.reserve(rw::kHeaderBytes + body.size());
   rw::encode_header(bytes, h);
   bytes.append(body.data(), body.size());
-  store(d->seq, h.sender, has_safe, std::make_shared<const std::string>(std::move(bytes)));
+  store(d->seq, h.sender, has_safe, std::move(bytes));
   high_seq_ = std::max(high_seq_, d->seq);
   advance_aru();
   deliver();
   (void)now;
 }
 
-void Ring::store(uint64_t seq, NodeId sender, bool has_safe,
-                 std::shared_ptr<const std::string> bytes) {
-  packets_.emplace(seq, Packet{sender, has_safe, std::move(bytes)});
+const std::shared_ptr<const std::string>& Ring::store(uint64_t seq, NodeId sender, bool has_safe,
+                                                      std::string bytes) {
+  auto shared = std::make_shared<const std::string>(std::move(bytes));
+  return packets_.emplace(seq, Packet{sender, has_safe, std::move(shared)}).first->second.bytes;
 }
 
 void Ring::advance_aru() {
@@ -356,9 +357,7 @@ std::shared_ptr<const std::string> Ring::build_packet(uint64_t seq, bool last_of
     }
   }
   RING_CHECK(chunks > 0);
-  auto shared = std::make_shared<const std::string>(std::move(pkt));
-  store(seq, self_, has_safe, shared);
-  return shared;
+  return store(seq, self_, has_safe, std::move(pkt));
 }
 
 std::shared_ptr<const std::string> Ring::build_recovery_packet(uint64_t seq) {
@@ -368,9 +367,7 @@ std::shared_ptr<const std::string> Ring::build_recovery_packet(uint64_t seq) {
   rw::begin_data(pkt, seq, tok_.hop);
   rw::add_chunk(pkt, 0, rw::kRecovery, recovery_queue_.front());
   recovery_queue_.pop_front();
-  auto shared = std::make_shared<const std::string>(std::move(pkt));
-  store(seq, self_, false, shared);
-  return shared;
+  return store(seq, self_, false, std::move(pkt));
 }
 
 void Ring::deliver() {

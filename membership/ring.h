@@ -211,7 +211,9 @@ class Ring {
   // Both return the packet, which the ring also keeps (stored).
   std::shared_ptr<const std::string> build_packet(uint64_t seq, bool last_of_visit);
   std::shared_ptr<const std::string> build_recovery_packet(uint64_t seq);
-  void store(uint64_t seq, NodeId sender, bool has_safe, std::shared_ptr<const std::string> bytes);
+  // Keeps a packet until it is stable; returns it, shared.
+  const std::shared_ptr<const std::string>& store(uint64_t seq, NodeId sender, bool has_safe,
+                                                  std::string bytes);
   // Queues a delivery of the message payload (a view into owner's bytes).
   void emit(NodeId origin, uint32_t service, std::shared_ptr<const std::string> owner,
             std::string_view payload, uint64_t seq, uint64_t ring_id);

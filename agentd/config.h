@@ -64,6 +64,10 @@ struct Config {
   uint32_t max_clients = 1024;
   uint32_t max_message_bytes = 16u << 20;
   uint64_t client_queue_bytes = 64u << 20;  // unsent bytes per client before it is dropped
+  // Kernel send buffer of each client connection (SO_SNDBUF; 0 keeps the system's default).
+  // A receiver that reads in bursts then finds its messages in the socket instead of the
+  // daemon copying what the socket did not take into its own queue.
+  uint32_t client_socket_buffer_bytes = 4u << 20;
   RingSettings ring;
 };
 

@@ -61,7 +61,8 @@ Time now_us() {
 class BrokerIo final : public ClientIo {
  public:
   using Sent = std::function<void(ConnId, uint64_t queued)>;
-  BrokerIo(caf::io::broker* self, Sent sent) : self_(self), sent_(std::move(sent)) {}
+  BrokerIo(caf::io::broker* self, uint32_t socket_buffer, Sent sent)
+      : self_(self), socket_buffer_(static_cast<int>(socket_buffer)), sent_(std::move(sent)) {}
 
   // Hooks the writability set into the multiplexer; "" on success.
   std::string start() {
@@ -83,6 +84,13 @@ class BrokerIo final : public ClientIo {
   ConnId add(connection_handle h) {
     ConnId id = static_cast<ConnId>(h.id());
     conns_[id].handle = h;
+    if (socket_buffer_ > 0) {
+      // CAF 0.17 names a connection by its socket. Beyond net.core.wmem_max only a privileged
+      // daemon gets the size asked for; others get the system's cap.
+      int fd = static_cast<int>(id);
+      if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &socket_buffer_, sizeof socket_buffer_) != 0)
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &socket_buffer_, sizeof socket_buffer_);
+    }
     return id;
   }
   // CAF says the connection is gone: forget its queue.
@@ -363,6 +371,7 @@ class BrokerIo final : public ClientIo {
   }
 
   caf::io::broker* self_;
+  int socket_buffer_;  // SO_SNDBUF of every connection; 0: the system's default
   Sent sent_;
   ReadableHook* hook_ = nullptr;
   int epoll_fd_ = -1;
@@ -404,7 +413,8 @@ struct DaemonState {
   DaemonState(caf::io::broker* s, Config c)
       : self(s),
         cfg(std::move(c)),
-        io(s, [this](ConnId id, uint64_t queued) { hub.on_sent(id, queued); }),
+        io(s, cfg.client_socket_buffer_bytes,
+           [this](ConnId id, uint64_t queued) { hub.on_sent(id, queued); }),
         ring(cfg.ring.id, ring_config(cfg), now_us()),
         hub(cfg, io, [this](uint32_t service, std::string&& ev) { submit(service, std::move(ev)); }) {
   }

@@ -32,6 +32,7 @@ tcp = "[::1]:5000"
 max_clients = 7
 max_message_bytes = 1000
 queue_limit_bytes = 5000
+socket_buffer_bytes = 65536
 )");
   Config c;
   CHECK(load_config_file(path, c) == "");
@@ -42,7 +43,10 @@ queue_limit_bytes = 5000
   CHECK(c.tcp.port == 5000);
   CHECK(c.max_clients == 7);
   CHECK(c.client_queue_bytes == 5000);
+  CHECK(c.client_socket_buffer_bytes == 65536);
   CHECK(validate(c) == "");
+  c.client_socket_buffer_bytes = (1u << 30) + 1;
+  CHECK(validate(c).find("clients.socket_buffer_bytes") != std::string::npos);
   std::remove(path.c_str());
 }
 

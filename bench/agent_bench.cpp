@@ -433,8 +433,8 @@ void receiver_main(Run& run, size_t idx) {
   const size_t nsenders = run.senders.size();
   uint64_t total = 0;
   while (!run.stop.load(std::memory_order_relaxed)) {
-    agent_message* m = nullptr;
-    int rc = agent_receive(r.conn, &m, kReceivePollMs);
+    const agent_message* m = nullptr;  // lent by the connection until the next agent_next
+    int rc = agent_next(r.conn, &m, kReceivePollMs);
     if (rc == AGENT_ERR_TIMEOUT) {
       if (total >= run.final_total.load()) break;
       continue;
@@ -486,10 +486,8 @@ void receiver_main(Run& run, size_t idx) {
       r.error = "daemon error " + std::to_string(m->error_code) + ": " +
                 std::string(static_cast<const char*>(m->data), m->len);
       r.failed.store(true);
-      agent_message_free(m);
       break;
     }
-    agent_message_free(m);
     if (total >= run.final_total.load()) break;
   }
   if (total >= run.final_total.load()) r.done_ns.store(r.last_data_ns ? r.last_data_ns : now_ns());

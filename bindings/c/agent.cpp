@@ -15,7 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
+#include <algorithm>
 #include <mutex>
 #include <memory>
 #include <new>
@@ -37,14 +37,6 @@ namespace {
 struct FreeMessage {
   void operator()(agent_message* m) const { std::free(m); }
 };
-// A frame read from the socket, decoded as soon as it is split off, so that its bytes are
-// copied once (into the message the caller gets). agent_receive returns rc, else message.
-struct Received {
-  int rc = 0;
-  std::unique_ptr<agent_message, FreeMessage> message;
-  agent::proto::Verb verb{};
-  std::string body;  // kWelcome and, before the welcome, kError: agent_connect decodes them
-};
 }  // namespace
 
 struct agent_conn {
@@ -52,13 +44,21 @@ struct agent_conn {
   std::string private_group;
   std::string daemon;
   size_t max_message = proto::kDefaultMaxMessageBytes;
+  uint32_t max_frame = proto::kDefaultMaxMessageBytes + proto::kFrameOverheadBytes;
   std::mutex send_mu, recv_mu;
-  proto::FrameReader reader{proto::kDefaultMaxMessageBytes + proto::kFrameOverheadBytes};
-  std::deque<Received> frames;  // read, not yet returned
-  bool welcomed = false;        // agent_connect is done: frames are messages
+  // What was read from the socket, under recv_mu: bytes [in_pos, in_len) of `in` are not
+  // returned yet; `frames` complete frames start at in_pos and end at scan_pos, a partial one
+  // may follow. A frame is decoded when it is returned, from where it lies.
+  std::vector<char> in;
+  size_t in_pos = 0, in_len = 0, scan_pos = 0, frames = 0;
+  bool bad_frame = false;  // a length past max_frame follows the counted frames
   bool closed = false;
   bool no_read_ahead = false;  // AGENT_NO_READ_AHEAD
-  std::string partial;         // no_read_ahead: the bytes of the frame being read
+  // agent_next's message: a data message points into `in` and names[]; other kinds are
+  // decoded into `owned`. Valid until the next receive on the connection.
+  agent_message borrowed{};
+  std::unique_ptr<char[][AGENT_MAX_GROUP_NAME]> names;
+  std::unique_ptr<agent_message, FreeMessage> owned;
   std::string out;  // frames not yet written (AGENT_MORE), under send_mu
 };
 
@@ -163,32 +163,67 @@ int open_socket(const std::string& daemon, int timeout_ms) {
   return fd;
 }
 
-// Queues one frame that was read: decoded into a message once the connection is welcomed.
-void push_frame(agent_conn* c, proto::Verb verb, std::string_view body);
 int decode_frame(proto::Verb verb, std::string_view body, agent_message** out);
 
-// AGENT_NO_READ_AHEAD: reads no byte past the end of the next frame (length prefix first, then
-// exactly the rest), so that whatever follows stays in the socket. A frame cut by a timeout
-// stays in c->partial for the next call.
-int fill_exact(agent_conn* c, int timeout_ms) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
-  const size_t max_frame = c->max_message + proto::kFrameOverheadBytes;
-  while (c->frames.empty()) {
-    if (c->closed) return AGENT_ERR_CLOSED;
-    size_t have = c->partial.size();
-    size_t want = 4 - std::min<size_t>(have, 4);
-    if (have >= 4) {
-      auto* p = reinterpret_cast<const unsigned char*>(c->partial.data());
-      uint32_t len = p[0] | p[1] << 8 | p[2] << 16 | static_cast<uint32_t>(p[3]) << 24;
-      if (len == 0 || len > max_frame) {
-        c->closed = true;
-        return AGENT_ERR_PROTOCOL;
-      }
-      want = 4 + len - have;
+constexpr size_t kReadBytes = 256 * 1024;  // read at once (unless AGENT_NO_READ_AHEAD)
+
+uint32_t frame_length(const char* p) {
+  auto* u = reinterpret_cast<const unsigned char*>(p);
+  return u[0] | u[1] << 8 | u[2] << 16 | static_cast<uint32_t>(u[3]) << 24;
+}
+
+// Counts the complete frames that the last read added.
+void scan(agent_conn* c) {
+  while (!c->bad_frame && c->scan_pos + 4 <= c->in_len) {
+    uint32_t len = frame_length(c->in.data() + c->scan_pos);
+    if (len == 0 || len > c->max_frame) {
+      c->bad_frame = true;
+      break;
     }
-    c->partial.resize(have + want);
-    ssize_t n = ::recv(c->fd, &c->partial[have], want, MSG_DONTWAIT);
-    c->partial.resize(have + (n > 0 ? static_cast<size_t>(n) : 0));
+    if (c->in_len - c->scan_pos - 4 < len) break;
+    c->scan_pos += 4 + len;
+    ++c->frames;
+  }
+}
+
+// Makes sure at least one complete frame is buffered: reads what the socket has, waiting up to
+// timeout_ms for something. Returns AGENT_OK, or an error, or AGENT_ERR_TIMEOUT. Moves the
+// buffered bytes: messages agent_next handed out are no longer valid afterwards.
+// AGENT_NO_READ_AHEAD reads no byte past the end of the frame (length prefix first, then
+// exactly the rest), so that whatever follows stays in the socket.
+int fill(agent_conn* c, int timeout_ms) {
+  if (c->frames > 0) return AGENT_OK;
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  for (;;) {
+    if (c->bad_frame) {
+      c->closed = true;
+      return AGENT_ERR_PROTOCOL;
+    }
+    if (c->closed) return AGENT_ERR_CLOSED;
+    // Only a partial frame is left: move it to the front.
+    if (c->in_pos > 0) {
+      std::memmove(c->in.data(), c->in.data() + c->in_pos, c->in_len - c->in_pos);
+      c->in_len -= c->in_pos;
+      c->scan_pos -= c->in_pos;
+      c->in_pos = 0;
+    }
+    size_t frame_end = c->in_len >= 4 ? 4 + size_t{frame_length(c->in.data())} : 4;
+    size_t need = c->no_read_ahead ? frame_end : std::max(kReadBytes, frame_end);
+    if (c->in.size() < need) {
+      c->in.resize(need);
+    } else if (c->in.size() > 4 * kReadBytes && need <= kReadBytes) {
+      c->in.resize(kReadBytes);  // after a large message
+      c->in.shrink_to_fit();
+    }
+    size_t want = (c->no_read_ahead ? frame_end : c->in.size()) - c->in_len;
+    ssize_t n = ::recv(c->fd, c->in.data() + c->in_len, want, MSG_DONTWAIT);
+    if (n > 0) {
+      c->in_len += static_cast<size_t>(n);
+      scan(c);
+      if (c->frames > 0) return AGENT_OK;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       pollfd p{c->fd, POLLIN, 0};
       int r = ::poll(&p, 1, remaining_ms(deadline, timeout_ms));
@@ -196,69 +231,20 @@ int fill_exact(agent_conn* c, int timeout_ms) {
       if (r == 0) return AGENT_ERR_TIMEOUT;
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      c->closed = true;
-      return AGENT_ERR_CLOSED;
-    }
-    if (have >= 4 && static_cast<size_t>(n) == want) {  // the frame is complete
-      push_frame(c, static_cast<proto::Verb>(static_cast<uint8_t>(c->partial[4])),
-                 std::string_view(c->partial).substr(5));
-      c->partial.clear();
-    }
+    c->closed = true;
+    return AGENT_ERR_CLOSED;
   }
-  return AGENT_OK;
 }
 
-// Reads what the socket has (waiting up to timeout_ms for something) and splits it into frames.
-// Returns AGENT_OK when at least one frame is buffered, else an error or AGENT_ERR_TIMEOUT.
-int fill(agent_conn* c, int timeout_ms) {
-  if (c->no_read_ahead) return fill_exact(c, timeout_ms);
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
-  static thread_local std::vector<char> buf(256 * 1024);
-  while (c->frames.empty()) {
-    if (c->closed) return AGENT_ERR_CLOSED;
-    pollfd p{c->fd, POLLIN, 0};
-    int r = ::poll(&p, 1, remaining_ms(deadline, timeout_ms));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return AGENT_ERR_CLOSED;
-    }
-    if (r == 0) return AGENT_ERR_TIMEOUT;
-    ssize_t n = ::recv(c->fd, buf.data(), buf.size(), MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-    if (n <= 0) {
-      c->closed = true;
-      return AGENT_ERR_CLOSED;
-    }
-    // Frames are decoded from buf where they lie; a partial one is kept before the next recv.
-    c->reader.feed_view(buf.data(), static_cast<size_t>(n));
-    proto::Frame f;
-    for (;;) {
-      auto st = c->reader.next(f);
-      if (st == proto::FrameReader::Status::kNeedMore) break;
-      if (st == proto::FrameReader::Status::kTooLarge) {
-        c->closed = true;
-        return AGENT_ERR_PROTOCOL;
-      }
-      push_frame(c, f.verb, f.body);
-    }
-    c->reader.keep_rest();
-  }
-  return AGENT_OK;
-}
-
-void push_frame(agent_conn* c, proto::Verb verb, std::string_view body) {
-  Received r;
-  r.verb = verb;
-  if (c->welcomed) {
-    agent_message* m = nullptr;
-    r.rc = decode_frame(verb, body, &m);
-    r.message.reset(m);
-  } else {
-    r.body.assign(body);
-  }
-  c->frames.push_back(std::move(r));
+// Takes the next buffered frame (fill said there is one).
+void next_frame(agent_conn* c, proto::Verb& verb, std::string_view& body) {
+  const char* p = c->in.data() + c->in_pos;
+  uint32_t len = frame_length(p);
+  verb = static_cast<proto::Verb>(static_cast<uint8_t>(p[4]));
+  body = std::string_view(p + 5, len - 1);
+  c->in_pos += 4 + len;
+  --c->frames;
+  if (c->in_pos == c->in_len) c->in_pos = c->in_len = c->scan_pos = 0;  // nothing to move
 }
 
 int map_error(proto::ErrorCode code) {
@@ -295,29 +281,51 @@ void copy_name(char* dst, std::string_view s) {
   dst[n] = '\0';
 }
 
-// A data frame straight into a message: the same checks as proto::decode_data, no copies but
-// the one into the message.
-int decode_data_message(std::string_view body, agent_message** out) {
+// A data frame's parts, as views into its body: the same checks as proto::decode_data. The
+// group names stay in their encoded form (each a length byte and the name) until copied.
+struct DataParts {
+  uint32_t service = 0;
+  int16_t msg_type = 0;
+  std::string_view sender;
+  size_t ngroups = 0;
+  std::string_view group_bytes;
+  std::string_view payload;
+};
+bool parse_data(std::string_view body, DataParts& d) {
   agent::wire::Reader r(body);
-  uint32_t service = r.u32();
-  int16_t msg_type = r.i16();
-  std::string_view sender = r.str8();
-  size_t n = r.u16();
-  if (!r.ok() || n > proto::kMaxGroupsPerMessage || n > r.remaining()) return AGENT_ERR_PROTOCOL;
-  std::string_view groups[proto::kMaxGroupsPerMessage];
-  for (size_t i = 0; i < n; ++i) groups[i] = r.str8();
-  std::string_view payload = r.bytes32();
-  if (!r.done()) return AGENT_ERR_PROTOCOL;
-  agent_message* m = make_message(n, 0, payload.size());
-  if (!m) return AGENT_ERR_NOMEM;
+  d.service = r.u32();
+  d.msg_type = r.i16();
+  d.sender = r.str8();
+  d.ngroups = r.u16();
+  if (!r.ok() || d.ngroups > proto::kMaxGroupsPerMessage || d.ngroups > r.remaining()) return false;
+  size_t before = r.remaining();
+  const char* groups = body.data() + (body.size() - before);
+  for (size_t i = 0; i < d.ngroups; ++i) r.str8();
+  d.group_bytes = std::string_view(groups, before - r.remaining());
+  d.payload = r.bytes32();
+  return r.done();
+}
+
+// Fills a message's data fields but the payload; its groups array holds d.ngroups names.
+void set_data(agent_message* m, const DataParts& d) {
   m->kind = AGENT_MSG_DATA;
-  m->service = service;
-  copy_name(m->sender, sender);
-  m->msg_type = msg_type;
-  m->ngroups = n;
-  for (size_t i = 0; i < n; ++i) copy_name(m->groups[i], groups[i]);
-  std::memcpy(const_cast<void*>(m->data), payload.data(), payload.size());
-  m->len = payload.size();
+  m->service = d.service;
+  copy_name(m->sender, d.sender);
+  m->msg_type = d.msg_type;
+  m->ngroups = d.ngroups;
+  agent::wire::Reader r(d.group_bytes);
+  for (size_t i = 0; i < d.ngroups; ++i) copy_name(m->groups[i], r.str8());
+  m->len = d.payload.size();
+}
+
+// A data frame into a message of its own: one copy of the payload.
+int decode_data_message(std::string_view body, agent_message** out) {
+  DataParts d;
+  if (!parse_data(body, d)) return AGENT_ERR_PROTOCOL;
+  agent_message* m = make_message(d.ngroups, 0, d.payload.size());
+  if (!m) return AGENT_ERR_NOMEM;
+  set_data(m, d);
+  std::memcpy(const_cast<void*>(m->data), d.payload.data(), d.payload.size());
   *out = m;
   return AGENT_OK;
 }
@@ -423,10 +431,9 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
   if (rc == AGENT_OK) rc = fill(c, remaining_ms(deadline, timeout_ms));
   if (rc == AGENT_ERR_TIMEOUT) rc = AGENT_ERR_CONNECT;
   if (rc == AGENT_OK) {
-    Received first = std::move(c->frames.front());
-    c->frames.pop_front();
-    proto::Verb verb = first.verb;
-    const std::string& body = first.body;
+    proto::Verb verb;
+    std::string_view body;
+    next_frame(c, verb, body);
     if (verb == proto::Verb::kWelcome) {
       auto w = proto::decode_welcome(body);
       if (!w) {
@@ -435,15 +442,7 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
         c->private_group = w->private_group;
         c->daemon = w->daemon;
         c->max_message = w->max_message_bytes;
-        c->reader = proto::FrameReader(w->max_message_bytes + proto::kFrameOverheadBytes);
-        // Frames read together with the welcome wait undecoded: decode them now.
-        for (auto& f : c->frames) {
-          agent_message* m = nullptr;
-          f.rc = decode_frame(f.verb, f.body, &m);
-          f.message.reset(m);
-          f.body.clear();
-        }
-        c->welcomed = true;
+        c->max_frame = w->max_message_bytes + proto::kFrameOverheadBytes;
       }
     } else if (verb == proto::Verb::kError) {
       auto e = proto::decode_error(body);
@@ -537,12 +536,43 @@ int agent_receive(agent_conn* c, agent_message** out, int timeout_ms) {
   if (!c || !out) return AGENT_ERR_INVALID;
   *out = nullptr;
   std::lock_guard<std::mutex> lock(c->recv_mu);
+  c->owned.reset();
   int rc = fill(c, timeout_ms);
   if (rc != AGENT_OK) return rc;
-  Received r = std::move(c->frames.front());
-  c->frames.pop_front();
-  *out = r.message.release();
-  return r.rc;
+  proto::Verb verb;
+  std::string_view body;
+  next_frame(c, verb, body);
+  return decode_frame(verb, body, out);
+}
+
+int agent_next(agent_conn* c, const agent_message** out, int timeout_ms) {
+  if (!c || !out) return AGENT_ERR_INVALID;
+  *out = nullptr;
+  std::lock_guard<std::mutex> lock(c->recv_mu);
+  c->owned.reset();
+  int rc = fill(c, timeout_ms);
+  if (rc != AGENT_OK) return rc;
+  proto::Verb verb;
+  std::string_view body;
+  next_frame(c, verb, body);
+  if (verb != proto::Verb::kData) {
+    agent_message* m = nullptr;
+    rc = decode_frame(verb, body, &m);
+    c->owned.reset(m);
+    *out = m;
+    return rc;
+  }
+  DataParts d;
+  if (!parse_data(body, d)) return AGENT_ERR_PROTOCOL;
+  if (!c->names) {
+    c->names.reset(new (std::nothrow) char[proto::kMaxGroupsPerMessage][AGENT_MAX_GROUP_NAME]);
+    if (!c->names) return AGENT_ERR_NOMEM;
+    c->borrowed.groups = c->names.get();
+  }
+  set_data(&c->borrowed, d);
+  c->borrowed.data = d.payload.data();
+  *out = &c->borrowed;
+  return AGENT_OK;
 }
 
 void agent_message_free(agent_message* m) { std::free(m); }
@@ -550,7 +580,7 @@ void agent_message_free(agent_message* m) { std::free(m); }
 size_t agent_pending(agent_conn* c) {
   if (!c) return 0;
   std::lock_guard<std::mutex> lock(c->recv_mu);
-  return c->frames.size();
+  return c->frames;
 }
 
 const char* agent_strerror(int err) {

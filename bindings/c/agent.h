@@ -6,7 +6,7 @@
  *
  * Thread safety: one agent_conn may be used by two threads at once when one only sends
  * (agent_join, agent_leave, agent_multicast*, agent_send_private) and the other only receives
- * (agent_receive). Sends from several threads are serialised by an internal lock, as are
+ * (agent_receive, agent_next). Sends from several threads are serialised by an internal lock, as are
  * receives. agent_disconnect must not race with any other call on the same connection.
  * Functions that take no agent_conn are thread-safe.
  */
@@ -134,6 +134,11 @@ int agent_send_private(agent_conn *c, uint32_t service, const char *private_grou
  * message owned by the caller; free it with agent_message_free. */
 int agent_receive(agent_conn *c, agent_message **out, int timeout_ms);
 void agent_message_free(agent_message *m);
+/* Like agent_receive, but the message belongs to the connection: no allocation, and a data
+ * message's payload is not copied (it points into the library's receive buffer and is not
+ * NUL-terminated). It stays valid until the next agent_next, agent_receive or agent_disconnect
+ * on this connection; do not free it. For receivers that handle each message before the next. */
+int agent_next(agent_conn *c, const agent_message **out, int timeout_ms);
 /* Messages already read from the socket and waiting in the library's buffer. When this is 0 and
  * agent_fd is not readable, agent_receive would block. */
 size_t agent_pending(agent_conn *c);

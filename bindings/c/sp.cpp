@@ -33,9 +33,10 @@ constexpr size_t kCountOffset = kGidBytes;
 constexpr size_t kLocalOffset = kGidBytes + 4;
 constexpr size_t kFirstSetOffset = kGidBytes + 8;
 
-// One message as SP_receive hands it out, built once from an agent_message.
+// One message as SP_receive hands it out, built once from an agent_message that the
+// connection lends (agent_next): valid while no other message is taken from it.
 struct Pending {
-  agent_message* m = nullptr;
+  const agent_message* m = nullptr;
   service type = 0;
   int16 mess_type = 0;
   const char* sender = "";
@@ -44,7 +45,6 @@ struct Pending {
   const char* body = nullptr;
   size_t body_len = 0;
   std::string built;  // membership bodies
-  ~Pending() { agent_message_free(m); }
   size_t bytes() const { return ngroups * kName + body_len; }
 };
 
@@ -193,7 +193,7 @@ bool closes_connection(int code) {
 }
 
 // Turns an agent_message into what SP_receive returns. Takes ownership of m.
-std::unique_ptr<Pending> make_pending(agent_message* m, const std::string& me) {
+std::unique_ptr<Pending> make_pending(const agent_message* m, const std::string& me) {
   auto p = std::make_unique<Pending>();
   p->m = m;
   p->sender = m->sender;
@@ -270,11 +270,10 @@ int receive(mailbox mbox, service* service_type, char* sender, int max_groups, i
 
   std::lock_guard<std::mutex> lock(s->recv_mu);
   while (!s->held) {
-    agent_message* m = nullptr;
-    int rc = agent_receive(s->conn, &m, -1);
+    const agent_message* m = nullptr;
+    int rc = agent_next(s->conn, &m, -1);
     if (rc != AGENT_OK) return map_session_error(*s, rc);
     if (m->kind == AGENT_MSG_ERROR && closes_connection(m->error_code)) {
-      agent_message_free(m);
       s->failed = true;
       return CONNECTION_CLOSED;
     }

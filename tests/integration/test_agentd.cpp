@@ -1,5 +1,6 @@
 // A real agentd process driven through libagent and raw sockets.
 #include <signal.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -389,10 +390,87 @@ TEST_CASE("malformed frames get errors and do not disturb other clients", "[agen
   CHECK(payload(*m) == "still here");
 }
 
+TEST_CASE("agent_next lends messages in the order agent_receive would give them", "[agentd]") {
+  Daemon d;
+  auto s = connect(d.socket_path(), "sender");
+  auto r = connect(d.socket_path(), "reader");
+  for (auto g : {"g1", "g2"}) REQUIRE(agent_join(r.get(), g) == AGENT_OK);
+  REQUIRE(receive_until(r.get(), membership_of("g2", AGENT_CAUSED_BY_JOIN)));
+  // Sizes around and past the library's 256 KiB read buffer, so that frames are cut between
+  // reads and one needs a larger buffer; every third message goes to both groups.
+  const int n = 120;
+  auto size_of = [](int i) -> size_t { return i == 60 ? 700000 : 1 + (i * 7919) % 9000; };
+  const char* both[] = {"g1", "g2"};
+  for (int i = 0; i < n; ++i) {
+    std::string p(size_of(i), static_cast<char>('a' + i % 26));
+    std::memcpy(&p[0], &i, std::min(sizeof i, p.size()));
+    REQUIRE(agent_multicast_groups(s.get(), AGENT_AGREED | (i % 10 != 9 ? AGENT_MORE : 0),
+                                   both, i % 3 == 0 ? 2 : 1, static_cast<int16_t>(i), p.data(),
+                                   p.size()) == AGENT_OK);
+  }
+  REQUIRE(agent_flush(s.get()) == AGENT_OK);
+  REQUIRE(agent_leave(r.get(), "g2") == AGENT_OK);
+  // Every other message borrowed, the others owned: one stream, one order.
+  for (int i = 0; i < n; ++i) {
+    INFO("message " << i);
+    Message owned;
+    const agent_message* m = nullptr;
+    if (i % 2 == 0) {
+      REQUIRE(agent_next(r.get(), &m, 5000) == AGENT_OK);
+    } else {
+      owned = receive(r.get());
+      m = owned.get();
+    }
+    REQUIRE(m);
+    REQUIRE(m->kind == AGENT_MSG_DATA);
+    CHECK(std::string(m->sender) == "#sender#d1");
+    CHECK(m->msg_type == i);
+    REQUIRE(m->ngroups == (i % 3 == 0 ? 2u : 1u));
+    CHECK(std::string(m->groups[0]) == "g1");
+    if (m->ngroups == 2) CHECK(std::string(m->groups[1]) == "g2");
+    REQUIRE(m->len == size_of(i));
+    std::string expect(size_of(i), static_cast<char>('a' + i % 26));
+    std::memcpy(&expect[0], &i, std::min(sizeof i, expect.size()));
+    CHECK(payload(*m) == expect);
+  }
+  // Membership messages come through agent_next too.
+  const agent_message* m = nullptr;
+  REQUIRE(agent_next(r.get(), &m, 5000) == AGENT_OK);
+  REQUIRE(m);
+  CHECK(m->kind == AGENT_MSG_MEMBERSHIP);
+  CHECK(std::string(m->sender) == "g2");
+  CHECK((m->service & AGENT_CAUSED_BY_LEAVE) != 0);
+  CHECK(agent_next(r.get(), &m, 50) == AGENT_ERR_TIMEOUT);
+  CHECK(m == nullptr);
+  CHECK(agent_next(r.get(), nullptr, 0) == AGENT_ERR_INVALID);
+}
+
+TEST_CASE("agent_next with AGENT_NO_READ_AHEAD leaves the rest in the socket", "[agentd]") {
+  Daemon d;
+  auto s = connect(d.socket_path(), "sender");
+  agent_conn* raw = nullptr;
+  REQUIRE(agent_connect(d.socket_path().c_str(), "reader", AGENT_NO_READ_AHEAD, 5000, &raw) ==
+          AGENT_OK);
+  Conn r(raw);
+  REQUIRE(agent_join(r.get(), "g") == AGENT_OK);
+  REQUIRE(agent_multicast(s.get(), AGENT_AGREED, "g", 1, "one", 3) == AGENT_OK);
+  REQUIRE(agent_multicast(s.get(), AGENT_AGREED, "g", 2, "two", 3) == AGENT_OK);
+  const agent_message* m = nullptr;
+  REQUIRE(agent_next(r.get(), &m, 5000) == AGENT_OK);
+  CHECK(payload(*m) == "one");
+  CHECK(agent_pending(r.get()) == 0);
+  pollfd p{agent_fd(r.get()), POLLIN, 0};
+  CHECK(::poll(&p, 1, 5000) == 1);  // "two" waits in the socket, not in the library
+  REQUIRE(agent_next(r.get(), &m, 5000) == AGENT_OK);
+  CHECK(payload(*m) == "two");
+  CHECK(m->msg_type == 2);
+}
+
 TEST_CASE("a client that falls behind gets every message in order once it reads again",
           "[agentd]") {
-  // Its daemon queues what the socket does not take and writes it when the socket drains.
-  Daemon d;
+  // Its daemon queues what the socket does not take and writes it when the socket drains
+  // (a small socket buffer, so that the queue is what holds most of it).
+  Daemon d(DaemonOptions{"d1", false, "socket_buffer_bytes = 65536\n"});
   auto r = connect(d.socket_path(), "slow");
   auto s = connect(d.socket_path(), "sender");
   REQUIRE(agent_join(r.get(), "g") == AGENT_OK);

@@ -22,6 +22,8 @@ usage: bench/lan.sh [options]
                        due meanwhile (default 200; 0: wakes for each message)
   --priority P         the daemons' daemon.priority: high (default), realtime, normal
   --late MS            print a line for every delivery later than MS ms (where stalls are)
+  --warmup S           leave messages sent in the first S seconds out of the latency figures
+                       (default 0.5)
   --batch N            a sender writes up to N due messages at once (AGENT_MORE; default 16,
                        1 = one write per message, as Spread's flooder does)
   --senders-receive    senders join the group and count as receivers too
@@ -50,7 +52,7 @@ die() { echo "lan.sh: $*" >&2; exit 2; }
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 
-daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late="" priority=high
+daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late="" warmup="" priority=high
 senders_receive=0 multicast=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
 idle="" keep=0 B=build perf_out="" agentd=""
 perf_pid=""
@@ -65,7 +67,7 @@ while [ $# -gt 0 ]; do
     --keep-logs) keep=1; shift; continue ;;
   esac
   case "$opt" in
-    --daemons|--senders|--size|--service|--count|--duration|--rate|--window|--batch|--tick|--late|--priority|--accelerated|--ring|\
+    --daemons|--senders|--size|--service|--count|--duration|--rate|--window|--batch|--tick|--late|--warmup|--priority|--accelerated|--ring|\
     --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf) ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
@@ -83,6 +85,7 @@ while [ $# -gt 0 ]; do
     --window) is_uint "$val" && [ "$val" -ge 1 ] || die "--window must be a positive number, not '$val'"; window=$val ;;
     --priority) case "$val" in high|realtime|normal) priority=$val ;; *) die "--priority must be high, realtime or normal, not '$val'" ;; esac ;;
     --late) is_num "$val" || die "--late must be milliseconds, not '$val'"; late=$val ;;
+    --warmup) is_num "$val" || die "--warmup must be seconds, not '$val'"; warmup=$val ;;
     --tick) is_uint "$val" || die "--tick must be microseconds, not '$val'"; tick=$val ;;
     --batch) is_uint "$val" && [ "$val" -ge 1 ] || die "--batch must be a positive number, not '$val'"; batch=$val ;;
     --accelerated) is_uint "$val" || die "--accelerated must be a number of packets (0: off), not '$val'"; accelerated=$val ;;
@@ -290,6 +293,7 @@ common=()
 [ -n "$batch" ] && common+=(--batch "$batch")
 [ -n "$tick" ] && common+=(--tick "$tick")
 [ -n "$late" ] && common+=(--late "$late")
+[ -n "$warmup" ] && common+=(--warmup "$warmup")
 [ "$senders_receive" = 1 ] && common+=(--senders-receive)
 
 if [ "$sweep" = 0 ]; then

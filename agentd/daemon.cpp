@@ -503,7 +503,8 @@ struct DaemonState {
     draining = true;
     for (;;) {
       retry_backlog();
-      auto a = ring.take_actions();
+      ring.take_actions(actions);
+      auto& a = actions;
       if (a.sends.empty() && a.deliveries.empty() && a.warnings.empty()) break;
       // The token and the data packets leave before the clients get their deliveries, so the
       // next daemon works while this one writes to its clients (and the token's round trip
@@ -706,6 +707,7 @@ struct DaemonState {
   int udp_fd = -1;
   bool offload_on = false;
   std::vector<std::pair<NodeId, std::string_view>> tokens;  // of the batch being read
+  membership::Actions actions;  // drain's, kept for the lists' capacity
   std::deque<std::pair<uint32_t, std::string>> backlog;
   std::vector<std::shared_ptr<const std::string>> in_flight;  // delivered, not yet flushed
   bool throttled = false;

@@ -64,6 +64,13 @@ Actions Ring::take_actions() {
   return a;
 }
 
+void Ring::take_actions(Actions& out) {
+  out.sends.clear();
+  out.deliveries.clear();
+  out.warnings.clear();
+  std::swap(out, actions_);
+}
+
 bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
   if (payload.size() > cfg_.max_message_bytes) return false;
   if (pending_bytes_ + payload.size() > cfg_.max_pending_bytes) return false;

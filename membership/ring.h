@@ -158,6 +158,9 @@ class Ring {
   Time next_timeout() const;
   // Everything to do since the last call.
   Actions take_actions();
+  // The same into out, whose lists are emptied first and whose capacity the ring keeps using
+  // (a caller that takes actions for every event allocates no new lists).
+  void take_actions(Actions& out);
 
   NodeId self() const { return self_; }
   const RingConfig& config() const { return cfg_; }

@@ -52,6 +52,7 @@ struct agent_conn {
   std::vector<char> in;
   size_t in_pos = 0, in_len = 0, scan_pos = 0, frames = 0;
   bool bad_frame = false;  // a length past max_frame follows the counted frames
+  bool read_first = false;  // the last read took all it asked for: more is likely waiting
   bool closed = false;
   bool no_read_ahead = false;  // AGENT_NO_READ_AHEAD
   // agent_next's message: a data message points into `in` and names[]; other kinds are
@@ -215,22 +216,25 @@ int fill(agent_conn* c, int timeout_ms) {
       c->in.resize(kReadBytes);  // after a large message
       c->in.shrink_to_fit();
     }
+    // A reader that keeps up finds the socket empty: it waits first, and reads once woken. One
+    // that is behind reads first (poll would only say what the last full read implies).
+    if (!c->read_first) {
+      pollfd p{c->fd, POLLIN, 0};
+      int r = ::poll(&p, 1, remaining_ms(deadline, timeout_ms));
+      if (r < 0 && errno != EINTR) return AGENT_ERR_CLOSED;
+      if (r == 0) return AGENT_ERR_TIMEOUT;
+      if (r < 0) continue;
+    }
     size_t want = (c->no_read_ahead ? frame_end : c->in.size()) - c->in_len;
     ssize_t n = ::recv(c->fd, c->in.data() + c->in_len, want, MSG_DONTWAIT);
+    c->read_first = n > 0 && static_cast<size_t>(n) == want;
     if (n > 0) {
       c->in_len += static_cast<size_t>(n);
       scan(c);
       if (c->frames > 0) return AGENT_OK;
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pollfd p{c->fd, POLLIN, 0};
-      int r = ::poll(&p, 1, remaining_ms(deadline, timeout_ms));
-      if (r < 0 && errno != EINTR) return AGENT_ERR_CLOSED;
-      if (r == 0) return AGENT_ERR_TIMEOUT;
-      continue;
-    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     c->closed = true;
     return AGENT_ERR_CLOSED;
   }

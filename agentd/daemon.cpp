@@ -665,6 +665,7 @@ struct DaemonState {
                          << rs.packets_retransmitted << ", duplicates " << rs.duplicate_packets
                          << "; tokens " << rs.tokens_received << ", retransmitted "
                          << rs.tokens_retransmitted << ", held " << rs.held_tokens
+                         << ", wakes sent " << rs.wakes_sent
                          << "; configuration changes " << rs.gathers << "; messages ordered "
                          << rs.messages_delivered << ", handed to clients "
                          << hs.messages_delivered << "; bad datagrams "

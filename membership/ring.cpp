@@ -87,12 +87,15 @@ bool Ring::submit(uint32_t service, std::string&& payload, Time now) {
   if (holding_) {
     visit(now);  // the idle holder sends at once
     run_self_passes(now);
-  } else if (was_empty && members_.size() > 1 && !wake_sent_) {
+  } else if (was_empty && members_.size() > 1 && !wake_sent_ && !sent_last_visit_) {
     // The ring may be idle with the token resting somewhere: ask for it (once until it comes).
+    // Not after a visit that sent packets: a member rests the token only when the seq did not
+    // move for a whole rotation, and these packets move it before the token is back here.
     std::string w;
     rw::encode_header(w, rw::Header{rw::Type::kWake, ring_id_, self_});
     broadcast(w);
     wake_sent_ = true;
+    ++stats_.wakes_sent;
   }
   return true;
 }
@@ -282,6 +285,7 @@ void Ring::visit(Time now) {
   }
   t.fcc += static_cast<uint32_t>(fresh.size());
   my_fcc_ += static_cast<uint32_t>(fresh.size());
+  sent_last_visit_ = !fresh.empty();
   stats_.packets_sent += fresh.size();
   high_seq_ = std::max(high_seq_, t.seq);
   size_t after = std::min<size_t>(cfg_.accelerated_window, fresh.size());

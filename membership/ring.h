@@ -125,6 +125,7 @@ struct RingStats {
   uint64_t bad_packets = 0;         // undecodable or from nowhere: dropped
   uint64_t messages_delivered = 0;
   uint64_t held_tokens = 0;         // times an idle ring's token was held
+  uint64_t wakes_sent = 0;          // requests for a token that may rest elsewhere
   uint64_t gathers = 0;             // configuration changes started
   uint64_t rings_installed = 0;     // regular configurations delivered
   uint64_t recovered_packets = 0;   // old-ring packets obtained during recovery
@@ -287,6 +288,9 @@ class Ring {
   Time hold_until_ = 0;           // an idle ring's holder passes the token at this time
   bool pass_next_ = false;        // someone asked for the token (wake): pass it at the next visit
   bool wake_sent_ = false;        // this member asked for the token and has not had it since
+  // This member's last visit sent new packets: every other member sees the seq move before
+  // the token is back, so none can rest it meanwhile, and a new message needs no wake.
+  bool sent_last_visit_ = false;
   // The token's seq at this member's last visit if that visit was quiet (nothing pending, sent,
   // missing or asked for), else kNotQuiet. A token quiet for a whole rotation may rest here.
   static constexpr uint64_t kNotQuiet = ~uint64_t{0};

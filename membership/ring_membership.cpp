@@ -322,6 +322,7 @@ void Ring::install_new_ring(const rw::Commit& c, Time now) {
   ring_msgs_ = 0;
   pass_next_ = false;  // a wake heard in the old ring is no reason to keep this one busy
   wake_sent_ = false;
+  sent_last_visit_ = false;
   quiet_seq_ = kNotQuiet;
   last_token_hop_ = 0;
   holding_ = false;

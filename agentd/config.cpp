@@ -75,6 +75,7 @@ std::string load_ring(const std::string& path, const toml::value& ring, RingSett
     else if (k == "max_pending_bytes") r.max_pending_bytes = toml::get<uint64_t>(v);
     else if (k == "token_retransmit_ms") r.token_retransmit_us = get_ms_as_us<uint64_t>(v);
     else if (k == "token_hold_ms") r.token_hold_us = get_ms_as_us<uint64_t>(v);
+    else if (k == "min_rotation_ms") r.min_rotation_us = get_ms_as_us<uint64_t>(v);
     else if (k == "token_loss_ms") r.token_loss_us = get_ms_as_us<uint64_t>(v);
     else if (k == "join_timeout_ms") r.join_timeout_us = get_ms_as_us<uint64_t>(v);
     else if (k == "consensus_timeout_ms") r.consensus_timeout_us = get_ms_as_us<uint64_t>(v);
@@ -203,6 +204,9 @@ std::string validate(const Config& cfg) {
       r.consensus_timeout_us == 0)
     return "ring timeouts (token_retransmit_ms, token_loss_ms, join_timeout_ms, "
            "consensus_timeout_ms) must be above 0";
+  // A paced token waits at most min_rotation at a daemon; its predecessor must not resend it.
+  if (r.min_rotation_us * 2 > r.token_retransmit_us)
+    return "ring.min_rotation_ms must be at most half of ring.token_retransmit_ms";
   // An idle token rests token_hold at every daemon: a rotation of a quiet ring must fit in
   // token_loss with room to spare, or a quiet ring would reconfigure for ever.
   uint64_t daemons = std::max<uint64_t>(1, r.daemons.size());

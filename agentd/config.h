@@ -35,6 +35,7 @@ struct RingSettings {
   uint32_t max_outstanding = 8192;  // packets in flight before every daemon has them
   uint64_t token_retransmit_us = 20000;
   uint64_t token_hold_us = 0;           // 0: automatic (token_hold_for)
+  uint64_t min_rotation_us = 500;       // a token back sooner waits here until then; 0: off
   uint64_t token_loss_us = 250000;      // no token this long: configuration change
   uint64_t join_timeout_us = 30000;     // resend joins while gathering
   uint64_t consensus_timeout_us = 150000;  // give up on silent daemons after this

@@ -3,7 +3,9 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -396,6 +398,7 @@ membership::RingConfig ring_config(const Config& cfg) {
   rc.max_message_bytes = cfg.max_message_bytes + 4096;  // an encoded event: payload + names
   rc.token_retransmit_us = r.token_retransmit_us;
   rc.token_hold_us = token_hold_for(r);
+  rc.min_rotation_us = r.min_rotation_us;
   rc.token_loss_us = r.token_loss_us;
   rc.join_timeout_us = r.join_timeout_us;
   rc.consensus_timeout_us = r.consensus_timeout_us;
@@ -501,6 +504,8 @@ struct DaemonState {
   void drain() {
     if (draining) return;
     draining = true;
+    // A timeout already due (a paced token) is handled with this event, not a wake-up later.
+    if (Time now = now_us(); now >= ring.next_timeout()) ring.on_timeout(now);
     for (;;) {
       retry_backlog();
       ring.take_actions(actions);
@@ -640,10 +645,44 @@ struct DaemonState {
     });
   }
 
+  // The ring's timer: a timerfd in the multiplexer (one wake-up when it fires, none to arm it
+  // again); CAF's delayed messages (a clock thread and a mailbox hop) where it cannot be had.
+  std::string open_timer() {
+    int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0) return std::string("timerfd_create: ") + std::strerror(errno);
+    auto& mpx = static_cast<caf::io::network::default_multiplexer&>(
+        self->system().middleman().backend());
+    timer_hook = new ReadableHook(mpx, fd, [this] { on_timer_fd(); });
+    timer_hook->start();
+    timer_fd = fd;
+    return {};
+  }
+
+  void on_timer_fd() {
+    uint64_t expirations;
+    while (::read(timer_fd, &expirations, sizeof expirations) > 0) {
+    }
+    timer_at = kNever;
+    Time now = now_us();
+    if (now >= ring.next_timeout()) ring.on_timeout(now);
+    drain();
+  }
+
   void arm_timer() {
     Time next = ring.next_timeout();
     if (next == kNever || next >= timer_at) return;
     timer_at = next;
+    if (timer_fd >= 0) {
+      // now_us() is CLOCK_MONOTONIC (steady_clock): the timer takes the ring's times as they are.
+      itimerspec its{};
+      its.it_value.tv_sec = static_cast<time_t>(next / 1000000);
+      its.it_value.tv_nsec = static_cast<long>(next % 1000000) * 1000 + 1;  // never 0 (disarms)
+      if (::timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &its, nullptr) == 0) return;
+      AGENT_LOG(kWarn, "timerfd_settime: " << std::strerror(errno) << "; using CAF's timers");
+      timer_hook->stop();
+      timer_hook = nullptr;
+      timer_fd = -1;
+    }
     Time now = now_us();
     auto delay = std::chrono::microseconds(next > now ? next - now : 0);
     // Anonymous: a timer message pending at exit must not hold the broker (a reference cycle).
@@ -665,7 +704,7 @@ struct DaemonState {
                          << rs.packets_retransmitted << ", duplicates " << rs.duplicate_packets
                          << "; tokens " << rs.tokens_received << ", retransmitted "
                          << rs.tokens_retransmitted << ", held " << rs.held_tokens
-                         << ", wakes sent " << rs.wakes_sent
+                         << ", wakes sent " << rs.wakes_sent << ", visits paced " << rs.paced_tokens
                          << "; configuration changes " << rs.gathers << "; messages ordered "
                          << rs.messages_delivered << ", handed to clients "
                          << hs.messages_delivered << "; bad datagrams "
@@ -691,6 +730,9 @@ struct DaemonState {
     if (mcast_hook) mcast_hook->stop();
     mcast_hook = nullptr;
     udp_fd = -1;
+    if (timer_hook) timer_hook->stop();
+    timer_hook = nullptr;
+    timer_fd = -1;
   }
 
   caf::io::broker* self;
@@ -713,7 +755,9 @@ struct DaemonState {
   std::vector<std::shared_ptr<const std::string>> in_flight;  // delivered, not yet flushed
   bool throttled = false;
   bool draining = false;
-  Time timer_at = kNever;
+  Time timer_at = kNever;        // the timer is armed for then
+  ReadableHook* timer_hook = nullptr;  // owns timer_fd
+  int timer_fd = -1;
   uint64_t bad_datagrams = 0;
   uint64_t bad_events = 0;
 };
@@ -727,9 +771,12 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
     self->quit(caf::exit_reason::user_shutdown);
     return {};
   }
+  if (auto err = st->open_timer(); !err.empty()) AGENT_LOG(kWarn, err << "; using CAF's timers");
   if (auto err = st->open_network(); !err.empty()) {
     AGENT_LOG(kError, err);
     st->io.stop();
+    if (st->timer_hook) st->timer_hook->stop();
+    st->timer_hook = nullptr;
     self->quit(caf::exit_reason::user_shutdown);
     return {};
   }

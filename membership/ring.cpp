@@ -85,8 +85,10 @@ bool Ring::submit(uint32_t service, std::string&& payload, Time now) {
   pending_.push_back(Pending{service, std::move(payload), 0});
   if (state_ != RingState::kOperational) return true;  // sent once a ring is installed
   if (holding_) {
-    visit(now);  // the idle holder sends at once
-    run_self_passes(now);
+    if (paced_until_ == 0) {
+      visit(now);  // the idle holder sends at once
+      run_self_passes(now);
+    }  // else the put-off visit sends it
   } else if (was_empty && members_.size() > 1 && !wake_sent_ && !sent_last_visit_) {
     // The ring may be idle with the token resting somewhere: ask for it (once until it comes).
     // Not after a visit that sent packets: a member rests the token only when the seq did not
@@ -166,7 +168,7 @@ void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
         if (from == successor() && *hop >= last_sent_hop_) retransmit_at_ = 0;
       } else {
         pass_next_ = true;  // every member passes the token on once: it reaches the asker
-        if (holding_) visit(now);
+        if (holding_ && paced_until_ == 0) visit(now);
       }
       break;
   }
@@ -236,6 +238,7 @@ void Ring::arrive(Token t, Time now) {
     return;
   }
   ++stats_.tokens_received;
+  Time previous_visit = last_token_at_;
   last_token_hop_ = t.hop;
   last_token_at_ = now;
   retransmit_at_ = 0;
@@ -247,6 +250,13 @@ void Ring::arrive(Token t, Time now) {
   tok_ = std::move(t);
   holding_ = true;
   hold_until_ = 0;
+  paced_until_ = 0;
+  if (cfg_.min_rotation_us != 0 && state_ == RingState::kOperational && members_.size() > 1 &&
+      previous_visit != 0 && tok_.rtr.empty() && now < previous_visit + cfg_.min_rotation_us) {
+    paced_until_ = previous_visit + cfg_.min_rotation_us;  // on_timeout visits then
+    ++stats_.paced_tokens;
+    return;
+  }
   visit(now);
 }
 
@@ -461,6 +471,7 @@ void Ring::pass_token(Time now) {
   RING_CHECK(holding_);
   holding_ = false;
   hold_until_ = 0;
+  paced_until_ = 0;
   Token t = tok_;
   ++t.hop;
   if (members_.size() == 1) {

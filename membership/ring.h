@@ -61,6 +61,10 @@ struct RingConfig {
   uint64_t max_message_bytes = 16u << 20; // largest message submit() accepts
   Time token_retransmit_us = 20000;       // resend the token if the successor shows no progress
   Time token_hold_us = 2000;              // an idle ring's holder keeps the token this long
+  // A token back sooner than this after its last visit here waits until then: a lightly
+  // loaded ring carries more per rotation instead of spinning (each visit costs wake-ups and
+  // system calls in every daemon). 0: off.
+  Time min_rotation_us = 0;
   Time token_loss_us = 250000;            // no token for this long: start a configuration change
   Time join_timeout_us = 30000;           // resend join messages while gathering
   Time consensus_timeout_us = 150000;     // give up on daemons that do not agree by then
@@ -126,6 +130,7 @@ struct RingStats {
   uint64_t messages_delivered = 0;
   uint64_t held_tokens = 0;         // times an idle ring's token was held
   uint64_t wakes_sent = 0;          // requests for a token that may rest elsewhere
+  uint64_t paced_tokens = 0;        // visits put off to min_rotation_us after the last one
   uint64_t gathers = 0;             // configuration changes started
   uint64_t rings_installed = 0;     // regular configurations delivered
   uint64_t recovered_packets = 0;   // old-ring packets obtained during recovery
@@ -286,6 +291,7 @@ class Ring {
   uint64_t held_told_hop_ = 0;  // the token hop whose rest the predecessor was told of
   bool self_pass_ = false;        // a ring of one passes the token to itself
   Time hold_until_ = 0;           // an idle ring's holder passes the token at this time
+  Time paced_until_ = 0;          // the held token's visit is put off until then
   bool pass_next_ = false;        // someone asked for the token (wake): pass it at the next visit
   bool wake_sent_ = false;        // this member asked for the token and has not had it since
   // This member's last visit sent new packets: every other member sees the seq move before

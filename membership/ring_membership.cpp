@@ -55,6 +55,7 @@ void Ring::start_gather(Time now, const char* why, bool send) {
   self_pass_ = false;
   retransmit_at_ = 0;
   hold_until_ = 0;
+  paced_until_ = 0;
   state_ = RingState::kGather;
   ++stats_.gathers;
   consensus_deadline_ = now + cfg_.consensus_timeout_us;
@@ -175,6 +176,7 @@ void Ring::leave(Time now) {
   rw::encode_join(b, ring_id_, self_, j);
   for (int i = 0; i < 2; ++i) actions_.sends.push_back({kAllDaemons, b});  // twice: loss
   holding_ = false;
+  paced_until_ = 0;
 }
 
 void Ring::check_consensus(Time now) {
@@ -326,6 +328,7 @@ void Ring::install_new_ring(const rw::Commit& c, Time now) {
   quiet_seq_ = kNotQuiet;
   last_token_hop_ = 0;
   holding_ = false;
+  paced_until_ = 0;
   my_fcc_ = 0;
   tok_ = Token{};
   state_ = RingState::kRecovery;
@@ -449,6 +452,7 @@ Time Ring::next_timeout() const {
     case RingState::kRecovery:
     case RingState::kOperational:
       if (holding_ && hold_until_ != 0) at(hold_until_);
+      if (holding_ && paced_until_ != 0) at(paced_until_);
       at(retransmit_at_);
       if (members_.size() > 1 && !holding_) at(last_token_at_ + cfg_.token_loss_us);
       if (state_ == RingState::kOperational && members_.size() < cfg_.members.size()) at(presence_at_);
@@ -486,6 +490,11 @@ void Ring::on_timeout(Time now) {
       break;
     case RingState::kRecovery:
     case RingState::kOperational:
+      if (holding_ && paced_until_ != 0 && now >= paced_until_) {
+        paced_until_ = 0;
+        visit(now);
+        run_self_passes(now);
+      }
       if (holding_ && hold_until_ != 0 && now >= hold_until_) pass_token(now);
       if (retransmit_at_ != 0 && now >= retransmit_at_) {
         actions_.sends.push_back({state_ == RingState::kRecovery && last_token_hop_ == 0

@@ -56,6 +56,7 @@ TEST_CASE("ring timeouts take whole or fractional milliseconds", "[config]") {
 id = 2
 token_loss_ms = 100
 token_hold_ms = 0.5
+min_rotation_ms = 1.5
 udp_offload = false
 multicast = "239.192.0.9:4900"
 [[ring.daemons]]
@@ -72,11 +73,15 @@ port = 4811
   REQUIRE(load_config_file(path, c) == "");
   CHECK(c.ring.token_loss_us == 100000);
   CHECK(c.ring.token_hold_us == 500);
+  CHECK(c.ring.min_rotation_us == 1500);
   CHECK(c.ring.daemons.size() == 2);
   CHECK_FALSE(c.ring.udp_offload);
   CHECK(c.ring.multicast.host == "239.192.0.9");
   CHECK(c.ring.multicast.port == 4900);
   CHECK(validate(c) == "");
+  c.ring.min_rotation_us = c.ring.token_retransmit_us;  // the predecessor would resend it
+  CHECK(validate(c).find("ring.min_rotation_ms") != std::string::npos);
+  c.ring.min_rotation_us = 500;
   c.ring.id = 3;
   CHECK(validate(c).find("not among ring.daemons") != std::string::npos);
   std::remove(path.c_str());

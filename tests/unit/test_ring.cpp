@@ -379,6 +379,73 @@ TEST_CASE("an idle ring holds the token and wakes on demand", "[ring]") {
   CHECK(n.now == t0);  // no timer had to fire
 }
 
+TEST_CASE("a member whose last visit sent packets asks for no wake", "[ring]") {
+  Net n(3);
+  n.run();
+  while (!n.queue.empty()) n.run(1);
+  NodeId m = 0;  // a member without the token
+  for (NodeId i = 1; i <= 3 && m == 0; ++i)
+    if (!n.r(i).holds_token()) m = i;
+  REQUIRE(m != 0);
+  n.submit(m, kAgreed, "a");  // its last visit sent nothing: the token may rest, so it asks
+  CHECK(n.r(m).stats().wakes_sent == 1);
+  uint64_t sent = n.r(m).stats().packets_sent;
+  for (int i = 0; i < 1000 && (n.r(m).stats().packets_sent == sent || n.r(m).holds_token()); ++i)
+    n.run(1);
+  REQUIRE(n.r(m).stats().packets_sent > sent);
+  REQUIRE_FALSE(n.r(m).holds_token());
+  // Its packet moves the seq before the token is back: nobody can rest the token meanwhile.
+  n.submit(m, kAgreed, "b");
+  CHECK(n.r(m).stats().wakes_sent == 1);
+  n.run(1000);
+  for (NodeId i = 1; i <= 3; ++i) CHECK(n.payloads(i) == std::vector<std::string>{"a", "b"});
+}
+
+TEST_CASE("a paced token waits for min_rotation; what arrives meanwhile leaves with its visit",
+          "[ring]") {
+  RingConfig c;
+  c.min_rotation_us = 1000;
+  Net n(3, c);
+  Time t0 = n.now;
+  uint64_t tokens0 = n.r(1).stats().tokens_received;
+  for (int i = 0; i < 30; ++i) {
+    n.submit(static_cast<NodeId>(1 + i % 3), kAgreed, "m" + std::to_string(i));
+    n.run(20);
+  }
+  // A member held a token back (the network here takes no time: unpaced, it would spin).
+  uint64_t paced = 0;
+  for (NodeId i = 1; i <= 3; ++i) paced += n.r(i).stats().paced_tokens;
+  CHECK(paced > 0);
+  // Catch a member that has just put off a visit (the ring kept busy meanwhile), and give it
+  // a message.
+  NodeId holder = 0;
+  for (int i = 0; i < 300 && holder == 0; ++i) {
+    if (i % 10 == 0) n.submit(static_cast<NodeId>(1 + i / 10 % 3), kAgreed, "x");
+    uint64_t before[4] = {0, n.r(1).stats().paced_tokens, n.r(2).stats().paced_tokens,
+                          n.r(3).stats().paced_tokens};
+    n.run(1);
+    for (NodeId k = 1; k <= 3; ++k)
+      if (n.r(k).stats().paced_tokens > before[k] && n.r(k).holds_token()) holder = k;
+  }
+  REQUIRE(holder != 0);
+  size_t log_before = n.sent_log.size();
+  n.submit(holder, kAgreed, "late");
+  for (size_t i = log_before; i < n.sent_log.size(); ++i)
+    CHECK(n.sent_log[i].from != holder);  // nothing leaves before the paced visit
+  n.run(100000);
+  for (NodeId i = 1; i <= 3; ++i) {
+    INFO("member " << i);
+    auto got = n.payloads(i);
+    CHECK(got == n.payloads(1));
+    REQUIRE(!got.empty());
+    CHECK(got.back() == "late");
+    CHECK(std::count(got.begin(), got.end(), "m29") == 1);
+  }
+  // Visits of one member are at least min_rotation apart.
+  uint64_t visits = n.r(1).stats().tokens_received - tokens0;
+  CHECK(visits <= (n.now - t0) / c.min_rotation_us + 2);
+}
+
 TEST_CASE("a resting token is not resent to its holder, also when the word of it is lost",
           "[ring]") {
   // Holds far longer than the retransmission time: without word from the holder, the

@@ -291,7 +291,6 @@ class BrokerIo final : public ClientIo {
 
   // Writes as much of the queue as the socket takes.
   void write_queue(ConnId id, Conn& c) {
-    constexpr size_t kIov = 64;
     for (int round = 0; round < 16 && !c.queue.empty() && !c.broken; ++round) {
       iovec iov[kIov];
       size_t n = 0;

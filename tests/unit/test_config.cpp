@@ -87,6 +87,20 @@ port = 4811
   std::remove(path.c_str());
 }
 
+TEST_CASE("the example configuration is accepted and says what the defaults are", "[config]") {
+  Config c;
+  REQUIRE(load_config_file(AGENT_EXAMPLE_CONFIG, c) == "");
+  if (c.name.empty()) c.name = "example";  // agentd takes the host name
+  CHECK(validate(c) == "");
+  Config d;  // every value the file sets is the built-in default
+  d.name = c.name;
+  CHECK(c.client_socket_buffer_bytes == d.client_socket_buffer_bytes);
+  CHECK(c.client_queue_bytes == d.client_queue_bytes);
+  CHECK(c.ring.min_rotation_us == d.ring.min_rotation_us);
+  CHECK(c.ring.token_loss_us == d.ring.token_loss_us);
+  CHECK(c.ring.personal_window == d.ring.personal_window);
+}
+
 TEST_CASE("config errors name the key", "[config]") {
   Config c;
   auto p1 = write_temp("[daemon]\nnmae = \"x\"\n");

@@ -536,29 +536,33 @@ int agent_send_private(agent_conn* c, uint32_t service, const char* private_grou
   return agent_multicast_groups(c, service, &private_group, 1, msg_type, data, len);
 }
 
+// The next frame for agent_receive / agent_next, under recv_mu: what agent_next lent before
+// is released (its bytes may move while the socket is read).
+static int take_frame(agent_conn* c, int timeout_ms, proto::Verb& verb, std::string_view& body) {
+  c->owned.reset();
+  int rc = fill(c, timeout_ms);
+  if (rc == AGENT_OK) next_frame(c, verb, body);
+  return rc;
+}
+
 int agent_receive(agent_conn* c, agent_message** out, int timeout_ms) {
   if (!c || !out) return AGENT_ERR_INVALID;
   *out = nullptr;
   std::lock_guard<std::mutex> lock(c->recv_mu);
-  c->owned.reset();
-  int rc = fill(c, timeout_ms);
-  if (rc != AGENT_OK) return rc;
   proto::Verb verb;
   std::string_view body;
-  next_frame(c, verb, body);
-  return decode_frame(verb, body, out);
+  int rc = take_frame(c, timeout_ms, verb, body);
+  return rc == AGENT_OK ? decode_frame(verb, body, out) : rc;
 }
 
 int agent_next(agent_conn* c, const agent_message** out, int timeout_ms) {
   if (!c || !out) return AGENT_ERR_INVALID;
   *out = nullptr;
   std::lock_guard<std::mutex> lock(c->recv_mu);
-  c->owned.reset();
-  int rc = fill(c, timeout_ms);
-  if (rc != AGENT_OK) return rc;
   proto::Verb verb;
   std::string_view body;
-  next_frame(c, verb, body);
+  int rc = take_frame(c, timeout_ms, verb, body);
+  if (rc != AGENT_OK) return rc;
   if (verb != proto::Verb::kData) {
     agent_message* m = nullptr;
     rc = decode_frame(verb, body, &m);

@@ -44,6 +44,11 @@ constexpr size_t kReadChunkBytes = 256 * 1024;
 constexpr Time kNever = std::numeric_limits<Time>::max();
 constexpr uint32_t kAgreed = 0x10;
 
+// The broker's I/O multiplexer, where the daemon hooks descriptors of its own (ReadableHook).
+caf::io::network::default_multiplexer& multiplexer_of(caf::io::broker* self) {
+  return static_cast<caf::io::network::default_multiplexer&>(self->system().middleman().backend());
+}
+
 Time now_us() {
   return static_cast<Time>(std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::steady_clock::now().time_since_epoch())
@@ -70,8 +75,7 @@ class BrokerIo final : public ClientIo {
   std::string start() {
     int ep = ::epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) return std::string("epoll_create1: ") + std::strerror(errno);
-    auto& mpx = static_cast<caf::io::network::default_multiplexer&>(
-        self_->system().middleman().backend());
+    auto& mpx = multiplexer_of(self_);
     hook_ = new ReadableHook(mpx, ep, [this] { on_writable(); });
     hook_->start();
     epoll_fd_ = ep;
@@ -436,8 +440,7 @@ struct DaemonState {
       err = open_multicast();
       if (!err.empty()) return "ring.multicast: " + err;
     }
-    auto& mpx = static_cast<caf::io::network::default_multiplexer&>(
-        self->system().middleman().backend());
+    auto& mpx = multiplexer_of(self);
     hook = new ReadableHook(mpx, udp.disown(), [this] { on_readable(); });
     hook->start();
     udp_fd = hook->fd();
@@ -649,8 +652,7 @@ struct DaemonState {
   std::string open_timer() {
     int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (fd < 0) return std::string("timerfd_create: ") + std::strerror(errno);
-    auto& mpx = static_cast<caf::io::network::default_multiplexer&>(
-        self->system().middleman().backend());
+    auto& mpx = multiplexer_of(self);
     timer_hook = new ReadableHook(mpx, fd, [this] { on_timer_fd(); });
     timer_hook->start();
     timer_fd = fd;

@@ -629,6 +629,7 @@ struct DaemonState {
   // Reads one batch; the tokens in it wait in `tokens` (their bytes stay valid until the
   // socket's next read).
   size_t read_batch(transport::UdpSocket& socket) {
+    Time now = now_us();
     return socket.receive([&](const transport::UdpAddress& from, std::string_view bytes) {
       // The sender is whoever lives at the source address; the ring checks the rest.
       NodeId sender = 0;
@@ -642,8 +643,10 @@ struct DaemonState {
       auto h = ringwire::decode_header(bytes);
       if (h && h->type == ringwire::Type::kToken)
         tokens.emplace_back(sender, bytes);
+      else if (h && h->type == ringwire::Type::kData)
+        ring.on_packet(sender, bytes, now, socket.keep());  // kept in place, not copied
       else
-        ring.on_packet(sender, bytes, now_us());
+        ring.on_packet(sender, bytes, now);
     });
   }
 
@@ -753,7 +756,7 @@ struct DaemonState {
   std::vector<std::pair<NodeId, std::string_view>> tokens;  // of the batch being read
   membership::Actions actions;  // drain's, kept for the lists' capacity
   std::deque<std::pair<uint32_t, std::string>> backlog;
-  std::vector<std::shared_ptr<const std::string>> in_flight;  // delivered, not yet flushed
+  std::vector<membership::Owner> in_flight;  // delivered, not yet flushed
   bool throttled = false;
   bool draining = false;
   Time timer_at = kNever;        // the timer is armed for then

@@ -102,7 +102,7 @@ bool Ring::submit(uint32_t service, std::string&& payload, Time now) {
   return true;
 }
 
-void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
+void Ring::on_packet(NodeId from, std::string_view bytes, Time now, const Owner& owner) {
   auto h = rw::decode_header(bytes);
   // A data packet names its origin, which differs from `from` when another member resends it
   // in answer to a retransmission request; everything else comes from its sender itself.
@@ -155,7 +155,7 @@ void Ring::on_packet(NodeId from, std::string_view bytes, Time now) {
         break;
       }
       if (h->type == rw::Type::kData) {
-        handle_data(*h, body, now);
+        handle_data(*h, bytes, owner);
       } else if (h->type == rw::Type::kToken) {
         handle_token(*h, body, now);
       } else if (h->type == rw::Type::kHeld) {
@@ -185,8 +185,8 @@ void Ring::handle_token(const rw::Header& h, std::string_view body, Time now) {
   arrive(std::move(*t), now);
 }
 
-void Ring::handle_data(const rw::Header& h, std::string_view body, Time now) {
-  auto d = rw::decode_data(body);
+void Ring::handle_data(const rw::Header& h, std::string_view bytes, const Owner& owner) {
+  auto d = rw::decode_data(bytes.substr(rw::kHeaderBytes));
   if (!d) {
     ++stats_.bad_packets;
     return;
@@ -208,21 +208,24 @@ void Ring::handle_data(const rw::Header& h, std::string_view body, Time now) {
       has_safe |= (c.service & kSafeService) != 0;
     }
   }
-  std::string bytes;
-  bytes.reserve(rw::kHeaderBytes + body.size());
-  rw::encode_header(bytes, h);
-  bytes.append(body.data(), body.size());
-  store(d->seq, h.sender, has_safe, std::move(bytes));
+  // Kept as received: in the receive buffer its owner gives, else copied.
+  if (owner)
+    store(d->seq, Packet{h.sender, has_safe, owner, bytes});
+  else
+    store(d->seq, h.sender, has_safe, std::string(bytes));
   high_seq_ = std::max(high_seq_, d->seq);
   advance_aru();
   deliver();
-  (void)now;
 }
 
-const std::shared_ptr<const std::string>& Ring::store(uint64_t seq, NodeId sender, bool has_safe,
-                                                      std::string bytes) {
-  auto shared = std::make_shared<const std::string>(std::move(bytes));
-  return packets_.emplace(seq, Packet{sender, has_safe, std::move(shared)}).first->second.bytes;
+const Ring::Packet& Ring::store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes) {
+  auto kept = std::make_shared<const std::string>(std::move(bytes));
+  std::string_view view = *kept;
+  return store(seq, Packet{sender, has_safe, std::move(kept), view});
+}
+
+const Ring::Packet& Ring::store(uint64_t seq, Packet p) {
+  return packets_.emplace(seq, std::move(p)).first->second;
 }
 
 void Ring::advance_aru() {
@@ -271,7 +274,7 @@ void Ring::visit(Time now) {
     for (uint64_t s : t.rtr) {
       auto it = packets_.find(s);
       if (it != packets_.end() && !faults_.skip_retransmissions) {
-        broadcast(it->second.bytes);
+        broadcast(it->second);
         ++stats_.packets_retransmitted;
         ++t.fcc;
         ++my_fcc_;
@@ -287,7 +290,7 @@ void Ring::visit(Time now) {
   allowed = std::min<uint64_t>(allowed, cfg_.global_window > t.fcc ? cfg_.global_window - t.fcc : 0);
   allowed = std::min<uint64_t>(
       allowed, cfg_.max_outstanding > outstanding ? cfg_.max_outstanding - outstanding : 0);
-  std::vector<std::shared_ptr<const std::string>> fresh;
+  std::vector<Packet> fresh;
   while (fresh.size() < allowed && (recovering ? !recovery_queue_.empty() : !pending_.empty())) {
     fresh.push_back(recovering ? build_recovery_packet(t.seq + 1)
                                : build_packet(t.seq + 1, fresh.size() + 1 == allowed));
@@ -299,7 +302,7 @@ void Ring::visit(Time now) {
   stats_.packets_sent += fresh.size();
   high_seq_ = std::max(high_seq_, t.seq);
   size_t after = std::min<size_t>(cfg_.accelerated_window, fresh.size());
-  for (size_t i = 0; i + after < fresh.size(); ++i) broadcast(std::move(fresh[i]));
+  for (size_t i = 0; i + after < fresh.size(); ++i) broadcast(fresh[i]);
   // 3. This member's aru and its own requests.
   advance_aru();
   bool all_done = true;
@@ -342,10 +345,10 @@ void Ring::visit(Time now) {
     pass_token(now);
   }
   // Accelerated Ring: the rest of this visit's packets go out after the token.
-  for (size_t i = fresh.size() - after; i < fresh.size(); ++i) broadcast(std::move(fresh[i]));
+  for (size_t i = fresh.size() - after; i < fresh.size(); ++i) broadcast(fresh[i]);
 }
 
-std::shared_ptr<const std::string> Ring::build_packet(uint64_t seq, bool last_of_visit) {
+const Ring::Packet& Ring::build_packet(uint64_t seq, bool last_of_visit) {
   std::string pkt;
   pkt.reserve(cfg_.max_packet_bytes);
   rw::encode_header(pkt, rw::Header{rw::Type::kData, ring_id_, self_});
@@ -381,7 +384,7 @@ std::shared_ptr<const std::string> Ring::build_packet(uint64_t seq, bool last_of
   return store(seq, self_, has_safe, std::move(pkt));
 }
 
-std::shared_ptr<const std::string> Ring::build_recovery_packet(uint64_t seq) {
+const Ring::Packet& Ring::build_recovery_packet(uint64_t seq) {
   std::string pkt;
   // One old packet per new one: a bit larger than max_packet_bytes, by the new headers.
   rw::encode_header(pkt, rw::Header{rw::Type::kData, ring_id_, self_});
@@ -399,12 +402,12 @@ void Ring::deliver() {
     if (it->second.has_safe && it->first > safe_seq_ && !faults_.deliver_safe_early) break;
     uint64_t seq = it->first;
     const Packet& p = it->second;
-    auto d = rw::decode_data(std::string_view(*p.bytes).substr(rw::kHeaderBytes));
+    auto d = rw::decode_data(p.bytes.substr(rw::kHeaderBytes));
     RING_CHECK(d && d->seq == seq);
     for (auto& c : d->chunks) {
       if (c.flags & rw::kRecovery) continue;  // consumed when recovery completed
       if ((c.flags & rw::kFirst) && (c.flags & rw::kLast)) {
-        emit(p.sender, c.service, p.bytes, c.data, seq, ring_id_);
+        emit(p.sender, c.service, p.owner, c.data, seq, ring_id_);
       } else if (c.flags & rw::kFirst) {
         reassembly_[p.sender].assign(c.data.data(), c.data.size());
       } else {
@@ -440,8 +443,8 @@ void Ring::emit(NodeId origin, uint32_t service, std::string&& whole, uint64_t s
   emit(origin, service, std::move(owner), payload, seq, ring_id);
 }
 
-void Ring::emit(NodeId origin, uint32_t service, std::shared_ptr<const std::string> owner,
-                std::string_view payload, uint64_t seq, uint64_t ring_id) {
+void Ring::emit(NodeId origin, uint32_t service, Owner owner, std::string_view payload,
+                uint64_t seq, uint64_t ring_id) {
   ++stats_.messages_delivered;
   Delivered d;
   d.index = ++delivered_items_;

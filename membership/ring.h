@@ -77,6 +77,10 @@ enum class DeliveryKind : uint8_t {
 };
 
 // One item of the ordered stream: a client message or a configuration.
+// Keeps bytes alive that views point into (a packet's buffer, a reassembled message), shared
+// by the ring's store, its sends and its deliveries.
+using Owner = std::shared_ptr<const void>;
+
 struct Delivered {
   uint64_t index = 0;       // 1, 2, 3...: position in this daemon's ordered stream (never reused)
   // Messages: position among the messages of ring_id, the same at every daemon delivering it.
@@ -89,7 +93,7 @@ struct Delivered {
   // Messages: the payload, a view into bytes the ring shares with this item (a received
   // packet, or the reassembled message): valid as long as a copy of this item lives.
   std::string_view payload;
-  std::shared_ptr<const std::string> payload_owner;
+  Owner payload_owner;
   DeliveryKind kind = DeliveryKind::kMessage;
   uint64_t ring_id = 0;           // the ring the item belongs to (configurations: that ring)
   uint64_t next_ring_id = 0;      // transitional configurations: the ring being installed
@@ -98,16 +102,15 @@ struct Delivered {
 
 struct Send {
   Send(NodeId to_, std::string bytes_) : to(to_), bytes(std::move(bytes_)) {}
-  Send(NodeId to_, std::shared_ptr<const std::string> packet)
-      : to(to_), shared(std::move(packet)) {}
+  Send(NodeId to_, Owner owner, std::string_view packet)
+      : to(to_), shared(std::move(owner)), shared_bytes(packet) {}
   NodeId to;  // a daemon, kBroadcast or kAllDaemons
   std::string bytes;
   // A data packet the ring keeps too (for retransmission and delivery): shared, not copied;
   // bytes is then empty. Read the datagram with view().
-  std::shared_ptr<const std::string> shared;
-  std::string_view view() const {
-    return shared ? std::string_view(*shared) : std::string_view(bytes);
-  }
+  Owner shared;
+  std::string_view shared_bytes;
+  std::string_view view() const { return shared ? shared_bytes : std::string_view(bytes); }
 };
 
 struct Actions {
@@ -155,7 +158,9 @@ class Ring {
   // The same, taking the bytes over when it returns true (left untouched when false).
   bool submit(uint32_t service, std::string&& payload, Time now);
   // A packet from another daemon (bytes as received; undecodable ones are counted and dropped).
-  void on_packet(NodeId from, std::string_view bytes, Time now);
+  // The ring copies what it keeps; given an owner of the bytes, it keeps them (and the owner)
+  // instead.
+  void on_packet(NodeId from, std::string_view bytes, Time now, const Owner& owner = nullptr);
   // Call when now >= next_timeout().
   void on_timeout(Time now);
   // This daemon is stopping: tell every configured daemon, so that they form a ring without it
@@ -189,9 +194,10 @@ class Ring {
   struct Packet {
     NodeId sender = 0;
     bool has_safe = false;
-    // As on the wire: for retransmission and, at delivery, the chunks. Shared with the
-    // deliveries whose payloads it holds.
-    std::shared_ptr<const std::string> bytes;
+    // As on the wire: for retransmission and, at delivery, the chunks; owner keeps them
+    // alive and is shared with the deliveries whose payloads they hold.
+    Owner owner;
+    std::string_view bytes;
   };
   struct Pending {
     uint32_t service;
@@ -214,27 +220,25 @@ class Ring {
   void pass_token(Time now);
   void run_self_passes(Time now);
   void handle_token(const ringwire::Header& h, std::string_view body, Time now);
-  void handle_data(const ringwire::Header& h, std::string_view body, Time now);
+  void handle_data(const ringwire::Header& h, std::string_view bytes, const Owner& owner);
   // last_of_visit: the last packet this token visit allows (it ends at a message boundary
   // where it can).
   // Both return the packet, which the ring also keeps (stored).
-  std::shared_ptr<const std::string> build_packet(uint64_t seq, bool last_of_visit);
-  std::shared_ptr<const std::string> build_recovery_packet(uint64_t seq);
-  // Keeps a packet until it is stable; returns it, shared.
-  const std::shared_ptr<const std::string>& store(uint64_t seq, NodeId sender, bool has_safe,
-                                                  std::string bytes);
+  const Packet& build_packet(uint64_t seq, bool last_of_visit);
+  const Packet& build_recovery_packet(uint64_t seq);
+  // Keeps a packet until it is stable; returns it as kept.
+  const Packet& store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes);
+  const Packet& store(uint64_t seq, Packet p);
   // Queues a delivery of the message payload (a view into owner's bytes).
-  void emit(NodeId origin, uint32_t service, std::shared_ptr<const std::string> owner,
-            std::string_view payload, uint64_t seq, uint64_t ring_id);
+  void emit(NodeId origin, uint32_t service, Owner owner, std::string_view payload, uint64_t seq,
+            uint64_t ring_id);
   void emit(NodeId origin, uint32_t service, std::string&& whole, uint64_t seq, uint64_t ring_id);
   void advance_aru();
   void deliver();
   void discard_stable();
   void broadcast(const std::string& bytes) { actions_.sends.push_back({kBroadcast, bytes}); }
   void broadcast(std::string&& bytes) { actions_.sends.push_back({kBroadcast, std::move(bytes)}); }
-  void broadcast(std::shared_ptr<const std::string> packet) {
-    actions_.sends.emplace_back(kBroadcast, std::move(packet));
-  }
+  void broadcast(const Packet& p) { actions_.sends.emplace_back(kBroadcast, p.owner, p.bytes); }
   NodeId successor() const;
   // Tells the predecessor that the token it passed rests here.
   void send_held();

@@ -317,7 +317,7 @@ void Ring::install_new_ring(const rw::Commit& c, Time now) {
   recovery_queue_.clear();
   if (old_.id != 0 && !faults_.skip_recovery)
     for (auto& [seq, p] : old_.packets)
-      if (seq > low && seq <= high) recovery_queue_.push_back(*p.bytes);
+      if (seq > low && seq <= high) recovery_queue_.emplace_back(p.bytes);
   packets_.clear();
   reassembly_.clear();
   my_aru_ = high_seq_ = delivered_seq_ = safe_seq_ = 0;
@@ -343,8 +343,9 @@ void Ring::absorb_recovery_chunk(std::string_view bytes) {
   if (!d || d->seq <= old_.delivered || old_.packets.count(d->seq)) return;
   bool has_safe = false;
   for (auto& ch : d->chunks) has_safe |= (ch.service & kSafeService) != 0;
-  old_.packets.emplace(d->seq,
-                      Packet{h->sender, has_safe, std::make_shared<const std::string>(bytes)});
+  auto kept = std::make_shared<const std::string>(bytes);
+  std::string_view view = *kept;
+  old_.packets.emplace(d->seq, Packet{h->sender, has_safe, std::move(kept), view});
   ++stats_.recovered_packets;
   // What this daemon holds of the old ring now: should this recovery fail, the next commit
   // token reports it, so the next recovery hands it to every member of the transitional set.
@@ -356,7 +357,7 @@ void Ring::finish_recovery(Time now) {
   RING_CHECK(state_ == RingState::kRecovery);
   if (old_.id != 0) {
     auto deliver_old = [&](uint64_t seq, const Packet& p, bool only_trans) {
-      auto d = rw::decode_data(std::string_view(*p.bytes).substr(rw::kHeaderBytes));
+      auto d = rw::decode_data(p.bytes.substr(rw::kHeaderBytes));
       RING_CHECK(d && d->seq == seq);
       bool from_trans = std::binary_search(trans_members_.begin(), trans_members_.end(), p.sender);
       if (only_trans && !from_trans) {
@@ -365,7 +366,7 @@ void Ring::finish_recovery(Time now) {
       }
       for (auto& ch : d->chunks) {
         if ((ch.flags & rw::kFirst) && (ch.flags & rw::kLast)) {
-          emit(p.sender, ch.service, p.bytes, ch.data, seq, old_.id);
+          emit(p.sender, ch.service, p.owner, ch.data, seq, old_.id);
         } else if (ch.flags & rw::kFirst) {
           old_.reassembly[p.sender].assign(ch.data.data(), ch.data.size());
         } else {

@@ -88,7 +88,8 @@ std::string UdpSocket::open(const UdpAddress& local, size_t buffer_bytes, bool o
     fd_ = -1;
     return err;
   }
-  bufs_.assign(kBatch, std::vector<char>(kMaxDatagram));
+  bufs_.clear();
+  for (size_t i = 0; i < kBatch; ++i) bufs_.push_back(take_free_buffer());
   from_.resize(kBatch);
   lens_.resize(kBatch);
   segment_.assign(kBatch, 0);
@@ -112,7 +113,11 @@ size_t UdpSocket::receive_batch() {
   iovec iov[kBatch];
   alignas(cmsghdr) char control[kBatch][kControlBytes];
   for (size_t i = 0; i < kBatch; ++i) {
-    iov[i] = {bufs_[i].data(), bufs_[i].size()};
+    if (bufs_[i].use_count() > 1) {  // kept: lent out until its owners are gone
+      lent_.push_back(std::move(bufs_[i]));
+      bufs_[i] = take_free_buffer();
+    }
+    iov[i] = {bufs_[i].get(), kMaxDatagram};
     msgs[i] = {};
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
@@ -143,6 +148,39 @@ size_t UdpSocket::receive_batch() {
     }
   }
   return static_cast<size_t>(n);
+}
+
+UdpSocket::Buffer UdpSocket::take_free_buffer() {
+  // A lent buffer whose owners are all gone is taken again; a few more stay as spares, the
+  // rest are freed (a burst of kept packets does not hold its memory for ever).
+  Buffer found;
+  size_t spares = 0;
+  auto out = lent_.begin();
+  for (auto& b : lent_) {
+    if (b.use_count() == 1) {
+      if (!found) {
+        found = std::move(b);
+        continue;
+      }
+      if (++spares > kBatch) continue;  // freed with the erase below
+    }
+    *out++ = std::move(b);
+  }
+  lent_.erase(out, lent_.end());
+  if (found) return found;
+  return Buffer(new char[kMaxDatagram], std::default_delete<char[]>());
+}
+
+std::shared_ptr<const void> UdpSocket::keep() {
+  if (lens_[current_] < kMaxDatagram / 4) return nullptr;
+  return bufs_[current_];
+}
+
+size_t UdpSocket::kept_buffers() const {
+  size_t n = 0;
+  for (auto& b : lent_) n += b.use_count() > 1;
+  for (auto& b : bufs_) n += b.use_count() > 1;
+  return n;
 }
 
 namespace {

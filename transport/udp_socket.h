@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,12 +64,14 @@ class UdpSocket {
 
   // Reads up to one batch of waiting datagrams; calls f(from, bytes) for each (in the order
   // sent, also for a coalesced buffer). Returns how many reads the batch took (0: nothing was
-  // waiting; kBatch: there may be more). Never blocks.
+  // waiting; kBatch: there may be more). Never blocks. bytes are valid until the next
+  // receive(), unless f keeps them with keep().
   template <class F>
   size_t receive(F&& f) {
     size_t n = receive_batch();
     for (size_t i = 0; i < n; ++i) {
-      std::string_view all(bufs_[i].data(), lens_[i]);
+      current_ = i;
+      std::string_view all(bufs_[i].get(), lens_[i]);
       size_t seg = segment_[i];
       if (seg == 0 || all.size() <= seg) {
         f(from_[i], all);
@@ -78,6 +81,14 @@ class UdpSocket {
     }
     return n;
   }
+
+  // Inside receive()'s callback: keeps the bytes just given valid for as long as the returned
+  // owner (or a copy of it) lives; the socket reads into other memory meanwhile. Null when the
+  // read filled less than a quarter of its buffer: copying the bytes is then cheaper than
+  // holding the whole buffer. Coalesced datagrams share one buffer and one owner.
+  std::shared_ptr<const void> keep();
+  // Buffers kept by callers and not yet released (for the daemon's totals).
+  size_t kept_buffers() const;
 
   // Queues a datagram; flush() sends everything queued. A full socket buffer or an unreachable
   // peer drops the datagram (the ring protocol recovers losses); counted in send_drops().
@@ -111,7 +122,11 @@ class UdpSocket {
 
   int fd_ = -1;
   bool owned_ = true;
-  std::vector<std::vector<char>> bufs_;
+  using Buffer = std::shared_ptr<char>;
+  Buffer take_free_buffer();
+  std::vector<Buffer> bufs_;  // one per datagram of a batch, kMaxDatagram bytes each
+  std::vector<Buffer> lent_;  // given out by keep(): reused once their owners are all gone
+  size_t current_ = 0;        // the buffer receive() is handing out
   std::vector<UdpAddress> from_;
   std::vector<size_t> lens_;
   std::vector<size_t> segment_;  // per received buffer: its datagram size if coalesced, else 0

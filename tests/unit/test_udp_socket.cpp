@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -118,4 +119,50 @@ TEST_CASE("a kernel refusing segmentation turns offload off and loses nothing", 
   CHECK(tx.offload_off_reason().find("refused") != std::string::npos);
   CHECK(read_all(rx, sent.size()) == sent);
   CHECK(tx.send_drops() + tx.send_errors() == 0);
+}
+
+TEST_CASE("a kept receive buffer stays intact while the socket reads on, then is reused",
+          "[udp]") {
+  UdpSocket tx, rx;
+  UdpAddress tx_addr, rx_addr;
+  open_loopback(tx, tx_addr, false);
+  open_loopback(rx, rx_addr, false);
+  std::string big = datagram(1, UdpSocket::kMaxDatagram / 2), small = datagram(2, 100);
+  tx.queue_view(rx_addr, big);
+  tx.queue_view(rx_addr, small);
+  tx.flush();
+  std::shared_ptr<const void> kept, kept_small;
+  std::string_view kept_bytes;
+  size_t got = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (got < 2 && std::chrono::steady_clock::now() < until) {
+    pollfd p{rx.fd(), POLLIN, 0};
+    ::poll(&p, 1, 50);
+    rx.receive([&](const UdpAddress&, std::string_view b) {
+      if (++got == 1) {
+        kept = rx.keep();
+        kept_bytes = b;
+      } else {
+        kept_small = rx.keep();
+      }
+    });
+  }
+  REQUIRE(got == 2);
+  REQUIRE(kept);
+  CHECK_FALSE(kept_small);  // a quarter of the buffer or less: the caller copies instead
+  CHECK(rx.kept_buffers() == 1);
+  // Enough further datagrams to pass every receive buffer more than once.
+  std::vector<std::string> more;
+  for (size_t i = 0; i < 3 * UdpSocket::kBatch; ++i) more.push_back(datagram(i, 20000));
+  for (size_t round = 0; round < 3; ++round) {
+    for (size_t i = 0; i < UdpSocket::kBatch; ++i)
+      tx.queue_view(rx_addr, more[round * UdpSocket::kBatch + i]);
+    tx.flush();
+    auto read = read_all(rx, UdpSocket::kBatch);
+    CHECK(read.size() == UdpSocket::kBatch);
+  }
+  CHECK(kept_bytes == big);
+  CHECK(rx.kept_buffers() == 1);
+  kept.reset();
+  CHECK(rx.kept_buffers() == 0);
 }

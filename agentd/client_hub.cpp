@@ -273,19 +273,20 @@ void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
                    std::to_string(cfg_.max_message_bytes));
     return;
   }
-  // Straight from the frame to the ring's encoding: the payload is copied once.
-  std::string bytes;
+  // Straight from the frame to the ring's encoding: the payload is copied once, into a buffer
+  // the ordering layer hands back when it is done with an earlier one.
+  std::string& bytes = multicast_event_;
+  bytes.clear();
   bytes.reserve(m.payload.size() + 64 * (m.ngroups + 1));
   groups::encode_data_event(bytes, s.private_group, m.service, m.msg_type, m.groups,
                             m.ngroups, m.payload);
-  submit_(m.service, std::move(bytes));
+  submit_(m.service, bytes);
 }
 
 void ClientHub::submit_event(const groups::Event& ev) {
   std::string bytes;
   groups::encode_event(bytes, ev);
-  submit_(ev.kind == groups::EventKind::kData ? ev.service : proto::service::kAgreed,
-          std::move(bytes));
+  submit_(ev.kind == groups::EventKind::kData ? ev.service : proto::service::kAgreed, bytes);
 }
 
 void ClientHub::deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId origin) {

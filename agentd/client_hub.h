@@ -57,8 +57,9 @@ class ClientHub {
  public:
   // submit: hands an encoded event (groups/event_codec.h) and the service to order it with to
   // the ordering layer, which calls deliver_bytes() once it is ordered (possibly before submit
-  // returns).
-  using Submit = std::function<void(uint32_t service, std::string&& event)>;
+  // returns). It takes the bytes and may leave an empty string with capacity in their place,
+  // for the hub's next event.
+  using Submit = std::function<void(uint32_t service, std::string& event)>;
   ClientHub(const Config& cfg, ClientIo& io, Submit submit);
 
   // False when the connection is refused (too many clients); the hub has then closed it.
@@ -134,6 +135,7 @@ class ClientHub {
   groups::Event event_;  // the event deliver_bytes decodes into (reused)
   proto::MulticastView multicast_;  // the multicast handle_multicast decodes into (reused)
   std::string frame_;  // scratch buffer for encoding
+  std::string multicast_event_;  // handle_multicast encodes here; submit_ leaves a spare
   uint64_t generated_names_ = 0;
   int depth_ = 0;  // > 0 while handling; drops wait until the outermost handler finishes
   HubStats stats_;

@@ -422,7 +422,7 @@ struct DaemonState {
         io(s, cfg.client_socket_buffer_bytes,
            [this](ConnId id, uint64_t queued) { hub.on_sent(id, queued); }),
         ring(cfg.ring.id, ring_config(cfg), now_us()),
-        hub(cfg, io, [this](uint32_t service, std::string&& ev) { submit(service, std::move(ev)); }) {
+        hub(cfg, io, [this](uint32_t service, std::string& ev) { submit(service, ev); }) {
   }
 
   // Opens the ring's UDP socket and resolves the peers; "" on success.
@@ -486,9 +486,13 @@ struct DaemonState {
            reinterpret_cast<const sockaddr_in&>(b.addr).sin_addr.s_addr;
   }
 
-  void submit(uint32_t service, std::string&& bytes) {
+  // Takes event's bytes; leaves a spare buffer of the ring's in their place.
+  void submit(uint32_t service, std::string& event) {
+    std::string bytes = std::move(event);
+    event = ring.spare_buffer();
     // ring.submit takes the bytes over only when it accepts them.
-    if (!backlog.empty() || !ring.submit(service, std::move(bytes), now_us())) {
+    Time now = input_now != 0 ? input_now : now_us();
+    if (!backlog.empty() || !ring.submit(service, std::move(bytes), now)) {
       // The ring's queue is full: hold this one and stop reading clients until it drains.
       backlog.emplace_back(service, std::move(bytes));
       if (!throttled) {
@@ -756,6 +760,7 @@ struct DaemonState {
   std::vector<std::pair<NodeId, std::string_view>> tokens;  // of the batch being read
   membership::Actions actions;  // drain's, kept for the lists' capacity
   std::deque<std::pair<uint32_t, std::string>> backlog;
+  Time input_now = 0;  // while a client's read is handled: when it was read
   std::vector<membership::Owner> in_flight;  // delivered, not yet flushed
   bool throttled = false;
   bool draining = false;
@@ -797,7 +802,10 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         st->flush_clients();
       },
       [=](const caf::io::new_data_msg& m) {
+        // One clock reading for the messages of one read.
+        st->input_now = now_us();
         st->hub.on_bytes(static_cast<ConnId>(m.handle.id()), m.buf.data(), m.buf.size());
+        st->input_now = 0;
         st->drain();
       },
       [=](const caf::io::connection_closed_msg& m) {

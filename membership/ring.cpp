@@ -12,6 +12,13 @@ namespace agent::membership {
 
 namespace rw = ringwire;
 
+namespace {
+// Buffers of sent messages kept for spare_buffer(): enough for a token visit's worth of
+// messages of a few KB; larger ones are freed.
+constexpr size_t kMaxSpares = 1024;
+constexpr size_t kMaxSpareBytes = 16384;
+}  // namespace
+
 const char* to_string(RingState s) {
   switch (s) {
     case RingState::kGather: return "gather";
@@ -69,6 +76,14 @@ void Ring::take_actions(Actions& out) {
   out.deliveries.clear();
   out.warnings.clear();
   std::swap(out, actions_);
+}
+
+std::string Ring::spare_buffer() {
+  if (spares_.empty()) return {};
+  std::string s = std::move(spares_.back());
+  spares_.pop_back();
+  s.clear();
+  return s;
 }
 
 bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
@@ -375,6 +390,8 @@ const Ring::Packet& Ring::build_packet(uint64_t seq, bool last_of_visit) {
     p.offset += take;
     if (p.offset == p.data.size()) {
       pending_bytes_ -= p.data.size();
+      if (spares_.size() < kMaxSpares && p.data.capacity() <= kMaxSpareBytes)
+        spares_.push_back(std::move(p.data));
       pending_.pop_front();
     } else {
       break;  // the packet is full

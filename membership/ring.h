@@ -157,6 +157,9 @@ class Ring {
   bool submit(uint32_t service, std::string_view payload, Time now);
   // The same, taking the bytes over when it returns true (left untouched when false).
   bool submit(uint32_t service, std::string&& payload, Time now);
+  // An empty string with the capacity of a message already sent (or none): a caller that
+  // builds messages to submit in it allocates no memory per message.
+  std::string spare_buffer();
   // A packet from another daemon (bytes as received; undecodable ones are counted and dropped).
   // The ring copies what it keeps; given an owner of the bytes, it keeps them (and the owner)
   // instead.
@@ -287,6 +290,7 @@ class Ring {
   std::map<NodeId, std::string> reassembly_;  // per origin: the fragments so far
 
   std::deque<Pending> pending_;
+  std::vector<std::string> spares_;  // sent messages' buffers, for spare_buffer()
   uint64_t pending_bytes_ = 0;
 
   // Token state.

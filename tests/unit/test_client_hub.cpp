@@ -27,8 +27,9 @@ struct FakeIo : ClientIo {
 
 struct Hub {
   explicit Hub(Config c = make_config())
-      : cfg(std::move(c)), hub(cfg, io, [this](uint32_t, std::string&& e) {
-          REQUIRE(hub.deliver_bytes(seq.next(), e));
+      : cfg(std::move(c)), hub(cfg, io, [this](uint32_t, std::string& e) {
+          std::string taken = std::move(e);
+          REQUIRE(hub.deliver_bytes(seq.next(), taken));
         }) {}
   static Config make_config() {
     Config c;
@@ -329,7 +330,7 @@ TEST_CASE("a name stays taken until its session's disconnect is ordered", "[hub]
   FakeIo io;
   membership::LocalSequencer seq;
   std::vector<std::string> pending;
-  ClientHub hub(cfg, io, [&](uint32_t, std::string&& e) { pending.push_back(std::move(e)); });
+  ClientHub hub(cfg, io, [&](uint32_t, std::string& e) { pending.push_back(std::move(e)); });
   auto flush = [&] {
     auto evs = std::move(pending);
     pending.clear();

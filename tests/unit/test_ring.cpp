@@ -177,6 +177,28 @@ TEST_CASE("a packet given with its owner is kept in place and released once stab
   for (auto& o : n.owners) CHECK(o.use_count() == 1);
 }
 
+TEST_CASE("the buffers of sent messages are handed back for the next ones", "[ring]") {
+  Net n(3);
+  CHECK(n.r(1).spare_buffer().capacity() < 1000);  // nothing sent yet
+  std::string m(1000, 'a');
+  const char* at = m.data();
+  REQUIRE(n.r(1).submit(kAgreed, std::move(m), n.now));
+  n.collect(1);
+  n.run();
+  std::string spare = n.r(1).spare_buffer();
+  CHECK(spare.empty());
+  CHECK(spare.capacity() >= 1000);
+  CHECK(spare.data() == at);  // the very buffer, not a new one
+  CHECK(n.r(1).spare_buffer().capacity() < 1000);  // handed out once
+  // Large buffers are not kept.
+  REQUIRE(n.r(1).submit(kAgreed, std::string(100000, 'b'), n.now));
+  n.collect(1);
+  n.run();
+  CHECK(n.r(1).spare_buffer().capacity() < 100000);
+  REQUIRE(n.payloads(2).size() == 2);
+  CHECK(n.payloads(2)[0] == std::string(1000, 'a'));
+}
+
 TEST_CASE("small messages are packed many to a packet", "[ring]") {
   RingConfig c;
   c.max_packet_bytes = 1400;

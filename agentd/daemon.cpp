@@ -40,7 +40,10 @@ namespace {
 
 using ring_timer_atom = caf::atom_constant<caf::atom("ringtimer")>;
 using abort_atom = caf::atom_constant<caf::atom("abort")>;
-constexpr size_t kReadChunkBytes = 256 * 1024;
+// Most a client read takes at once. CAF's stream zero-fills its read buffer back up to this
+// size after every read, so a large value costs a memset per read: 256 KB cost the daemons
+// 4.6 % of their CPU at 210,000 msg/s (the reads were ~14 KB).
+constexpr size_t kReadChunkBytes = 64 * 1024;
 constexpr Time kNever = std::numeric_limits<Time>::max();
 constexpr uint32_t kAgreed = 0x10;
 

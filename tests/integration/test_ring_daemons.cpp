@@ -320,3 +320,44 @@ TEST_CASE("a sender is paused while the ring's queue is full and loses nothing",
   REQUIRE(at != std::string::npos);
   CHECK(std::stoul(log.substr(at + 20)) >= 1);
 }
+
+TEST_CASE("a client that keeps writing while the token is away is read at the token's visits",
+          "[ring][agentd]") {
+  Cluster c(2);
+  auto r = connect(c[1].socket_path(), "r");
+  REQUIRE(agent_join(r.get(), "g") == AGENT_OK);
+  REQUIRE(receive_until(r.get(), [](auto& m) { return m.kind == AGENT_MSG_MEMBERSHIP; }, 10000));
+  // Two senders keep the token going round; the one on d1 writes every 50 us, so d1 finds its
+  // socket readable again and again while the token is with d2.
+  constexpr int kCount = 3000;
+  std::atomic<int> failures{0};
+  auto send_all = [&](size_t daemon, const char* name, bool paced) {
+    agent_conn* s = nullptr;
+    if (agent_connect(c[daemon].socket_path().c_str(), name, 0, 5000, &s) != AGENT_OK) {
+      ++failures;
+      return;
+    }
+    for (int i = 0; i < kCount; ++i) {
+      std::string p = std::string(name) + ":" + std::to_string(i);
+      if (agent_multicast(s, AGENT_AGREED, "g", 0, p.data(), p.size()) != AGENT_OK) ++failures;
+      if (paced) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    agent_disconnect(s);
+  };
+  std::thread a(send_all, 0, "a", true), b(send_all, 1, "b", true);
+  a.join();
+  b.join();
+  REQUIRE(failures == 0);
+  std::map<char, int> next;
+  for (int i = 0; i < 2 * kCount; ++i) {
+    auto m = receive_until(r.get(), is_data, 15000);
+    REQUIRE(m);
+    std::string p = payload(*m);
+    CHECK(std::stoi(p.substr(2)) == next[p[0]]++);  // FIFO per sender
+  }
+  REQUIRE(c[0].stop() == 0);
+  auto log = c[0].log();
+  auto at = log.find("read at token visits ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stoull(log.substr(at + 21)) > 0);
+}

@@ -121,21 +121,17 @@ class BrokerIo final : public ClientIo {
   }
 
   // Reads every readable connection (a bounded amount each), handing the bytes to input and
-  // reporting ends to closed. defer: watch a connection that was read to its end, and had
-  // written little, again only at read_deferred() (or rearm_deferred()). A client that
-  // writes much is read as it writes: what it can write between two reads is bounded by its
-  // socket buffer, and the daemon is awake anyway.
+  // reporting ends to closed. defer: watch a connection that was read to its end again only
+  // at read_deferred() (or rearm_deferred()).
   void read_input(bool defer) {
     epoll_event ev[64];
     int n = ::epoll_wait(in_fd_, ev, 64, 0);
     for (int i = 0; i < n; ++i) {
       ConnId id = static_cast<ConnId>(ev[i].data.fd);
+      bool emptied = read_one(id);
       auto it = conns_.find(id);
-      uint64_t before = it == conns_.end() ? 0 : it->second.bytes_read;
-      bool emptied = read_one(id, kReadsPerEvent);
-      it = conns_.find(id);
       if (it == conns_.end() || !it->second.reading || it->second.deferred) continue;
-      if (defer && emptied && it->second.bytes_read - before < kFewBytes) {
+      if (defer && emptied) {
         it->second.deferred = true;
         deferred_.push_back(id);
       } else {
@@ -150,13 +146,12 @@ class BrokerIo final : public ClientIo {
     for (ConnId id : deferring_) {
       auto it = conns_.find(id);
       if (it == conns_.end() || !it->second.deferred) continue;
-      uint64_t before = it->second.bytes_read;
-      bool emptied = read_one(id, kReadsPerVisit);
+      size_t before = it->second.bytes_read;
+      bool emptied = read_one(id);
       it = conns_.find(id);
       if (it == conns_.end() || !it->second.deferred) continue;
-      uint64_t got = it->second.bytes_read - before;
-      if (got != 0) ++reads_at_visits_;
-      if (emptied && got != 0 && got < kFewBytes) {
+      if (it->second.bytes_read != before) ++reads_at_visits_;
+      if (emptied && it->second.bytes_read != before) {
         deferred_.push_back(id);
       } else {
         it->second.deferred = false;
@@ -296,13 +291,9 @@ class BrokerIo final : public ClientIo {
   static constexpr size_t kKeptBatchBytes = 1 << 20;
   static constexpr size_t kIov = 256;  // pieces per sendmsg (the kernel takes up to 1024)
   // One read's most; a connection is read at most kReadsPerEvent times per readable event,
-  // so that one busy client does not hold up the others, and at most kReadsPerVisit times just
-  // before a token visit (what a visit can send: personal_window packets, 1 MB by default).
+  // so that one busy client does not hold up the others.
   static constexpr size_t kReadBytes = 64 * 1024;
   static constexpr int kReadsPerEvent = 4;
-  static constexpr int kReadsPerVisit = 16;
-  // Less than this between two reads: the client's next writes may wait for the token visit.
-  static constexpr uint64_t kFewBytes = 64 * 1024;
 
   // The connection's batch to add to, or null (gone, or a write failed).
   Conn* batch_of(ConnId id) {
@@ -440,9 +431,9 @@ class BrokerIo final : public ClientIo {
 
   // True when the socket was read to its end (false: the read stopped at kReadsPerEvent, the
   // connection is gone, or it is no longer read).
-  bool read_one(ConnId id, int max_reads) {
+  bool read_one(ConnId id) {
     int fd = static_cast<int>(id);
-    for (int round = 0; round < max_reads; ++round) {
+    for (int round = 0; round < kReadsPerEvent; ++round) {
       // The hub may have closed the connection or paused reading while handling the last bytes.
       auto it = conns_.find(id);
       if (it == conns_.end() || !it->second.reading) return false;

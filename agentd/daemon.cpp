@@ -41,11 +41,6 @@ namespace {
 using ring_timer_atom = caf::atom_constant<caf::atom("ringtimer")>;
 using abort_atom = caf::atom_constant<caf::atom("abort")>;
 constexpr Time kNever = std::numeric_limits<Time>::max();
-// A client read while the token is on its way is followed up just before the token's visit,
-// unless the token has not come for twice its last rotation (within these bounds) since it
-// last did (the ring rests it elsewhere, or is slow): then the clients are watched again.
-constexpr Time kMinDeferInputUs = 2000;
-constexpr Time kMaxDeferInputUs = 10000;
 constexpr uint32_t kAgreed = 0x10;
 
 // The broker's I/O multiplexer, where the daemon hooks descriptors of its own (ReadableHook).
@@ -65,10 +60,6 @@ Time now_us() {
 // multiplexer like the ring's socket. A readable connection is read into one buffer of this
 // class's, whose bytes go to the hub as they are (CAF's stream zero-filled its read buffer
 // after every read and passed each read through the broker's mailbox machinery).
-// A connection reports readability once (EPOLLONESHOT). After reading it, the daemon may put
-// off watching it again while the token is on its way (defer): the connection is then read
-// just before the token's visit (read_deferred), however often the client wrote meanwhile,
-// instead of waking the daemon for every write.
 //
 // Writes are collected per connection and flushed once per handled event. A connection with
 // nothing queued gets its batch straight to the socket, with sendmsg() over the pieces: frame
@@ -121,58 +112,12 @@ class BrokerIo final : public ClientIo {
   }
 
   // Reads every readable connection (a bounded amount each), handing the bytes to input and
-  // reporting ends to closed. defer: watch a connection that was read to its end again only
-  // at read_deferred() (or rearm_deferred()).
-  void read_input(bool defer) {
+  // reporting ends to closed.
+  void read_input() {
     epoll_event ev[64];
     int n = ::epoll_wait(in_fd_, ev, 64, 0);
-    for (int i = 0; i < n; ++i) {
-      ConnId id = static_cast<ConnId>(ev[i].data.fd);
-      bool emptied = read_one(id);
-      auto it = conns_.find(id);
-      if (it == conns_.end() || !it->second.reading || it->second.deferred) continue;
-      if (defer && emptied) {
-        it->second.deferred = true;
-        deferred_.push_back(id);
-      } else {
-        arm_input(id);
-      }
-    }
+    for (int i = 0; i < n; ++i) read_one(static_cast<ConnId>(ev[i].data.fd));
   }
-  // Reads the connections put off; one that had nothing new is watched again, one that had
-  // stays put off (its client is busy: it is read at the next call).
-  void read_deferred() {
-    deferring_.swap(deferred_);
-    for (ConnId id : deferring_) {
-      auto it = conns_.find(id);
-      if (it == conns_.end() || !it->second.deferred) continue;
-      size_t before = it->second.bytes_read;
-      bool emptied = read_one(id);
-      it = conns_.find(id);
-      if (it == conns_.end() || !it->second.deferred) continue;
-      if (it->second.bytes_read != before) ++reads_at_visits_;
-      if (emptied && it->second.bytes_read != before) {
-        deferred_.push_back(id);
-      } else {
-        it->second.deferred = false;
-        arm_input(id);
-      }
-    }
-    deferring_.clear();
-  }
-  // Watches every connection put off again (the token is not coming soon after all).
-  void rearm_deferred() {
-    for (ConnId id : deferred_) {
-      auto it = conns_.find(id);
-      if (it == conns_.end() || !it->second.deferred) continue;
-      it->second.deferred = false;
-      arm_input(id);
-    }
-    deferred_.clear();
-  }
-  bool has_deferred() const { return !deferred_.empty(); }
-  // Reads by read_deferred() that found bytes (client writes that woke no one).
-  uint64_t reads_at_visits() const { return reads_at_visits_; }
 
   ConnId add(connection_handle h) {
     ConnId id = static_cast<ConnId>(h.id());
@@ -282,8 +227,6 @@ class BrokerIo final : public ClientIo {
     uint64_t queued = 0;            // bytes in queue not yet written
     bool watched = false;           // in the writability set
     bool reading = false;           // in the readability set
-    bool deferred = false;          // read, not watched again until read_deferred()
-    uint64_t bytes_read = 0;
     bool closing = false;           // close once the queue is empty
     bool broken = false;            // a write failed: discard, CAF reports the close
   };
@@ -429,52 +372,39 @@ class BrokerIo final : public ClientIo {
     }
   }
 
-  // True when the socket was read to its end (false: the read stopped at kReadsPerEvent, the
-  // connection is gone, or it is no longer read).
-  bool read_one(ConnId id) {
+  void read_one(ConnId id) {
     int fd = static_cast<int>(id);
     for (int round = 0; round < kReadsPerEvent; ++round) {
       // The hub may have closed the connection or paused reading while handling the last bytes.
       auto it = conns_.find(id);
-      if (it == conns_.end() || !it->second.reading) return false;
+      if (it == conns_.end() || !it->second.reading) return;
       ssize_t n = ::recv(fd, in_buf_.get(), kReadBytes, MSG_DONTWAIT);
       if (n > 0) {
-        it->second.bytes_read += static_cast<uint64_t>(n);
         input_(id, in_buf_.get(), static_cast<size_t>(n));
-        if (static_cast<size_t>(n) < kReadBytes) return true;  // emptied the socket
+        if (static_cast<size_t>(n) < kReadBytes) return;  // emptied the socket
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       // The end, or an error (ECONNRESET): the client is gone. The hub forgets it first (so
       // its name is free before the socket number can be reused), then CAF frees the socket.
       closed_(id);
       it = conns_.find(id);
-      if (it == conns_.end()) return false;
+      if (it == conns_.end()) return;
       connection_handle h = it->second.handle;
       drop(it);
       self_->close(h);
-      return false;
+      return;
     }
-    return false;
   }
 
   void watch_input(ConnId id, Conn& c, bool on) {
     if (c.reading == on || in_fd_ < 0) return;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = static_cast<int>(id);
     ::epoll_ctl(in_fd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, static_cast<int>(id), &ev);
     c.reading = on;
-    c.deferred = false;  // a stale entry in deferred_ is skipped
-  }
-  // Watches a connection again after its one report (EPOLLONESHOT); a connection readable
-  // already is reported at once.
-  void arm_input(ConnId id) {
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-    ev.data.fd = static_cast<int>(id);
-    ::epoll_ctl(in_fd_, EPOLL_CTL_MOD, static_cast<int>(id), &ev);
   }
 
   void watch(ConnId id, Conn& c, bool on) {
@@ -527,9 +457,6 @@ class BrokerIo final : public ClientIo {
   int in_fd_ = -1;
   std::unique_ptr<char[]> in_buf_;
   bool reading_ = true;  // set_reading
-  std::vector<ConnId> deferred_;   // read, to be read again before the token's visit
-  std::vector<ConnId> deferring_;  // read_deferred's working list
-  uint64_t reads_at_visits_ = 0;
   std::unordered_map<ConnId, Conn> conns_;
   std::vector<ConnId> dirty_;
   std::vector<ConnId> flushing_;
@@ -641,31 +568,9 @@ struct DaemonState {
   // Clients are readable: one clock reading for the messages of these reads.
   void on_client_input() {
     input_now = now_us();
-    io.read_input(defer_input(input_now));
+    io.read_input();
     input_now = 0;
     drain();
-  }
-
-  // Whether a client read now may be followed up just before the token's next visit instead
-  // of at the client's next write: the token is on its way (passed on lately) or held with its
-  // visit put off.
-  bool defer_input(Time now) const {
-    return ring.state() == membership::RingState::kOperational &&
-           (!ring.holds_token() || ring.visit_put_off()) && now < defer_input_until();
-  }
-
-  Time defer_input_until() const {
-    return last_token_at + std::clamp(2 * last_rotation, kMinDeferInputUs, kMaxDeferInputUs);
-  }
-
-  // Just before a token visit: what the clients put off wrote meanwhile goes with it.
-  void before_visit() {
-    if (!io.has_deferred()) return;
-    token_in_hand = true;
-    input_now = now_us();
-    io.read_deferred();
-    input_now = 0;
-    token_in_hand = false;
   }
 
   // Takes event's bytes; leaves a spare buffer of the ring's in their place.
@@ -674,7 +579,7 @@ struct DaemonState {
     event = ring.spare_buffer();
     // ring.submit takes the bytes over only when it accepts them.
     Time now = input_now != 0 ? input_now : now_us();
-    if (!backlog.empty() || !ring.submit(service, std::move(bytes), now, !token_in_hand)) {
+    if (!backlog.empty() || !ring.submit(service, std::move(bytes), now)) {
       // The ring's queue is full: hold this one and stop reading clients until it drains.
       backlog.emplace_back(service, std::move(bytes));
       if (!throttled) {
@@ -694,10 +599,7 @@ struct DaemonState {
     if (draining) return;
     draining = true;
     // A timeout already due (a paced token) is handled with this event, not a wake-up later.
-    if (Time now = now_us(); now >= ring.next_timeout()) {
-      before_visit();
-      ring.on_timeout(now);
-    }
+    if (Time now = now_us(); now >= ring.next_timeout()) ring.on_timeout(now);
     for (;;) {
       retry_backlog();
       ring.take_actions(actions);
@@ -726,8 +628,6 @@ struct DaemonState {
     }
     flush_clients();
     in_flight.clear();
-    // Clients put off are watched again once the token is no longer expected soon.
-    if (io.has_deferred() && !defer_input(now_us())) io.rearm_deferred();
     draining = false;
     arm_timer();
   }
@@ -808,12 +708,6 @@ struct DaemonState {
       size_t from_group = use_multicast ? read_batch(mcast) : 0;
       size_t from_peers = from_group < transport::UdpSocket::kBatch ? read_batch(udp) : 0;
       if (from_group + from_peers == 0) break;
-      if (!tokens.empty()) {
-        before_visit();
-        Time now = now_us();
-        last_rotation = now - last_token_at;
-        last_token_at = now;
-      }
       for (auto& [sender, bytes] : tokens) ring.on_packet(sender, bytes, now_us());
       drain();
       // Short batches emptied the sockets; the multiplexer (level-triggered) calls again if
@@ -866,16 +760,12 @@ struct DaemonState {
     }
     timer_at = kNever;
     Time now = now_us();
-    if (now >= ring.next_timeout()) {
-      before_visit();
-      ring.on_timeout(now);
-    }
+    if (now >= ring.next_timeout()) ring.on_timeout(now);
     drain();
   }
 
   void arm_timer() {
     Time next = ring.next_timeout();
-    if (io.has_deferred()) next = std::min(next, defer_input_until());
     if (next == kNever || next >= timer_at) return;
     timer_at = next;
     if (timer_fd >= 0) {
@@ -899,10 +789,7 @@ struct DaemonState {
   void on_timer(uint64_t target) {
     if (target == timer_at) timer_at = kNever;
     Time now = now_us();
-    if (now >= ring.next_timeout()) {
-      before_visit();
-      ring.on_timeout(now);
-    }
+    if (now >= ring.next_timeout()) ring.on_timeout(now);
     drain();
   }
 
@@ -920,8 +807,7 @@ struct DaemonState {
                          << bad_datagrams + rs.bad_packets << ", bad client frames "
                          << hs.bad_frames << ", slow clients dropped "
                          << hs.slow_clients_dropped << ", client input paused "
-                         << input_pauses << " times, read at token visits "
-                         << io.reads_at_visits() << " times; datagrams dropped on send "
+                         << input_pauses << " times; datagrams dropped on send "
                          << udp.send_drops() << ", refused " << udp.send_errors()
                          << "; offloaded sends " << udp.offloaded_sends() << " carrying "
                          << udp.offloaded_datagrams() << " datagrams");
@@ -964,9 +850,6 @@ struct DaemonState {
   membership::Actions actions;  // drain's, kept for the lists' capacity
   std::deque<std::pair<uint32_t, std::string>> backlog;
   Time input_now = 0;  // while a client's read is handled: when it was read
-  bool token_in_hand = false;  // reading clients just before a token visit
-  Time last_token_at = 0;      // when a token last came
-  Time last_rotation = 0;      // the time between the last two
   std::vector<membership::Owner> in_flight;  // delivered, not yet flushed
   bool throttled = false;
   uint64_t input_pauses = 0;  // times the ring's full queue paused client input

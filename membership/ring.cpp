@@ -92,7 +92,7 @@ bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
   return submit(service, std::string(payload), now);
 }
 
-bool Ring::submit(uint32_t service, std::string&& payload, Time now, bool may_wake) {
+bool Ring::submit(uint32_t service, std::string&& payload, Time now) {
   if (payload.size() > cfg_.max_message_bytes) return false;
   if (pending_bytes_ + payload.size() > cfg_.max_pending_bytes) return false;
   bool was_empty = pending_.empty();
@@ -104,7 +104,7 @@ bool Ring::submit(uint32_t service, std::string&& payload, Time now, bool may_wa
       visit(now);  // the idle holder sends at once
       run_self_passes(now);
     }  // else the put-off visit sends it
-  } else if (was_empty && may_wake && members_.size() > 1 && !wake_sent_ && !sent_last_visit_) {
+  } else if (was_empty && members_.size() > 1 && !wake_sent_ && !sent_last_visit_) {
     // The ring may be idle with the token resting somewhere: ask for it (once until it comes).
     // Not after a visit that sent packets: a member rests the token only when the seq did not
     // move for a whole rotation, and these packets move it before the token is back here.

@@ -156,9 +156,7 @@ class Ring {
   // pending queue is full (back-pressure: try again after deliveries) or the message too large.
   bool submit(uint32_t service, std::string_view payload, Time now);
   // The same, taking the bytes over when it returns true (left untouched when false).
-  // may_wake false: the caller knows the token is about to arrive (it holds it in hand), so no
-  // wake is sent for this message.
-  bool submit(uint32_t service, std::string&& payload, Time now, bool may_wake = true);
+  bool submit(uint32_t service, std::string&& payload, Time now);
   // An empty string with the capacity of a message already sent (or none): a caller that
   // builds messages to submit in it allocates no memory per message.
   std::string spare_buffer();
@@ -190,8 +188,6 @@ class Ring {
   uint64_t pending_bytes() const { return pending_bytes_; }
   size_t buffered_packets() const { return packets_.size() + old_.packets.size(); }
   bool holds_token() const { return holding_; }
-  // Holds the token and puts its visit off (pacing): the visit comes with a timeout.
-  bool visit_put_off() const { return holding_ && paced_until_ != 0; }
   // Whether this daemon holds packet seq of ring ring_id (for checkers).
   bool has_packet(uint64_t ring_id, uint64_t seq) const;
   RingFaults& faults() { return faults_; }

@@ -228,7 +228,7 @@ class BrokerIo final : public ClientIo {
     bool watched = false;           // in the writability set
     bool reading = false;           // in the readability set
     bool closing = false;           // close once the queue is empty
-    bool broken = false;            // a write failed: discard, CAF reports the close
+    bool broken = false;            // a write failed: discard; the read side reports the end
   };
   using Iter = std::unordered_map<ConnId, Conn>::iterator;
   static constexpr size_t kKeptBatchBytes = 1 << 20;
@@ -417,9 +417,9 @@ class BrokerIo final : public ClientIo {
   }
 
   // A write failed (the client is gone, or stopped reading for good): nothing more goes to
-  // it. Shutting the socket down makes CAF's read side see the end and report the closed
-  // connection (the hub then orders the member's disconnect), as a write error inside CAF
-  // would have; the descriptor stays CAF's to close, so its number is not reused meanwhile.
+  // it. Shutting the socket down makes the read side (read_one) see the end and report the
+  // closed connection (the hub then orders the member's disconnect); the descriptor stays
+  // open until then, so its number is not reused meanwhile.
   // A connection already closing is closed by the caller once its queue is empty.
   void fail(ConnId id, Conn& c) {
     if (!c.closing) ::shutdown(static_cast<int>(id), SHUT_RDWR);

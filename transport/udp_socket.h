@@ -87,7 +87,7 @@ class UdpSocket {
   // read filled less than a quarter of its buffer: copying the bytes is then cheaper than
   // holding the whole buffer. Coalesced datagrams share one buffer and one owner.
   std::shared_ptr<const void> keep();
-  // Buffers kept by callers and not yet released (for the daemon's totals).
+  // Buffers kept by callers and not yet released.
   size_t kept_buffers() const;
 
   // Queues a datagram; flush() sends everything queued. A full socket buffer or an unreachable

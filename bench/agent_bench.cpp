@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
@@ -281,9 +282,15 @@ std::string parse_options(int argc, char** argv, Options& o) {
 }
 
 // One counter per sender, written by one receiver thread, read by every sender.
+// The progress line's latency of the last second: samples counted in steps of 100 µs up to
+// 20 ms (and one step for slower), written by the receiver thread only, read by the main one.
+constexpr size_t kRecentSteps = 201;
+constexpr uint64_t kRecentStepUs = 100;
+
 struct Receiver {
   Receiver(size_t nsenders) : got(new std::atomic<uint64_t>[nsenders]), next_seq(nsenders, 0) {
     for (size_t i = 0; i < nsenders; ++i) got[i].store(0);
+    for (auto& c : recent) c.store(0);
   }
   agent_conn* conn = nullptr;
   size_t daemon = 0;
@@ -292,6 +299,7 @@ struct Receiver {
   std::atomic<uint64_t> done_ns{0};  // time of the delivery that completed the run
   std::atomic<bool> failed{false};
   std::atomic<uint64_t> network_changes{0};  // membership messages caused by the network
+  std::array<std::atomic<uint64_t>, kRecentSteps> recent;  // samples so far, per 100 µs step
   // Owned by the receiver thread until it is joined.
   std::vector<uint64_t> next_seq;
   LatencyHistogram latency;
@@ -303,6 +311,12 @@ struct Receiver {
   std::string error;
   std::thread thread;
 };
+
+struct Sender;
+struct Run;
+// "  p99 1.9 ms": the 99th percentile (to 100 µs) of the latencies measured since the last
+// call, whose counts it keeps in seen; "" when there were none.
+std::string recent_p99(Run& run, std::vector<uint64_t>& seen);
 
 struct Sender {
   agent_conn* conn = nullptr;
@@ -331,6 +345,28 @@ struct Run {
   std::atomic<int> senders_left{0};
   std::mutex mu;  // guards final_total's computation
 };
+
+std::string recent_p99(Run& run, std::vector<uint64_t>& seen) {
+  std::vector<uint64_t> now(kRecentSteps, 0);
+  for (auto& r : run.receivers)
+    for (size_t i = 0; i < kRecentSteps; ++i) now[i] += r->recent[i].load(std::memory_order_relaxed);
+  seen.resize(kRecentSteps, 0);
+  uint64_t total = 0;
+  std::vector<uint64_t> delta(kRecentSteps);
+  for (size_t i = 0; i < kRecentSteps; ++i) total += delta[i] = now[i] - seen[i];
+  seen.swap(now);
+  if (total == 0) return {};
+  uint64_t want = total - total / 100, got = 0;  // at least 99 % at or below
+  size_t i = 0;
+  for (; i + 1 < kRecentSteps; ++i)
+    if ((got += delta[i]) >= want) break;
+  char buf[48];
+  if (i + 1 == kRecentSteps)
+    std::snprintf(buf, sizeof buf, "  p99 >%.1f ms", (kRecentSteps - 1) * kRecentStepUs / 1000.0);
+  else
+    std::snprintf(buf, sizeof buf, "  p99 %.1f ms", (i + 1) * kRecentStepUs / 1000.0);
+  return buf;
+}
 
 std::atomic<bool> g_interrupted{false};
 void on_signal(int) { g_interrupted.store(true); }
@@ -466,8 +502,12 @@ void receiver_main(Run& run, size_t idx) {
         // Only the receiver that reaches the mark wakes the sender; one already past it is
         // not what the sender waits for (its re-check after setting the mark sees it).
         if (g == snd.resume_at.load()) futex_wake(snd.wake);
-        if (sent_ns >= run.warmup_end_ns.load(std::memory_order_relaxed) && t >= sent_ns)
-          r.latency.add((t - sent_ns) / 1000);
+        if (t >= sent_ns) {
+          uint64_t us = (t - sent_ns) / 1000;
+          if (sent_ns >= run.warmup_end_ns.load(std::memory_order_relaxed)) r.latency.add(us);
+          auto& c = r.recent[std::min<uint64_t>(us / kRecentStepUs, kRecentSteps - 1)];
+          c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // one writer
+        }
         if (run.opt.late_us && t >= sent_ns && t - sent_ns > run.opt.late_us * 1000 &&
             t - r.last_late_ns > 5'000'000) {  // at most one line per 5 ms and receiver
           r.last_late_ns = t;
@@ -633,6 +673,7 @@ int main(int argc, char** argv) {
   double expect_s = o.count ? std::max(5.0, static_cast<double>(o.count) / 20000.0) : o.duration_s;
   double timeout_s = o.timeout_s > 0 ? o.timeout_s : expect_s + 60;
   uint64_t last_print = t0, last_slowest = 0, last_progress_ns = t0, last_seen = 0;
+  std::vector<uint64_t> recent_seen;  // the latency counts at the last progress line
   std::optional<double> last_dcpu = cpu0;
   double last_ccpu = self0;
   std::string problem;
@@ -687,8 +728,9 @@ int main(int argc, char** argv) {
       std::string cpu;
       if (dcpu && last_dcpu) cpu += "  daemons " + std::to_string(static_cast<int>(100 * (*dcpu - *last_dcpu) / dt)) + "% cpu";
       cpu += "  clients " + std::to_string(static_cast<int>(100 * (ccpu - last_ccpu) / dt)) + "% cpu";
-      std::fprintf(stderr, "progress: %5.1f s  sent %" PRIu64 "  delivered to all %" PRIu64 "  rate %.0f msg/s%s\n",
-                   (t - t0) / 1e9, sent_total(run), slowest, (slowest - last_slowest) / dt, cpu.c_str());
+      std::fprintf(stderr, "progress: %5.1f s  sent %" PRIu64 "  delivered to all %" PRIu64 "  rate %.0f msg/s%s%s\n",
+                   (t - t0) / 1e9, sent_total(run), slowest, (slowest - last_slowest) / dt,
+                   recent_p99(run, recent_seen).c_str(), cpu.c_str());
       last_print = t;
       last_slowest = slowest;
       last_dcpu = dcpu;

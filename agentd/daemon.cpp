@@ -48,6 +48,19 @@ caf::io::network::default_multiplexer& multiplexer_of(caf::io::broker* self) {
   return static_cast<caf::io::network::default_multiplexer&>(self->system().middleman().backend());
 }
 
+// Watches fd (owned by the hook from now on) in the broker's multiplexer.
+ReadableHook* watch_readable(caf::io::broker* self, int fd, std::function<void()> on_readable) {
+  auto* h = new ReadableHook(multiplexer_of(self), fd, std::move(on_readable));
+  h->start();
+  return h;
+}
+
+// Stops watching (the hook deletes itself and closes its descriptor) and forgets the hook.
+void unwatch(ReadableHook*& h) {
+  if (h) h->stop();
+  h = nullptr;
+}
+
 Time now_us() {
   return static_cast<Time>(std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::steady_clock::now().time_since_epoch())
@@ -94,20 +107,16 @@ class BrokerIo final : public ClientIo {
       ::close(ep);
       return std::string("epoll_create1: ") + std::strerror(errno);
     }
-    auto& mpx = multiplexer_of(self_);
-    hook_ = new ReadableHook(mpx, ep, [this] { on_writable(); });
-    hook_->start();
+    hook_ = watch_readable(self_, ep, [this] { on_writable(); });
     epoll_fd_ = ep;
-    in_hook_ = new ReadableHook(mpx, in, std::move(ready));
-    in_hook_->start();
+    in_hook_ = watch_readable(self_, in, std::move(ready));
     in_fd_ = in;
     in_buf_.reset(new char[kReadBytes]);
     return {};
   }
   void stop() {
-    if (hook_) hook_->stop();
-    if (in_hook_) in_hook_->stop();
-    hook_ = in_hook_ = nullptr;
+    unwatch(hook_);
+    unwatch(in_hook_);
     epoll_fd_ = in_fd_ = -1;
   }
 
@@ -519,14 +528,9 @@ struct DaemonState {
       err = open_multicast();
       if (!err.empty()) return "ring.multicast: " + err;
     }
-    auto& mpx = multiplexer_of(self);
-    hook = new ReadableHook(mpx, udp.disown(), [this] { on_readable(); });
-    hook->start();
+    hook = watch_readable(self, udp.disown(), [this] { on_readable(); });
     udp_fd = hook->fd();
-    if (use_multicast) {
-      mcast_hook = new ReadableHook(mpx, mcast.disown(), [this] { on_readable(); });
-      mcast_hook->start();
-    }
+    if (use_multicast) mcast_hook = watch_readable(self, mcast.disown(), [this] { on_readable(); });
     offload_on = udp.offloading();
     AGENT_LOG(kInfo, "ring: daemon " << cfg.ring.id << " on UDP "
                                      << peers.at(cfg.ring.id).to_string() << ", "
@@ -598,7 +602,8 @@ struct DaemonState {
   void drain() {
     if (draining) return;
     draining = true;
-    // A timeout already due (a paced token) is handled with this event, not a wake-up later.
+    // A timeout that is due is handled here: the timer's, and one that another event meets
+    // first (a paced token's visit goes with it, not with a wake-up later).
     if (Time now = now_us(); now >= ring.next_timeout()) ring.on_timeout(now);
     for (;;) {
       retry_backlog();
@@ -747,20 +752,21 @@ struct DaemonState {
   std::string open_timer() {
     int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (fd < 0) return std::string("timerfd_create: ") + std::strerror(errno);
-    auto& mpx = multiplexer_of(self);
-    timer_hook = new ReadableHook(mpx, fd, [this] { on_timer_fd(); });
-    timer_hook->start();
+    timer_hook = watch_readable(self, fd, [this] { on_timer_fd(); });
     timer_fd = fd;
     return {};
   }
+  void close_timer() {
+    unwatch(timer_hook);
+    timer_fd = -1;
+  }
 
+  // The timer fired: drain() handles the ring's timeout that is due.
   void on_timer_fd() {
     uint64_t expirations;
     while (::read(timer_fd, &expirations, sizeof expirations) > 0) {
     }
     timer_at = kNever;
-    Time now = now_us();
-    if (now >= ring.next_timeout()) ring.on_timeout(now);
     drain();
   }
 
@@ -775,9 +781,7 @@ struct DaemonState {
       its.it_value.tv_nsec = static_cast<long>(next % 1000000) * 1000 + 1;  // never 0 (disarms)
       if (::timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &its, nullptr) == 0) return;
       AGENT_LOG(kWarn, "timerfd_settime: " << std::strerror(errno) << "; using CAF's timers");
-      timer_hook->stop();
-      timer_hook = nullptr;
-      timer_fd = -1;
+      close_timer();
     }
     Time now = now_us();
     auto delay = std::chrono::microseconds(next > now ? next - now : 0);
@@ -788,8 +792,6 @@ struct DaemonState {
 
   void on_timer(uint64_t target) {
     if (target == timer_at) timer_at = kNever;
-    Time now = now_us();
-    if (now >= ring.next_timeout()) ring.on_timeout(now);
     drain();
   }
 
@@ -822,14 +824,10 @@ struct DaemonState {
       for (auto& s : a.sends) send_datagram(s.to, s.view());
       udp.flush();
     }
-    if (hook) hook->stop();
-    hook = nullptr;
-    if (mcast_hook) mcast_hook->stop();
-    mcast_hook = nullptr;
+    unwatch(hook);
+    unwatch(mcast_hook);
     udp_fd = -1;
-    if (timer_hook) timer_hook->stop();
-    timer_hook = nullptr;
-    timer_fd = -1;
+    close_timer();
   }
 
   caf::io::broker* self;
@@ -866,7 +864,7 @@ struct DaemonState {
 caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
   if (auto err = st->io.start([st] { st->on_client_input(); }); !err.empty()) {
-    AGENT_LOG(kError, "client output: " << err);
+    AGENT_LOG(kError, "client I/O: " << err);
     self->quit(caf::exit_reason::user_shutdown);
     return {};
   }
@@ -874,8 +872,7 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
   if (auto err = st->open_network(); !err.empty()) {
     AGENT_LOG(kError, err);
     st->io.stop();
-    if (st->timer_hook) st->timer_hook->stop();
-    st->timer_hook = nullptr;
+    st->close_timer();
     self->quit(caf::exit_reason::user_shutdown);
     return {};
   }
@@ -889,11 +886,6 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         ConnId id = st->io.add(m.handle);
         st->hub.on_open(id);
         st->flush_clients();
-      },
-      [=](const caf::io::new_data_msg& m) {
-        // Not expected (io reads the connections); handled the same way.
-        st->hub.on_bytes(static_cast<ConnId>(m.handle.id()), m.buf.data(), m.buf.size());
-        st->drain();
       },
       [=](const caf::io::connection_closed_msg& m) {
         ConnId id = static_cast<ConnId>(m.handle.id());

@@ -89,7 +89,9 @@ std::string Ring::spare_buffer() {
 bool Ring::submit(uint32_t service, std::string_view payload, Time now) {
   if (payload.size() > cfg_.max_message_bytes) return false;
   if (pending_bytes_ + payload.size() > cfg_.max_pending_bytes) return false;
-  return submit(service, std::string(payload), now);
+  std::string bytes = spare_buffer();
+  bytes.assign(payload.data(), payload.size());
+  return submit(service, std::move(bytes), now);
 }
 
 bool Ring::submit(uint32_t service, std::string&& payload, Time now) {
@@ -233,10 +235,14 @@ void Ring::handle_data(const rw::Header& h, std::string_view bytes, const Owner&
   deliver();
 }
 
-const Ring::Packet& Ring::store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes) {
+Ring::Packet Ring::owning(NodeId sender, bool has_safe, std::string bytes) {
   auto kept = std::make_shared<const std::string>(std::move(bytes));
   std::string_view view = *kept;
-  return store(seq, Packet{sender, has_safe, std::move(kept), view});
+  return Packet{sender, has_safe, std::move(kept), view};
+}
+
+const Ring::Packet& Ring::store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes) {
+  return store(seq, owning(sender, has_safe, std::move(bytes)));
 }
 
 const Ring::Packet& Ring::store(uint64_t seq, Packet p) {

@@ -232,6 +232,8 @@ class Ring {
   // Keeps a packet until it is stable; returns it as kept.
   const Packet& store(uint64_t seq, NodeId sender, bool has_safe, std::string bytes);
   const Packet& store(uint64_t seq, Packet p);
+  // A packet that owns its bytes.
+  static Packet owning(NodeId sender, bool has_safe, std::string bytes);
   // Queues a delivery of the message payload (a view into owner's bytes).
   void emit(NodeId origin, uint32_t service, Owner owner, std::string_view payload, uint64_t seq,
             uint64_t ring_id);

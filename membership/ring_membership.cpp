@@ -343,9 +343,7 @@ void Ring::absorb_recovery_chunk(std::string_view bytes) {
   if (!d || d->seq <= old_.delivered || old_.packets.count(d->seq)) return;
   bool has_safe = false;
   for (auto& ch : d->chunks) has_safe |= (ch.service & kSafeService) != 0;
-  auto kept = std::make_shared<const std::string>(bytes);
-  std::string_view view = *kept;
-  old_.packets.emplace(d->seq, Packet{h->sender, has_safe, std::move(kept), view});
+  old_.packets.emplace(d->seq, owning(h->sender, has_safe, std::string(bytes)));
   ++stats_.recovered_packets;
   // What this daemon holds of the old ring now: should this recovery fail, the next commit
   // token reports it, so the next recovery hands it to every member of the transitional set.

@@ -281,12 +281,12 @@ std::string parse_options(int argc, char** argv, Options& o) {
   return {};
 }
 
-// One counter per sender, written by one receiver thread, read by every sender.
 // The progress line's latency of the last second: samples counted in steps of 100 µs up to
 // 20 ms (and one step for slower), written by the receiver thread only, read by the main one.
 constexpr size_t kRecentSteps = 201;
 constexpr uint64_t kRecentStepUs = 100;
 
+// One counter per sender, written by one receiver thread, read by every sender.
 struct Receiver {
   Receiver(size_t nsenders) : got(new std::atomic<uint64_t>[nsenders]), next_seq(nsenders, 0) {
     for (size_t i = 0; i < nsenders; ++i) got[i].store(0);
@@ -311,12 +311,6 @@ struct Receiver {
   std::string error;
   std::thread thread;
 };
-
-struct Sender;
-struct Run;
-// "  p99 1.9 ms": the 99th percentile (to 100 µs) of the latencies measured since the last
-// call, whose counts it keeps in seen; "" when there were none.
-std::string recent_p99(Run& run, std::vector<uint64_t>& seen);
 
 struct Sender {
   agent_conn* conn = nullptr;
@@ -346,6 +340,8 @@ struct Run {
   std::mutex mu;  // guards final_total's computation
 };
 
+// "  p99 1.9 ms": the 99th percentile (to 100 µs) of the latencies measured since the last
+// call, whose counts it keeps in seen; "" when there were none.
 std::string recent_p99(Run& run, std::vector<uint64_t>& seen) {
   std::vector<uint64_t> now(kRecentSteps, 0);
   for (auto& r : run.receivers)

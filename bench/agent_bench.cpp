@@ -508,9 +508,9 @@ void receiver_main(Run& run, size_t idx) {
             t - r.last_late_ns > 5'000'000) {  // at most one line per 5 ms and receiver
           r.last_late_ns = t;
           std::fprintf(stderr, "late: at %.3f s receiver %zu got sender %u's message %" PRIu64
-                       " after %.1f ms\n",
+                       " after %.1f ms (sent at CLOCK_MONOTONIC %.6f s)\n",
                        static_cast<double>(t - run.go_ns.load()) / 1e9, idx, sender, seq,
-                       static_cast<double>(t - sent_ns) / 1e6);
+                       static_cast<double>(t - sent_ns) / 1e6, static_cast<double>(sent_ns) / 1e9);
         }
         r.order_hash = (r.order_hash ^ (static_cast<uint64_t>(sender) << 48 ^ seq)) * 1099511628211ull;
         r.last_data_ns = t;

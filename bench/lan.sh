@@ -17,6 +17,8 @@ usage: bench/lan.sh [options]
   --count N            send N messages in total, then stop
   --duration SECONDS   send for this long (default 5; ignored with --count)
   --rate MSGS          offered load, msg/s over all senders (default: as fast as it goes)
+  --load PCT           offered load as PCT % of the maximum, measured first by a full-load run
+                       of the same length (e.g. --load 50: latency at half of the maximum)
   --window N           messages a sender may be ahead of the slowest receiver
   --tick US            with --rate: a sender wakes at most every US µs and sends what fell
                        due meanwhile (default 200; 0: wakes for each message)
@@ -54,7 +56,7 @@ is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 
 daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late="" warmup="" priority=high
 senders_receive=0 multicast=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
-idle="" keep=0 B=build perf_out="" agentd=""
+load="" idle="" keep=0 B=build perf_out="" agentd=""
 perf_pid=""
 ring_extra=()
 while [ $# -gt 0 ]; do
@@ -67,7 +69,7 @@ while [ $# -gt 0 ]; do
     --keep-logs) keep=1; shift; continue ;;
   esac
   case "$opt" in
-    --daemons|--senders|--size|--service|--count|--duration|--rate|--window|--batch|--tick|--late|--warmup|--priority|--accelerated|--ring|\
+    --daemons|--senders|--size|--service|--count|--duration|--rate|--load|--window|--batch|--tick|--late|--warmup|--priority|--accelerated|--ring|\
     --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf) ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
@@ -82,6 +84,7 @@ while [ $# -gt 0 ]; do
     --count) is_uint "$val" && [ "$val" -ge 1 ] || die "--count must be a positive number, not '$val'"; count=$val ;;
     --duration) is_num "$val" || die "--duration must be seconds, not '$val'"; duration=$val ;;
     --rate) is_num "$val" || die "--rate must be messages per second, not '$val'"; rate=$val ;;
+    --load) is_uint "$val" && [ "$val" -ge 1 ] && [ "$val" -le 100 ] || die "--load must be a percentage 1..100, not '$val'"; load=$val ;;
     --window) is_uint "$val" && [ "$val" -ge 1 ] || die "--window must be a positive number, not '$val'"; window=$val ;;
     --priority) case "$val" in high|realtime|normal) priority=$val ;; *) die "--priority must be high, realtime or normal, not '$val'" ;; esac ;;
     --late) is_num "$val" || die "--late must be milliseconds, not '$val'"; late=$val ;;
@@ -108,6 +111,10 @@ done
 for f in "$agentd" "$B/bench/agent-bench"; do
   [ -x "$f" ] || die "$f is missing: build first (cmake --preset default && cmake --build --preset default)"
 done
+if [ -n "$load" ]; then
+  [ -z "$rate" ] || die "--load and --rate both set the offered load: give one"
+  [ "$sweep" = 0 ] || die "--sweep chooses its own loads: --load does not go with it"
+fi
 if [ "$sweep" = 1 ]; then command -v gnuplot >/dev/null || die "--sweep needs gnuplot (sh scripts/install-deps.sh)"; fi
 
 # Everything this script starts or creates is recorded here and undone by cleanup.
@@ -299,6 +306,16 @@ common=()
 if [ "$sweep" = 0 ]; then
   opts=(--size "$size" "${common[@]}")
   if [ -n "$count" ]; then opts+=(--count "$count"); else opts+=(--duration "$duration"); fi
+  if [ -n "$load" ]; then
+    # The maximum first, on a cluster of its own, then PCT % of it on a fresh one.
+    echo "== full load, to find the maximum" >&2
+    run_once "${opts[@]}" --quiet >"$dir/full"
+    max_rate=$(field msgs_per_s)
+    echo "full load: $last_result" >&2
+    rate=$(awk -v m="$max_rate" -v p="$load" 'BEGIN { printf "%d", m * p / 100 }')
+    [ "$rate" -ge 1 ] || die "the full-load run delivered nothing"
+    echo "== $load % of $max_rate msg/s: $rate msg/s" >&2
+  fi
   [ -n "$rate" ] && opts+=(--rate "$rate")
   run_once "${opts[@]}"
   exit 0

@@ -3,7 +3,8 @@
 # namespace on a bridge when run as root, else on loopback), runs agent-bench against it
 # (receivers on every daemon, senders round-robin over the daemons), prints progress and one
 # RESULT line, and stops everything it started. --sweep runs sizes 64 B..64 KB and offered
-# loads 10..100 % and draws a plot; --idle measures an idle ring. See bench/README.md.
+# loads 10..100 % and draws a plot; --load PCT measures the maximum, then offers PCT % of it;
+# --idle measures an idle ring. See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

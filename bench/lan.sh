@@ -310,7 +310,7 @@ if [ "$sweep" = 0 ]; then
   if [ -n "$load" ]; then
     # The maximum first, on a cluster of its own, then PCT % of it on a fresh one.
     echo "== full load, to find the maximum" >&2
-    run_once "${opts[@]}" --quiet >"$dir/full"
+    run_once "${opts[@]}" --quiet >/dev/null  # its RESULT line stays in last_result
     max_rate=$(field msgs_per_s)
     echo "full load: $last_result" >&2
     rate=$(awk -v m="$max_rate" -v p="$load" 'BEGIN { printf "%d", m * p / 100 }')

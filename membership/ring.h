@@ -76,11 +76,11 @@ enum class DeliveryKind : uint8_t {
   kRegular = 2,       // a new regular configuration
 };
 
-// One item of the ordered stream: a client message or a configuration.
 // Keeps bytes alive that views point into (a packet's buffer, a reassembled message), shared
 // by the ring's store, its sends and its deliveries.
 using Owner = std::shared_ptr<const void>;
 
+// One item of the ordered stream: a client message or a configuration.
 struct Delivered {
   uint64_t index = 0;       // 1, 2, 3...: position in this daemon's ordered stream (never reused)
   // Messages: position among the messages of ring_id, the same at every daemon delivering it.

@@ -11,7 +11,10 @@ namespace agent::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 const char* kNames[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+Sink g_sink;
 }  // namespace
+
+void set_sink(Sink sink) { g_sink = std::move(sink); }
 
 void set_level(Level l) { g_level = static_cast<int>(l); }
 Level level() { return static_cast<Level>(g_level.load(std::memory_order_relaxed)); }
@@ -29,6 +32,10 @@ bool parse_level(const std::string& s, Level& out) {
 }
 
 void write(Level l, const std::string& text) {
+  if (g_sink) {
+    g_sink(l, text);
+    return;
+  }
   timeval tv;
   gettimeofday(&tv, nullptr);
   tm t;

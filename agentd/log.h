@@ -2,6 +2,7 @@
 //   AGENT_LOG(kInfo, "client " << name << " joined " << group);
 #pragma once
 
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -14,6 +15,10 @@ Level level();
 // Parses "error", "warn", "info" or "debug".
 bool parse_level(const std::string& s, Level& out);
 void write(Level l, const std::string& text);
+// Where records go instead of stderr (the simulator counts and prints them with its virtual
+// time); an empty function restores stderr. Set before any thread logs.
+using Sink = std::function<void(Level, const std::string&)>;
+void set_sink(Sink sink);
 
 }  // namespace agent::log
 

@@ -72,6 +72,7 @@ Actions Ring::take_actions() {
 }
 
 void Ring::take_actions(Actions& out) {
+  out.store_ring_seq = 0;
   out.sends.clear();
   out.deliveries.clear();
   out.warnings.clear();

@@ -23,7 +23,6 @@
 
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -45,12 +44,10 @@ constexpr uint32_t kSafeService = 0x20;
 struct RingConfig {
   std::vector<NodeId> members;            // every daemon that may be in the ring (configured)
   uint64_t incarnation = 1;               // this daemon's incarnation: grows on every start
-  // Ring ids never repeat, also across restarts. ring_seq_floor: the value store_ring_seq last
-  // stored (0: none); store_ring_seq: called before this daemon, as representative, hands out a
-  // ring sequence above what it last stored, with a value to store durably (it reserves a few
-  // sequence numbers at a time). Without it, sequence numbers start at incarnation << 16.
+  // Ring ids never repeat, also across restarts. ring_seq_floor: the value last stored from
+  // Actions::store_ring_seq (0: none); sequence numbers start above it and above
+  // incarnation << 16.
   uint32_t ring_seq_floor = 0;
-  std::function<void(uint32_t)> store_ring_seq;
   uint32_t max_packet_bytes = 8192;       // data packet size including headers
   uint32_t global_window = 256;           // new packets per token rotation, whole ring
   uint32_t personal_window = 128;         // new packets per token visit, one member
@@ -114,6 +111,11 @@ struct Send {
 };
 
 struct Actions {
+  // A durable write the sends depend on: before this daemon, as representative, hands out a
+  // ring sequence above what it last stored, the driver stores this value (it reserves a few
+  // sequence numbers at a time) and only then sends. 0: nothing to store. A driver that cannot
+  // store it must not send this batch and must stop the daemon: ring ids could repeat.
+  uint32_t store_ring_seq = 0;
   std::vector<Send> sends;             // in order: the token's position among them matters
   std::vector<Delivered> deliveries;   // in the total order
   std::vector<std::string> warnings;   // for the log: something needs a human's attention
@@ -277,8 +279,8 @@ class Ring {
   size_t my_index_ = 0;
   std::map<NodeId, uint64_t> incarnations_;  // of the current ring's members
   uint32_t max_ring_seq_ = 0;       // highest ring seq seen anywhere
-  uint32_t ring_seq_stored_ = 0;
-  uint64_t recovery_high_ = 0;      // the highest old-ring packet any of the transitional set held    // ring seqs up to this one are stored (store_ring_seq)
+  uint32_t ring_seq_stored_ = 0;   // ring seqs up to this one are stored (or asked to be)
+  uint64_t recovery_high_ = 0;      // the highest old-ring packet any of the transitional set held
   uint64_t prev_ring_id_ = 0;       // the ring before this one: its late packets are not foreign
   Time presence_at_ = 0;            // next presence beacon to configured daemons not in the ring
 

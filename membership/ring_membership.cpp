@@ -189,9 +189,9 @@ void Ring::check_consensus(Time now) {
   if (need.front() != self_) return;  // the representative sends the commit token
   rw::Commit c;
   max_ring_seq_ += 4;
-  if (cfg_.store_ring_seq && max_ring_seq_ > ring_seq_stored_) {
+  if (max_ring_seq_ > ring_seq_stored_) {
     ring_seq_stored_ = max_ring_seq_ + 64;  // the next 16 rings need no write
-    cfg_.store_ring_seq(ring_seq_stored_);
+    actions_.store_ring_seq = ring_seq_stored_;  // stored before the commit token leaves
   }
   c.ring_id = (static_cast<uint64_t>(max_ring_seq_) << 32) | self_;
   c.hop = 1;

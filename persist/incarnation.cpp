@@ -37,6 +37,15 @@ std::string write_number(const std::string& path, uint64_t value) {
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
     return "cannot store " + path + ": " + std::strerror(ok ? errno : saved);
+  // The rename is durable only once the directory's entry is: without this a crash can bring
+  // back the old value.
+  std::string dir = path.substr(0, path.find_last_of('/') + 1);
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd < 0) return "cannot open " + dir + " to make " + path + " durable: " + std::strerror(errno);
+  bool synced = ::fsync(dfd) == 0;
+  saved = errno;
+  ::close(dfd);
+  if (!synced) return "cannot make " + path + " durable (fsync of " + dir + "): " + std::strerror(saved);
   return {};
 }
 

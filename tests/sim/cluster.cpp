@@ -84,7 +84,6 @@ void Cluster::start_instance(Daemon& d) {
   membership::RingConfig rc = cfg_.ring;
   rc.incarnation = d.incarnation;
   rc.ring_seq_floor = d.stored_ring_seq;
-  rc.store_ring_seq = [&d](uint32_t seq) { d.stored_ring_seq = seq; };
   d.ring = std::make_unique<Ring>(d.id, rc, now_);
   auto& f = d.ring->faults();
   if (cfg_.fault_node == 0 || cfg_.fault_node == d.id) {
@@ -392,7 +391,7 @@ void Cluster::settle(Daemon& d) {
   if (!d.alive) return;
   for (;;) {
     membership::Actions a = d.ring->take_actions();
-    if (!a.sends.empty() || !a.deliveries.empty() || !a.warnings.empty()) {
+    if (a.store_ring_seq != 0 || !a.sends.empty() || !a.deliveries.empty() || !a.warnings.empty()) {
       handle(d, std::move(a));
       continue;
     }
@@ -419,6 +418,7 @@ void Cluster::schedule_timer(Daemon& d) {
 }
 
 void Cluster::handle(Daemon& d, membership::Actions a) {
+  if (a.store_ring_seq != 0) d.stored_ring_seq = a.store_ring_seq;
   for (auto& s : a.sends) net_->send(d.id, s.to, s.view(), d.ring->members(), now_, sched_);
   for (auto& x : a.deliveries) on_delivered(d, x);
   for (auto& w : a.warnings) {

@@ -1,0 +1,191 @@
+#include "agentd/daemon_core.h"
+
+#include <algorithm>
+
+#include "agentd/log.h"
+#include "groups/event_codec.h"
+#include "membership/ring_check.h"
+
+namespace agent::daemon {
+
+namespace {
+constexpr uint32_t kAgreed = proto::service::kAgreed;
+}
+
+membership::RingConfig ring_config(const Config& cfg) {
+  membership::RingConfig rc;
+  const RingSettings& r = cfg.ring;
+  if (r.daemons.empty())
+    rc.members = {r.id};
+  else
+    for (auto& d : r.daemons) rc.members.push_back(d.id);
+  rc.max_packet_bytes = r.packet_bytes;
+  rc.global_window = r.global_window;
+  rc.personal_window = r.personal_window;
+  rc.accelerated_window = r.accelerated_window;
+  rc.max_outstanding = r.max_outstanding;
+  rc.max_pending_bytes = r.max_pending_bytes;
+  rc.max_message_bytes = cfg.max_message_bytes + 4096;  // an encoded event: payload + names
+  rc.token_retransmit_us = r.token_retransmit_us;
+  rc.token_hold_us = token_hold_for(r);
+  rc.min_rotation_us = r.min_rotation_us;
+  rc.token_loss_us = r.token_loss_us;
+  rc.join_timeout_us = r.join_timeout_us;
+  rc.consensus_timeout_us = r.consensus_timeout_us;
+  rc.incarnation = cfg.incarnation;
+  rc.ring_seq_floor = cfg.ring_seq_floor;
+  return rc;
+}
+
+DaemonCore::DaemonCore(const Config& cfg, CoreIo& io, Time now, RingTap* tap)
+    : cfg_(cfg),
+      io_(io),
+      tap_(tap),
+      ring_(cfg.ring.id, ring_config(cfg), now),
+      hub_(cfg, io, [this](uint32_t service, std::string& ev) { submit(service, ev); }),
+      now_(now) {}
+
+bool DaemonCore::on_open(ConnId id) {
+  if (stopped_) {
+    io_.close(id);
+    return false;
+  }
+  return hub_.on_open(id);
+}
+
+void DaemonCore::on_bytes(ConnId id, const char* data, size_t size, Time now) {
+  now_ = std::max(now_, now);
+  hub_.on_bytes(id, data, size);
+}
+
+void DaemonCore::on_closed(ConnId id) { hub_.on_closed(id); }
+
+void DaemonCore::on_datagram(NodeId from, std::string_view bytes, Time now,
+                             const membership::Owner& owner) {
+  now_ = std::max(now_, now);
+  if (stopped_) return;
+  ring_.on_packet(from, bytes, now_, owner);
+}
+
+// Takes event's bytes; leaves a spare buffer of the ring's in their place.
+void DaemonCore::submit(uint32_t service, std::string& event) {
+  if (stopped_) return;
+  if (tap_) tap_->on_submit(service, event);
+  std::string bytes = std::move(event);
+  event = ring_.spare_buffer();
+  // ring_.submit takes the bytes over only when it accepts them.
+  if (!backlog_.empty() || !ring_.submit(service, std::move(bytes), now_)) {
+    // The ring's queue is full: hold this one and stop reading clients until it drains.
+    backlog_.emplace_back(service, std::move(bytes));
+    ++stats_.held_events;
+    if (!throttled_) {
+      throttled_ = true;
+      ++stats_.input_pauses;
+      io_.set_client_input(false);
+      AGENT_LOG(kDebug, "ring queue full: pausing client input");
+    }
+  }
+}
+
+void DaemonCore::retry_backlog() {
+  while (!backlog_.empty() &&
+         ring_.submit(backlog_.front().first, std::move(backlog_.front().second), now_))
+    backlog_.pop_front();
+  if (backlog_.empty() && throttled_) {
+    throttled_ = false;
+    io_.set_client_input(true);
+  }
+}
+
+void DaemonCore::run(Time now) {
+  now_ = std::max(now_, now);
+  // Deliveries may cause submissions (a slow client's disconnect), whose actions the loop
+  // below picks up in order.
+  if (running_ || stopped_) return;
+  running_ = true;
+  // A timeout that is due is handled here: the timer's, and one that another event meets
+  // first (a paced token's visit goes with it, not with a wake-up later).
+  if (now_ >= ring_.next_timeout()) ring_.on_timeout(now_);
+  for (;;) {
+    retry_backlog();
+    ring_.take_actions(actions_);
+    auto& a = actions_;
+    if (a.store_ring_seq == 0 && a.sends.empty() && a.deliveries.empty() && a.warnings.empty())
+      break;
+    if (a.store_ring_seq != 0) {
+      // Before the commit token that hands out ring ids up to this value leaves.
+      std::string err = io_.store_ring_seq(a.store_ring_seq);
+      if (!err.empty()) {
+        running_ = false;
+        fail("cannot store the ring sequence (" + err +
+                 "): ring ids could repeat after a restart, so this daemon stops",
+             now_);
+        return;
+      }
+    }
+    for (auto& s : a.sends) io_.send_datagram(s.to, s.view(), ring_.members());
+    io_.flush_datagrams();
+    for (auto& w : a.warnings) AGENT_LOG(kWarn, "ring: " << w);
+    for (auto& d : a.deliveries) {
+      if (d.kind != membership::DeliveryKind::kMessage) {
+        if (tap_) tap_->on_delivered(d);
+        on_configuration(d);
+        continue;
+      }
+      std::string_view event = tap_ ? tap_->on_delivered(d) : d.payload;
+      if (!hub_.deliver_bytes(d.ordinal, event, d.origin)) {
+        ++stats_.bad_events;
+        AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
+                                                                                 << "; skipped");
+      }
+      // The clients' batches view the payload: its packet lives until they are flushed.
+      if (in_flight_.empty() || in_flight_.back() != d.payload_owner)
+        in_flight_.push_back(std::move(d.payload_owner));
+    }
+  }
+  io_.flush_clients();
+  in_flight_.clear();
+  running_ = false;
+}
+
+void DaemonCore::on_configuration(const membership::Delivered& d) {
+  bool regular = d.kind == membership::DeliveryKind::kRegular;
+  std::string ids;
+  for (auto m : d.members) ids += (ids.empty() ? "" : ",") + std::to_string(m);
+  AGENT_LOG(kInfo, "ring: " << (regular ? "regular" : "transitional") << " configuration "
+                            << (d.ring_id >> 32) << "." << (d.ring_id & 0xffffffff)
+                            << " with daemons " << ids);
+  RING_CHECK(!d.members.empty());
+  // View ids are (ring, ordinal): the same at every daemon that delivers the same stream.
+  if (!regular) {
+    hub_.on_transitional(d.ordinal, d.members, d.next_ring_id);
+    return;
+  }
+  RING_CHECK(std::binary_search(d.members.begin(), d.members.end(), cfg_.ring.id));
+  auto state = hub_.on_regular(d.ordinal, d.ring_id, d.members);
+  std::string bytes;
+  groups::encode_event(bytes, state);
+  if (tap_) tap_->on_submit(kAgreed, bytes);
+  // First in line: the exchange waits for every daemon's state, clients' events can wait.
+  if (!ring_.submit(kAgreed, bytes, now_)) backlog_.emplace_front(kAgreed, std::move(bytes));
+}
+
+void DaemonCore::shutdown(Time now) {
+  now_ = std::max(now_, now);
+  if (stopped_) return;
+  hub_.shutdown();
+  io_.flush_clients();
+  stopped_ = true;
+  ring_.leave(now_);
+  ring_.take_actions(actions_);  // only the leave's datagrams matter now
+  for (auto& s : actions_.sends) io_.send_datagram(s.to, s.view(), ring_.members());
+  io_.flush_datagrams();
+}
+
+void DaemonCore::fail(std::string what, Time now) {
+  AGENT_LOG(kError, what);
+  failure_ = std::move(what);
+  shutdown(now);
+}
+
+}  // namespace agent::daemon

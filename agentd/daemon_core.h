@@ -1,0 +1,133 @@
+// The whole daemon without its sockets: the client sessions (ClientHub), the group table
+// (GroupState, inside the hub) and the ring (membership::Ring), with the glue between them —
+// submission and back-pressure, configuration changes and the state exchange, leaving at
+// shutdown.
+//
+// Inputs come in as calls (client bytes and connection ends, ring datagrams, the time);
+// everything to do goes out through CoreIo (bytes per connection, datagrams, durable writes,
+// whether to read clients) in the order it must happen. Two drivers run exactly this class:
+// agentd's event loop (agentd/daemon.cpp) and the simulator (tests/sim/cluster.cpp), which
+// speaks the client protocol to it from simulated clients.
+//
+// The driver calls the inputs, then run(now) once per batch of them, and run(now) again when
+// now >= next_timeout(). Nothing here reads a clock, a socket or a file.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "agentd/client_hub.h"
+#include "agentd/config.h"
+#include "membership/ring.h"
+
+namespace agent::daemon {
+
+using membership::NodeId;
+using membership::Time;
+
+// What the core needs done. ClientIo's calls (bytes per connection, closes) are part of it.
+class CoreIo : public ClientIo {
+ public:
+  // A ring datagram to daemon `to`, or to membership::kBroadcast (every other member of
+  // ring_members, the current ring) or membership::kAllDaemons (every other configured
+  // daemon). bytes stay valid until flush_datagrams() returns.
+  virtual void send_datagram(NodeId to, std::string_view bytes,
+                             const std::vector<NodeId>& ring_members) = 0;
+  // Sends the datagrams queued so far. Called before the deliveries of the same batch go to
+  // clients: the token and data packets leave first, so the next daemon works meanwhile.
+  virtual void flush_datagrams() {}
+  // Sends every connection's queued bytes (the end of a round of work).
+  virtual void flush_clients() {}
+  // Stop (false) or resume reading client input: the ring's queue is full / has room again.
+  virtual void set_client_input(bool on) = 0;
+  // Stores the ring sequence floor durably; called before any datagram that depends on it.
+  // Returns "" on success, else what went wrong.
+  virtual std::string store_ring_seq(uint32_t seq) = 0;
+};
+
+// Watches the ring boundary: the simulator's recorder (agentd has none). It sees every event
+// handed to the ring and every item the ring delivers, before the group layer does.
+class RingTap {
+ public:
+  virtual ~RingTap() = default;
+  // An event about to be handed to the ring (or held until the ring has room); may change the
+  // bytes (the simulator puts a nonce in front).
+  virtual void on_submit(uint32_t service, std::string& event) = 0;
+  // An item the ring delivered. For a message, returns the event bytes the group layer gets
+  // (a view into d.payload).
+  virtual std::string_view on_delivered(const membership::Delivered& d) = 0;
+};
+
+struct CoreStats {
+  uint64_t input_pauses = 0;  // times the ring's full queue paused client input
+  uint64_t bad_events = 0;    // ring messages that did not decode as group events
+  uint64_t held_events = 0;   // events held because the ring's queue was full
+};
+
+class DaemonCore {
+ public:
+  DaemonCore(const Config& cfg, CoreIo& io, Time now, RingTap* tap = nullptr);
+
+  // Client connections. on_open: false when refused (the hub has closed it).
+  bool on_open(ConnId id);
+  void on_bytes(ConnId id, const char* data, size_t size, Time now);
+  // The connection ended (the peer closed it, or it failed).
+  void on_closed(ConnId id);
+  // How many bytes the connection still has unsent (slow clients are dropped past a limit).
+  void on_sent(ConnId id, uint64_t queued) { hub_.on_sent(id, queued); }
+  // A datagram from daemon `from` (the driver maps source addresses to ids). Given the
+  // owner of the bytes, the ring keeps them instead of copying.
+  void on_datagram(NodeId from, std::string_view bytes, Time now,
+                   const membership::Owner& owner = nullptr);
+
+  // Carries out everything the inputs caused: a timeout that is due, held submissions, the
+  // ring's actions (datagrams, deliveries to clients, configuration changes) until none
+  // remain. Call after every batch of inputs and when now >= next_timeout().
+  void run(Time now);
+  Time next_timeout() const { return ring_.next_timeout(); }
+
+  // Tells every client the daemon stops, closes them, and leaves the ring (the others form a
+  // ring without this daemon at once). Nothing else is done afterwards.
+  void shutdown(Time now);
+  // The daemon cannot go on (a durable write failed): the driver stops it. What went wrong.
+  bool failed() const { return !failure_.empty(); }
+  const std::string& failure() const { return failure_; }
+
+  const membership::Ring& ring() const { return ring_; }
+  membership::Ring& ring() { return ring_; }
+  const ClientHub& hub() const { return hub_; }
+  const CoreStats& stats() const { return stats_; }
+  // Events waiting for room in the ring's queue.
+  size_t held() const { return backlog_.size(); }
+  bool reading_clients() const { return !throttled_; }
+
+ private:
+  void submit(uint32_t service, std::string& event);
+  void retry_backlog();
+  void on_configuration(const membership::Delivered& d);
+  void fail(std::string what, Time now);
+
+  const Config& cfg_;
+  CoreIo& io_;
+  RingTap* tap_;
+  membership::Ring ring_;
+  ClientHub hub_;
+  std::deque<std::pair<uint32_t, std::string>> backlog_;  // refused by the ring, in order
+  bool throttled_ = false;  // client input paused until the backlog drains
+  bool running_ = false;    // inside run(): deliveries may cause submissions; not re-entered
+  bool stopped_ = false;
+  Time now_ = 0;            // the latest time an input gave
+  membership::Actions actions_;  // run()'s, kept for the lists' capacity
+  std::vector<membership::Owner> in_flight_;  // delivered payloads, until clients are flushed
+  std::string failure_;
+  CoreStats stats_;
+};
+
+// The ring's settings from the daemon's configuration.
+membership::RingConfig ring_config(const Config& cfg);
+
+}  // namespace agent::daemon

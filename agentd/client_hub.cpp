@@ -341,7 +341,10 @@ void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
     } else {
       if (d.membership.service == proto::service::kCausedByDisconnect) {
         // A local member's disconnect took effect: its name is free again. No session gets it.
-        for (auto& r : d.recipients) departing_.erase(r);
+        for (auto& r : d.recipients) {
+          departing_.erase(r);
+          io_.session_ended(r, d.membership);
+        }
         continue;
       }
       proto::encode(frame_, d.membership);

@@ -44,6 +44,12 @@ class ClientIo {
   // Closes a client that does not read: its input stops at once; what is queued goes out if
   // the client drains it within a grace period, else the connection is cut.
   virtual void abort(ConnId id) { close(id); }
+  // A member's disconnect took effect in the group layer (the notice no session gets): its
+  // name is free again. For observers; agentd does nothing with it.
+  virtual void session_ended(const std::string& member, const proto::Membership& notice) {
+    (void)member;
+    (void)notice;
+  }
 };
 
 struct HubStats {

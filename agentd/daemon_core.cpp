@@ -38,10 +38,14 @@ membership::RingConfig ring_config(const Config& cfg) {
 }
 
 DaemonCore::DaemonCore(const Config& cfg, CoreIo& io, Time now, RingTap* tap)
+    : DaemonCore(cfg, ring_config(cfg), io, now, tap) {}
+
+DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& io, Time now,
+                       RingTap* tap)
     : cfg_(cfg),
       io_(io),
       tap_(tap),
-      ring_(cfg.ring.id, ring_config(cfg), now),
+      ring_(cfg.ring.id, std::move(ring), now),
       hub_(cfg, io, [this](uint32_t service, std::string& ev) { submit(service, ev); }),
       now_(now) {}
 
@@ -68,13 +72,23 @@ void DaemonCore::on_datagram(NodeId from, std::string_view bytes, Time now,
 }
 
 // Takes event's bytes; leaves a spare buffer of the ring's in their place.
+bool DaemonCore::offer(uint32_t service, std::string& bytes) {
+  if (!tap_) return ring_.submit(service, std::move(bytes), now_);  // moves only when it takes
+  std::string tapped = bytes;
+  tap_->on_submit(service, tapped);
+  if (ring_.submit(service, std::move(tapped), now_)) {
+    bytes.clear();
+    return true;
+  }
+  tap_->on_refused();
+  return false;
+}
+
 void DaemonCore::submit(uint32_t service, std::string& event) {
   if (stopped_) return;
-  if (tap_) tap_->on_submit(service, event);
   std::string bytes = std::move(event);
   event = ring_.spare_buffer();
-  // ring_.submit takes the bytes over only when it accepts them.
-  if (!backlog_.empty() || !ring_.submit(service, std::move(bytes), now_)) {
+  if (!backlog_.empty() || !offer(service, bytes)) {
     // The ring's queue is full: hold this one and stop reading clients until it drains.
     backlog_.emplace_back(service, std::move(bytes));
     ++stats_.held_events;
@@ -88,8 +102,7 @@ void DaemonCore::submit(uint32_t service, std::string& event) {
 }
 
 void DaemonCore::retry_backlog() {
-  while (!backlog_.empty() &&
-         ring_.submit(backlog_.front().first, std::move(backlog_.front().second), now_))
+  while (!backlog_.empty() && offer(backlog_.front().first, backlog_.front().second))
     backlog_.pop_front();
   if (backlog_.empty() && throttled_) {
     throttled_ = false;
@@ -165,9 +178,8 @@ void DaemonCore::on_configuration(const membership::Delivered& d) {
   auto state = hub_.on_regular(d.ordinal, d.ring_id, d.members);
   std::string bytes;
   groups::encode_event(bytes, state);
-  if (tap_) tap_->on_submit(kAgreed, bytes);
   // First in line: the exchange waits for every daemon's state, clients' events can wait.
-  if (!ring_.submit(kAgreed, bytes, now_)) backlog_.emplace_front(kAgreed, std::move(bytes));
+  if (!offer(kAgreed, bytes)) backlog_.emplace_front(kAgreed, std::move(bytes));
 }
 
 void DaemonCore::shutdown(Time now) {

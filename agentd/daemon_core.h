@@ -54,9 +54,11 @@ class CoreIo : public ClientIo {
 class RingTap {
  public:
   virtual ~RingTap() = default;
-  // An event about to be handed to the ring (or held until the ring has room); may change the
-  // bytes (the simulator puts a nonce in front).
+  // An event about to be offered to the ring: may change the bytes (the simulator puts a
+  // nonce in front). on_refused follows when the ring has no room; the event is offered again
+  // later (its original bytes), maybe after others.
   virtual void on_submit(uint32_t service, std::string& event) = 0;
+  virtual void on_refused() = 0;
   // An item the ring delivered. For a message, returns the event bytes the group layer gets
   // (a view into d.payload).
   virtual std::string_view on_delivered(const membership::Delivered& d) = 0;
@@ -70,7 +72,10 @@ struct CoreStats {
 
 class DaemonCore {
  public:
+  // cfg must outlive the core. The ring's settings come from cfg (ring_config), or as given.
   DaemonCore(const Config& cfg, CoreIo& io, Time now, RingTap* tap = nullptr);
+  DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& io, Time now,
+             RingTap* tap = nullptr);
 
   // Client connections. on_open: false when refused (the hub has closed it).
   bool on_open(ConnId id);
@@ -107,6 +112,9 @@ class DaemonCore {
 
  private:
   void submit(uint32_t service, std::string& event);
+  // Hands the event to the ring: true when it took the bytes (moved out), false when its
+  // queue is full (bytes untouched).
+  bool offer(uint32_t service, std::string& bytes);
   void retry_backlog();
   void on_configuration(const membership::Delivered& d);
   void fail(std::string what, Time now);

@@ -6,8 +6,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "agentd/log.h"
 #include "groups/event_codec.h"
-#include "tests/sim/daemon_feed.h"
 #include "tests/sim/nonce.h"
 #include "tests/sim/trace.h"
 #include "transport/names.h"
@@ -38,7 +38,62 @@ void add_stats(membership::RingStats& s, const membership::RingStats& r) {
 }
 }  // namespace
 
-Cluster::Cluster(ClusterConfig cfg) : cfg_(std::move(cfg)) {
+// A running daemon instance: the core, and what it talks to (CoreIo, RingTap), forwarded to
+// the cluster.
+struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
+  Node(Cluster& cl, Daemon& d, membership::RingConfig rc)
+      : cluster(cl), daemon(d), config(make_config(d)), core(config, std::move(rc), *this, cl.now_, this) {}
+
+  static daemon::Config make_config(const Daemon& d) {
+    daemon::Config c;
+    c.name = d.name;
+    c.ring.id = d.id;
+    c.incarnation = d.incarnation;
+    c.ring_seq_floor = d.stored_ring_seq;
+    return c;
+  }
+
+  // CoreIo
+  void send(daemon::ConnId id, std::string_view bytes) override { cluster.on_frames(daemon, id, bytes); }
+  void send(daemon::ConnId id, std::string_view head, std::string_view tail) override {
+    std::string both(head);
+    both.append(tail);
+    cluster.on_frames(daemon, id, both);
+  }
+  void close(daemon::ConnId id) override { cluster.on_close(daemon, id); }
+  void session_ended(const std::string& member, const proto::Membership& notice) override {
+    cluster.on_session_ended(daemon, member, notice);
+  }
+  void send_datagram(NodeId to, std::string_view bytes, const std::vector<NodeId>& members) override {
+    cluster.net_->send(daemon.id, to, bytes, members, cluster.now_, cluster.sched_);
+  }
+  void flush_clients() override {
+    // Every byte was read as it was sent: nothing stays queued.
+    for (daemon::ConnId id : written) core.on_sent(id, 0);
+    written.clear();
+  }
+  void set_client_input(bool on) override { daemon.reading = on; }
+  std::string store_ring_seq(uint32_t seq) override {
+    daemon.stored_ring_seq = seq;
+    return {};
+  }
+  // RingTap
+  void on_submit(uint32_t service, std::string& event) override { cluster.on_submit(daemon, service, event); }
+  void on_refused() override { cluster.on_refused(daemon); }
+  std::string_view on_delivered(const membership::Delivered& d) override {
+    return cluster.on_delivered(daemon, d);
+  }
+
+  Cluster& cluster;
+  Daemon& daemon;
+  daemon::Config config;  // the core keeps a reference
+  daemon::DaemonCore core;
+  std::vector<daemon::ConnId> written;  // connections that got bytes since the last flush
+};
+
+const membership::Ring& Cluster::Daemon::ring() const { return node->core.ring(); }
+
+Cluster::Cluster(ClusterConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed, 0x434c5354) {
   if (cfg_.nodes == 0 || cfg_.nodes > 16) throw std::invalid_argument("nodes must be 1..16");
   if (cfg_.clients_per_daemon == 0 || cfg_.clients_per_daemon > 9)
     throw std::invalid_argument("clients_per_daemon must be 1..9");
@@ -59,12 +114,23 @@ Cluster::Cluster(ClusterConfig cfg) : cfg_(std::move(cfg)) {
     d.name = "d" + std::to_string(d.id);
     rec_.daemon_names[d.id] = d.name;
     start_instance(d);
-    for (size_t c = 1; c <= cfg_.clients_per_daemon; ++c)
-      add_client(d, names::private_group("c" + std::to_string(c), d.name));
+    for (size_t c = 1; c <= cfg_.clients_per_daemon; ++c) add_client(d, "c" + std::to_string(c));
   }
+  // The cores log through agentd's log: counted, and printed with the virtual time when verbose.
+  saved_log_level_ = static_cast<int>(log::level());
+  log::set_level(cfg_.verbose ? log::Level::kInfo : log::Level::kWarn);
+  log::set_sink([this](log::Level l, const std::string& text) {
+    if (l <= log::Level::kWarn) ++stats_.warnings;
+    if (cfg_.verbose && l <= log::Level::kWarn)
+      std::printf("  [t=%llu us] %s: %s\n", static_cast<unsigned long long>(now_),
+                  logging_ ? logging_->c_str() : "cluster", text.c_str());
+  });
 }
 
-Cluster::~Cluster() = default;
+Cluster::~Cluster() {
+  log::set_sink(nullptr);
+  log::set_level(static_cast<log::Level>(saved_log_level_));
+}
 
 void Cluster::violation(std::string what) {
   if (rec_.violations.size() >= 100) return;  // the first ones tell the story
@@ -84,8 +150,18 @@ void Cluster::start_instance(Daemon& d) {
   membership::RingConfig rc = cfg_.ring;
   rc.incarnation = d.incarnation;
   rc.ring_seq_floor = d.stored_ring_seq;
-  d.ring = std::make_unique<Ring>(d.id, rc, now_);
-  auto& f = d.ring->faults();
+  d.clients.clear();
+  d.timer_at = 0;
+  d.retry_pending = false;
+  d.reading = true;
+  d.delivering = 0;
+  d.messages = d.own_submitted = d.own_delivered = 0;
+  d.last_regular = 0;
+  d.regular_members.clear();
+  d.in_transitional = false;
+  d.transitional_members.clear();
+  d.node = std::make_unique<Node>(*this, d, rc);
+  auto& f = d.node->core.ring().faults();
   if (cfg_.fault_node == 0 || cfg_.fault_node == d.id) {
     if (cfg_.fault == "skip-retransmit") f.skip_retransmissions = true;
     else if (cfg_.fault == "out-of-order") f.deliver_out_of_order = true;
@@ -93,39 +169,45 @@ void Cluster::start_instance(Daemon& d) {
     else if (cfg_.fault == "skip-recovery") f.skip_recovery = true;
     else if (!cfg_.fault.empty()) throw std::invalid_argument("unknown fault: " + cfg_.fault);
   }
-  d.groups = std::make_unique<groups::GroupState>(d.name);
-  d.clients.clear();
-  d.own.clear();
-  d.queued = 0;
-  d.timer_at = 0;
-  d.retry_pending = false;
-  d.messages = d.own_submitted = d.own_delivered = 0;
-  d.last_regular = 0;
-  d.regular_members.clear();
-  d.in_transitional = false;
-  d.transitional_members.clear();
-  d.state = d.ring->state();
+  d.state = d.ring().state();
 }
 
-void Cluster::add_client(Daemon& d, const std::string& name) {
+void Cluster::add_client(Daemon& d, const std::string& user) {
   Client cl;
-  cl.name = name;
+  cl.user = user;
+  cl.name = names::private_group(user, d.name);
   cl.daemon = static_cast<size_t>(&d - daemons_.data());
   cl.instance = d.instance;
-  size_t index = workload_->add_client(name);
+  size_t index = workload_->add_client(cl.name);
   if (index != clients_.size()) throw std::logic_error("workload and cluster disagree on clients");
   d.clients.push_back(index);
-  client_index_[name] = index;
-  rec_.clients[name] = d.instance;
-  rec_.received[name];
+  client_index_[cl.name] = index;
+  rec_.clients[cl.name] = d.instance;
+  rec_.received[cl.name];
   clients_.push_back(std::move(cl));
+  connect(clients_.back());
+}
+
+// Opens a connection and says hello; what the client wrote meanwhile follows.
+void Cluster::connect(Client& c) {
+  Daemon& d = daemons_.at(c.daemon);
+  c.conn = ++next_conn_;
+  c.in = std::make_unique<proto::FrameReader>(64u << 20);
+  c.departing = false;
+  c.close_after = false;
+  proto::Hello h;
+  h.name = c.user;
+  std::string hello;
+  proto::encode(hello, h);
+  c.out = hello + c.out + c.next_out;
+  c.next_out.clear();
+  if (!d.node->core.on_open(c.conn)) violation(d.name + " refused a connection of " + c.name);
 }
 
 void Cluster::crash(Daemon& d) {
   if (!d.alive) return;
-  add_stats(dead_ring_stats_, d.ring->stats());
-  d.ring.reset();
-  d.groups.reset();
+  add_stats(dead_ring_stats_, d.ring().stats());
+  d.node.reset();
   d.alive = false;
   d.gen = 0;
   d.timer_at = 0;
@@ -136,12 +218,11 @@ void Cluster::crash(Daemon& d) {
   for (size_t ci : d.clients) {
     Client& c = clients_[ci];
     c.alive = false;
-    total_queued_ -= c.queue.size();
-    c.queue.clear();  // never accepted by a ring: lost with the daemon
+    c.conn = 0;
+    c.out.clear();  // never read by the daemon: lost with it
+    c.next_out.clear();
   }
   d.clients.clear();
-  d.queued = 0;
-  d.own.clear();
   ++stats_.crashes;
 }
 
@@ -151,8 +232,7 @@ void Cluster::restart(Daemon& d) {
   start_instance(d);
   // Its old clients are gone; new ones connect under new names.
   for (size_t c = 1; c <= cfg_.clients_per_daemon; ++c)
-    add_client(d, names::private_group("c" + std::to_string(c) + "r" + std::to_string(d.incarnation),
-                                       d.name));
+    add_client(d, "c" + std::to_string(c) + "r" + std::to_string(d.incarnation));
   ++stats_.restarts;
   settle(d);
 }
@@ -180,10 +260,10 @@ bool Cluster::first_ring_up() const {
 bool Cluster::converged() const {
   uint64_t ring = 0;
   for (auto& d : daemons_) {
-    if (!d.alive || d.ring->state() != RingState::kOperational) return false;
-    if (d.ring->members().size() != daemons_.size() || d.last_regular != d.ring->ring_id()) return false;
-    if (ring != 0 && d.ring->ring_id() != ring) return false;
-    ring = d.ring->ring_id();
+    if (!d.alive || d.ring().state() != RingState::kOperational) return false;
+    if (d.ring().members().size() != daemons_.size() || d.last_regular != d.ring().ring_id()) return false;
+    if (ring != 0 && d.ring().ring_id() != ring) return false;
+    ring = d.ring().ring_id();
   }
   return true;
 }
@@ -227,7 +307,8 @@ void Cluster::run() {
   }
   rec_.end_at = now_;
   for (auto& c : clients_)
-    if (c.alive && !c.queue.empty()) rec_.unsent[c.name] = c.queue.size();
+    if (c.alive && (!c.out.empty() || !c.next_out.empty()))
+      rec_.unsent[c.name] = c.out.size() + c.next_out.size();
 }
 
 void Cluster::step(SimEvent ev) {
@@ -248,9 +329,9 @@ void Cluster::step(SimEvent ev) {
         // As agentd gives a packet it read into a buffer it lends: with the buffer's owner,
         // for the ring to keep instead of copying (every other arrival: both ways are run).
         auto owner = std::make_shared<const std::string>(std::move(ev.bytes));
-        d.ring->on_packet(ev.from, *owner, now_, owner);
+        d.node->core.on_datagram(ev.from, *owner, now_, owner);
       } else {
-        d.ring->on_packet(ev.from, ev.bytes, now_);
+        d.node->core.on_datagram(ev.from, ev.bytes, now_);
       }
       settle(d);
       break;
@@ -259,8 +340,7 @@ void Cluster::step(SimEvent ev) {
       Daemon& d = daemons_.at(ev.node - 1);
       if (!d.alive || ev.gen != d.gen || ev.at != d.timer_at) return;  // stale
       d.timer_at = 0;
-      if (now_ >= d.ring->next_timeout()) d.ring->on_timeout(now_);
-      settle(d);
+      settle(d);  // the core handles the timeout that is due
       break;
     }
     case EventKind::kWorkload:
@@ -297,24 +377,42 @@ void Cluster::step(SimEvent ev) {
 
 void Cluster::queue_action(Client& c, const ClientAction& a) {
   Daemon& d = daemons_.at(c.daemon);
-  if (a.event.kind == groups::EventKind::kData) {
-    SentMessage m;
-    m.id = MsgId{c.name, a.event.msg_type};
-    m.instance = c.instance;
-    m.service = a.event.service;
-    m.groups = a.event.groups;
-    m.payload_fingerprint = fingerprint(a.event.payload);
-    m.payload_bytes = a.event.payload.size();
-    m.seen_index = c.last_index;
-    m.at = now_;
-    rec_.sent.emplace(m.id, std::move(m));
+  // Written to the connection, or held for the next one while the last one's disconnect is
+  // under way.
+  std::string& out = c.departing || c.close_after ? c.next_out : c.out;
+  const groups::Event& e = a.event;
+  switch (e.kind) {
+    case groups::EventKind::kData: {
+      SentMessage m;
+      m.id = MsgId{c.name, e.msg_type};
+      m.instance = c.instance;
+      m.service = e.service;
+      m.groups = e.groups;
+      m.payload_fingerprint = fingerprint(e.payload);
+      m.payload_bytes = e.payload.size();
+      m.seen_index = c.last_index;
+      m.at = now_;
+      rec_.sent.emplace(m.id, std::move(m));
+      std::vector<std::string_view> groups(e.groups.begin(), e.groups.end());
+      proto::encode_multicast(out, e.service, e.msg_type, groups.data(), groups.size(), e.payload);
+      break;
+    }
+    case groups::EventKind::kJoin: proto::encode_join(out, e.group); break;
+    case groups::EventKind::kLeave: proto::encode_leave(out, e.group); break;
+    case groups::EventKind::kDisconnect:
+      if (&out != &c.out) break;  // already on its way out
+      if (rng_.chance(cfg_.p_cut_mid_frame)) {
+        // Killed while writing: half a frame the daemon never gets whole.
+        std::string frame;
+        std::string_view g = "g0";
+        proto::encode_multicast(frame, proto::service::kAgreed, 0, &g, 1, std::string(100, 'x'));
+        out.append(frame, 0, rng_.range(1, frame.size() - 1));
+      }
+      c.close_after = true;
+      break;
+    default:
+      throw std::logic_error("workload: a client action of an unexpected kind");
   }
-  Queued q;
-  groups::encode_event(q.bytes, a.event);
-  q.service = a.service;
-  c.queue.push_back(std::move(q));
-  ++d.queued;
-  ++total_queued_;
   settle(d);
 }
 
@@ -372,11 +470,11 @@ void Cluster::begin_final_round() {
 }
 
 void Cluster::watch_state(Daemon& d) {
-  RingState s = d.ring->state();
+  RingState s = d.ring().state();
   if (s == d.state) return;
   if (cfg_.trace)
     std::printf("  [t=%llu us] %s: %s -> %s (ring %s)\n", static_cast<unsigned long long>(now_), d.name.c_str(),
-                membership::to_string(d.state), membership::to_string(s), ring_name(d.ring->ring_id()).c_str());
+                membership::to_string(d.state), membership::to_string(s), ring_name(d.ring().ring_id()).c_str());
   d.state = s;
   if (fault_armed_ && started_ && !healed_ &&
       (s == RingState::kCommit || s == RingState::kRecovery)) {
@@ -389,15 +487,26 @@ void Cluster::watch_state(Daemon& d) {
 
 void Cluster::settle(Daemon& d) {
   if (!d.alive) return;
+  logging_ = &d.name;
   for (;;) {
-    membership::Actions a = d.ring->take_actions();
-    if (a.store_ring_seq != 0 || !a.sends.empty() || !a.deliveries.empty() || !a.warnings.empty()) {
-      handle(d, std::move(a));
-      continue;
+    d.node->core.run(now_);
+    if (d.node->core.failed()) throw std::logic_error(d.name + "'s core stopped: " + d.node->core.failure());
+    bool any = false;
+    // Clients whose disconnect took effect connect again (not from inside the core's run).
+    for (size_t ci : std::exchange(reconnects_, {})) {
+      Client& c = clients_[ci];
+      if (c.alive && c.departing && c.daemon == static_cast<size_t>(&d - daemons_.data())) {
+        connect(c);
+        any = true;
+      }
     }
-    if (!pump(d)) break;
+    any |= feed_clients(d);
+    if (!any) break;
   }
-  if ((d.queued > 0 || !d.own.empty()) && !d.retry_pending) {
+  logging_ = nullptr;
+  bool waiting = d.node->core.held() > 0;
+  for (size_t ci : d.clients) waiting |= !clients_[ci].out.empty();
+  if (waiting && !d.retry_pending) {
     d.retry_pending = true;
     sched_.push(SimEvent{now_ + cfg_.retry_us, 0, EventKind::kRetry, d.id, 0, {}, d.gen});
   }
@@ -405,8 +514,37 @@ void Cluster::settle(Daemon& d) {
   watch_state(d);
 }
 
+// What the clients wrote, read as agentd reads it (up to 64 KiB per connection per round,
+// none while the core has paused input); a client whose last bytes were read and that
+// closes its connection is closed. True when the core got something.
+bool Cluster::feed_clients(Daemon& d) {
+  constexpr size_t kReadBytes = 64 * 1024;
+  bool any = false;
+  for (size_t k = 0; k < d.clients.size(); ++k) {
+    Client& c = clients_[d.clients[k]];
+    if (c.conn == 0) continue;
+    if (!c.out.empty() && d.reading) {
+      size_t n = std::min(c.out.size(), kReadBytes);
+      std::string chunk = c.out.substr(0, n);
+      c.out.erase(0, n);
+      d.node->core.on_bytes(c.conn, chunk.data(), chunk.size(), now_);
+      any = true;
+    }
+    if (c.out.empty() && c.close_after && c.conn != 0) {
+      daemon::ConnId conn = c.conn;
+      c.conn = 0;
+      c.close_after = false;
+      c.departing = true;
+      rec_.sessionless[c.name].emplace_back(d.delivering, ~uint64_t{0});
+      d.node->core.on_closed(conn);
+      any = true;
+    }
+  }
+  return any;
+}
+
 void Cluster::schedule_timer(Daemon& d) {
-  Time t = d.ring->next_timeout();
+  Time t = d.node->core.next_timeout();
   if (t == kNever) {
     d.timer_at = 0;  // any scheduled wake-up is now stale
     return;
@@ -417,53 +555,29 @@ void Cluster::schedule_timer(Daemon& d) {
   sched_.push(SimEvent{t, 0, EventKind::kTimer, d.id, 0, {}, d.gen});
 }
 
-void Cluster::handle(Daemon& d, membership::Actions a) {
-  if (a.store_ring_seq != 0) d.stored_ring_seq = a.store_ring_seq;
-  for (auto& s : a.sends) net_->send(d.id, s.to, s.view(), d.ring->members(), now_, sched_);
-  for (auto& x : a.deliveries) on_delivered(d, x);
-  for (auto& w : a.warnings) {
-    ++stats_.warnings;
-    if (cfg_.verbose) std::printf("  [t=%llu us] warning from %s: %s\n",
-                                  static_cast<unsigned long long>(now_), d.name.c_str(), w.c_str());
-  }
-}
-
-bool Cluster::submit(Daemon& d, const Queued& q) {
+void Cluster::on_submit(Daemon& d, uint32_t service, std::string& event) {
   Instance& inst = rec_.instances.at(d.instance - 1);
   uint64_t nonce = make_nonce(d.instance, inst.submitted.size() + 1);
-  if (!d.ring->submit(q.service, frame(nonce, q.bytes), now_)) {
-    ++stats_.refusals;
-    return false;
-  }
-  uint64_t fp = fingerprint(q.bytes);
-  inst.submitted.push_back(Submission{q.service, fp, now_});
-  rec_.payloads.emplace(fp, q.bytes);
+  uint64_t fp = fingerprint(event);
+  inst.submitted.push_back(Submission{service, fp, now_});
+  rec_.payloads.emplace(fp, event);
+  event = frame(nonce, event);
   ++d.own_submitted;
   ++total_submitted_;
   ++stats_.submissions;
   if (rec_.converged_at != 0) late_[nonce];
-  return true;
 }
 
-bool Cluster::pump(Daemon& d) {
-  bool any = false;
-  // The daemon's own events first (as agentd puts a refused state event first in line).
-  while (!d.own.empty()) {
-    if (!submit(d, d.own.front())) return any;
-    d.own.pop_front();
-    any = true;
-  }
-  for (size_t ci : d.clients) {
-    Client& c = clients_[ci];
-    while (!c.queue.empty()) {
-      if (!submit(d, c.queue.front())) break;
-      c.queue.pop_front();
-      --d.queued;
-      --total_queued_;
-      any = true;
-    }
-  }
-  return any;
+// The last offer did not go in: it is not a submission (it comes again with a new nonce).
+void Cluster::on_refused(Daemon& d) {
+  Instance& inst = rec_.instances.at(d.instance - 1);
+  uint64_t nonce = make_nonce(d.instance, inst.submitted.size());
+  inst.submitted.pop_back();
+  --d.own_submitted;
+  --total_submitted_;
+  --stats_.submissions;
+  ++stats_.refusals;
+  late_.erase(nonce);
 }
 
 void Cluster::check_safe(Daemon& d, const membership::Delivered& x) {
@@ -475,9 +589,9 @@ void Cluster::check_safe(Daemon& d, const membership::Delivered& x) {
   for (NodeId m : set) {
     Daemon& e = daemons_.at(m - 1);
     if (!e.alive) continue;
-    bool knows = &e == &d ? e.ring->state() == RingState::kOperational && e.ring->ring_id() == x.ring_id
+    bool knows = &e == &d ? e.ring().state() == RingState::kOperational && e.ring().ring_id() == x.ring_id
                           : e.last_regular == x.ring_id;
-    if (!knows || e.ring->has_packet(x.ring_id, x.packet_seq)) continue;
+    if (!knows || e.ring().has_packet(x.ring_id, x.packet_seq)) continue;
     violation("SAFE delivered early: " + rec_.instances.at(d.instance - 1).name + " delivered index " +
               std::to_string(x.index) + " (ring " + ring_name(x.ring_id) + " packet " +
               std::to_string(x.packet_seq) + ", " + service_name(x.service) + ", " +
@@ -486,9 +600,10 @@ void Cluster::check_safe(Daemon& d, const membership::Delivered& x) {
   }
 }
 
-void Cluster::on_delivered(Daemon& d, membership::Delivered& x) {
+std::string_view Cluster::on_delivered(Daemon& d, const membership::Delivered& x) {
   ++stats_.ring_deliveries;
   last_progress_ = now_;
+  d.delivering = x.index;
   Instance& inst = rec_.instances.at(d.instance - 1);
   RingRecord r;
   r.index = x.index;
@@ -497,7 +612,6 @@ void Cluster::on_delivered(Daemon& d, membership::Delivered& x) {
   r.ordinal = x.ordinal;
   r.next_ring_id = x.next_ring_id;
   r.at = now_;
-  std::vector<groups::Delivery> out;
   if (x.kind != DeliveryKind::kMessage) {
     ++stats_.configurations;
     if (cfg_.trace || cfg_.verbose)
@@ -506,27 +620,17 @@ void Cluster::on_delivered(Daemon& d, membership::Delivered& x) {
                   x.kind == DeliveryKind::kRegular ? "regular" : "transitional", ring_name(x.ring_id).c_str(),
                   id_list(x.members).c_str(), static_cast<unsigned long long>(x.index));
     r.members = x.members;
-    r.next_ring_id = x.next_ring_id;
     inst.ring.push_back(r);
     if (x.kind == DeliveryKind::kTransitional) {
       d.in_transitional = true;
       d.transitional_members = x.members;
-      feed_transitional(*d.groups, x.ring_id, x.ordinal, x.members, x.next_ring_id, out);
-      route(d, x.index, out);
-      return;
+    } else {
+      d.last_regular = x.ring_id;
+      d.regular_members = x.members;
+      d.in_transitional = false;
+      d.transitional_members.clear();
     }
-    d.last_regular = x.ring_id;
-    d.regular_members = x.members;
-    d.in_transitional = false;
-    d.transitional_members.clear();
-    groups::Event state = feed_regular(*d.groups, x.ring_id, x.ordinal, x.members, out);
-    route(d, x.index, out);
-    // As agentd: the state event goes to the ring at once (first in line if refused).
-    Queued q;
-    groups::encode_event(q.bytes, state);
-    q.service = proto::service::kAgreed;
-    if (!d.own.empty() || !submit(d, q)) d.own.push_back(std::move(q));
-    return;
+    return {};
   }
   ++d.messages;
   r.packet_seq = x.packet_seq;
@@ -539,66 +643,144 @@ void Cluster::on_delivered(Daemon& d, membership::Delivered& x) {
   }
   inst.ring.push_back(r);
   if (x.service & membership::kSafeService) check_safe(d, x);
-  if (u) {
-    if (nonce_instance(u->nonce) == d.instance) ++d.own_delivered;
-    auto late = late_.find(u->nonce);
-    if (late != late_.end() && late->second.insert(d.id).second &&
-        late->second.size() == daemons_.size())
-      ++late_done_;
+  if (!u) {
+    violation(inst.name + " delivered a message without the simulator's nonce at index " + std::to_string(x.index));
+    return x.payload;
   }
-  auto ev = u ? groups::decode_event(u->event) : std::nullopt;
-  if (cfg_.trace)
+  if (nonce_instance(u->nonce) == d.instance) ++d.own_delivered;
+  auto late = late_.find(u->nonce);
+  if (late != late_.end() && late->second.insert(d.id).second && late->second.size() == daemons_.size())
+    ++late_done_;
+  if (cfg_.trace) {
+    auto ev = groups::decode_event(u->event);
     std::printf("  [t=%llu us] %s delivers index %llu: ring %s packet %llu ordinal %llu from d%u nonce %u:%llu %s %s\n",
                 static_cast<unsigned long long>(now_), inst.name.c_str(), static_cast<unsigned long long>(x.index),
                 ring_name(x.ring_id).c_str(), static_cast<unsigned long long>(x.packet_seq),
-                static_cast<unsigned long long>(x.ordinal), x.origin, u ? nonce_instance(u->nonce) : 0,
-                static_cast<unsigned long long>(u ? nonce_submission(u->nonce) : 0), service_name(x.service).c_str(),
+                static_cast<unsigned long long>(x.ordinal), x.origin, nonce_instance(u->nonce),
+                static_cast<unsigned long long>(nonce_submission(u->nonce)), service_name(x.service).c_str(),
                 ev ? describe_event(*ev).c_str() : "?");
-  if (!ev) {
-    violation(inst.name + " delivered an undecodable event at index " + std::to_string(x.index));
-    return;
   }
-  feed_message(*d.groups, x.ring_id, x.ordinal, x.origin, *ev, out);
-  route(d, x.index, out);
+  return u->event;
 }
 
-void Cluster::route(Daemon& d, uint64_t index, std::vector<groups::Delivery>& out) {
-  const std::string& iname = rec_.instances.at(d.instance - 1).name;
-  for (auto& del : out) {
-    ClientRecord r;
-    r.index = index;
-    if (del.data) {
-      r.data = true;
-      r.id = MsgId{del.data->member, del.data->msg_type};
-      r.service = del.data->service;
-      r.groups = del.data->groups;
-      r.payload_fingerprint = fingerprint(del.data->payload);
-      r.payload_bytes = del.data->payload.size();
-    } else {
-      r.membership = del.membership;
+Cluster::Client* Cluster::client_of(Daemon& d, daemon::ConnId conn) {
+  for (size_t ci : d.clients)
+    if (clients_[ci].conn == conn) return &clients_[ci];
+  return nullptr;
+}
+
+// What the daemon wrote to a client's connection: the client reads it at once. Deliveries are
+// stamped with the ring item the core is handing out.
+void Cluster::on_frames(Daemon& d, daemon::ConnId conn, std::string_view bytes) {
+  d.node->written.push_back(conn);
+  Client* c = client_of(d, conn);
+  if (!c) {
+    violation(d.name + " wrote to connection " + std::to_string(conn) + ", which no live client holds");
+    return;
+  }
+  c->in->feed(bytes.data(), bytes.size());
+  proto::Frame f;
+  for (;;) {
+    auto st = c->in->next(f);
+    if (st == proto::FrameReader::Status::kNeedMore) break;
+    if (st == proto::FrameReader::Status::kTooLarge) {
+      violation(d.name + " sent " + c->name + " a frame above the limit");
+      return;
     }
-    for (auto& name : del.recipients) {
-      auto it = client_index_.find(name);
-      if (it == client_index_.end() || clients_[it->second].daemon != static_cast<size_t>(&d - daemons_.data())) {
-        violation(iname + " routed index " + std::to_string(index) + " to " + name +
-                  ", which is not one of its clients");
+    ClientRecord r;
+    r.index = d.delivering;
+    switch (f.verb) {
+      case proto::Verb::kData: {
+        auto m = proto::decode_data(f.body);
+        if (!m) {
+          violation(d.name + " sent " + c->name + " a data frame that does not decode");
+          continue;
+        }
+        r.data = true;
+        r.id = MsgId{m->sender, m->msg_type};
+        r.service = m->service;
+        r.groups = m->groups;
+        r.payload_fingerprint = fingerprint(m->payload);
+        r.payload_bytes = m->payload.size();
+        break;
+      }
+      case proto::Verb::kMembership: {
+        auto m = proto::decode_membership(f.body);
+        if (!m) {
+          violation(d.name + " sent " + c->name + " a membership frame that does not decode");
+          continue;
+        }
+        r.membership = std::move(*m);
+        break;
+      }
+      case proto::Verb::kWelcome: {
+        // Its session starts here: deliveries from the next ring item on reach it.
+        auto& gaps = rec_.sessionless[c->name];
+        if (!gaps.empty() && gaps.back().second == ~uint64_t{0}) gaps.back().second = d.delivering;
         continue;
       }
-      Client& c = clients_[it->second];
-      // A client of an earlier incarnation of this daemon is gone: agentd has no session for
-      // it and drops the delivery (the checker's replay does the same).
-      if (!c.alive || c.instance != d.instance) continue;
-      c.last_index = std::max(c.last_index, index);
-      rec_.received[name].push_back(r);
-      ++stats_.client_deliveries;
+      case proto::Verb::kError: {
+        // Joins of groups it is in and leaves of groups it is not in are refused: the
+        // workload does not track what the daemon accepted.
+        auto e = proto::decode_error(f.body);
+        if (!e || (e->code != proto::ErrorCode::kAlreadyMember && e->code != proto::ErrorCode::kNotMember))
+          violation(d.name + " sent " + c->name + " an error: " +
+                    (e ? std::string(proto::error_name(e->code)) + ": " + e->text : "undecodable"));
+        continue;
+      }
+      default:
+        violation(d.name + " sent " + c->name + " a frame with client verb " + std::to_string(int(f.verb)));
+        continue;
     }
+    if (r.index == 0) {
+      violation(d.name + " sent " + c->name + " a delivery outside any ring item");
+      continue;
+    }
+    c->last_index = std::max(c->last_index, r.index);
+    rec_.received[c->name].push_back(std::move(r));
+    ++stats_.client_deliveries;
   }
+}
+
+void Cluster::on_close(Daemon& d, daemon::ConnId conn) {
+  Client* c = client_of(d, conn);
+  if (!c) return;
+  // The daemon closed it (it reads nothing more): what it had not read is lost; the client
+  // connects again once its disconnect took effect.
+  c->conn = 0;
+  c->out.clear();
+  c->close_after = false;
+  if (!c->departing) rec_.sessionless[c->name].emplace_back(d.delivering, ~uint64_t{0});
+  c->departing = true;
+}
+
+void Cluster::on_session_ended(Daemon& d, const std::string& member, const proto::Membership& notice) {
+  auto it = client_index_.find(member);
+  if (it == client_index_.end() || clients_[it->second].daemon != static_cast<size_t>(&d - daemons_.data())) {
+    violation(d.name + " ended the session of " + member + ", which is not one of its clients");
+    return;
+  }
+  Client& c = clients_[it->second];
+  if (!c.alive || c.instance != d.instance) return;
+  // The notice no session gets: recorded where it takes effect, which the checker expects.
+  ClientRecord r;
+  r.index = d.delivering;
+  r.membership = notice;
+  rec_.received[c.name].push_back(std::move(r));
+  if (c.departing) reconnects_.push_back(it->second);
+}
+
+size_t Cluster::pending_client_bytes() const {
+  size_t n = 0;
+  for (auto& c : clients_)
+    if (c.alive) n += c.out.size() + c.next_out.size() + (c.departing || c.close_after ? 1 : 0);
+  return n;
 }
 
 bool Cluster::everything_delivered() const {
-  if (!final_round_ || total_queued_ != 0 || late_done_ < late_.size()) return false;
+  if (!final_round_ || pending_client_bytes() != 0 || late_done_ < late_.size()) return false;
   for (auto& d : daemons_) {
-    if (!d.alive || !d.own.empty() || d.own_delivered < d.own_submitted) return false;
+    if (!d.alive || d.node->core.held() != 0 || d.own_delivered < d.own_submitted) return false;
     // Without faults there is one instance per daemon and all of them deliver everything.
     if (!cfg_.faults.enabled && d.messages < total_submitted_) return false;
   }
@@ -609,7 +791,7 @@ ClusterStats Cluster::stats() const {
   ClusterStats s = stats_;
   s.ring = dead_ring_stats_;
   for (auto& d : daemons_)
-    if (d.alive) add_stats(s.ring, d.ring->stats());
+    if (d.alive) add_stats(s.ring, d.ring().stats());
   s.net = net_->stats();
   return s;
 }

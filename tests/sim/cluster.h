@@ -1,11 +1,15 @@
-// N simulated daemons, each one real membership::Ring plus one real groups::GroupState named
-// "dN" and its clients, joined by the fake network and driven in virtual time. The daemons
+// N simulated daemons, each the real daemon core (agentd/daemon_core.h: client sessions, group
+// table and ring, with the glue agentd runs) named "dN", with its clients, joined by the fake
+// network and driven in virtual time. The clients speak the client protocol to their daemon's
+// core: hello, joins, leaves, multicasts of every service, disconnects (sometimes in the middle
+// of a frame); a client reconnects under its name once its disconnect took effect. The daemons
 // form their first ring by themselves; the workload starts once it is operational. With faults
-// on, daemons crash (ring, group table and clients gone) and restart (incarnation + 1, new
-// clients), and the network splits and heals. At the end the cluster heals everything,
-// restarts what is down, waits for one ring of all daemons, lets every client send one more
-// message (the final round), and runs until everything due is delivered (or a bound). It
-// records everything the checker needs.
+// on, daemons crash (core and clients gone) and restart (incarnation + 1, new clients), and the
+// network splits and heals. At the end the cluster heals everything, restarts what is down,
+// waits for one ring of all daemons, lets every client send one more message (the final
+// round), and runs until everything due is delivered (or a bound). It records everything the
+// checker needs, through the core's RingTap (what goes into each ring and comes out) and the
+// frames each client reads.
 #pragma once
 
 #include <cstdint>
@@ -15,8 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "groups/group_state.h"
+#include "agentd/config.h"
+#include "agentd/daemon_core.h"
 #include "membership/ring.h"
+#include "tests/sim/rng.h"
 #include "tests/sim/faults.h"
 #include "tests/sim/network.h"
 #include "tests/sim/records.h"
@@ -35,7 +41,8 @@ struct ClusterConfig {
   FaultConfig faults;
   std::string fault;                  // a ring fault switch: see valid_fault() in sim.h
   NodeId fault_node = 0;              // 0: every daemon
-  Time retry_us = 1000;               // a refused submission is retried after this
+  Time retry_us = 1000;               // held submissions and unread client bytes: retried after this
+  double p_cut_mid_frame = 0.3;       // a disconnect cuts the connection in the middle of a frame
   Time lossy_tail_us = 100000;        // the network heals this long after the last action
   Time settle_us = 50000;             // run on this long after everything is delivered
   Time start_bound_us = 2000000;      // the workload starts by then even without a first ring
@@ -70,33 +77,37 @@ class Cluster {
   ClusterStats stats() const;
 
  private:
-  struct Queued {
-    std::string bytes;  // the encoded event
-    uint32_t service;
-  };
+  struct Node;  // a running daemon instance: its core, and the I/O and tap the core talks to
   struct Client {
     std::string name;  // private group
+    std::string user;  // the name in its hello
     size_t daemon;     // index into daemons_
     uint32_t instance;
     bool alive = true;
-    std::deque<Queued> queue;  // generated, not yet accepted by the ring
-    uint64_t last_index = 0;   // highest ring index delivered to it
+    daemon::ConnId conn = 0;    // its connection (0: none)
+    std::string out;            // written, not yet read by the daemon
+    bool close_after = false;   // closes the connection once the daemon has read out
+    // Closed, and its disconnect has not taken effect yet (the name is still taken): it
+    // reconnects then, and what it writes meanwhile waits in next_out.
+    bool departing = false;
+    std::string next_out;
+    std::unique_ptr<proto::FrameReader> in;  // frames from the daemon
+    uint64_t last_index = 0;    // highest ring index delivered to it
   };
   struct Daemon {
     NodeId id = 0;
     std::string name;
     bool alive = true;
     uint64_t incarnation = 1;
-    uint32_t stored_ring_seq = 0;  // what its ring stored "on disk": survives crashes
+    uint32_t stored_ring_seq = 0;  // what its core stored "on disk": survives crashes
     uint32_t instance = 0;  // in the records
     uint64_t gen = 0;       // this instance's generation (timers and retries carry it)
-    std::unique_ptr<membership::Ring> ring;
-    std::unique_ptr<groups::GroupState> groups;
+    std::unique_ptr<Node> node;
     std::vector<size_t> clients;  // its live clients
-    std::deque<Queued> own;       // the daemon's own events (state) refused by the ring
-    size_t queued = 0;            // over its clients' queues
     Time timer_at = 0;            // the scheduled wake-up (0: none)
     bool retry_pending = false;
+    bool reading = true;          // the core reads client input
+    uint64_t delivering = 0;      // the ring index being handed to the clients
     uint64_t messages = 0;        // messages delivered by this instance
     uint64_t own_submitted = 0, own_delivered = 0;
     // The stream so far, as the cluster saw it: for the SAFE check and convergence.
@@ -105,6 +116,7 @@ class Cluster {
     bool in_transitional = false;
     std::vector<NodeId> transitional_members;
     membership::RingState state = membership::RingState::kGather;
+    const membership::Ring& ring() const;
   };
 
   void step(SimEvent ev);
@@ -114,16 +126,22 @@ class Cluster {
   void crash(Daemon& d);
   void restart(Daemon& d);
   void start_instance(Daemon& d);
-  void add_client(Daemon& d, const std::string& name);
+  void add_client(Daemon& d, const std::string& user);
+  void connect(Client& c);
   void queue_action(Client& c, const ClientAction& a);
-  // Carries out the ring's actions and feeds it queued submissions until neither has more.
+  // Runs the core and feeds it what its clients wrote until neither has more to do.
   void settle(Daemon& d);
-  void handle(Daemon& d, membership::Actions a);
-  void on_delivered(Daemon& d, membership::Delivered& x);
-  void route(Daemon& d, uint64_t index, std::vector<groups::Delivery>& out);
+  bool feed_clients(Daemon& d);
+  // The core's outputs (Node forwards them here).
+  void on_submit(Daemon& d, uint32_t service, std::string& event);
+  void on_refused(Daemon& d);
+  std::string_view on_delivered(Daemon& d, const membership::Delivered& x);
+  void on_frames(Daemon& d, daemon::ConnId conn, std::string_view bytes);
+  void on_close(Daemon& d, daemon::ConnId conn);
+  void on_session_ended(Daemon& d, const std::string& member, const proto::Membership& notice);
   void check_safe(Daemon& d, const membership::Delivered& x);
-  bool submit(Daemon& d, const Queued& q);
-  bool pump(Daemon& d);
+  Client* client_of(Daemon& d, daemon::ConnId conn);
+  size_t pending_client_bytes() const;
   void schedule_timer(Daemon& d);
   void watch_state(Daemon& d);
   bool first_ring_up() const;
@@ -142,6 +160,7 @@ class Cluster {
   std::vector<Daemon> daemons_;
   std::vector<Client> clients_;
   std::map<std::string, size_t> client_index_;
+  Rng rng_;                      // the cluster's own choices (clients cut off mid-frame)
   Records rec_;
   ClusterStats stats_;
   membership::RingStats dead_ring_stats_;  // of crashed instances
@@ -149,7 +168,10 @@ class Cluster {
   uint64_t gen_ = 0;             // instance generations: timers of a crashed one are stale
   uint64_t fault_gen_ = 0;       // kFault events of an older plan are stale
   bool fault_armed_ = false;     // the next fault fires when a daemon enters commit/recovery
-  size_t total_queued_ = 0;
+  daemon::ConnId next_conn_ = 0;
+  int saved_log_level_ = 0;
+  const std::string* logging_ = nullptr;  // the daemon whose core runs (log lines name it)
+  std::vector<size_t> reconnects_;  // clients whose disconnect took effect: connect again
   bool started_ = false;         // the workload has started
   bool healed_ = false;          // the final heal happened
   bool final_round_ = false;     // the final round's messages are queued

@@ -1,6 +1,7 @@
-// How agentd (agentd/daemon.cpp, drain and on_configuration) hands the ring's deliveries to the
-// group layer. The cluster, the checker's replay and the checker's model all use this, so they
-// follow the daemon in one place.
+// How the daemon core (agentd/daemon_core.cpp run() and on_configuration(), through ClientHub)
+// hands the ring's deliveries to the group layer, for the checker's replay and model, which
+// feed a fresh GroupState from the recorded streams. The simulated daemons themselves run the
+// core; this file is the checker's statement of the same three calls.
 #pragma once
 
 #include <cstdint>

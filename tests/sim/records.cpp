@@ -66,4 +66,12 @@ std::string id_list(const std::vector<NodeId>& ids) {
   return out + "}";
 }
 
+bool Records::without_session(const std::string& client, uint64_t index) const {
+  auto it = sessionless.find(client);
+  if (it == sessionless.end()) return false;
+  for (auto& [after, until] : it->second)
+    if (index > after && index <= until) return true;
+  return false;
+}
+
 }  // namespace agent::sim

@@ -112,7 +112,11 @@ struct Records {
   std::map<uint64_t, std::string> payloads;    // fingerprint -> encoded event
   std::map<std::string, std::vector<ClientRecord>> received;  // per client, in delivery order
   std::map<MsgId, SentMessage> sent;
-  std::map<std::string, size_t> unsent;        // live client -> actions never accepted by its ring
+  std::map<std::string, size_t> unsent;        // live client -> bytes its daemon never read
+  // Per client, the stretches of its instance's stream when it had no session: (after, until]
+  // in ring indices, from its connection's close to its next session's hello (until: ~0 when
+  // there was none). Nothing is delivered to it there but the notice of its own disconnect.
+  std::map<std::string, std::vector<std::pair<uint64_t, uint64_t>>> sessionless;
   std::vector<std::string> violations;         // seen during the run
   bool faults = false;       // crashes, restarts or partitions were injected
   Time heal_at = 0;          // the final heal: no more loss, partitions or crashes
@@ -121,6 +125,8 @@ struct Records {
   bool quiescent = false;    // everything due was delivered everywhere before the bound
 
   const Instance& instance(uint32_t i) const { return instances.at(i - 1); }
+  // Whether client had no session when its daemon handed out ring item index.
+  bool without_session(const std::string& client, uint64_t index) const;
 };
 
 // "AGREED|SELF_DISCARD" and the like.

@@ -1,9 +1,9 @@
 #include "agentd/client_hub.h"
 
 #include <algorithm>
-#include <cassert>
 
 #include "agentd/log.h"
+#include "base/check.h"
 #include "groups/event_codec.h"
 #include "transport/names.h"
 
@@ -84,7 +84,7 @@ void ClientHub::process_drops() {
 
 void ClientHub::forget(ConnId id, bool close) {
   auto it = sessions_.find(id);
-  assert(it != sessions_.end());
+  AGENT_CHECK(it != sessions_.end());
   Session& s = it->second;
   std::string member;
   if (s.connected) {
@@ -360,7 +360,7 @@ void ClientHub::send_to(const std::string& member, std::string_view head, std::s
   auto it = by_group_.find(member);
   if (it == by_group_.end()) return;  // gone since the event was ordered
   auto sit = sessions_.find(it->second);
-  assert(sit != sessions_.end());
+  AGENT_CHECK(sit != sessions_.end());  // by_group_ names only live sessions
   Session& s = sit->second;
   if (s.closing || (membership && !s.want_membership)) return;
   if (tail.empty())

@@ -4,7 +4,7 @@
 
 #include "agentd/log.h"
 #include "groups/event_codec.h"
-#include "membership/ring_check.h"
+#include "base/check.h"
 
 namespace agent::daemon {
 
@@ -108,6 +108,7 @@ void DaemonCore::retry_backlog() {
     throttled_ = false;
     io_.set_client_input(true);
   }
+  AGENT_CHECK(!throttled_ || !backlog_.empty());
 }
 
 void DaemonCore::run(Time now) {
@@ -168,13 +169,13 @@ void DaemonCore::on_configuration(const membership::Delivered& d) {
   AGENT_LOG(kInfo, "ring: " << (regular ? "regular" : "transitional") << " configuration "
                             << (d.ring_id >> 32) << "." << (d.ring_id & 0xffffffff)
                             << " with daemons " << ids);
-  RING_CHECK(!d.members.empty());
+  AGENT_CHECK(!d.members.empty());
   // View ids are (ring, ordinal): the same at every daemon that delivers the same stream.
   if (!regular) {
     hub_.on_transitional(d.ordinal, d.members, d.next_ring_id);
     return;
   }
-  RING_CHECK(std::binary_search(d.members.begin(), d.members.end(), cfg_.ring.id));
+  AGENT_CHECK(std::binary_search(d.members.begin(), d.members.end(), cfg_.ring.id));
   auto state = hub_.on_regular(d.ordinal, d.ring_id, d.members);
   std::string bytes;
   groups::encode_event(bytes, state);

@@ -1,8 +1,8 @@
 #include "groups/group_state.h"
 
 #include <algorithm>
-#include <cassert>
 
+#include "base/check.h"
 #include "transport/names.h"
 
 namespace agent::groups {
@@ -64,6 +64,7 @@ bool GroupState::remove_local(const std::string& member, const std::string& grou
   if (g == local_groups_.end() || !g->second.erase(group)) return false;
   if (g->second.empty()) local_groups_.erase(g);
   auto m = local_members_.find(group);
+  AGENT_CHECK(m != local_members_.end() && m->second.count(member));  // the two tables agree
   m->second.erase(member);
   if (m->second.empty()) local_members_.erase(m);
   return true;
@@ -131,6 +132,7 @@ void GroupState::apply_now(uint64_t seq, DaemonId origin, const Event& ev,
         local_groups_.erase(lg);
         for (auto& group : groups) {
           auto m = local_members_.find(group);
+          AGENT_CHECK(m != local_members_.end() && m->second.count(ev.member));
           m->second.erase(ev.member);
           if (m->second.empty()) local_members_.erase(m);
         }
@@ -151,9 +153,13 @@ void GroupState::apply_now(uint64_t seq, DaemonId origin, const Event& ev,
 
 void GroupState::view(const std::string& group, const Group& g, uint32_t service,
                       const std::string& changed, std::vector<Delivery>& out) {
+  AGENT_CHECK(!g.members.empty());
   Delivery d;
-  for (auto& m : g.members)
+  for (auto& m : g.members) {
+    // Whoever a view lists, the shared table knows which daemon it is on and that it is in.
+    AGENT_CHECK(member_daemon_.count(m));
     if (is_local(m)) d.recipients.push_back(m);
+  }
   if (d.recipients.empty()) return;
   d.membership.service = service;
   d.membership.group = group;
@@ -168,7 +174,7 @@ void GroupState::view(const std::string& group, const Group& g, uint32_t service
 void GroupState::remove_shared(uint64_t seq, const std::string& member, const std::string& group,
                                uint32_t cause, std::vector<Delivery>& out) {
   auto it = groups_.find(group);
-  assert(it != groups_.end() && it->second.members.count(member));
+  AGENT_CHECK(it != groups_.end() && it->second.members.count(member));
   Group& g = it->second;
   g.members.erase(member);
   g.view = view_id(seq);
@@ -208,7 +214,8 @@ void GroupState::on_transitional(uint64_t ordinal, const std::vector<DaemonId>& 
     auto& g = it->second;
     for (auto m = g.members.begin(); m != g.members.end();) {
       auto d = member_daemon_.find(*m);
-      if (d == member_daemon_.end() || !trans_.count(d->second)) {
+      AGENT_CHECK(d != member_daemon_.end());
+      if (!trans_.count(d->second)) {
         forget_member_group(*m, it->first);
         m = g.members.erase(m);
       } else {
@@ -254,6 +261,8 @@ void GroupState::on_transitional(uint64_t ordinal, const std::vector<DaemonId>& 
 Event GroupState::on_regular(uint64_t seq, uint64_t config, const std::vector<DaemonId>& daemons,
                              std::vector<Delivery>& out) {
   replayed_.clear();
+  AGENT_CHECK(config != 0 && !daemons.empty());
+  AGENT_CHECK(std::is_sorted(daemons.begin(), daemons.end()));
   if (mode_ == Mode::kExchange) {
     // A regular configuration always follows a transitional one; should one not, the exchange
     // ends with the states that arrived and its held events apply in the old configuration.
@@ -282,6 +291,11 @@ Event GroupState::on_regular(uint64_t seq, uint64_t config, const std::vector<Da
 }
 
 void GroupState::take_state(const Event& ev, DaemonId origin) {
+  // Only the configuration's daemons send states for its exchange.
+  if (!exchange_.expected.count(origin)) {
+    ++stats_.ignored;
+    return;
+  }
   if (!exchange_.received.insert(origin).second) return;  // one state per daemon
   exchange_.old_configs[origin] = ev.old_config;
   for (auto& [m, g] : ev.memberships) {
@@ -308,6 +322,7 @@ void GroupState::complete_exchange(uint64_t seq, std::vector<Delivery>& out) {
   exchange_ = Exchange{};
   mode_ = Mode::kRegular;
   rebuild(ex);
+  AGENT_CHECK(ex.received == ex.expected);
   // A regular view, caused by the network, for every group with members here.
   for (auto& [name, g] : groups_) {
     g.view = view_id(seq);

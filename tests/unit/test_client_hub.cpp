@@ -5,7 +5,6 @@
 
 #include "agentd/client_hub.h"
 #include "agentd/log.h"
-#include "membership/local_sequencer.h"
 
 using namespace agent;
 using namespace agent::daemon;
@@ -17,6 +16,12 @@ namespace {
 
 // The hub logs every connect; keep test output to what matters.
 const bool quiet = (agent::log::set_level(agent::log::Level::kError), true);
+
+// Orders events by numbering them as they come: what a ring of one does.
+struct Sequencer {
+  uint64_t next() { return ++last; }
+  uint64_t last = 0;
+};
 
 struct FakeIo : ClientIo {
   void send(ConnId id, std::string_view b) override { out[id].append(b.data(), b.size()); }
@@ -71,7 +76,7 @@ struct Hub {
   }
   Config cfg;
   FakeIo io;
-  membership::LocalSequencer seq;
+  Sequencer seq;
   ClientHub hub;
   ConnId next_id = 1;
   std::vector<std::string> held;
@@ -328,7 +333,7 @@ TEST_CASE("a name stays taken until its session's disconnect is ordered", "[hub]
   // Submissions wait in a queue, as they wait for the ring's token.
   Config cfg = Hub::make_config();
   FakeIo io;
-  membership::LocalSequencer seq;
+  Sequencer seq;
   std::vector<std::string> pending;
   ClientHub hub(cfg, io, [&](uint32_t, std::string& e) { pending.push_back(std::move(e)); });
   auto flush = [&] {

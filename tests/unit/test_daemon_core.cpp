@@ -1,0 +1,227 @@
+// The daemon core driven without sockets or clock: client bytes and datagrams in, frames,
+// datagrams and durable writes out, in the order the core asks for them.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <memory>
+
+#include "agentd/daemon_core.h"
+#include "agentd/log.h"
+#include "transport/ring_wire.h"
+
+using namespace agent;
+using namespace agent::daemon;
+using proto::ErrorCode;
+using proto::Verb;
+namespace svc = agent::proto::service;
+
+namespace {
+
+const bool quiet = (agent::log::set_level(agent::log::Level::kError), true);
+
+// Records everything the core asks for, in order: "store N", "datagram <type> to <id>".
+struct FakeIo : CoreIo {
+  void send(ConnId id, std::string_view b) override { out[id].append(b.data(), b.size()); }
+  void close(ConnId id) override { closed[id] = true; }
+  void send_datagram(NodeId to, std::string_view bytes, const std::vector<NodeId>&) override {
+    auto h = ringwire::decode_header(bytes);
+    log.push_back("datagram " + std::to_string(h ? int(h->type) : -1) + " to " +
+                  std::to_string(to));
+    datagrams.emplace_back(to, std::string(bytes));
+  }
+  void set_client_input(bool on) override { input_switches.push_back(on); }
+  std::string store_ring_seq(uint32_t seq) override {
+    log.push_back("store " + std::to_string(seq));
+    if (!store_error.empty()) return store_error;
+    stored = seq;
+    return {};
+  }
+
+  std::map<ConnId, std::string> out;
+  std::map<ConnId, bool> closed;
+  std::vector<std::string> log;
+  std::vector<std::pair<NodeId, std::string>> datagrams;  // not yet carried
+  std::vector<bool> input_switches;
+  std::string store_error;
+  uint32_t stored = 0;
+};
+
+Config config(NodeId id, std::vector<NodeId> ring = {}) {
+  Config c;
+  c.name = "d" + std::to_string(id);
+  c.ring.id = id;
+  for (NodeId m : ring) c.ring.daemons.push_back(RingDaemon{m, "127.0.0.1", 0});
+  c.ring.min_rotation_us = 0;
+  return c;
+}
+
+struct Frame {
+  Verb verb;
+  std::string body;
+};
+std::vector<Frame> frames(const std::string& bytes) {
+  proto::FrameReader r(1 << 24);
+  r.feed(bytes.data(), bytes.size());
+  std::vector<Frame> v;
+  proto::Frame f;
+  while (r.next(f) == proto::FrameReader::Status::kFrame) v.push_back(Frame{f.verb, std::string(f.body)});
+  return v;
+}
+
+std::string hello(const std::string& name) {
+  std::string b;
+  proto::encode(b, proto::Hello{proto::kMagic, proto::kVersion, proto::kHelloWantMembership, name});
+  return b;
+}
+std::string join(const std::string& g) {
+  std::string b;
+  proto::encode_join(b, g);
+  return b;
+}
+std::string mcast(const std::string& g, const std::string& payload, uint32_t service = svc::kAgreed) {
+  std::string b;
+  proto::encode(b, proto::Multicast{service, 0, {g}, payload});
+  return b;
+}
+
+// Cores joined by a loss-free network in virtual time.
+struct Cluster {
+  explicit Cluster(std::vector<NodeId> ids, uint64_t max_pending_bytes = 64u << 20) {
+    for (NodeId id : ids) {
+      cfgs.push_back(config(id, ids.size() > 1 ? ids : std::vector<NodeId>{}));
+      cfgs.back().ring.max_pending_bytes = max_pending_bytes;
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+      ios.push_back(std::make_unique<FakeIo>());
+      cores.push_back(std::make_unique<DaemonCore>(cfgs[i], *ios[i], now));
+    }
+  }
+  // Runs every core and carries datagrams until time `until`.
+  void run_until(Time until) {
+    for (;;) {
+      bool moved = false;
+      for (size_t i = 0; i < cores.size(); ++i) {
+        if (cores[i]->failed()) continue;
+        cores[i]->run(now);
+        auto sent = std::move(ios[i]->datagrams);
+        ios[i]->datagrams.clear();
+        for (auto& [to, bytes] : sent)
+          for (size_t j = 0; j < cores.size() && !cut; ++j)
+            if (j != i && (to >= membership::kAllDaemons || to == cfgs[j].ring.id)) {
+              cores[j]->on_datagram(cfgs[i].ring.id, bytes, now);
+              moved = true;
+            }
+      }
+      if (moved) continue;
+      Time next = membership::Time(-1);
+      for (auto& c : cores)
+        if (!c->failed()) next = std::min(next, c->next_timeout());
+      if (next > until) break;
+      now = std::max(now, next);
+    }
+    now = until;
+  }
+  bool cut = false;  // datagrams are lost
+  std::vector<Config> cfgs;
+  std::vector<std::unique_ptr<FakeIo>> ios;
+  std::vector<std::unique_ptr<DaemonCore>> cores;
+  Time now = 0;
+};
+
+}  // namespace
+
+TEST_CASE("a daemon alone: a client's multicast comes back to it in order, with its view",
+          "[core]") {
+  Cluster c({1});
+  c.run_until(100000);
+  DaemonCore& core = *c.cores[0];
+  REQUIRE(core.ring().state() == membership::RingState::kOperational);
+  REQUIRE(core.on_open(7));
+  std::string in = hello("alice") + join("g") + mcast("g", "one") + mcast("g", "two");
+  core.on_bytes(7, in.data(), in.size(), c.now);
+  c.run_until(c.now + 100000);
+  auto f = frames(c.ios[0]->out[7]);
+  REQUIRE(f.size() == 4);
+  CHECK(f[0].verb == Verb::kWelcome);
+  REQUIRE(f[1].verb == Verb::kMembership);
+  CHECK(proto::decode_membership(f[1].body)->members == std::vector<std::string>{"#alice#d1"});
+  REQUIRE(f[2].verb == Verb::kData);
+  CHECK(proto::decode_data(f[2].body)->payload == "one");
+  CHECK(proto::decode_data(f[3].body)->payload == "two");
+}
+
+TEST_CASE("the ring sequence is stored before the commit token that hands it out leaves",
+          "[core]") {
+  Cluster c({1, 2});
+  c.run_until(1000000);
+  for (auto& core : c.cores) REQUIRE(core->ring().members() == std::vector<NodeId>{1, 2});
+  // Daemon 1 is the representative: its commit token goes to daemon 2.
+  auto& log = c.ios[0]->log;
+  std::string commit = "datagram " + std::to_string(int(ringwire::Type::kCommit)) + " to 2";
+  auto first_commit = std::find(log.begin(), log.end(), commit);
+  REQUIRE(first_commit != log.end());
+  auto first_store = std::find_if(log.begin(), log.end(),
+                                  [](const std::string& e) { return e.rfind("store ", 0) == 0; });
+  REQUIRE(first_store != log.end());
+  CHECK(first_store < first_commit);
+  CHECK(c.ios[0]->stored > c.cores[0]->ring().ring_id() >> 32);  // reserved beyond the one in use
+}
+
+TEST_CASE("a ring sequence that cannot be stored stops the daemon with a clear error", "[core]") {
+  Cluster c({1, 2});
+  c.ios[0]->store_error = "No space left on device";
+  REQUIRE(c.cores[0]->on_open(3));
+  std::string in = hello("alice");
+  c.cores[0]->on_bytes(3, in.data(), in.size(), 0);
+  c.run_until(1000000);
+  DaemonCore& core = *c.cores[0];
+  REQUIRE(core.failed());
+  CHECK(core.failure().find("No space left on device") != std::string::npos);
+  CHECK(core.failure().find("ring ids could repeat") != std::string::npos);
+  // No commit token left daemon 1: the ring id it would have handed out was never stored.
+  for (auto& e : c.ios[0]->log)
+    CHECK(e != "datagram " + std::to_string(int(ringwire::Type::kCommit)) + " to 2");
+  // Its client was told, and daemon 2 formed a ring without it.
+  auto f = frames(c.ios[0]->out[3]);
+  REQUIRE(!f.empty());
+  CHECK(f.back().verb == Verb::kError);
+  CHECK(proto::decode_error(f.back().body)->code == ErrorCode::kShuttingDown);
+  CHECK(c.ios[0]->closed[3]);
+  CHECK(c.cores[1]->ring().state() == membership::RingState::kOperational);
+  CHECK(c.cores[1]->ring().members() == std::vector<NodeId>{2});
+}
+
+TEST_CASE("client input pauses while the ring's queue is full and resumes once it drains; "
+          "nothing is lost or reordered", "[core]") {
+  Cluster c({1, 2}, 8192);  // room for a few messages
+  c.run_until(1000000);
+  REQUIRE(c.cores[0]->ring().members() == std::vector<NodeId>{1, 2});
+  // The network fails: the ring is lost, and while no ring is installed nothing is sent, so
+  // the ring's queue fills.
+  c.cut = true;
+  c.run_until(c.now + 300000);
+  REQUIRE(c.cores[0]->ring().state() != membership::RingState::kOperational);
+  DaemonCore& core = *c.cores[0];
+  FakeIo& io = *c.ios[0];
+  REQUIRE(core.on_open(1));
+  std::string in = hello("alice") + join("g");
+  for (int i = 0; i < 200; ++i) in += mcast("g", std::to_string(i) + std::string(1000, 'x'));
+  core.on_bytes(1, in.data(), in.size(), c.now);
+  c.run_until(c.now + 1000);
+  CHECK(core.held() > 100);
+  CHECK_FALSE(core.reading_clients());
+  REQUIRE(io.input_switches == std::vector<bool>{false});
+  c.cut = false;
+  c.run_until(c.now + 3000000);
+  CHECK(core.held() == 0);
+  CHECK(core.reading_clients());
+  CHECK(io.input_switches == std::vector<bool>{false, true});
+  int expect = 0;
+  for (auto& f : frames(io.out[1]))
+    if (f.verb == Verb::kData) {
+      auto d = proto::decode_data(f.body);
+      CHECK(d->payload.substr(0, d->payload.find('x')) == std::to_string(expect));
+      ++expect;
+    }
+  CHECK(expect == 200);
+}

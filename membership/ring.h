@@ -148,6 +148,7 @@ struct RingFaults {
   bool deliver_out_of_order = false;  // swap two deliveries once
   bool deliver_safe_early = false;    // treat SAFE like AGREED
   bool skip_recovery = false;         // do not re-send old-ring packets in recovery
+  bool deliver_past_gap = false;      // recovery: a departed sender's whole messages past a gap
 };
 
 class Ring {

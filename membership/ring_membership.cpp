@@ -360,6 +360,10 @@ void Ring::finish_recovery(Time now) {
       bool from_trans = std::binary_search(trans_members_.begin(), trans_members_.end(), p.sender);
       if (only_trans && !from_trans) {
         old_.reassembly.erase(p.sender);
+        if (faults_.deliver_past_gap)
+          for (auto& ch : d->chunks)
+            if ((ch.flags & rw::kFirst) && (ch.flags & rw::kLast))
+              emit(p.sender, ch.service, p.owner, ch.data, seq, old_.id);
         return;
       }
       for (auto& ch : d->chunks) {

@@ -29,7 +29,8 @@ namespace {
 void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s (--seed S | --seeds N [--from S]) [--nodes K] [--loss P] [--faults] "
-               "[--fault skip-retransmit|out-of-order|safe-early|skip-recovery] [--fault-node K|all] "
+               "[--fault skip-retransmit|out-of-order|safe-early|skip-recovery|deliver-past-gap] "
+               "[--fault-node K|all] "
                "[--ignore TEXT]... [--seed-timeout SEC] [--verbose] [--trace]\n"
                "  --seed S        run seed S only\n"
                "  --seeds N       run seeds 1..N (with --from S: S..S+N-1)\n"
@@ -145,7 +146,8 @@ int main(int argc, char** argv) {
       base.fault = value();
       if (!valid_fault(base.fault)) {
         std::fprintf(stderr,
-                     "%s: unknown fault '%s' (skip-retransmit, out-of-order, safe-early, skip-recovery)\n",
+                     "%s: unknown fault '%s' (skip-retransmit, out-of-order, safe-early, skip-recovery, "
+                     "deliver-past-gap)\n",
                      prog, base.fault.c_str());
         return 2;
       }

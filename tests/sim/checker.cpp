@@ -400,6 +400,81 @@ void check_senders(Ctx& c) {
   }
 }
 
+// f. FIFO without gaps. A stream delivers each sending instance's submissions consecutively,
+//    except for a submission the checker can excuse: it was sent in a ring this daemon never
+//    delivered, or this daemon parted from the sender's daemon after it (a transitional
+//    configuration without the sender's daemon, in the segment of the ring it was sent in or
+//    in a later one before the next delivery from that sender). Within one configuration, and
+//    across changes the two daemons go through together, extended virtual synchrony leaves no
+//    room for a gap: the tail of a departed sender's messages may be missing, but nothing after
+//    them in the same ring. A submission no stream delivered (its ring unknown) is excused
+//    only by a parting since the previous delivery from that sender (or the stream's start).
+void check_fifo_gaps(Ctx& c) {
+  std::map<uint64_t, uint64_t> ring_of;  // nonce -> the ring it was delivered in (anywhere)
+  for (auto& [ring, segs] : c.by_ring)
+    for (auto& [i, s] : segs) {
+      const Segment& seg = c.segments[i - 1][s];
+      for (const auto* part : {&seg.regular, &seg.transitional})
+        for (uint64_t nonce : *part) ring_of.emplace(nonce, ring);
+    }
+  for (uint32_t i = 1; i <= c.segments.size(); ++i) {
+    const auto& segs = c.segments[i - 1];
+    std::map<uint64_t, size_t> seg_of;  // ring -> its segment here
+    for (size_t s = 0; s < segs.size(); ++s) seg_of.emplace(segs[s].ring, s);
+    // The first segment in [lo, hi) whose transitional configuration leaves daemon d out.
+    auto parted = [&](NodeId d, size_t lo, size_t hi) -> std::optional<size_t> {
+      for (size_t s = lo; s < hi; ++s)
+        if (segs[s].trans_pos && !has(segs[s].trans_members, d)) return s;
+      return std::nullopt;
+    };
+    struct Last {
+      uint64_t k = 0;
+      size_t seg = 0;
+    };
+    std::map<uint32_t, Last> last;  // sending instance -> its last submission here
+    bool reported = false;
+    for (size_t s = 0; s < segs.size() && !reported; ++s)
+      for (const auto* part : {&segs[s].regular, &segs[s].transitional})
+        for (uint64_t nonce : *part) {
+          if (reported) break;
+          uint32_t from = nonce_instance(nonce);
+          uint64_t k = nonce_submission(nonce);
+          auto prev = last.find(from);
+          NodeId d = c.inst(from).daemon;
+          for (uint64_t m = prev == last.end() ? 1 : prev->second.k + 1; m < k; ++m) {
+            uint64_t missing = make_nonce(from, m);
+            auto r = ring_of.find(missing);
+            size_t lo = prev == last.end() ? 0 : prev->second.seg;
+            std::string why;
+            if (r != ring_of.end()) {
+              auto sg = seg_of.find(r->second);
+              if (sg == seg_of.end()) continue;  // sent in a ring this daemon never delivered
+              lo = sg->second;
+              why = "it was sent in ring " + ring_name(r->second) + ", which " + c.iname(i) + " delivered";
+            } else {
+              why = "no stream delivered it";
+            }
+            if (parted(d, lo, s)) continue;
+            const RingRecord& x = c.inst(i).ring[c.position[i - 1].at(ItemKey{DeliveryKind::kMessage, nonce, 0})];
+            std::string changes = lo == s ? "this message comes in the same ring (a departed sender's messages may "
+                                            "stop short, but none follows a missing one in that ring)"
+                                          : "every transitional configuration " + c.iname(i) +
+                                                " delivered in between lists d" + std::to_string(d) +
+                                                " (the two never parted)";
+            c.fail("ring: FIFO gap (f): " + c.iname(i) + "'s stream at index " + std::to_string(x.index) + ": " +
+                   c.describe(x) +
+                   (prev == last.end() ? " is the first from " + c.iname(from)
+                                       : " follows submission #" + std::to_string(prev->second.k) + " of " +
+                                             c.iname(from)) +
+                   ", but " + c.describe_nonce(missing) + " is missing; " + why + ", and " + changes);
+            reported = true;
+            break;
+          }
+          last[from] = Last{k, s};
+        }
+  }
+}
+
 // Without faults every daemon delivers the same stream: configurations and messages alike.
 void check_identical(Ctx& c) {
   uint32_t ref = 0;
@@ -425,6 +500,7 @@ void check_streams(Ctx& c) {
   for (auto& v : c.r.violations) c.fail("ring: " + v);
   if (!c.streams_ok) return;
   if (!c.r.faults) check_identical(c);
+  check_fifo_gaps(c);
   check_configurations(c);
   check_senders(c);
   check_ring_order(c);

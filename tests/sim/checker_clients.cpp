@@ -3,7 +3,9 @@
 // (one order; the same messages for clients that move from one view to the next together).
 #include <algorithm>
 
+#include "groups/event_codec.h"
 #include "tests/sim/checker_internal.h"
+#include "tests/sim/nonce.h"
 #include "transport/names.h"
 
 namespace agent::sim::detail {
@@ -12,10 +14,53 @@ namespace svc = proto::service;
 
 namespace {
 
+// What the client checks need of the submitted events, each payload decoded once.
+class Submitted {
+ public:
+  struct Summary {
+    groups::EventKind kind = groups::EventKind::kData;
+    std::string member, group;
+    int16_t msg_type = 0;
+  };
+
+  explicit Submitted(const Ctx& c) : c_(c) {
+    for (uint32_t j = 1; j <= c.r.instances.size(); ++j) {
+      const auto& subs = c.inst(j).submitted;
+      for (size_t k = 0; k < subs.size(); ++k) {
+        const Summary* e = summary(subs[k].fingerprint);
+        if (e && e->kind == groups::EventKind::kData)
+          nonce_of_.emplace(MsgId{e->member, e->msg_type}, make_nonce(j, k + 1));
+      }
+    }
+  }
+  // nullptr: an unknown or undecodable payload.
+  const Summary* summary(uint64_t fingerprint) {
+    auto it = events_.find(fingerprint);
+    if (it != events_.end()) return &it->second;
+    auto pl = c_.r.payloads.find(fingerprint);
+    if (pl == c_.r.payloads.end()) return nullptr;
+    std::string_view payload;  // not copied
+    auto ev = groups::decode_event(pl->second, &payload);
+    if (!ev) return nullptr;
+    return &events_.emplace(fingerprint, Summary{ev->kind, ev->member, ev->group, ev->msg_type}).first->second;
+  }
+  // The nonce of the accepted submission that carries a data message (nullopt: never accepted).
+  std::optional<uint64_t> nonce(const MsgId& id) const {
+    auto it = nonce_of_.find(id);
+    if (it == nonce_of_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  const Ctx& c_;
+  std::map<uint64_t, Summary> events_;
+  std::map<MsgId, uint64_t> nonce_of_;
+};
+
 // Only what was sent, once, FIFO per sender, never before what its sender had already seen
 // when sending (the item the sender had last received, where the receiver's daemon delivers
 // that item too).
-void client_safety(Ctx& c) {
+void client_safety(Ctx& c, const Submitted& subs) {
   for (auto& [client, recs] : c.r.received) {
     uint32_t mine = c.r.clients.at(client);
     std::map<MsgId, uint64_t> seen;
@@ -52,11 +97,42 @@ void client_safety(Ctx& c) {
         break;
       }
       last[x.id.sender] = x.id.counter;
-      if (m.seen_index == 0) continue;
+      if (m.seen_index == 0 || !c.streams_ok) continue;
       auto key = c.key_at(m.instance, m.seen_index);
       if (!key || mine > c.position.size()) continue;
       auto p = c.position[mine - 1].find(*key);
-      if (p == c.position[mine - 1].end()) continue;  // the receiver's daemon never had it
+      if (p == c.position[mine - 1].end()) {
+        // The receiver's daemon never had the predecessor. It need not have when the message
+        // came in a later ring than the predecessor's, and the receiver's daemon was never in
+        // that ring or did not move on from it together with the sender's daemon (into the
+        // same next ring): only daemons that move together deliver the same items of a ring.
+        const RingRecord& k = c.inst(m.instance).ring[m.seen_index - 1];
+        auto segment = [&](uint32_t i) -> const Segment* {
+          auto b = c.by_ring.find(k.ring_id);
+          if (b != c.by_ring.end())
+            for (auto& [j, s] : b->second)
+              if (j == i) return &c.segments[j - 1][s];
+          return nullptr;
+        };
+        auto nonce = subs.nonce(x.id);
+        auto q = nonce ? c.position[mine - 1].find(ItemKey{DeliveryKind::kMessage, *nonce, 0})
+                       : c.position[mine - 1].end();
+        if (q == c.position[mine - 1].end()) continue;  // (no creation judges that)
+        uint64_t ring_m = c.inst(mine).ring[q->second].ring_id;
+        const Segment* here = segment(mine);
+        const Segment* there = segment(m.instance);
+        bool together =
+            here && there && here->next_reg_pos && there->next_reg_pos && here->next_ring == there->next_ring;
+        if (ring_m != k.ring_id && !together) continue;
+        c.fail("clients: causal: " + x.id.str() + " was sent after its sender had received index " +
+               std::to_string(m.seen_index) + " of " + c.iname(m.instance) + " (" + c.describe(k) + "), which " +
+               c.iname(mine) + " never delivered, though " +
+               (ring_m == k.ring_id ? "it delivered " + x.id.str() + " in that ring (" + ring_name(ring_m) + ")"
+                                    : "it moved on from ring " + ring_name(k.ring_id) + " to " +
+                                          ring_name(here->next_ring) + " together with " + c.iname(m.instance)) +
+               "; " + client + " got it at index " + std::to_string(x.index));
+        break;
+      }
       if (x.index <= p->second + 1) {
         c.fail("clients: causal: " + x.id.str() + " was sent after its sender had received index " +
                std::to_string(m.seen_index) + " of " + c.iname(m.instance) + ", which is index " +
@@ -64,6 +140,72 @@ void client_safety(Ctx& c) {
                std::to_string(x.index));
         break;
       }
+    }
+  }
+}
+
+// FIFO without gaps, per receiving client and sending client: the data a client gets from one
+// sender carries consecutive counters, except for a message the checker can excuse: a
+// SELF_DISCARD message of the client itself; one its sender's daemon never accepted (lost with
+// a crash); one the client's daemon instance never delivered (the ring-level FIFO gap check
+// judges that); one addressed neither to the client nor to a group the client was in where its
+// daemon delivered it (the client's own joins, leaves and disconnects before that point in
+// that daemon's stream decide: data reaches a client through its daemon's local table, which
+// only they change, in stream order, also when a state exchange holds events back).
+void client_fifo_gaps(Ctx& c, Submitted& subs) {
+  if (!c.streams_ok) return;
+  // Per instance, per local client: its groups after each of its own membership events, by
+  // stream position.
+  std::map<uint32_t, std::map<std::string, std::vector<std::pair<size_t, std::set<std::string>>>>> local;
+  for (auto& [client, i] : c.r.clients) local[i][client];
+  for (auto& [i, clients] : local) {
+    const auto& ring = c.inst(i).ring;
+    for (size_t p = 0; p < ring.size(); ++p) {
+      if (!ring[p].message()) continue;
+      const Submitted::Summary* e = subs.summary(ring[p].fingerprint);
+      if (!e || e->kind == groups::EventKind::kData || e->kind == groups::EventKind::kState) continue;
+      auto cl = clients.find(e->member);
+      if (cl == clients.end()) continue;
+      std::set<std::string> now = cl->second.empty() ? std::set<std::string>{} : cl->second.back().second;
+      if (e->kind == groups::EventKind::kJoin) now.insert(e->group);
+      else if (e->kind == groups::EventKind::kLeave) now.erase(e->group);
+      else now.clear();  // disconnect
+      cl->second.emplace_back(p, std::move(now));
+    }
+  }
+  for (auto& [client, recs] : c.r.received) {
+    uint32_t mine = c.r.clients.at(client);
+    const auto& timeline = local[mine][client];
+    std::map<std::string, int16_t> last;
+    for (const ClientRecord& x : recs) {
+      if (!x.data) continue;
+      int16_t& prev = last[x.id.sender];
+      for (int16_t n = static_cast<int16_t>(prev + 1); n > 0 && n < x.id.counter; ++n) {
+        MsgId id{x.id.sender, n};
+        auto s = c.r.sent.find(id);
+        if (s == c.r.sent.end()) continue;  // (no creation judges the sender's counters)
+        const SentMessage& m = s->second;
+        if ((m.service & svc::kSelfDiscard) && id.sender == client) continue;
+        auto nonce = subs.nonce(id);
+        if (!nonce) continue;  // never accepted by a ring
+        auto p = c.position[mine - 1].find(ItemKey{DeliveryKind::kMessage, *nonce, 0});
+        if (p == c.position[mine - 1].end()) continue;  // the ring level judges this
+        auto t = std::lower_bound(timeline.begin(), timeline.end(), p->second,
+                                  [](const auto& e, size_t pos) { return e.first < pos; });
+        static const std::set<std::string> kNone;
+        const std::set<std::string>& in = t == timeline.begin() ? kNone : std::prev(t)->second;
+        std::string through;
+        for (auto& g : m.groups)
+          if (through.empty() && (g == client || in.count(g))) through = g;
+        if (through.empty()) continue;  // addressed to none of its groups there
+        c.fail("clients: FIFO gap: " + client + " got " + x.id.str() +
+               (prev == 0 ? " as the first from " + x.id.sender : " after " + MsgId{x.id.sender, prev}.str()) +
+               " but not " + id.str() + ", which " + c.iname(mine) + " delivered at index " +
+               std::to_string(p->second + 1) + " while " + client +
+               (through == client ? std::string(" was its addressee") : " was in " + through));
+        return;
+      }
+      prev = x.id.counter;
     }
   }
 }
@@ -283,7 +425,9 @@ void views_within_configuration(Ctx& c) {
 }  // namespace
 
 void check_clients(Ctx& c) {
-  client_safety(c);
+  Submitted subs(c);
+  client_safety(c, subs);
+  client_fifo_gaps(c, subs);
   client_order(c);
   membership_consistency(c);
   same_view_same_messages(c);

@@ -167,6 +167,7 @@ void Cluster::start_instance(Daemon& d) {
     else if (cfg_.fault == "out-of-order") f.deliver_out_of_order = true;
     else if (cfg_.fault == "safe-early") f.deliver_safe_early = true;
     else if (cfg_.fault == "skip-recovery") f.skip_recovery = true;
+    else if (cfg_.fault == "deliver-past-gap") f.deliver_past_gap = true;
     else if (!cfg_.fault.empty()) throw std::invalid_argument("unknown fault: " + cfg_.fault);
   }
   d.state = d.ring().state();

@@ -28,7 +28,7 @@ std::string format_double(double v) {
 
 bool valid_fault(std::string_view f) {
   return f.empty() || f == "skip-retransmit" || f == "out-of-order" || f == "safe-early" ||
-         f == "skip-recovery";
+         f == "skip-recovery" || f == "deliver-past-gap";
 }
 
 SimParams resolve(SimParams p) {

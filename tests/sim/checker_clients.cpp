@@ -190,6 +190,9 @@ void client_fifo_gaps(Ctx& c, Submitted& subs) {
         if (!nonce) continue;  // never accepted by a ring
         auto p = c.position[mine - 1].find(ItemKey{DeliveryKind::kMessage, *nonce, 0});
         if (p == c.position[mine - 1].end()) continue;  // the ring level judges this
+        // Nobody there to get it: from where the ring delivered it to where the group layer
+        // handed it on (at the latest where the later one was).
+        if (c.r.without_session_within(client, p->second, x.index)) continue;
         auto t = std::lower_bound(timeline.begin(), timeline.end(), p->second,
                                   [](const auto& e, size_t pos) { return e.first < pos; });
         static const std::set<std::string> kNone;

@@ -74,4 +74,12 @@ bool Records::without_session(const std::string& client, uint64_t index) const {
   return false;
 }
 
+bool Records::without_session_within(const std::string& client, uint64_t from, uint64_t to) const {
+  auto it = sessionless.find(client);
+  if (it == sessionless.end()) return false;
+  for (auto& [after, until] : it->second)
+    if (after < to && until > from) return true;
+  return false;
+}
+
 }  // namespace agent::sim

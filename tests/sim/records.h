@@ -127,6 +127,9 @@ struct Records {
   const Instance& instance(uint32_t i) const { return instances.at(i - 1); }
   // Whether client had no session when its daemon handed out ring item index.
   bool without_session(const std::string& client, uint64_t index) const;
+  // Whether it had none at some point in (from, to] (a held event reaches clients later than
+  // the ring delivered it: at the end of a state exchange).
+  bool without_session_within(const std::string& client, uint64_t from, uint64_t to) const;
 };
 
 // "AGREED|SELF_DISCARD" and the like.

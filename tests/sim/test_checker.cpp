@@ -178,8 +178,10 @@ TEST_CASE("the checker catches a ring that skips recovery, with faults on", "[si
 }
 
 TEST_CASE("the checker catches a ring that delivers a departed sender's messages past a gap", "[sim][fault][faults]") {
-  // Seeds 1..2 are the fewest that catch it (seed 2: a gap inside one configuration).
-  auto reasons = failures_with("deliver-past-gap", 3, 0.2, 2, true);
+  // About one seed in five shows it at 3 daemons (a departed sender's message that some
+  // daemon lacks, then a later one of the same sender): 20 seeds leave room for the
+  // simulator's randomness to move.
+  auto reasons = failures_with("deliver-past-gap", 3, 0.2, 20, true);
   CHECK(any_contains(reasons, "FIFO gap"));
 }
 

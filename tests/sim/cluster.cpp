@@ -42,14 +42,15 @@ void add_stats(membership::RingStats& s, const membership::RingStats& r) {
 // the cluster.
 struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
   Node(Cluster& cl, Daemon& d, membership::RingConfig rc)
-      : cluster(cl), daemon(d), config(make_config(d)), core(config, std::move(rc), *this, cl.now_, this) {}
+      : cluster(cl), daemon(d), config(make_config(cl, d)), core(config, std::move(rc), *this, cl.now_, this) {}
 
-  static daemon::Config make_config(const Daemon& d) {
+  static daemon::Config make_config(const Cluster& cl, const Daemon& d) {
     daemon::Config c;
     c.name = d.name;
     c.ring.id = d.id;
     c.incarnation = d.incarnation;
     c.ring_seq_floor = d.stored_ring_seq;
+    c.client_queue_bytes = cl.cfg_.client_queue_bytes;
     return c;
   }
 
@@ -60,7 +61,8 @@ struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
     both.append(tail);
     cluster.on_frames(daemon, id, both);
   }
-  void close(daemon::ConnId id) override { cluster.on_close(daemon, id); }
+  void close(daemon::ConnId id) override { cluster.on_close(daemon, id, false); }
+  void abort(daemon::ConnId id) override { cluster.on_close(daemon, id, true); }
   void session_ended(const std::string& member, const proto::Membership& notice) override {
     cluster.on_session_ended(daemon, member, notice);
   }
@@ -68,9 +70,14 @@ struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
     cluster.net_->send(daemon.id, to, bytes, members, cluster.now_, cluster.sched_);
   }
   void flush_clients() override {
-    // Every byte was read as it was sent: nothing stays queued.
-    for (daemon::ConnId id : written) core.on_sent(id, 0);
-    written.clear();
+    // The batch goes out: a client that reads takes it now; what one does not read stays
+    // queued.
+    for (daemon::ConnId id : std::exchange(written, {})) {
+      Client* c = cluster.client_of(daemon, id);
+      if (!c) continue;
+      if (c->paused_until == 0) cluster.read_unread(daemon, *c);
+      core.on_sent(id, c->unread_bytes);
+    }
   }
   void set_client_input(bool on) override { daemon.reading = on; }
   std::string store_ring_seq(uint32_t seq) override {
@@ -218,10 +225,14 @@ void Cluster::crash(Daemon& d) {
   inst.crashed_at = now_;
   for (size_t ci : d.clients) {
     Client& c = clients_[ci];
+    read_unread(d, c);  // what reached its socket before the crash it still reads
     c.alive = false;
     c.conn = 0;
     c.out.clear();  // never read by the daemon: lost with it
     c.next_out.clear();
+    c.unread.clear();
+    c.unread_bytes = 0;
+    c.paused_until = 0;
   }
   d.clients.clear();
   ++stats_.crashes;
@@ -378,6 +389,12 @@ void Cluster::step(SimEvent ev) {
 
 void Cluster::queue_action(Client& c, const ClientAction& a) {
   Daemon& d = daemons_.at(c.daemon);
+  if (c.paused_until == 0 && c.conn != 0 && rng_.chance(cfg_.p_pause)) {
+    // It stops reading for a while: the daemon queues its deliveries, and drops it when they
+    // pass the limit.
+    c.paused_until = now_ + rng_.range(1000, 30000);
+    sched_.push(SimEvent{c.paused_until, 0, EventKind::kRetry, d.id, 0, {}, d.gen});
+  }
   // Written to the connection, or held for the next one while the last one's disconnect is
   // under way.
   std::string& out = c.departing || c.close_after ? c.next_out : c.out;
@@ -489,6 +506,13 @@ void Cluster::watch_state(Daemon& d) {
 void Cluster::settle(Daemon& d) {
   if (!d.alive) return;
   logging_ = &d.name;
+  for (size_t ci : d.clients) {
+    Client& c = clients_[ci];
+    if (c.paused_until != 0 && c.paused_until <= now_) {
+      read_unread(d, c);
+      if (c.conn != 0) d.node->core.on_sent(c.conn, 0);  // its queue is read
+    }
+  }
   for (;;) {
     d.node->core.run(now_);
     if (d.node->core.failed()) throw std::logic_error(d.name + "'s core stopped: " + d.node->core.failure());
@@ -532,6 +556,7 @@ bool Cluster::feed_clients(Daemon& d) {
       any = true;
     }
     if (c.out.empty() && c.close_after && c.conn != 0) {
+      read_unread(d, c);  // it reads what came before it closes
       daemon::ConnId conn = c.conn;
       c.conn = 0;
       c.close_after = false;
@@ -679,6 +704,21 @@ void Cluster::on_frames(Daemon& d, daemon::ConnId conn, std::string_view bytes) 
     violation(d.name + " wrote to connection " + std::to_string(conn) + ", which no live client holds");
     return;
   }
+  // Queued until the core flushes its batch (or longer, while the client does not read).
+  c->unread.emplace_back(d.delivering, std::string(bytes));
+  c->unread_bytes += bytes.size();
+}
+
+// The client stops pausing (or its connection ends): it reads what waited, in order.
+void Cluster::read_unread(Daemon& d, Client& c) {
+  c.paused_until = 0;
+  for (auto& [index, bytes] : std::exchange(c.unread, {})) read_frames(d, c, index, bytes);
+  c.unread_bytes = 0;
+}
+
+void Cluster::read_frames(Daemon& d, Client& client, uint64_t index, std::string_view bytes) {
+  Client* c = &client;
+  c->read_index = std::max(c->read_index, index);
   c->in->feed(bytes.data(), bytes.size());
   proto::Frame f;
   for (;;) {
@@ -689,7 +729,7 @@ void Cluster::on_frames(Daemon& d, daemon::ConnId conn, std::string_view bytes) 
       return;
     }
     ClientRecord r;
-    r.index = d.delivering;
+    r.index = index;
     switch (f.verb) {
       case proto::Verb::kData: {
         auto m = proto::decode_data(f.body);
@@ -717,13 +757,14 @@ void Cluster::on_frames(Daemon& d, daemon::ConnId conn, std::string_view bytes) 
       case proto::Verb::kWelcome: {
         // Its session starts here: deliveries from the next ring item on reach it.
         auto& gaps = rec_.sessionless[c->name];
-        if (!gaps.empty() && gaps.back().second == ~uint64_t{0}) gaps.back().second = d.delivering;
+        if (!gaps.empty() && gaps.back().second == ~uint64_t{0}) gaps.back().second = index;
         continue;
       }
       case proto::Verb::kError: {
         // Joins of groups it is in and leaves of groups it is not in are refused: the
         // workload does not track what the daemon accepted.
         auto e = proto::decode_error(f.body);
+        if (e && e->code == proto::ErrorCode::kSlowClient) continue;
         if (!e || (e->code != proto::ErrorCode::kAlreadyMember && e->code != proto::ErrorCode::kNotMember))
           violation(d.name + " sent " + c->name + " an error: " +
                     (e ? std::string(proto::error_name(e->code)) + ": " + e->text : "undecodable"));
@@ -743,15 +784,29 @@ void Cluster::on_frames(Daemon& d, daemon::ConnId conn, std::string_view bytes) 
   }
 }
 
-void Cluster::on_close(Daemon& d, daemon::ConnId conn) {
+void Cluster::on_close(Daemon& d, daemon::ConnId conn, bool aborted) {
   Client* c = client_of(d, conn);
   if (!c) return;
-  // The daemon closed it (it reads nothing more): what it had not read is lost; the client
-  // connects again once its disconnect took effect.
+  // The daemon closed it: what the client had not written yet is lost, and it connects again
+  // once its disconnect took effect. A client dropped for not reading loses what it had not
+  // read too (agentd cuts it after a grace period): its session ends, for the checker, where
+  // it stopped reading. One closed otherwise reads what came before the close.
+  uint64_t end = d.delivering;
+  if (aborted) {
+    ++stats_.slow_clients_dropped;
+    end = c->read_index;
+    c->unread.clear();
+    c->unread_bytes = 0;
+    c->paused_until = 0;
+  } else {
+    read_unread(d, *c);
+  }
   c->conn = 0;
   c->out.clear();
   c->close_after = false;
-  if (!c->departing) rec_.sessionless[c->name].emplace_back(d.delivering, ~uint64_t{0});
+  // (A session whose welcome it never read never started for it: the stretch goes on.)
+  auto& gaps = rec_.sessionless[c->name];
+  if (gaps.empty() || gaps.back().second != ~uint64_t{0}) gaps.emplace_back(end, ~uint64_t{0});
   c->departing = true;
 }
 

@@ -43,6 +43,8 @@ struct ClusterConfig {
   NodeId fault_node = 0;              // 0: every daemon
   Time retry_us = 1000;               // held submissions and unread client bytes: retried after this
   double p_cut_mid_frame = 0.3;       // a disconnect cuts the connection in the middle of a frame
+  double p_pause = 0;                 // a client action also stops its reading for 1..30 ms
+  uint64_t client_queue_bytes = 64u << 20;  // the daemons' limit on a client's unread bytes
   Time lossy_tail_us = 100000;        // the network heals this long after the last action
   Time settle_us = 50000;             // run on this long after everything is delivered
   Time start_bound_us = 2000000;      // the workload starts by then even without a first ring
@@ -62,6 +64,7 @@ struct ClusterStats {
   uint64_t configurations = 0;  // transitional and regular, over all daemons
   uint64_t client_deliveries = 0;
   uint64_t warnings = 0;
+  uint64_t slow_clients_dropped = 0;  // clients the daemons dropped for not reading
   uint64_t crashes = 0, restarts = 0, partitions = 0, heals = 0;
   membership::RingStats ring;  // summed over every daemon instance
   NetStats net;
@@ -93,6 +96,11 @@ class Cluster {
     std::string next_out;
     std::unique_ptr<proto::FrameReader> in;  // frames from the daemon
     uint64_t last_index = 0;    // highest ring index delivered to it
+    Time paused_until = 0;      // it reads nothing until then (0: it reads)
+    uint64_t read_index = 0;    // the ring index of the last bytes it read
+    // What the daemon sent while it did not read, with the ring index each was sent at.
+    std::vector<std::pair<uint64_t, std::string>> unread;
+    uint64_t unread_bytes = 0;
   };
   struct Daemon {
     NodeId id = 0;
@@ -137,7 +145,9 @@ class Cluster {
   void on_refused(Daemon& d);
   std::string_view on_delivered(Daemon& d, const membership::Delivered& x);
   void on_frames(Daemon& d, daemon::ConnId conn, std::string_view bytes);
-  void on_close(Daemon& d, daemon::ConnId conn);
+  void read_frames(Daemon& d, Client& c, uint64_t index, std::string_view bytes);
+  void read_unread(Daemon& d, Client& c);
+  void on_close(Daemon& d, daemon::ConnId conn, bool aborted);
   void on_session_ended(Daemon& d, const std::string& member, const proto::Membership& notice);
   void check_safe(Daemon& d, const membership::Delivered& x);
   Client* client_of(Daemon& d, daemon::ConnId conn);

@@ -116,6 +116,11 @@ ClusterConfig make_config(const SimParams& p) {
   Rng pacing(p.seed, 0x50414345);
   if (pacing.below(3) == 0)
     r.min_rotation_us = std::min<Time>(pacing.range(100, 3000), r.token_retransmit_us / 2);
+  // Clients that stop reading for a while, against a daemon whose limit on a client's unread
+  // bytes is low on some seeds (they are dropped) and agentd's default on others.
+  Rng readers(p.seed, 0x52454144);
+  c.p_pause = readers.pick(std::vector<double>{0, 0.02, 0.1});
+  c.client_queue_bytes = readers.pick(std::vector<uint64_t>{16u << 10, 128u << 10, 64u << 20});
   return c;
 }
 
@@ -145,7 +150,7 @@ SeedResult run_seed(const SimParams& given) {
       buf, sizeof buf,
       "nodes=%zu clients=%zu loss=%g dup=%g delay=%llu+%lluus packet=%u windows=%u/%u/acc%u pace=%lluus "
       "pending=%llu | actions=%zu submitted=%llu refused=%llu delivered=%llu configs=%llu "
-      "client_deliveries=%llu packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu "
+      "client_deliveries=%llu slow_dropped=%llu packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu "
       "bad_pkts=%llu lost=%llu cut=%llu warnings=%llu | crashes=%llu restarts=%llu partitions=%llu "
       "heals=%llu gathers=%llu rings=%llu recovered=%llu | events=%llu heal=%.1fms converged=%.1fms end=%.1fms%s",
       cfg.nodes, cfg.nodes * cfg.clients_per_daemon, cfg.net.loss, cfg.net.duplicate,
@@ -158,6 +163,7 @@ SeedResult run_seed(const SimParams& given) {
       static_cast<unsigned long long>(s.ring_deliveries),
       static_cast<unsigned long long>(s.configurations),
       static_cast<unsigned long long>(s.client_deliveries),
+      static_cast<unsigned long long>(s.slow_clients_dropped),
       static_cast<unsigned long long>(s.ring.packets_sent),
       static_cast<unsigned long long>(s.ring.packets_retransmitted),
       static_cast<unsigned long long>(s.ring.tokens_received),

@@ -69,10 +69,29 @@ struct DaemonState final : CoreIo {
     return persist::store_ring_seq(cfg.state_dir, seq);
   }
 
+  // Handles one event: a broken invariant in a core (AGENT_CHECK) stops the daemon with its
+  // message in the log, instead of going on with a broken order or escaping into CAF's loop.
+  template <class F>
+  void guarded(F&& f) {
+    if (stopped) return;
+    try {
+      f();
+    } catch (const std::exception& e) {
+      AGENT_LOG(kError, "internal error: " << e.what() << "; the daemon stops");
+      stopped = true;
+      try {
+        stop();
+      } catch (const std::exception&) {
+      }
+      self->quit(caf::exit_reason::user_shutdown);
+    }
+  }
+
   // Runs the core after a batch of inputs; stops the daemon when the core cannot go on.
   void run() {
     core.run(now_us());
     if (core.failed()) {
+      stopped = true;
       stop();
       self->quit(caf::exit_reason::user_shutdown);
       return;
@@ -106,7 +125,7 @@ struct DaemonState final : CoreIo {
   std::string open_timer() {
     int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (fd < 0) return std::string("timerfd_create: ") + std::strerror(errno);
-    timer = watch_readable(self, fd, [this] { on_timer_fd(); });
+    timer = watch_readable(self, fd, [this] { guarded([this] { on_timer_fd(); }); });
     return {};
   }
   void close_timer() { unwatch(timer); }
@@ -181,6 +200,7 @@ struct DaemonState final : CoreIo {
   RingSocket ring;
   DaemonCore core;
   Time input_now = 0;  // while clients' reads are handled: when they were read
+  bool stopped = false;  // the daemon has stopped; nothing more is handled
   Time timer_at = kNever;  // the timer is armed for then
   Watch* timer = nullptr;  // owns the timerfd
 };
@@ -189,13 +209,15 @@ struct DaemonState final : CoreIo {
 
 caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
-  if (auto err = st->clients.start([st] { st->on_client_input(); }); !err.empty()) {
+  if (auto err = st->clients.start([st] { st->guarded([&] { st->on_client_input(); }); });
+      !err.empty()) {
     AGENT_LOG(kError, "client I/O: " << err);
     self->quit(caf::exit_reason::user_shutdown);
     return {};
   }
   if (auto err = st->open_timer(); !err.empty()) AGENT_LOG(kWarn, err << "; using CAF's timers");
-  if (auto err = st->ring.open(st->cfg, self, [st] { st->on_ring_readable(); }); !err.empty()) {
+  if (auto err = st->ring.open(st->cfg, self, [st] { st->guarded([&] { st->on_ring_readable(); }); });
+      !err.empty()) {
     AGENT_LOG(kError, err);
     st->clients.stop();
     st->close_timer();
@@ -204,25 +226,29 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
   }
   if (unix_fd >= 0) self->add_doorman(unix_fd);
   if (tcp_fd >= 0) self->add_doorman(tcp_fd);
-  st->run();  // the first token, if this daemon creates it
+  st->guarded([&] { st->run(); });  // the first token, if this daemon creates it
   return {
       [=](const caf::io::new_connection_msg& m) {
         // Read by the client sockets (never by CAF: the connection is not configured for
         // reading), while the ring's queue has room.
-        ConnId id = st->clients.add(m.handle);
-        st->core.on_open(id);
-        st->clients.flush();
+        st->guarded([&] {
+          ConnId id = st->clients.add(m.handle);
+          st->core.on_open(id);
+          st->clients.flush();
+        });
       },
       [=](const caf::io::connection_closed_msg& m) {
-        ConnId id = static_cast<ConnId>(socket_of(m.handle));
-        st->clients.remove(id);
-        st->core.on_closed(id);
-        st->run();
+        st->guarded([&] {
+          ConnId id = static_cast<ConnId>(socket_of(m.handle));
+          st->clients.remove(id);
+          st->core.on_closed(id);
+          st->run();
+        });
       },
       [=](const caf::io::acceptor_closed_msg&) {
         AGENT_LOG(kWarn, "a client listener closed");
       },
-      [=](ring_timer_atom, uint64_t target) { st->on_timer(target); },
+      [=](ring_timer_atom, uint64_t target) { st->guarded([&] { st->on_timer(target); }); },
       [=](abort_atom, caf::io::connection_handle h) {
         // A dropped slow client still open after its grace period: unless the socket now
         // belongs to a new client, cut it.
@@ -233,7 +259,10 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
       },
       [=](shutdown_atom) {
         AGENT_LOG(kInfo, "shutting down: " << st->core.hub().client_count() << " clients connected");
-        st->stop();
+        if (!st->stopped) {
+          st->stopped = true;
+          st->stop();
+        }
         self->quit();
       },
   };

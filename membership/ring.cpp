@@ -6,7 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "membership/ring_check.h"
+#include "base/check.h"
 
 namespace agent::membership {
 
@@ -252,6 +252,7 @@ const Ring::Packet& Ring::store(uint64_t seq, Packet p) {
 
 void Ring::advance_aru() {
   while (packets_.count(my_aru_ + 1)) ++my_aru_;
+  AGENT_CHECK(my_aru_ <= std::max(high_seq_, packets_.empty() ? 0 : packets_.rbegin()->first));
 }
 
 void Ring::arrive(Token t, Time now) {
@@ -286,16 +287,17 @@ void Ring::arrive(Token t, Time now) {
 }
 
 void Ring::visit(Time now) {
-  RING_CHECK(holding_);
-  RING_CHECK(state_ == RingState::kOperational || state_ == RingState::kRecovery);
+  AGENT_CHECK(holding_);
+  AGENT_CHECK(state_ == RingState::kOperational || state_ == RingState::kRecovery);
   Token& t = tok_;
   bool recovering = state_ == RingState::kRecovery;
   // 1. Answer retransmission requests this member can.
   if (!t.rtr.empty()) {
     std::vector<uint64_t> still;
+    bool answer = !(faults_ && faults_->skip_retransmissions);
     for (uint64_t s : t.rtr) {
       auto it = packets_.find(s);
-      if (it != packets_.end() && !faults_.skip_retransmissions) {
+      if (it != packets_.end() && answer) {
         broadcast(it->second);
         ++stats_.packets_retransmitted;
         ++t.fcc;
@@ -318,6 +320,10 @@ void Ring::visit(Time now) {
                                : build_packet(t.seq + 1, fresh.size() + 1 == allowed));
     ++t.seq;
   }
+  // The windows hold: this visit never takes the ring further past its slowest member than
+  // max_outstanding, nor itself past its personal window.
+  AGENT_CHECK(fresh.size() <= cfg_.personal_window);
+  AGENT_CHECK(fresh.empty() || t.seq - std::min(t.seq, min_aru(t)) <= cfg_.max_outstanding);
   t.fcc += static_cast<uint32_t>(fresh.size());
   my_fcc_ += static_cast<uint32_t>(fresh.size());
   sent_last_visit_ = !fresh.empty();
@@ -404,7 +410,7 @@ const Ring::Packet& Ring::build_packet(uint64_t seq, bool last_of_visit) {
       break;  // the packet is full
     }
   }
-  RING_CHECK(chunks > 0);
+  AGENT_CHECK(chunks > 0);
   return store(seq, self_, has_safe, std::move(pkt));
 }
 
@@ -420,14 +426,17 @@ const Ring::Packet& Ring::build_recovery_packet(uint64_t seq) {
 
 void Ring::deliver() {
   if (state_ != RingState::kOperational) return;  // recovery delivers when it completes
+  // SAFE packets wait until every member holds them (the safe line).
+  const uint64_t safe_line = faults_ && faults_->deliver_safe_early ? ~uint64_t{0} : safe_seq_;
   for (;;) {
     auto it = packets_.find(delivered_seq_ + 1);
     if (it == packets_.end()) break;
-    if (it->second.has_safe && it->first > safe_seq_ && !faults_.deliver_safe_early) break;
+    if (it->second.has_safe && it->first > safe_line) break;
     uint64_t seq = it->first;
+    AGENT_CHECK(seq <= my_aru_);  // delivered in order: every lower packet is here
     const Packet& p = it->second;
     auto d = rw::decode_data(p.bytes.substr(rw::kHeaderBytes));
-    RING_CHECK(d && d->seq == seq);
+    AGENT_CHECK(d && d->seq == seq);
     for (auto& c : d->chunks) {
       if (c.flags & rw::kRecovery) continue;  // consumed when recovery completed
       if ((c.flags & rw::kFirst) && (c.flags & rw::kLast)) {
@@ -436,7 +445,7 @@ void Ring::deliver() {
         reassembly_[p.sender].assign(c.data.data(), c.data.size());
       } else {
         auto r = reassembly_.find(p.sender);
-        RING_CHECK(r != reassembly_.end());
+        AGENT_CHECK(r != reassembly_.end());
         r->second.append(c.data.data(), c.data.size());
         if (c.flags & rw::kLast) {
           emit(p.sender, c.service, std::move(r->second), seq, ring_id_);
@@ -446,7 +455,8 @@ void Ring::deliver() {
     }
     delivered_seq_ = seq;
   }
-  if (faults_.deliver_out_of_order && !out_of_order_done_ && actions_.deliveries.size() >= 2) {
+  if (faults_ && faults_->deliver_out_of_order && !out_of_order_done_ &&
+      actions_.deliveries.size() >= 2) {
     auto& v = actions_.deliveries;
     auto& a = v[v.size() - 1];
     auto& b = v[v.size() - 2];
@@ -483,7 +493,9 @@ void Ring::emit(NodeId origin, uint32_t service, Owner owner, std::string_view p
 }
 
 void Ring::discard_stable() {
+  // Only what this member delivered and every member holds: nobody can ask for it again.
   uint64_t stable = std::min(safe_seq_, delivered_seq_);
+  AGENT_CHECK(delivered_seq_ <= my_aru_);
   while (!packets_.empty() && packets_.begin()->first <= stable) packets_.erase(packets_.begin());
 }
 
@@ -495,7 +507,7 @@ void Ring::send_held() {
 }
 
 void Ring::pass_token(Time now) {
-  RING_CHECK(holding_);
+  AGENT_CHECK(holding_);
   holding_ = false;
   hold_until_ = 0;
   paced_until_ = 0;

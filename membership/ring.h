@@ -142,7 +142,9 @@ struct RingStats {
   uint64_t stale_commits = 0;       // commit tokens this daemon refused (its entry not its own)
 };
 
-// Test-only fault switches, to prove the simulator's checker catches broken cores.
+// Test-only fault switches, to prove the simulator's checker catches broken cores. A ring
+// has none unless a test hands it some (set_faults); they are looked at once per token visit,
+// delivery round or configuration change, never per packet or message.
 struct RingFaults {
   bool skip_retransmissions = false;  // never answer retransmission requests
   bool deliver_out_of_order = false;  // swap two deliveries once
@@ -193,7 +195,8 @@ class Ring {
   bool holds_token() const { return holding_; }
   // Whether this daemon holds packet seq of ring ring_id (for checkers).
   bool has_packet(uint64_t ring_id, uint64_t seq) const;
-  RingFaults& faults() { return faults_; }
+  // Breaks the ring on purpose (tests only); faults must outlive the ring. Null: none.
+  void set_faults(const RingFaults* faults) { faults_ = faults; }
 
  private:
   using Token = ringwire::Token;
@@ -269,7 +272,7 @@ class Ring {
 
   NodeId self_;
   RingConfig cfg_;
-  RingFaults faults_;
+  const RingFaults* faults_ = nullptr;
   RingStats stats_;
   Actions actions_;
 

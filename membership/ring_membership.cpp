@@ -3,7 +3,7 @@
 #include <limits>
 
 #include "membership/ring.h"
-#include "membership/ring_check.h"
+#include "base/check.h"
 
 namespace agent::membership {
 
@@ -311,11 +311,12 @@ void Ring::install_new_ring(const rw::Commit& c, Time now) {
       trans_safe_ = std::max(trans_safe_, e.old_safe);
     }
   }
+  AGENT_CHECK(std::is_sorted(members_.begin(), members_.end()));
   my_index_ = static_cast<size_t>(std::find(members_.begin(), members_.end(), self_) - members_.begin());
-  RING_CHECK(my_index_ < members_.size());
+  AGENT_CHECK(my_index_ < members_.size());
   recovery_high_ = old_.id != 0 && !trans_members_.empty() ? high : 0;
   recovery_queue_.clear();
-  if (old_.id != 0 && !faults_.skip_recovery)
+  if (old_.id != 0 && !(faults_ && faults_->skip_recovery))
     for (auto& [seq, p] : old_.packets)
       if (seq > low && seq <= high) recovery_queue_.emplace_back(p.bytes);
   packets_.clear();
@@ -352,15 +353,21 @@ void Ring::absorb_recovery_chunk(std::string_view bytes) {
 }
 
 void Ring::finish_recovery(Time now) {
-  RING_CHECK(state_ == RingState::kRecovery);
+  AGENT_CHECK(state_ == RingState::kRecovery);
+  // The transitional set: members of the new ring that come from this daemon's old one,
+  // this daemon among them.
+  AGENT_CHECK(std::includes(members_.begin(), members_.end(), trans_members_.begin(),
+                            trans_members_.end()));
+  AGENT_CHECK(old_.id == 0 ||
+              std::binary_search(trans_members_.begin(), trans_members_.end(), self_));
   if (old_.id != 0) {
     auto deliver_old = [&](uint64_t seq, const Packet& p, bool only_trans) {
       auto d = rw::decode_data(p.bytes.substr(rw::kHeaderBytes));
-      RING_CHECK(d && d->seq == seq);
+      AGENT_CHECK(d && d->seq == seq);
       bool from_trans = std::binary_search(trans_members_.begin(), trans_members_.end(), p.sender);
       if (only_trans && !from_trans) {
         old_.reassembly.erase(p.sender);
-        if (faults_.deliver_past_gap)
+        if (faults_ && faults_->deliver_past_gap)
           for (auto& ch : d->chunks)
             if ((ch.flags & rw::kFirst) && (ch.flags & rw::kLast))
               emit(p.sender, ch.service, p.owner, ch.data, seq, old_.id);
@@ -389,7 +396,7 @@ void Ring::finish_recovery(Time now) {
     for (; s <= recovery_high_; ++s) {
       auto it = old_.packets.find(s);
       if (it == old_.packets.end()) break;
-      if (it->second.has_safe && s > safe_line && !faults_.deliver_safe_early) break;
+      if (it->second.has_safe && s > safe_line && !(faults_ && faults_->deliver_safe_early)) break;
       deliver_old(s, it->second, false);
     }
     old_.delivered = s - 1;

@@ -96,6 +96,7 @@ struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
   daemon::Config config;  // the core keeps a reference
   daemon::DaemonCore core;
   std::vector<daemon::ConnId> written;  // connections that got bytes since the last flush
+  membership::RingFaults faults;        // the ring's, when a fault switch is on
 };
 
 const membership::Ring& Cluster::Daemon::ring() const { return node->core.ring(); }
@@ -168,7 +169,7 @@ void Cluster::start_instance(Daemon& d) {
   d.in_transitional = false;
   d.transitional_members.clear();
   d.node = std::make_unique<Node>(*this, d, rc);
-  auto& f = d.node->core.ring().faults();
+  auto& f = d.node->faults;
   if (cfg_.fault_node == 0 || cfg_.fault_node == d.id) {
     if (cfg_.fault == "skip-retransmit") f.skip_retransmissions = true;
     else if (cfg_.fault == "out-of-order") f.deliver_out_of_order = true;
@@ -176,6 +177,7 @@ void Cluster::start_instance(Daemon& d) {
     else if (cfg_.fault == "skip-recovery") f.skip_recovery = true;
     else if (cfg_.fault == "deliver-past-gap") f.deliver_past_gap = true;
     else if (!cfg_.fault.empty()) throw std::invalid_argument("unknown fault: " + cfg_.fault);
+    if (!cfg_.fault.empty()) d.node->core.ring().set_faults(&f);
   }
   d.state = d.ring().state();
 }

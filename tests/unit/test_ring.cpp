@@ -239,7 +239,9 @@ TEST_CASE("a packet lost to one member is resent by another that has it", "[ring
   Net n(3);
   bool dropped = false;
   // Member 1's packet reaches 2 but not 3; 1 never resends, so only 2 can answer 3's request.
-  n.r(1).faults().skip_retransmissions = true;
+  static RingFaults no_retransmissions;
+  no_retransmissions.skip_retransmissions = true;
+  n.r(1).set_faults(&no_retransmissions);
   n.drop = [&](const Wire& w) {
     if (!dropped && w.from == 1 && w.to == 3 && Net::type_of(w.bytes) == rw::Type::kData)
       return dropped = true;
@@ -274,7 +276,9 @@ TEST_CASE("a lost data packet is requested and retransmitted", "[ring]") {
 
 TEST_CASE("without retransmission a lost packet is never delivered", "[ring]") {
   Net n(3);
-  for (NodeId i = 1; i <= 3; ++i) n.r(i).faults().skip_retransmissions = true;
+  static RingFaults no_retransmissions;
+  no_retransmissions.skip_retransmissions = true;
+  for (NodeId i = 1; i <= 3; ++i) n.r(i).set_faults(&no_retransmissions);
   bool dropped = false;
   n.drop = [&](const Wire& w) {
     if (!dropped && w.to == 3 && Net::type_of(w.bytes) == rw::Type::kData) return dropped = true;

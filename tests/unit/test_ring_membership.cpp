@@ -288,7 +288,9 @@ TEST_CASE("messages only some survivors had are recovered for all of them", "[me
 TEST_CASE("without recovery the survivors would disagree", "[membership]") {
   Cluster c(3);
   c.run();
-  for (NodeId i = 1; i <= 3; ++i) c.r(i).faults().skip_recovery = true;
+  static RingFaults no_recovery;
+  no_recovery.skip_recovery = true;
+  for (NodeId i = 1; i <= 3; ++i) c.r(i).set_faults(&no_recovery);
   c.submit(3, kAgreed, "y1");
   for (int step = 0; step < 200 && !c.queue.empty(); ++step) {
     auto [from, to, bytes] = c.queue.front();

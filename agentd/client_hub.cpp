@@ -289,12 +289,6 @@ void ClientHub::submit_event(const groups::Event& ev) {
   submit_(ev.kind == groups::EventKind::kData ? ev.service : proto::service::kAgreed, bytes);
 }
 
-void ClientHub::deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId origin) {
-  deliveries_.clear();
-  state_.apply(seq, origin, ev, deliveries_);
-  route();
-}
-
 bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::DaemonId origin) {
   // During a state exchange the group layer keeps events for later: those need their payload.
   std::string_view payload;

@@ -1,7 +1,7 @@
 // The client side of a daemon, independent of how bytes move: it parses client frames, enforces
 // the protocol's rules and limits, submits joins/leaves/messages for ordering, and routes the
-// ordered results to the local clients. The I/O shell (a CAF broker) feeds it bytes and carries
-// out its writes and closes through ClientIo.
+// ordered results to the local clients. The daemon core (agentd/daemon_core.h) feeds it bytes
+// and carries out its writes and closes through ClientIo.
 #pragma once
 
 #include <cstdint>
@@ -75,10 +75,8 @@ class ClientHub {
   void on_closed(ConnId id);
   // The shell reports how many bytes are still unsent for the connection.
   void on_sent(ConnId id, uint64_t remaining);
-  // An event at position seq of the total order, submitted by daemon origin: apply it and
-  // route the deliveries.
-  void deliver(uint64_t seq, const groups::Event& ev, groups::DaemonId origin = 0);
-  // The same for an encoded event (what submit was given); a data event's payload goes from
+  // The event at position seq of the total order (what submit was given), submitted by daemon
+  // origin: applies it and routes the deliveries. A data event's payload goes from
   // these bytes to the clients' frames without an intermediate copy. The bytes must stay
   // valid until the io's next flush (it may send the payload from where it lies). False when
   // the bytes do not decode (nothing is delivered).
@@ -95,7 +93,7 @@ class ClientHub {
   size_t client_count() const { return sessions_.size(); }
   bool has_session(ConnId id) const { return sessions_.count(id) != 0; }
   const HubStats& stats() const { return stats_; }
-  groups::GroupState& group_state() { return state_; }
+  const groups::GroupState& group_state() const { return state_; }
 
  private:
   struct Session {

@@ -255,6 +255,8 @@ class Ring {
   void handle_join(NodeId from, const ringwire::Join& j, Time now);
   void send_join(Time now);
   void give_up_on(NodeId from, Time now);
+  // How long the daemons of this round get to agree before those that have not are given up on.
+  Time consensus_timeout() const;
   void check_consensus(Time now);
   void handle_commit(NodeId from, const ringwire::Commit& c, Time now);
   void send_commit(Time now);
@@ -277,6 +279,9 @@ class Ring {
   size_t my_index_ = 0;
   std::map<NodeId, uint64_t> incarnations_;  // of the current ring's members
   uint32_t max_ring_seq_ = 0;       // highest ring seq seen anywhere
+  // The gather round this daemon is in: max_ring_seq_ when it began, or a newer round's that a
+  // join told of. Joins carry it; give-ups hold only within one round.
+  uint32_t gather_seq_ = 0;
   uint32_t ring_seq_stored_ = 0;
   uint64_t recovery_high_ = 0;      // the highest old-ring packet any of the transitional set held    // ring seqs up to this one are stored (store_ring_seq)
   uint64_t prev_ring_id_ = 0;       // the ring before this one: its late packets are not foreign

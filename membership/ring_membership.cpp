@@ -107,15 +107,22 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
   std::set<NodeId> jp(j.proc.begin(), j.proc.end()), jf(j.fail.begin(), j.fail.end());
   if (!current) jf.clear();
   if (state_ != RingState::kGather) {
-    // A daemon that has given up on this one forms its ring without it; the rings merge once
-    // it runs (presence beacons), not by restarting this ring at every join it resends.
-    if (jf.count(self_) && !restarted) return;
     bool member = state_ == RingState::kCommit
                       ? proc_.count(from) && !fail_.count(from)
                       : std::binary_search(members_.begin(), members_.end(), from);
-    // A member's late (or duplicated) join from the gather that made this ring changes nothing.
-    if (member && !restarted && (!current || j.ring_seq < ring_seq(ring_id_))) return;
-    if (state_ == RingState::kCommit && jp == proc_ && jf == fail_) return;
+    // A member of the commit attempt under way that gathers in the attempt's ring seq or a
+    // newer one has given the attempt up (after the commit token passed it): the token will
+    // not come round again, and waiting for it would cost a whole token_loss_us.
+    bool attempt_over = state_ == RingState::kCommit && member && round >= ring_seq(commit_ring_);
+    if (!attempt_over) {
+      // A daemon that has given up on this one forms its ring without it; the rings merge once
+      // it runs (presence beacons), not by restarting this ring at every join it resends.
+      if (jf.count(self_) && !restarted) return;
+      // A member's late (or duplicated) join from the gather that made this ring changes
+      // nothing.
+      if (member && !restarted && (!current || j.ring_seq < ring_seq(ring_id_))) return;
+      if (state_ == RingState::kCommit && jp == proc_ && jf == fail_) return;
+    }
     std::string why = "daemon " + std::to_string(from) +
                       (restarted ? " restarted" : " asks to form a new ring") + " (its ring seq " +
                       std::to_string(j.ring_seq) + ", proc " + list(j.proc) + ", fail " +

@@ -181,7 +181,14 @@ void Ring::give_up_on(NodeId from, Time now) {
   check_consensus(now);
 }
 
-Time Ring::consensus_timeout() const { return cfg_.consensus_timeout_us; }
+Time Ring::consensus_timeout() const {
+  // Agreement needs every daemon of the round to hear a join from every other, n(n-1) joins
+  // any of which loss may drop. Beyond 8 daemons the time grows with their number, so that a
+  // lossy network does not make a large ring give up on some daemon in nearly every round.
+  size_t n = 0;
+  for (NodeId p : proc_) n += fail_.count(p) ? 0 : 1;
+  return cfg_.consensus_timeout_us * std::max<size_t>(n, 8) / 8;
+}
 
 void Ring::leave(Time now) {
   (void)now;

@@ -67,7 +67,9 @@ struct RingConfig {
   Time min_rotation_us = 0;
   Time token_loss_us = 250000;            // no token for this long: start a configuration change
   Time join_timeout_us = 30000;           // resend join messages while gathering
-  Time consensus_timeout_us = 150000;     // give up on daemons that do not agree by then
+  // Give up on daemons that do not agree by then; a gather of n > 8 daemons waits n / 8 times
+  // as long (n(n-1) joins must get through).
+  Time consensus_timeout_us = 150000;
 };
 
 enum class DeliveryKind : uint8_t {

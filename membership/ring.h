@@ -64,7 +64,9 @@ struct RingConfig {
   Time min_rotation_us = 0;
   Time token_loss_us = 250000;            // no token for this long: start a configuration change
   Time join_timeout_us = 30000;           // resend join messages while gathering
-  Time consensus_timeout_us = 150000;     // give up on daemons that do not agree by then
+  // Give up on daemons that do not agree by then; a gather of n > 8 daemons waits n / 8 times
+  // as long (n(n-1) joins must get through).
+  Time consensus_timeout_us = 150000;
 };
 
 enum class DeliveryKind : uint8_t {
@@ -261,6 +263,8 @@ class Ring {
   void handle_join(NodeId from, const ringwire::Join& j, Time now);
   void send_join(Time now);
   void give_up_on(NodeId from, Time now);
+  // How long the daemons of this round get to agree before those that have not are given up on.
+  Time consensus_timeout() const;
   void check_consensus(Time now);
   void handle_commit(NodeId from, const ringwire::Commit& c, Time now);
   void send_commit(Time now);
@@ -283,6 +287,9 @@ class Ring {
   size_t my_index_ = 0;
   std::map<NodeId, uint64_t> incarnations_;  // of the current ring's members
   uint32_t max_ring_seq_ = 0;       // highest ring seq seen anywhere
+  // The gather round this daemon is in: max_ring_seq_ when it began, or a newer round's that a
+  // join told of. Joins carry it; give-ups hold only within one round.
+  uint32_t gather_seq_ = 0;
   uint32_t ring_seq_stored_ = 0;   // ring seqs up to this one are stored (or asked to be)
   uint64_t recovery_high_ = 0;      // the highest old-ring packet any of the transitional set held
   uint64_t prev_ring_id_ = 0;       // the ring before this one: its late packets are not foreign

@@ -57,15 +57,16 @@ void Ring::start_gather(Time now, const char* why, bool send) {
   hold_until_ = 0;
   paced_until_ = 0;
   state_ = RingState::kGather;
+  gather_seq_ = max_ring_seq_;
   ++stats_.gathers;
-  consensus_deadline_ = now + cfg_.consensus_timeout_us;
+  consensus_deadline_ = now + consensus_timeout();
   if (send) send_join(now);
   // The caller checks consensus once it has taken in what made it gather.
 }
 
 void Ring::send_join(Time now) {
   rw::Join j;
-  j.ring_seq = max_ring_seq_;
+  j.ring_seq = gather_seq_;
   j.incarnation = cfg_.incarnation;
   j.proc = sorted(proc_);
   j.fail = sorted(fail_);
@@ -97,28 +98,47 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
     give_up_on(from, now);
     return;
   }
-  // A join from an older round (it has not seen the newest ring this daemon knows) still tells
-  // that its sender is alive, but its fail set is out of date and must not be acted on.
-  bool current = j.ring_seq >= max_ring_seq_;
-  max_ring_seq_ = std::max<uint32_t>(max_ring_seq_, static_cast<uint32_t>(j.ring_seq));
+  // A join from an older round still tells that its sender is alive, but its fail set is out
+  // of date and must not be acted on. A gathering daemon compares with the round it is in (a
+  // commit token may have told it of a newer ring since), others with the newest ring seen.
+  uint32_t round = static_cast<uint32_t>(j.ring_seq);
+  bool current = round >= (state_ == RingState::kGather ? gather_seq_ : max_ring_seq_);
+  max_ring_seq_ = std::max(max_ring_seq_, round);
   std::set<NodeId> jp(j.proc.begin(), j.proc.end()), jf(j.fail.begin(), j.fail.end());
   if (!current) jf.clear();
   if (state_ != RingState::kGather) {
-    // A daemon that has given up on this one forms its ring without it; the rings merge once
-    // it runs (presence beacons), not by restarting this ring at every join it resends.
-    if (jf.count(self_) && !restarted) return;
     bool member = state_ == RingState::kCommit
                       ? proc_.count(from) && !fail_.count(from)
                       : std::binary_search(members_.begin(), members_.end(), from);
-    // A member's late (or duplicated) join from the gather that made this ring changes nothing.
-    if (member && !restarted && (!current || j.ring_seq < ring_seq(ring_id_))) return;
-    if (state_ == RingState::kCommit && jp == proc_ && jf == fail_) return;
+    // A member of the commit attempt under way that gathers in the attempt's ring seq or a
+    // newer one has given the attempt up (after the commit token passed it): the token will
+    // not come round again, and waiting for it would cost a whole token_loss_us.
+    bool attempt_over = state_ == RingState::kCommit && member && round >= ring_seq(commit_ring_);
+    if (!attempt_over) {
+      // A daemon that has given up on this one forms its ring without it; the rings merge once
+      // it runs (presence beacons), not by restarting this ring at every join it resends.
+      if (jf.count(self_) && !restarted) return;
+      // A member's late (or duplicated) join from the gather that made this ring changes
+      // nothing.
+      if (member && !restarted && (!current || j.ring_seq < ring_seq(ring_id_))) return;
+      if (state_ == RingState::kCommit && jp == proc_ && jf == fail_) return;
+    }
     std::string why = "daemon " + std::to_string(from) +
                       (restarted ? " restarted" : " asks to form a new ring") + " (its ring seq " +
                       std::to_string(j.ring_seq) + ", proc " + list(j.proc) + ", fail " +
                       list(j.fail) + "; this ring " + std::to_string(ring_seq(ring_id_)) + " in " +
                       to_string(state_) + ")";
     start_gather(now, why.c_str(), /*send=*/false);
+  }
+  if (round > gather_seq_) {
+    // A ring formed since this round began: whoever this daemon gave up on may have been busy
+    // forming it. Given-up daemons would otherwise spread from round to round (each gives up on
+    // those that list it as failed), and with a dozen daemons some round is always under way
+    // with stale ones: rings of one form and merge for ever. Start over in the newer round.
+    gather_seq_ = round;
+    fail_.clear();
+    consensus_.clear();
+    consensus_deadline_ = now + consensus_timeout();
   }
   if (restarted) incarnations_.erase(inc);
   if (fail_.count(from)) return;  // given up on this round; answering would ping-pong
@@ -127,7 +147,7 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
     give_up_on(from, now);
     return;
   }
-  if (jp == proc_ && jf == fail_) {
+  if (round == gather_seq_ && jp == proc_ && jf == fail_) {
     consensus_.insert(from);
     if (!consensus_.count(self_)) send_join(now);
     check_consensus(now);
@@ -144,9 +164,10 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
   proc_.insert(from);
   fail_.insert(jf.begin(), jf.end());
   consensus_.clear();
-  if (jp == proc_ && jf == fail_) consensus_.insert(from);  // it already holds the merged view
+  // It already holds the merged view.
+  if (round == gather_seq_ && jp == proc_ && jf == fail_) consensus_.insert(from);
   // New sets: everyone gets a full consensus timeout to agree on them.
-  consensus_deadline_ = now + cfg_.consensus_timeout_us;
+  consensus_deadline_ = now + consensus_timeout();
   send_join(now);
   check_consensus(now);
 }
@@ -155,9 +176,18 @@ void Ring::handle_join(NodeId from, const rw::Join& j, Time now) {
 void Ring::give_up_on(NodeId from, Time now) {
   fail_.insert(from);
   consensus_ = {self_};
-  consensus_deadline_ = now + cfg_.consensus_timeout_us;
+  consensus_deadline_ = now + consensus_timeout();
   send_join(now);
   check_consensus(now);
+}
+
+Time Ring::consensus_timeout() const {
+  // Agreement needs every daemon of the round to hear a join from every other, n(n-1) joins
+  // any of which loss may drop. Beyond 8 daemons the time grows with their number, so that a
+  // lossy network does not make a large ring give up on some daemon in nearly every round.
+  size_t n = 0;
+  for (NodeId p : proc_) n += fail_.count(p) ? 0 : 1;
+  return cfg_.consensus_timeout_us * std::max<size_t>(n, 8) / 8;
 }
 
 void Ring::leave(Time now) {
@@ -480,7 +510,7 @@ void Ring::on_timeout(Time now) {
         for (NodeId p : proc_)
           if (!fail_.count(p) && !consensus_.count(p)) gone.push_back(p);
         for (NodeId p : gone) fail_.insert(p);
-        consensus_deadline_ = now + cfg_.consensus_timeout_us;
+        consensus_deadline_ = now + consensus_timeout();
         consensus_ = {self_};
         send_join(now);
         check_consensus(now);

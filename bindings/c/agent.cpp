@@ -391,6 +391,24 @@ int send_frame(agent_conn* c, std::string& frame) {
   return rc;
 }
 
+// Reads and discards until the peer closes (or fails), for at most wait_ms.
+void drain_until_closed(int fd, int wait_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  char scratch[65536];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return;
+    pollfd p{fd, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(left));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return;
+    ssize_t n = ::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
+    if (n == 0) return;  // the daemon closed: it has read everything
+    if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) return;
+  }
+}
+
 // Writes the frames c->out holds (under send_mu).
 int flush_out(agent_conn* c) {
   if (c->out.empty()) return c->closed ? AGENT_ERR_CLOSED : AGENT_OK;
@@ -469,7 +487,15 @@ void agent_disconnect(agent_conn* c) {
   if (!c->closed) {
     std::lock_guard<std::mutex> lock(c->send_mu);
     proto::encode_bye(c->out);  // after whatever AGENT_MORE sends still hold
-    write_all(c->fd, c->out);
+    if (write_all(c->fd, c->out) == AGENT_OK) {
+      // The daemon may not have read everything yet (it pauses reading while the ring's queue
+      // is full). Closing now, with deliveries unread here, would make the kernel reset the
+      // connection (TCP), and the daemon's kernel would drop what it had not read: half-close
+      // instead, and read (discarding) until the daemon, having read up to the goodbye, closes
+      // its end. Bounded: a daemon that does not answer is given up on.
+      ::shutdown(c->fd, SHUT_WR);
+      drain_until_closed(c->fd, AGENT_DISCONNECT_WAIT_MS);
+    }
   }
   ::close(c->fd);
   delete c;

@@ -110,8 +110,15 @@ typedef struct agent_message {
  * timeout_ms: for connect + handshake; <0 waits forever. */
 int agent_connect(const char *daemon, const char *name, int flags, int timeout_ms,
                   agent_conn **out);
-/* Sends a goodbye, closes and frees. Safe to call with NULL. */
+/* Sends a goodbye, waits until the daemon has read everything sent before it (up to
+ * AGENT_DISCONNECT_WAIT_MS; deliveries that arrive meanwhile are discarded), closes and frees.
+ * Every message a send call accepted then reaches the daemon, over TCP as over the Unix
+ * socket. Safe to call with NULL. A program that exits or is killed without disconnecting:
+ * over the Unix socket the daemon still reads everything written; over TCP, messages the
+ * daemon had not read yet are lost if deliveries were waiting unread in the program's socket
+ * (the kernel then resets the connection). */
 void agent_disconnect(agent_conn *c);
+#define AGENT_DISCONNECT_WAIT_MS 10000
 
 /* "#name#daemon" of this connection. */
 const char *agent_private_group(const agent_conn *c);

@@ -305,19 +305,34 @@ class Connection:
             raise StopAsyncIteration from None
 
     # ------------------------------------------------------------------------------ closing
-    async def close(self) -> None:
-        """Says goodbye and closes. Idempotent."""
+    async def close(self, wait: float = _client.DISCONNECT_WAIT) -> None:
+        """Says goodbye and closes. Idempotent. As agent.Connection.close: every message a
+        send accepted reaches the daemon, which it waits for (up to ``wait`` seconds,
+        discarding deliveries meanwhile; not while another task is receiving)."""
         if self._closed:
             return
-        if not self._eof:
+        if not self._eof and not self._send_broken:
             try:
-                self._writer.write(P.encode_bye())
-            except Exception:
+                async with self._send_lock:
+                    self._writer.write(P.encode_bye())
+                    await asyncio.wait_for(self._writer.drain(), wait)
+                    if self._writer.can_write_eof():
+                        self._writer.write_eof()  # half-close: the daemon reads up to here
+                if not self._recv_lock.locked():
+                    async with self._recv_lock:
+                        await asyncio.wait_for(self._drain_until_closed(), wait)
+            except Exception:  # a timeout, or the connection failed: close anyway
                 pass
         self._abort()
         try:
             await asyncio.wait_for(self._writer.wait_closed(), 2.0)
         except Exception:
+            pass
+
+    async def _drain_until_closed(self) -> None:
+        # Closing with deliveries unread would make the kernel reset a TCP connection, and the
+        # daemon lose what it had not read yet: read (discarding) until it closes its end.
+        while await self._reader.read(_READ_BYTES):
             pass
 
     def _abort(self) -> None:

@@ -17,7 +17,8 @@ from .messages import AGREED, Message
 
 _RECV_BYTES = 256 * 1024
 _SEND_BATCH_BYTES = 64 * 1024  # multicast_many writes at least this much at once
-_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+# How long close() waits for the daemon to read everything sent before the goodbye (seconds).
+DISCONNECT_WAIT = 10.0
 _version_for_tests = P.VERSION  # the tests change it to see the daemon's version check
 
 
@@ -293,22 +294,51 @@ class Connection:
                 return
 
     # ------------------------------------------------------------------------------ closing
-    def close(self) -> None:
-        """Says goodbye to the daemon and closes. Idempotent; callable from any thread."""
+    def close(self, wait: float = DISCONNECT_WAIT) -> None:
+        """Says goodbye to the daemon and closes. Idempotent; callable from any thread.
+
+        Every message a send call accepted reaches the daemon: after the goodbye it waits (up
+        to ``wait`` seconds; deliveries that arrive meanwhile are discarded) until the daemon
+        has read everything and closed its end. Closing at once, with deliveries unread in the
+        socket, would make the kernel reset a TCP connection and the daemon lose what it had
+        not read yet. (Called while another thread is receiving on this connection, it does
+        not wait.)"""
         if self._closed:
             return
+        said_goodbye = False
         # The goodbye must not cut into a frame another thread is sending: take the send lock,
         # but do not wait long for it (a sender may be blocked by back-pressure).
         if self._send_lock.acquire(timeout=1.0):
             try:
                 if not self._closed and not self._eof:
-                    self._sock.send(P.encode_bye(), _DONTWAIT)
+                    self._sock.settimeout(wait)
+                    self._sock.sendall(P.encode_bye())
+                    said_goodbye = True
             except OSError:
                 pass
             finally:
                 self._closed = True
                 self._send_lock.release()
+        if said_goodbye and self._recv_lock.acquire(blocking=False):
+            try:
+                self._drain_until_closed(wait)
+            finally:
+                self._recv_lock.release()
         self._abort()
+
+    def _drain_until_closed(self, wait: float) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + wait
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._sock.settimeout(left)
+                if not self._sock.recv(65536):
+                    return  # the daemon closed: it has read everything
+        except OSError:  # a timeout, or the connection failed
+            return
 
     def _abort(self) -> None:
         self._closed = True

@@ -71,7 +71,7 @@ public final class AgentConnection implements AutoCloseable {
   private final ByteBuffer sendBuffer = Protocol.newBuffer(SEND_BUFFER, true);
   private boolean writeBroken; // guarded by sendLock: a frame was cut by a write error
 
-  private final Object receiveLock = new Object();
+  private final ReentrantLock receiveLock = new ReentrantLock();
   private byte[] rbuf = new byte[INITIAL_READ_BUFFER]; // guarded by receiveLock
   private int rstart;
   private int rend;
@@ -200,7 +200,8 @@ public final class AgentConnection implements AutoCloseable {
     } finally {
       sendLock.unlock();
     }
-    synchronized (receiveLock) {
+    receiveLock.lock();
+    try {
       for (;;) {
         int verb = nextFrame();
         if (verb < 0) {
@@ -250,6 +251,8 @@ public final class AgentConnection implements AutoCloseable {
         throw new ProtocolException(
             "agentd sent verb 0x" + Integer.toHexString(verb) + " before its welcome");
       }
+    } finally {
+      receiveLock.unlock();
     }
   }
 
@@ -527,7 +530,8 @@ public final class AgentConnection implements AutoCloseable {
   public Message receive(Duration timeout) {
     checkNotListening();
     long deadline = deadline(timeout);
-    synchronized (receiveLock) {
+    receiveLock.lock();
+    try {
       for (;;) {
         if (closedByUser) throw closedException();
         int verb = nextFrame();
@@ -548,6 +552,8 @@ public final class AgentConnection implements AutoCloseable {
           return null;
         }
       }
+    } finally {
+      receiveLock.unlock();
     }
   }
 
@@ -755,10 +761,13 @@ public final class AgentConnection implements AutoCloseable {
   // ------------------------------------------------------------------------------- closing
 
   /**
-   * Sends bye and closes the socket; the connection's groups see it disconnect. Idempotent, and
-   * safe from any thread: blocked sends and receives throw {@link ConnectionClosedException}.
-   * Never blocks for long: when another thread's send is stuck on a full socket, the bye is
-   * skipped (closing is enough for the daemon).
+   * Sends bye and closes the socket; the connection's groups see it disconnect. Every message a
+   * send accepted reaches the daemon: after the bye it waits (up to {@link #DISCONNECT_WAIT};
+   * deliveries that arrive meanwhile are discarded) until the daemon has read everything and
+   * closed its end, over TCP as over the Unix socket. Idempotent, and safe from any thread:
+   * blocked sends and receives throw {@link ConnectionClosedException}. When another thread's
+   * send is stuck on a full socket the bye is skipped, and while another thread receives it
+   * does not wait.
    */
   @Override
   public void close() {
@@ -772,21 +781,62 @@ public final class AgentConnection implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    boolean saidGoodbye = false;
     if (locked) {
       try {
         if (!writeBroken) {
           ByteBuffer bye = Protocol.newBuffer(5, false);
           Protocol.putBye(bye);
           bye.flip();
-          channel.write(bye); // best effort: never wait for a full socket
+          long deadline = System.nanoTime() + DISCONNECT_WAIT.toNanos();
+          while (bye.hasRemaining() && System.nanoTime() < deadline) {
+            if (channel.write(bye) == 0) {
+              writeSelector.select(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+              writeSelector.selectedKeys().clear();
+            }
+          }
+          saidGoodbye = !bye.hasRemaining();
         }
-      } catch (IOException e) {
+      } catch (IOException | ClosedSelectorException e) {
         // the daemon is gone: nothing to say goodbye to
       } finally {
         sendLock.unlock();
       }
     }
+    if (saidGoodbye && receiveLock.tryLock()) {
+      try {
+        drainUntilClosed();
+      } finally {
+        receiveLock.unlock();
+      }
+    }
     shutdown("the connection was closed by close()", null);
+  }
+
+  /**
+   * After the goodbye: half-closes and reads (discarding) until the daemon closes its end,
+   * having read everything sent before, or DISCONNECT_WAIT passes. Closing at once, with
+   * deliveries unread in the socket, would make the kernel reset a TCP connection, and the
+   * daemon lose what it had not read yet. Caller holds receiveLock.
+   */
+  private void drainUntilClosed() {
+    long deadline = System.nanoTime() + DISCONNECT_WAIT.toNanos();
+    ByteBuffer scratch = ByteBuffer.allocate(65536);
+    try {
+      channel.shutdownOutput();
+      for (;;) {
+        scratch.clear();
+        int n = channel.read(scratch);
+        if (n < 0) return; // the daemon closed: it has read everything
+        if (n > 0) continue;
+        long left = (deadline - System.nanoTime()) / 1_000_000;
+        if (left <= 0) return;
+        readSelector.select(left);
+        readSelector.selectedKeys().clear();
+      }
+    } catch (IOException | ClosedSelectorException e) {
+      // the connection failed: nothing more to wait for
+    }
   }
 
   /** Marks the connection closed and releases the socket and selectors (wakes blocked calls). */
@@ -827,6 +877,9 @@ public final class AgentConnection implements AutoCloseable {
   // ------------------------------------------------------------------------------- time
 
   private static final long FOREVER = Long.MIN_VALUE;
+
+  /** How long {@link #close()} waits for the daemon to read everything sent before it. */
+  public static final Duration DISCONNECT_WAIT = Duration.ofSeconds(10);
 
   private static long deadline(Duration timeout) {
     if (timeout == null) return FOREVER;

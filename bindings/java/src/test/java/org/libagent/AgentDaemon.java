@@ -49,11 +49,25 @@ final class AgentDaemon implements AutoCloseable {
 
   /** A daemon on a Unix socket and, with tcp, 127.0.0.1 on a free port. */
   static AgentDaemon start(String name, boolean tcp) throws IOException {
+    return start(name, tcp, null, true);
+  }
+
+  /**
+   * The same with a configuration file holding config (null: none); without wait, it returns
+   * once started (a ring's daemons listen only once they see each other).
+   */
+  static AgentDaemon start(String name, boolean tcp, String config, boolean wait)
+      throws IOException {
     IOException last = null;
     for (int attempt = 0; attempt < 3; ++attempt) { // a free port may be taken meanwhile
       int port = tcp ? freePort() : 0;
       Path dir = Files.createTempDirectory("agent-java-");
-      List<String> cmd = new ArrayList<>(List.of(binary(), "--name", name,
+      List<String> cmd = new ArrayList<>(List.of(binary()));
+      if (config != null) {
+        Files.writeString(dir.resolve("agentd.toml"), config, StandardCharsets.UTF_8);
+        cmd.addAll(List.of("--config", dir.resolve("agentd.toml").toString()));
+      }
+      cmd.addAll(List.of("--name", name,
           "--unix", dir.resolve("s.sock").toString(),
           "--tcp", tcp ? "127.0.0.1:" + port : "off",
           "--state-dir", dir.resolve("state").toString(), "--log-level", "info"));
@@ -62,6 +76,7 @@ final class AgentDaemon implements AutoCloseable {
           .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
           .start();
       AgentDaemon d = new AgentDaemon(name, dir, port, p);
+      if (!wait) return d;
       try {
         d.waitReady();
         return d;
@@ -98,7 +113,7 @@ final class AgentDaemon implements AutoCloseable {
     }
   }
 
-  private void waitReady() throws IOException {
+  void waitReady() throws IOException {
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(START_TIMEOUT_MS);
     for (;;) {
       if (!process.isAlive()) {

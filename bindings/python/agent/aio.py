@@ -161,6 +161,7 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._recv_lock = asyncio.Lock()
         self._closed = False
+        self._closed_by_user = False  # close() was called
         self._eof = False
         self._send_broken = False
         self.private_group: str = welcome.private_group
@@ -299,10 +300,14 @@ class Connection:
         return self
 
     async def __anext__(self) -> Message:
+        # Ends quietly after this program's own close(); a daemon that goes away raises
+        # ConnectionClosed (as agent.Connection's iteration).
         try:
             return await self.receive()
         except ConnectionClosed:
-            raise StopAsyncIteration from None
+            if self._closed_by_user:
+                raise StopAsyncIteration from None
+            raise
 
     # ------------------------------------------------------------------------------ closing
     async def close(self, wait: float = _client.DISCONNECT_WAIT) -> None:
@@ -311,6 +316,7 @@ class Connection:
         discarding deliveries meanwhile; not while another task is receiving)."""
         if self._closed:
             return
+        self._closed_by_user = True
         if not self._eof and not self._send_broken:
             try:
                 async with self._send_lock:

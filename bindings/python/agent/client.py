@@ -137,7 +137,8 @@ class Connection:
         self._frames = frames
         self._send_lock = threading.RLock()
         self._recv_lock = threading.RLock()
-        self._closed = False    # close() was called
+        self._closed = False    # closed: by close(), or after a protocol error
+        self._closed_by_user = False  # close() was called
         self._eof = False       # the daemon closed its side (buffered frames may remain)
         self._send_broken = False
         self._poll = select.poll() if hasattr(select, "poll") else None
@@ -285,13 +286,17 @@ class Connection:
         return bool(r)
 
     def __iter__(self) -> Iterator[Message]:
-        """Blocking iteration over the incoming messages; it ends when the connection closes
-        (a daemon error that closes it, such as 'daemon shutting down', comes first)."""
+        """Blocking iteration over the incoming messages. It ends quietly after this program's
+        own close(); when the daemon goes away (it was killed, or closed the connection after
+        an error such as 'daemon shutting down', which comes first) it raises
+        ConnectionClosed, so that a crash is not mistaken for a normal end."""
         while True:
             try:
                 yield self.receive()
             except ConnectionClosed:
-                return
+                if self._closed_by_user:
+                    return
+                raise
 
     # ------------------------------------------------------------------------------ closing
     def close(self, wait: float = DISCONNECT_WAIT) -> None:
@@ -305,6 +310,7 @@ class Connection:
         not wait.)"""
         if self._closed:
             return
+        self._closed_by_user = True
         said_goodbye = False
         # The goodbye must not cut into a frame another thread is sending: take the send lock,
         # but do not wait long for it (a sender may be blocked by back-pressure).

@@ -192,3 +192,17 @@ def test_asyncio_refusal_sent_before_the_hello_arrives(make_daemon, monkeypatch)
             assert e.value.code == agent.ErrorCode.TOO_MANY_CLIENTS
 
     run(main())
+
+
+def test_asyncio_iteration_raises_when_the_daemon_is_killed(make_daemon):
+    d = make_daemon()
+
+    async def main():
+        conn = await agent.aio.connect(d.socket, "c")
+        d.kill()
+        with pytest.raises(agent.ConnectionClosed):
+            async for _ in conn:
+                pass
+        await conn.close()
+
+    run(main())

@@ -391,7 +391,10 @@ def test_daemon_shutdown_is_an_error_then_closed(make_daemon):
     d = make_daemon()
     with agent.connect(d.socket, "alice") as a:
         assert d.stop() == 0
-        msgs = list(a)  # iteration ends when the daemon closes the connection
+        msgs = []
+        with pytest.raises(agent.ConnectionClosed):  # the daemon went away: not a quiet end
+            for m in a:
+                msgs.append(m)
         assert len(msgs) == 1 and isinstance(msgs[0], agent.ErrorMessage)
         assert msgs[0].code == agent.ErrorCode.SHUTTING_DOWN and msgs[0].closes
         assert a.closed
@@ -431,7 +434,10 @@ def test_slow_client_is_disconnected(make_daemon):
             fast.multicast("g", chunk, self_discard=True)
         m = membership(fast, "g", "disconnect", timeout=WAIT * 2)
         assert m.changed == "#slow#d1"
-        msgs = list(slow)  # what was queued, error 14, then the end of the stream
+        msgs = []
+        with pytest.raises(agent.ConnectionClosed):  # what was queued, error 14, the end
+            for x in slow:
+                msgs.append(x)
         last = msgs[-1]
         assert isinstance(last, agent.ErrorMessage) and last.code == agent.ErrorCode.SLOW_CLIENT
         assert last.closes and last.subject == "#slow#d1"
@@ -457,3 +463,27 @@ def test_refusal_sent_before_the_hello_arrives(make_daemon, monkeypatch):
             with pytest.raises(agent.Rejected) as e:
                 agent.connect(d.socket, "second")
             assert e.value.code == agent.ErrorCode.TOO_MANY_CLIENTS
+
+
+def test_iteration_raises_when_the_daemon_is_killed(make_daemon):
+    d = make_daemon()
+    with agent.connect(d.socket, "alice") as a:
+        d.kill()
+        with pytest.raises(agent.ConnectionClosed):
+            for _ in a:
+                pass
+
+
+def test_iteration_ends_quietly_after_the_programs_own_close(daemon):
+    conn = agent.connect(daemon.socket, "alice")
+    seen = []
+
+    def consume():
+        seen.extend(conn)  # returns normally once close() ran
+
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(0.05)
+    conn.close()
+    t.join(WAIT)
+    assert not t.is_alive() and seen == []

@@ -117,34 +117,54 @@ int wait_connected(int fd, int timeout_ms) {
   int r;
   do r = ::poll(&p, 1, timeout_ms);
   while (r < 0 && errno == EINTR);
-  if (r <= 0) return -1;
+  if (r <= 0) {
+    errno = r == 0 ? ETIMEDOUT : errno;
+    return -1;
+  }
   int err = 0;
   socklen_t len = sizeof err;
   ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) errno = err;
   return err == 0 ? 0 : -1;
+}
+
+// Closes fd without changing errno (which says why connecting failed).
+void close_keeping_errno(int fd) {
+  int saved = errno;
+  ::close(fd);
+  errno = saved;
 }
 
 int open_socket(const std::string& daemon, int timeout_ms) {
   if (!daemon.empty() && (daemon[0] == '/' || daemon[0] == '.')) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
-    if (daemon.size() >= sizeof a.sun_path) return -1;
+    if (daemon.size() >= sizeof a.sun_path) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
     std::memcpy(a.sun_path, daemon.c_str(), daemon.size() + 1);
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      ::close(fd);
+      close_keeping_errno(fd);
       return -1;
     }
     return fd;
   }
   std::string host, port;
-  if (!parse_tcp(daemon, host, port)) return -1;
+  if (!parse_tcp(daemon, host, port)) {
+    errno = EINVAL;
+    return -1;
+  }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return -1;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) {
+    errno = ENXIO;  // the name does not resolve to an address
+    return -1;
+  }
   int fd = -1;
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
     fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -157,10 +177,12 @@ int open_socket(const std::string& daemon, int timeout_ms) {
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       break;
     }
-    ::close(fd);
+    close_keeping_errno(fd);
     fd = -1;
   }
+  int saved = errno;
   ::freeaddrinfo(res);
+  errno = saved;
   return fd;
 }
 
@@ -451,7 +473,10 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
   proto::encode(frame, h);
   int rc = send_frame(c, frame);
   if (rc == AGENT_OK) rc = fill(c, remaining_ms(deadline, timeout_ms));
-  if (rc == AGENT_ERR_TIMEOUT) rc = AGENT_ERR_CONNECT;
+  if (rc == AGENT_ERR_TIMEOUT) {
+    rc = AGENT_ERR_CONNECT;
+    errno = ETIMEDOUT;  // no welcome in time
+  }
   if (rc == AGENT_OK) {
     proto::Verb verb;
     std::string_view body;

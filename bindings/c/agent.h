@@ -57,7 +57,7 @@ extern "C" {
 
 /* Return codes: 0 is success, negative values are errors (see agent_strerror). */
 #define AGENT_OK 0
-#define AGENT_ERR_CONNECT -1         /* could not reach the daemon */
+#define AGENT_ERR_CONNECT -1         /* could not reach the daemon (errno says why) */
 #define AGENT_ERR_CLOSED -2          /* the connection is closed */
 #define AGENT_ERR_TIMEOUT -3         /* agent_receive: nothing arrived in time */
 #define AGENT_ERR_ILLEGAL_NAME -4    /* private name empty, too long or bad characters */

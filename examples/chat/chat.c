@@ -5,6 +5,7 @@
  * Commands (one per line): j <group> | l <group> | s <group> <text> |
  * m <g1,g2,...> <text> | p <#name#daemon> <text> | h | q
  */
+#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "../connect_error.h"
 
 static const char *service_name(uint32_t s) {
   if (s & AGENT_SAFE) return "SAFE";
@@ -111,17 +113,24 @@ int main(int argc, char **argv) {
   char input[8192];
   size_t have = 0;
   int opt, rc, running = 1;
-  while ((opt = getopt(argc, argv, "d:n:h")) != -1) {
+  static const struct option longopts[] = {{"daemon", required_argument, NULL, 'd'},
+                                            {"name", required_argument, NULL, 'n'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+  while ((opt = getopt_long(argc, argv, "d:n:h", longopts, NULL)) != -1) {
     if (opt == 'd') daemon = optarg;
     else if (opt == 'n') name = optarg;
     else {
-      fprintf(stderr, "usage: agent-chat [-d daemon] [-n name]\n");
+      fprintf(opt == 'h' ? stdout : stderr,
+              "usage: agent-chat [-d|--daemon daemon] [-n|--name name]\n"
+              "  daemon: a socket path, host:port, port or port@host (default $AGENT_DAEMON,\n"
+              "  else /tmp/agentd.sock). Commands: j GROUP, l GROUP, s GROUP TEXT, q.\n");
       return opt == 'h' ? 0 : 2;
     }
   }
   rc = agent_connect(daemon, name, AGENT_WANT_MEMBERSHIP | (name ? 0 : AGENT_GENERATE_NAME), 5000, &c);
   if (rc != AGENT_OK) {
-    fprintf(stderr, "agent-chat: %s\n", agent_strerror(rc));
+    report_connect_error("agent-chat", daemon, rc);
     return 1;
   }
   printf("connected as %s\n", agent_private_group(c));

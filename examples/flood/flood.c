@@ -3,6 +3,7 @@
  *
  *   agent-flood [-d daemon] [-n name] [-g group] [-c count] [-s size] [-S service] [-r] [-w window]
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "../connect_error.h"
 
 static double now_s(void) {
   struct timespec ts;
@@ -30,8 +32,8 @@ static int parse_service(const char *s, uint32_t *out) {
   return -1;
 }
 
-static void usage(void) {
-  fprintf(stderr,
+static void usage(FILE *out) {
+  fprintf(out,
           "usage: agent-flood [-d daemon] [-n name] [-g group] [-c count] [-s size]\n"
           "                   [-S unreliable|reliable|fifo|causal|agreed|safe] [-r] [-w window]\n"
           "                   [-b batch]   (-b N: write N messages at once with AGENT_MORE)\n");
@@ -46,7 +48,8 @@ int main(int argc, char **argv) {
   char *payload;
   long sent = 0, got = 0;
   double t0 = 0, t1;
-  while ((opt = getopt(argc, argv, "d:n:g:c:s:S:rw:b:h")) != -1) {
+  static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  while ((opt = getopt_long(argc, argv, "d:n:g:c:s:S:rw:b:h", longopts, NULL)) != -1) {
     switch (opt) {
       case 'd': daemon = optarg; break;
       case 'n': name = optarg; break;
@@ -57,16 +60,16 @@ int main(int argc, char **argv) {
       case 'r': receive_only = 1; break;
       case 'w': window = atol(optarg); break;
       case 'b': batch = atol(optarg); break;
-      default: usage(); return opt == 'h' ? 0 : 2;
+      default: usage(opt == 'h' ? stdout : stderr); return opt == 'h' ? 0 : 2;
     }
   }
   if (count <= 0 || size < 0 || window <= 0 || batch <= 0 || parse_service(service_name, &service) != 0) {
-    usage();
+    usage(stderr);
     return 2;
   }
   rc = agent_connect(daemon, name, name ? 0 : AGENT_GENERATE_NAME, 5000, &c);
   if (rc != AGENT_OK) {
-    fprintf(stderr, "agent-flood: connect: %s\n", agent_strerror(rc));
+    report_connect_error("agent-flood", daemon, rc);
     return 1;
   }
   if ((size_t)size > agent_max_message(c)) {

@@ -6,6 +6,8 @@
  *   sp-flood [-d daemon] [-g group] [-c count] [-s size] [-w window] [-S agreed|safe|fifo|...]
  */
 #include <pthread.h>
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +85,8 @@ int main(int argc, char **argv) {
   int opt, rc;
   count = 100000;
   size = 1024;
-  while ((opt = getopt(argc, argv, "d:g:c:s:w:S:h")) != -1) {
+  static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  while ((opt = getopt_long(argc, argv, "d:g:c:s:w:S:h", longopts, NULL)) != -1) {
     switch (opt) {
       case 'd': daemon = optarg; break;
       case 'g': group = optarg; break;
@@ -92,7 +95,7 @@ int main(int argc, char **argv) {
       case 'w': window = atol(optarg); break;
       case 'S': service_name = optarg; break;
       default:
-        fprintf(stderr, "usage: sp-flood [-d daemon] [-g group] [-c count] [-s size] "
+        fprintf(opt == 'h' ? stdout : stderr, "usage: sp-flood [-d daemon] [-g group] [-c count] [-s size] "
                         "[-w window] [-S agreed|safe|fifo|causal|reliable|unreliable]\n");
         return opt == 'h' ? 0 : 2;
     }
@@ -103,7 +106,14 @@ int main(int argc, char **argv) {
   }
   if ((rc = SP_connect(daemon, NULL, 0, 1, &rx, private_group)) != ACCEPT_SESSION ||
       (rc = SP_connect(daemon, NULL, 0, 0, &tx, private_group)) != ACCEPT_SESSION) {
-    SP_error(rc);
+    if (rc == COULD_NOT_CONNECT) {
+      int err = errno;
+      const char *where = daemon && *daemon ? daemon : getenv("AGENT_DAEMON");
+      fprintf(stderr, "sp-flood: cannot connect to agentd at %s: %s\n",
+              where && *where ? where : "/tmp/agentd.sock", strerror(err));
+    } else {
+      SP_error(rc);
+    }
     return 1;
   }
   if ((rc = SP_join(rx, group)) < 0) {

@@ -26,8 +26,8 @@ using namespace agent::sim;
 
 namespace {
 
-void usage(const char* prog) {
-  std::fprintf(stderr,
+void usage(const char* prog, FILE* out = stderr) {
+  std::fprintf(out,
                "usage: %s (--seed S | --seeds N [--from S]) [--nodes K] [--loss P] [--faults] "
                "[--fault skip-retransmit|out-of-order|safe-early|skip-recovery|deliver-past-gap] "
                "[--fault-node K|all] "
@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
     } else if (a == "--verbose" || a == "-v") {
       base.verbose = true;
     } else if (a == "--help" || a == "-h") {
-      usage(prog);
+      usage(prog, stdout);
       return 0;
     } else {
       std::fprintf(stderr, "%s: unknown argument '%s'\n", prog, a.c_str());

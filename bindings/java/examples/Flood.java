@@ -23,6 +23,9 @@ import org.libagent.Service;
  * </pre>
  */
 public final class Flood {
+  private static final String USAGE = "usage: Flood [-d DAEMON] [-n COUNT] [-s BYTES] [-g GROUP]"
+      + " [-w WINDOW] [-b BATCH] [--service unreliable|reliable|fifo|causal|agreed|safe]";
+
   public static void main(String[] args) throws Exception {
     String daemon = null;
     String group = "flood";
@@ -42,9 +45,12 @@ public final class Flood {
         case "-w", "--window" -> { window = Long.parseLong(v); ++i; }
         case "-b", "--batch" -> { batch = Math.max(1, Integer.parseInt(v)); ++i; }
         case "--service" -> { service = Service.valueOf(v.toUpperCase()); ++i; }
+        case "-h", "--help" -> {
+          System.out.println(USAGE);
+          return;
+        }
         default -> {
-          System.err.println("usage: Flood [-d DAEMON] [-n COUNT] [-s BYTES] [-g GROUP]"
-              + " [-w WINDOW] [-b BATCH] [--service unreliable|reliable|fifo|causal|agreed|safe]");
+          System.err.println(USAGE);
           System.exit(2);
         }
       }

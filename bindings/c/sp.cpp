@@ -57,6 +57,9 @@ struct Session {
   std::atomic<size_t> held_bytes{0};  // for SP_poll, which must not wait for recv_mu
   std::atomic<bool> failed{false};   // the connection broke: NET_ERROR_ON_SESSION from now on
   std::atomic<bool> killed{false};   // SP_kill: close without a goodbye
+  // Per group, the id of the last regular view this session got (under recv_mu): a
+  // transitional membership carries it, as Spread's does (the id of the view being left).
+  std::unordered_map<std::string, group_id> views;
   ~Session() {
     held.reset();
     if (killed) ::shutdown(agent_fd(conn), SHUT_RDWR);  // the goodbye cannot go out
@@ -147,14 +150,13 @@ group_id fold_view(const agent_view_id& v) {
 void put_u32(std::string& b, size_t at, uint32_t v) { std::memcpy(&b[at], &v, 4); }
 
 // The membership body in Spread's layout, in this host's byte order.
-std::string membership_body(const agent_message& m, const std::string& me) {
+std::string membership_body(const agent_message& m, const std::string& me, const group_id& g) {
   size_t nsets = m.nvs_sets;
   size_t total_names = 0;
   for (size_t i = 0; i < nsets; ++i) total_names += m.vs_set_sizes[i];
   // Always at least one vs-set, so that the offset of "my" set points inside the body.
   size_t body_sets = std::max<size_t>(nsets, 1);
   std::string b(kFirstSetOffset + body_sets * 4 + total_names * kName, '\0');
-  group_id g = fold_view(m.view);
   std::memcpy(&b[0], &g, kGidBytes);
   put_u32(b, kCountOffset, static_cast<uint32_t>(body_sets));
   size_t at = kFirstSetOffset, name = 0, local = 0;
@@ -192,8 +194,10 @@ bool closes_connection(int code) {
   }
 }
 
-// Turns an agent_message into what SP_receive returns. Takes ownership of m.
-std::unique_ptr<Pending> make_pending(const agent_message* m, const std::string& me) {
+// Turns an agent_message into what SP_receive returns. Takes ownership of m. views: the
+// session's last regular view id per group (kept up to date here).
+std::unique_ptr<Pending> make_pending(const agent_message* m, const std::string& me,
+                                      std::unordered_map<std::string, group_id>& views) {
   auto p = std::make_unique<Pending>();
   p->m = m;
   p->sender = m->sender;
@@ -206,8 +210,18 @@ std::unique_ptr<Pending> make_pending(const agent_message* m, const std::string&
       p->body = static_cast<const char*>(m->data);
       p->body_len = m->len;
       break;
-    case AGENT_MSG_MEMBERSHIP:
+    case AGENT_MSG_MEMBERSHIP: {
+      group_id g = fold_view(m->view);
       p->type = static_cast<service>(m->service);
+      if (m->service & AGENT_TRANSITION) {
+        // As Spread: TRANSITION_MESS alone, with the id of the view being left.
+        p->type = TRANSITION_MESS;
+        if (auto v = views.find(m->sender); v != views.end()) g = v->second;
+      } else if (m->service & AGENT_REG_MEMB) {
+        views[m->sender] = g;
+      } else {
+        views.erase(m->sender);  // its own leave (or disconnect): no view of that group now
+      }
       p->mess_type = -1;
       if (m->service & AGENT_REG_MEMB)
         for (size_t i = 0; i < m->ngroups; ++i)
@@ -217,10 +231,11 @@ std::unique_ptr<Pending> make_pending(const agent_message* m, const std::string&
           }
       p->groups = m->groups;
       p->ngroups = m->ngroups;
-      p->built = membership_body(*m, me);
+      p->built = membership_body(*m, me, g);
       p->body = p->built.data();
       p->body_len = p->built.size();
       break;
+    }
     default:  // AGENT_MSG_ERROR: a refused request, as Spread's REJECT_MESS
       p->type = REJECT_MESS;
       p->mess_type = static_cast<int16>(m->error_code);
@@ -277,7 +292,7 @@ int receive(mailbox mbox, service* service_type, char* sender, int max_groups, i
       s->failed = true;
       return CONNECTION_CLOSED;
     }
-    s->held = make_pending(m, s->private_group);
+    s->held = make_pending(m, s->private_group, s->views);
   }
   Pending& p = *s->held;
   const bool short_groups = p.ngroups > max_g;

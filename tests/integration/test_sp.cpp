@@ -604,16 +604,30 @@ TEST_CASE("a partition and merge on a 3-daemon ring give vs-sets", "[sp][ring]")
   }
   // Daemons started one after the other may first form smaller rings, and members that
   // joined in those see the others arrive by a merge (a network view), not by their join.
-  for (auto& x : s)
-    sp_recv_until(x->mbox, [](const Got& g) {
+  std::vector<group_id> whole;
+  for (auto& x : s) {
+    Got v = sp_recv_until(x->mbox, [](const Got& g) {
       return Is_reg_memb_mess(g.type) && g.sender == "g" && g.num_groups == 3;
     });
+    membership_info info{};
+    REQUIRE(SP_get_memb_info(v.body.data(), v.type, &info) == 1);
+    whole.push_back(info.gid);
+  }
   c[1].signal(SIGSTOP);
   auto is_net_reg = [](int n) {
     return [n](const Got& g) {
       return Is_reg_memb_mess(g.type) && Is_caused_network_mess(g.type) && g.num_groups == n;
     };
   };
+  // As Spread: before the new view, a transitional membership whose service type is
+  // TRANSITION_MESS alone and whose group id is the view being left.
+  Got trans = sp_recv_until(s[0]->mbox, [](const Got& g) {
+    return Is_transition_mess(g.type) && g.sender == "g";
+  });
+  CHECK(trans.type == TRANSITION_MESS);
+  membership_info trans_info{};
+  REQUIRE(SP_get_memb_info(trans.body.data(), trans.type, &trans_info) == 1);
+  CHECK(SP_equal_group_ids(trans_info.gid, whole[0]) == 1);
   Got apart = sp_recv_until(s[0]->mbox, is_net_reg(2));
   c[1].signal(SIGCONT);
   CHECK(apart.groups == std::vector<std::string>{"#m1#d1", "#m3#d3"});

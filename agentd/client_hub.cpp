@@ -15,10 +15,21 @@ using proto::Verb;
 ClientHub::ClientHub(const Config& cfg, ClientIo& io, Submit submit)
     : cfg_(cfg), io_(io), submit_(std::move(submit)), state_(cfg.name) {}
 
-bool ClientHub::on_open(ConnId id) {
+bool ClientHub::on_open(ConnId id, uint64_t now_us) {
   if (sessions_.size() >= cfg_.max_clients) {
-    AGENT_LOG(kWarn, "refusing a client: " << sessions_.size() << " connected, the limit is "
-                                           << cfg_.max_clients);
+    // One line, then one per interval with the count: a flood of connections must not flood
+    // the log.
+    constexpr uint64_t kRefusalLogIntervalUs = 10'000'000;
+    ++refused_;
+    if (!refusal_logged_ || now_us >= refusal_logged_at_ + kRefusalLogIntervalUs) {
+      AGENT_LOG(kWarn, "refused " << refused_ << " client connection" << (refused_ == 1 ? "" : "s")
+                                  << (refusal_logged_ ? " in the last 10 s" : "") << ": "
+                                  << sessions_.size() << " connected, the limit is "
+                                  << cfg_.max_clients << " (clients.max_clients)");
+      refused_ = 0;
+      refusal_logged_ = true;
+      refusal_logged_at_ = now_us;
+    }
     frame_.clear();
     proto::encode(frame_, proto::Error{ErrorCode::kTooManyClients, "",
                                        "the daemon has reached its client limit (" +
@@ -27,8 +38,45 @@ bool ClientHub::on_open(ConnId id) {
     io_.close(id);
     return false;
   }
-  sessions_.emplace(id, Session(cfg_.max_message_bytes + proto::kFrameOverheadBytes));
+  auto [it, added] =
+      sessions_.emplace(id, Session(cfg_.max_message_bytes + proto::kFrameOverheadBytes));
+  AGENT_CHECK(added);  // an id names one open connection
+  it->second.opened_due = now_us + uint64_t{cfg_.hello_timeout_ms} * 1000;
+  hello_due_.emplace_back(it->second.opened_due, id);
   return true;
+}
+
+uint64_t ClientHub::next_hello_deadline() const {
+  return hello_due_.empty() ? ~uint64_t{0} : hello_due_.front().first;
+}
+
+void ClientHub::expire(uint64_t now_us) {
+  ++depth_;
+  while (!hello_due_.empty() && hello_due_.front().first <= now_us) {
+    auto [due, id] = hello_due_.front();
+    hello_due_.pop_front();
+    auto it = sessions_.find(id);
+    if (it == sessions_.end() || it->second.connected || it->second.closing) continue;
+    // A connection id may be reused by a later connection: its own entry is further back.
+    if (it->second.opened_due != due) continue;
+    ++stats_.bad_frames;
+    send_error(id, ErrorCode::kNotConnected, "",
+               "no hello within " + std::to_string(cfg_.hello_timeout_ms) + " ms; closing");
+    it->second.closing = true;
+    to_drop_.push_back(id);
+  }
+  --depth_;
+  process_drops();
+}
+
+void ClientHub::restart_hello_clock(uint64_t now_us) {
+  uint64_t due = now_us + uint64_t{cfg_.hello_timeout_ms} * 1000;
+  hello_due_.clear();
+  for (auto& [id, s] : sessions_)
+    if (!s.connected && !s.closing) {
+      s.opened_due = due;
+      hello_due_.emplace_back(due, id);
+    }
 }
 
 void ClientHub::on_bytes(ConnId id, const char* data, size_t size) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <set>
@@ -69,7 +70,15 @@ class ClientHub {
   ClientHub(const Config& cfg, ClientIo& io, Submit submit);
 
   // False when the connection is refused (too many clients); the hub has then closed it.
-  bool on_open(ConnId id);
+  // now_us: when (microseconds, any fixed origin): the hello is due hello_timeout_ms later.
+  bool on_open(ConnId id, uint64_t now_us = 0);
+  // Closes connections whose hello is overdue at now_us (error 12).
+  void expire(uint64_t now_us);
+  // When the next hello falls due (~0: none waiting).
+  uint64_t next_hello_deadline() const;
+  // The daemon did not read clients for a while: every waiting hello is due hello_timeout_ms
+  // from now_us.
+  void restart_hello_clock(uint64_t now_us);
   void on_bytes(ConnId id, const char* data, size_t size);
   // The connection ended (peer closed or failed); not called for closes the hub asked for.
   void on_closed(ConnId id);
@@ -105,6 +114,7 @@ class ClientHub {
     std::set<std::string> groups;  // joined or join submitted
     uint64_t queued_bytes = 0;
     bool closing = false;  // no more input is read and nothing more is sent
+    uint64_t opened_due = 0;  // when its hello is due (its entry in hello_due_)
   };
 
   void handle_frame(ConnId id, Session& s, const proto::Frame& f);
@@ -135,6 +145,13 @@ class ClientHub {
   // until then, or that disconnect would end a new session's memberships.
   std::unordered_set<std::string> departing_;
   std::vector<ConnId> to_drop_;  // slow clients found while routing
+  // Connections without hello, oldest first: (deadline, id). Entries of sessions that said
+  // hello or ended meanwhile are skipped when they come up.
+  std::deque<std::pair<uint64_t, ConnId>> hello_due_;
+  // Refusals at the client limit: logged once, then one line per interval with the count.
+  uint64_t refused_ = 0;          // not yet logged
+  uint64_t refusal_logged_at_ = 0;
+  bool refusal_logged_ = false;
   std::vector<groups::Delivery> deliveries_;
   groups::Event event_;  // the event deliver_bytes decodes into (reused)
   proto::MulticastView multicast_;  // the multicast handle_multicast decodes into (reused)

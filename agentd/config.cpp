@@ -140,6 +140,8 @@ std::string load_config_file(const std::string& path, Config& cfg) {
           if (!err.empty()) return path + ": clients.tcp: " + err;
         } else if (k == "max_clients") {
           cfg.max_clients = toml::get<uint32_t>(v);
+        } else if (k == "hello_timeout_ms") {
+          cfg.hello_timeout_ms = toml::get<uint32_t>(v);
         } else if (k == "max_message_bytes") {
           cfg.max_message_bytes = toml::get<uint32_t>(v);
         } else if (k == "queue_limit_bytes") {
@@ -177,6 +179,7 @@ std::string validate(const Config& cfg) {
     return "no client listener: set clients.unix_socket or clients.tcp";
   if (cfg.unix_socket.size() >= 108) return "clients.unix_socket is longer than 107 bytes";
   if (cfg.max_clients == 0) return "clients.max_clients must be at least 1";
+  if (cfg.hello_timeout_ms == 0) return "clients.hello_timeout_ms must be at least 1";
   if (cfg.max_message_bytes == 0 || cfg.max_message_bytes > proto::kDefaultMaxMessageBytes)
     return "clients.max_message_bytes must be 1.." + std::to_string(proto::kDefaultMaxMessageBytes);
   if (cfg.client_queue_bytes < 2ull * cfg.max_message_bytes)

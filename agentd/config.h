@@ -63,6 +63,10 @@ struct Config {
   std::string unix_socket = "/tmp/agentd.sock";  // "" disables
   Endpoint tcp{"127.0.0.1", 4803};               // host "" disables
   uint32_t max_clients = 1024;
+  // A connection that has not said hello by then is closed (error 12): idle connections
+  // cannot hold the client slots. Time the daemon does not read clients (the ring's queue is
+  // full) does not count.
+  uint32_t hello_timeout_ms = 10000;
   uint32_t max_message_bytes = 16u << 20;
   uint64_t client_queue_bytes = 64u << 20;  // unsent bytes per client before it is dropped
   // Kernel send buffer of each client connection (SO_SNDBUF; 0 keeps the system's default).

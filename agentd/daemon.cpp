@@ -233,8 +233,8 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         // reading), while the ring's queue has room.
         st->guarded([&] {
           ConnId id = st->clients.add(m.handle);
-          st->core.on_open(id);
-          st->clients.flush();
+          st->core.on_open(id, now_us());
+          st->run();  // the welcome or refusal goes out; the hello's deadline is timed
         });
       },
       [=](const caf::io::connection_closed_msg& m) {

@@ -49,12 +49,18 @@ DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& i
       hub_(cfg, io, [this](uint32_t service, std::string& ev) { submit(service, ev); }),
       now_(now) {}
 
-bool DaemonCore::on_open(ConnId id) {
+bool DaemonCore::on_open(ConnId id, Time now) {
+  now_ = std::max(now_, now);
   if (stopped_) {
     io_.close(id);
     return false;
   }
-  return hub_.on_open(id);
+  return hub_.on_open(id, now_);
+}
+
+Time DaemonCore::next_timeout() const {
+  Time ring = ring_.next_timeout();
+  return throttled_ ? ring : std::min(ring, hub_.next_hello_deadline());
 }
 
 void DaemonCore::on_bytes(ConnId id, const char* data, size_t size, Time now) {
@@ -107,6 +113,8 @@ void DaemonCore::retry_backlog() {
   if (backlog_.empty() && throttled_) {
     throttled_ = false;
     io_.set_client_input(true);
+    // Hellos that waited unread while input was paused get their full time again.
+    hub_.restart_hello_clock(now_);
   }
   AGENT_CHECK(!throttled_ || !backlog_.empty());
 }
@@ -120,6 +128,7 @@ void DaemonCore::run(Time now) {
   // A timeout that is due is handled here: the timer's, and one that another event meets
   // first (a paced token's visit goes with it, not with a wake-up later).
   if (now_ >= ring_.next_timeout()) ring_.on_timeout(now_);
+  if (!throttled_) hub_.expire(now_);
   for (;;) {
     retry_backlog();
     ring_.take_actions(actions_);

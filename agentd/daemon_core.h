@@ -78,7 +78,7 @@ class DaemonCore {
              RingTap* tap = nullptr);
 
   // Client connections. on_open: false when refused (the hub has closed it).
-  bool on_open(ConnId id);
+  bool on_open(ConnId id, Time now);
   void on_bytes(ConnId id, const char* data, size_t size, Time now);
   // The connection ended (the peer closed it, or it failed).
   void on_closed(ConnId id);
@@ -93,7 +93,8 @@ class DaemonCore {
   // ring's actions (datagrams, deliveries to clients, configuration changes) until none
   // remain. Call after every batch of inputs and when now >= next_timeout().
   void run(Time now);
-  Time next_timeout() const { return ring_.next_timeout(); }
+  // The ring's next timeout, or a client's hello falling due (while clients are read).
+  Time next_timeout() const;
 
   // Tells every client the daemon stops, closes them, and leaves the ring (the others form a
   // ring without this daemon at once). Nothing else is done afterwards.

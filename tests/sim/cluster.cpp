@@ -211,7 +211,7 @@ void Cluster::connect(Client& c) {
   proto::encode(hello, h);
   c.out = hello + c.out + c.next_out;
   c.next_out.clear();
-  if (!d.node->core.on_open(c.conn)) violation(d.name + " refused a connection of " + c.name);
+  if (!d.node->core.on_open(c.conn, now_)) violation(d.name + " refused a connection of " + c.name);
 }
 
 void Cluster::crash(Daemon& d) {

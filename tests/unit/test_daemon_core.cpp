@@ -136,7 +136,7 @@ TEST_CASE("a daemon alone: a client's multicast comes back to it in order, with 
   c.run_until(100000);
   DaemonCore& core = *c.cores[0];
   REQUIRE(core.ring().state() == membership::RingState::kOperational);
-  REQUIRE(core.on_open(7));
+  REQUIRE(core.on_open(7, c.now));
   std::string in = hello("alice") + join("g") + mcast("g", "one") + mcast("g", "two");
   core.on_bytes(7, in.data(), in.size(), c.now);
   c.run_until(c.now + 100000);
@@ -170,7 +170,7 @@ TEST_CASE("the ring sequence is stored before the commit token that hands it out
 TEST_CASE("a ring sequence that cannot be stored stops the daemon with a clear error", "[core]") {
   Cluster c({1, 2});
   c.ios[0]->store_error = "No space left on device";
-  REQUIRE(c.cores[0]->on_open(3));
+  REQUIRE(c.cores[0]->on_open(3, 0));
   std::string in = hello("alice");
   c.cores[0]->on_bytes(3, in.data(), in.size(), 0);
   c.run_until(1000000);
@@ -203,7 +203,7 @@ TEST_CASE("client input pauses while the ring's queue is full and resumes once i
   REQUIRE(c.cores[0]->ring().state() != membership::RingState::kOperational);
   DaemonCore& core = *c.cores[0];
   FakeIo& io = *c.ios[0];
-  REQUIRE(core.on_open(1));
+  REQUIRE(core.on_open(1, c.now));
   std::string in = hello("alice") + join("g");
   for (int i = 0; i < 200; ++i) in += mcast("g", std::to_string(i) + std::string(1000, 'x'));
   core.on_bytes(1, in.data(), in.size(), c.now);
@@ -224,4 +224,52 @@ TEST_CASE("client input pauses while the ring's queue is full and resumes once i
       ++expect;
     }
   CHECK(expect == 200);
+}
+
+TEST_CASE("a connection that never says hello is closed after hello_timeout_ms", "[core]") {
+  Cluster c({1});
+  c.cfgs[0].hello_timeout_ms = 500;
+  c.run_until(100000);
+  DaemonCore& core = *c.cores[0];
+  FakeIo& io = *c.ios[0];
+  REQUIRE(core.on_open(1, c.now));  // says nothing
+  REQUIRE(core.on_open(2, c.now));  // says hello in time
+  std::string in = hello("bob");
+  core.on_bytes(2, in.data(), in.size(), c.now + 100000);
+  c.run_until(c.now + 499000);
+  CHECK_FALSE(io.closed[1]);
+  c.run_until(c.now + 2000);
+  REQUIRE(io.closed[1]);
+  auto f = frames(io.out[1]);
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].verb == Verb::kError);
+  CHECK(proto::decode_error(f[0].body)->code == ErrorCode::kNotConnected);
+  CHECK_FALSE(io.closed[2]);
+  CHECK(core.hub().client_count() == 1);
+}
+
+TEST_CASE("a hello that waited unread while client input was paused gets its full time "
+          "from when input resumes", "[core]") {
+  Cluster c({1, 2}, 8192);  // room for a few messages
+  c.cfgs[0].hello_timeout_ms = 200;
+  c.run_until(1000000);
+  DaemonCore& core = *c.cores[0];
+  // The network fails: the token does not come back, the ring's queue fills, client input
+  // pauses, until daemon 1 forms a ring of its own (token loss + consensus: about 400 ms).
+  c.cut = true;
+  REQUIRE(core.on_open(1, c.now));
+  std::string in = hello("alice") + join("g");
+  for (int i = 0; i < 50; ++i) in += mcast("g", std::string(1000, 'x'));
+  core.on_bytes(1, in.data(), in.size(), c.now);
+  REQUIRE_FALSE(core.reading_clients());
+  Time opened = c.now;
+  REQUIRE(core.on_open(2, c.now));  // its hello would wait in the socket, unread
+  while (!core.reading_clients() && c.now < opened + 5000000) c.run_until(c.now + 1000);
+  REQUIRE(core.reading_clients());
+  Time resumed = c.now;
+  REQUIRE(resumed > opened + 200000);  // paused longer than the hello timeout
+  c.run_until(resumed + 150000);
+  CHECK_FALSE(c.ios[0]->closed[2]);  // timed from the resumption, not from the open
+  c.run_until(resumed + 250000);
+  CHECK(c.ios[0]->closed[2]);        // and then it is timed out
 }

@@ -595,3 +595,29 @@ TEST_CASE("the flood example sends and receives its messages", "[agentd][example
   CHECK(WEXITSTATUS(st) == 0);
   CHECK(out.find("RESULT count=2000 size=1024") != std::string::npos);
 }
+
+TEST_CASE("connections that never say hello cannot hold the client slots", "[agentd][limits]") {
+  DaemonOptions o;
+  o.extra_config = "max_clients = 2\nhello_timeout_ms = 300\n";  // into the [clients] table
+  Daemon d(o);
+  int idle1 = raw_connect(d.socket_path()), idle2 = raw_connect(d.socket_path());
+  // The slots are taken: a third connection is refused at once (error 16).
+  int third = raw_connect(d.socket_path());
+  auto refused = raw_frame(third);
+  REQUIRE(refused.first == static_cast<int>(agent::proto::Verb::kError));
+  CHECK(agent::proto::decode_error(refused.second)->code == agent::proto::ErrorCode::kTooManyClients);
+  ::close(third);
+  // The idle ones are told and closed once their hello is overdue...
+  for (int fd : {idle1, idle2}) {
+    auto f = raw_frame(fd);
+    REQUIRE(f.first == static_cast<int>(agent::proto::Verb::kError));
+    auto e = agent::proto::decode_error(f.second);
+    CHECK(e->code == agent::proto::ErrorCode::kNotConnected);
+    CHECK(e->text.find("no hello within 300 ms") != std::string::npos);
+    CHECK(raw_frame(fd).first == 0);  // then the end
+    ::close(fd);
+  }
+  // ...and a real client gets in.
+  auto c = connect(d.socket_path(), "alice");
+  CHECK(std::string(agent_private_group(c.get())) == "#alice#d1");
+}

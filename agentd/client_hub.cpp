@@ -118,7 +118,9 @@ void ClientHub::on_closed(ConnId id) {
 
 void ClientHub::on_sent(ConnId id, uint64_t remaining) {
   auto it = sessions_.find(id);
-  if (it != sessions_.end()) it->second.queued_bytes = remaining;
+  if (it == sessions_.end() || it->second.closing) return;  // a closing one counts as it was
+  queued_total_ = queued_total_ - it->second.queued_bytes + remaining;
+  it->second.queued_bytes = remaining;
 }
 
 void ClientHub::process_drops() {
@@ -134,6 +136,8 @@ void ClientHub::forget(ConnId id, bool close) {
   auto it = sessions_.find(id);
   AGENT_CHECK(it != sessions_.end());
   Session& s = it->second;
+  AGENT_CHECK(queued_total_ >= s.queued_bytes);
+  queued_total_ -= s.queued_bytes;
   std::string member;
   if (s.connected) {
     member = s.private_group;
@@ -214,6 +218,12 @@ void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
       }
       if (join && s.groups.count(m->group)) {
         send_error(id, ErrorCode::kAlreadyMember, m->group, "already a member of " + m->group);
+        return;
+      }
+      if (join && s.groups.size() >= cfg_.max_groups_per_client) {
+        send_error(id, ErrorCode::kTooManyGroups, m->group,
+                   "a client may be in at most " + std::to_string(cfg_.max_groups_per_client) +
+                       " groups (clients.max_groups)");
         return;
       }
       if (!join && !s.groups.count(m->group)) {
@@ -412,19 +422,44 @@ void ClientHub::send_to(const std::string& member, std::string_view head, std::s
   else
     io_.send(it->second, head, tail);
   s.queued_bytes += head.size() + tail.size();
+  queued_total_ += head.size() + tail.size();
   if (s.queued_bytes > cfg_.client_queue_bytes) {
-    AGENT_LOG(kWarn, "client " << member << " has " << s.queued_bytes
-                               << " unread bytes queued (limit " << cfg_.client_queue_bytes
-                               << "); disconnecting it");
-    ++stats_.slow_clients_dropped;
-    // It cannot read this error before the queue drains; it is sent for the record.
-    send_error(it->second, proto::ErrorCode::kSlowClient, member,
-               "the client did not read its messages and its queue passed " +
-                   std::to_string(cfg_.client_queue_bytes) + " bytes");
-    s.closing = true;
-    to_drop_.push_back(it->second);
-    to_abort_.push_back(it->second);
+    drop_slow(it->second, s,
+              "the client did not read its messages and its queue passed " +
+                  std::to_string(cfg_.client_queue_bytes) + " bytes");
+    return;
   }
+  if (queued_total_ > cfg_.client_queue_total_bytes) {
+    // All clients' queues together are over the daemon's bound: the one holding the most goes.
+    ConnId worst = 0;
+    Session* most = nullptr;
+    for (auto& [id, x] : sessions_)
+      if (!x.closing && (!most || x.queued_bytes > most->queued_bytes)) {
+        worst = id;
+        most = &x;
+      }
+    if (most)
+      drop_slow(worst, *most,
+                "the daemon's queues for all clients passed " +
+                    std::to_string(cfg_.client_queue_total_bytes) +
+                    " bytes and this client had the most unread (" +
+                    std::to_string(most->queued_bytes) + " bytes)");
+  }
+}
+
+void ClientHub::drop_slow(ConnId id, Session& s, const std::string& why) {
+  AGENT_LOG(kWarn, "client " << (s.connected ? s.private_group : std::to_string(id)) << ": "
+                             << why << "; disconnecting it");
+  ++stats_.slow_clients_dropped;
+  // It cannot read this error before the queue drains; it is sent for the record.
+  send_error(id, proto::ErrorCode::kSlowClient, s.private_group, why);
+  // Its queue is cut, not waited for: it stops counting now (or the next send could find the
+  // total still over the bound and drop another client).
+  queued_total_ -= s.queued_bytes;
+  s.queued_bytes = 0;
+  s.closing = true;
+  to_drop_.push_back(id);
+  to_abort_.push_back(id);
 }
 
 std::string ClientHub::generate_name() {

@@ -102,6 +102,8 @@ class ClientHub {
   size_t client_count() const { return sessions_.size(); }
   bool has_session(ConnId id) const { return sessions_.count(id) != 0; }
   const HubStats& stats() const { return stats_; }
+  // Unsent bytes of all sessions together (as the shell last reported, plus what was sent).
+  uint64_t queued_total() const { return queued_total_; }
   const groups::GroupState& group_state() const { return state_; }
 
  private:
@@ -121,6 +123,9 @@ class ClientHub {
   void handle_hello(ConnId id, Session& s, std::string_view body);
   void handle_multicast(ConnId id, Session& s, std::string_view body);
   void send_error(ConnId id, proto::ErrorCode code, std::string subject, std::string text);
+  // Drops a session that does not read (error 14 with why), closing it without waiting for
+  // its queue.
+  void drop_slow(ConnId id, Session& s, const std::string& why);
   // Removes a session; a connected one has its disconnect ordered. close: ask the shell to close.
   void forget(ConnId id, bool close);
   std::vector<ConnId> to_abort_;  // slow clients: closed without flushing
@@ -158,6 +163,7 @@ class ClientHub {
   std::string frame_;  // scratch buffer for encoding
   std::string multicast_event_;  // handle_multicast encodes here; submit_ leaves a spare
   uint64_t generated_names_ = 0;
+  uint64_t queued_total_ = 0;  // the sessions' queued_bytes, summed
   int depth_ = 0;  // > 0 while handling; drops wait until the outermost handler finishes
   HubStats stats_;
 };

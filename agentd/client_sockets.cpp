@@ -1,5 +1,6 @@
 #include "agentd/client_sockets.h"
 
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -338,10 +339,19 @@ void ClientSockets::fail(ConnId id, Conn& c) {
   if (!c.closing) ::shutdown(static_cast<int>(id), SHUT_RDWR);
   c.broken = true;
   clear_batch(c);
+  uint64_t freed = c.queued;
   c.queue.clear();
   c.queued = 0;
   c.head_written = 0;
   watch(id, c, false);
+  release_memory(freed);
+}
+
+// main() keeps freed memory in the process (the next burst needs it again); a large queue
+// of a client that is gone goes back to the system.
+void ClientSockets::release_memory(uint64_t freed_bytes) {
+  constexpr uint64_t kTrimBytes = 16u << 20;
+  if (freed_bytes >= kTrimBytes) ::malloc_trim(0);
 }
 
 void ClientSockets::finish_if_done(Iter it) {
@@ -356,7 +366,9 @@ void ClientSockets::drop(Iter it) {
   watch(it->first, it->second, false);
   watch_input(it->first, it->second, false);
   dirty_.erase(std::remove(dirty_.begin(), dirty_.end(), it->first), dirty_.end());
+  uint64_t freed = it->second.queued + it->second.batch.capacity();
   conns_.erase(it);
+  release_memory(freed);
 }
 
 }  // namespace agent::daemon

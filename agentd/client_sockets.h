@@ -113,6 +113,7 @@ class ClientSockets : public ClientIo {
   void fail(ConnId id, Conn& c);
   void finish_if_done(Iter it);
   void drop(Iter it);
+  static void release_memory(uint64_t freed_bytes);
 
   caf::io::broker* self_;
   int socket_buffer_;  // SO_SNDBUF of every connection; 0: the system's default

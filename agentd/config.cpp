@@ -146,6 +146,10 @@ std::string load_config_file(const std::string& path, Config& cfg) {
           cfg.max_message_bytes = toml::get<uint32_t>(v);
         } else if (k == "queue_limit_bytes") {
           cfg.client_queue_bytes = toml::get<uint64_t>(v);
+        } else if (k == "queue_total_bytes") {
+          cfg.client_queue_total_bytes = toml::get<uint64_t>(v);
+        } else if (k == "max_groups") {
+          cfg.max_groups_per_client = toml::get<uint32_t>(v);
         } else if (k == "socket_buffer_bytes") {
           cfg.client_socket_buffer_bytes = toml::get<uint32_t>(v);
         } else {
@@ -184,6 +188,9 @@ std::string validate(const Config& cfg) {
     return "clients.max_message_bytes must be 1.." + std::to_string(proto::kDefaultMaxMessageBytes);
   if (cfg.client_queue_bytes < 2ull * cfg.max_message_bytes)
     return "clients.queue_limit_bytes must be at least twice clients.max_message_bytes";
+  if (cfg.client_queue_total_bytes < cfg.client_queue_bytes)
+    return "clients.queue_total_bytes must be at least clients.queue_limit_bytes";
+  if (cfg.max_groups_per_client == 0) return "clients.max_groups must be at least 1";
   if (cfg.client_socket_buffer_bytes > (1u << 30))
     return "clients.socket_buffer_bytes must be at most 1 GiB (0: the system's default)";
   const RingSettings& r = cfg.ring;

@@ -76,7 +76,7 @@ enum class ErrorCode : uint16_t {
   kMessageTooLarge = 10, // payload beyond the daemon's announced limit
   kIllegalService = 11,  // service flags not one regular service (+ SELF_DISCARD)
   kNotConnected = 12,    // any verb before hello, or a second hello; closed for the former
-  kTooManyGroups = 13,   // a multicast to zero or more than kMaxGroupsPerMessage groups
+  kTooManyGroups = 13,   // a multicast to 0 or > kMaxGroupsPerMessage groups; a join past max_groups
   kSlowClient = 14,      // the client did not read and its queue passed the limit; closed
   kShuttingDown = 15,    // the daemon is stopping; closed
   kTooManyClients = 16,  // the daemon has reached its client limit; closed

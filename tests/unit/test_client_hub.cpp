@@ -293,6 +293,49 @@ TEST_CASE("dropping a slow recipient halfway through a delivery spares the ones 
   CHECK(got == "0123456789");
 }
 
+TEST_CASE("clients that do not read are bounded together: past the daemon's total the one "
+          "with the most unread is dropped, and only that one", "[hub]") {
+  Config c = Hub::make_config();  // 4000 bytes per client
+  c.client_queue_total_bytes = 6000;
+  Hub h(c);
+  ConnId a = h.connect("a"), b = h.connect("b"), w = h.connect("w");
+  h.bytes(a, join("g"));
+  h.bytes(b, join("g2"));
+  h.bytes(w, join("g"));
+  h.bytes(w, join("g2"));
+  h.hub.on_sent(a, 0);  // their views were read
+  h.hub.on_sent(b, 0);
+  // a and b stop reading; each stays under its own limit, together they pass 6000.
+  h.bytes(w, mcast({"g"}, std::string(900, 'a'), svc::kAgreed | svc::kSelfDiscard));
+  h.bytes(w, mcast({"g"}, std::string(900, 'a'), svc::kAgreed | svc::kSelfDiscard));
+  h.bytes(w, mcast({"g"}, std::string(900, 'a'), svc::kAgreed | svc::kSelfDiscard));  // a: about 2800 unread
+  h.hub.on_sent(w, 0);
+  for (int i = 0; i < 3; ++i)
+    h.bytes(w, mcast({"g2"}, std::string(900, 'b'), svc::kAgreed | svc::kSelfDiscard));
+  CHECK_FALSE(h.io.closed[a]);
+  CHECK_FALSE(h.io.closed[b]);  // about 5600 unread together
+  h.bytes(w, mcast({"g2"}, std::string(900, 'b'), svc::kAgreed | svc::kSelfDiscard));
+  // b: about 3700, under its own 4000, but together they pass 6000: b, holding the most, goes.
+  CHECK(h.io.closed[b]);
+  CHECK_FALSE(h.io.closed[a]);
+  CHECK_FALSE(h.io.closed[w]);
+  CHECK(h.hub.stats().slow_clients_dropped == 1);
+  CHECK(h.hub.queued_total() <= c.client_queue_total_bytes);
+}
+
+TEST_CASE("joins beyond max_groups are refused with error 13", "[hub]") {
+  Config c = Hub::make_config();
+  c.max_groups_per_client = 3;
+  Hub h(c);
+  ConnId a = h.connect("a");
+  h.frames(a);
+  for (int i = 0; i < 4; ++i) h.bytes(a, join("g" + std::to_string(i)));
+  CHECK(h.errors(a) == std::vector<ErrorCode>{ErrorCode::kTooManyGroups});
+  h.bytes(a, leave("g0"));
+  h.bytes(a, join("g3"));  // room again
+  CHECK(h.errors(a).empty());
+}
+
 TEST_CASE("connections beyond max_clients are refused", "[hub]") {
   Hub h;  // limit 4
   for (int i = 0; i < 4; ++i) h.connect("c" + std::to_string(i));

@@ -72,7 +72,7 @@ struct Config {
   // Unsent bytes of all clients together: beyond this the client with the most is dropped as
   // slow, so that clients that stop reading cannot take the daemon's memory (the per-client
   // limit alone allows max_clients times it).
-  uint64_t client_queue_total_bytes = 512u << 20;
+  uint64_t client_queue_total_bytes = 256u << 20;
   uint32_t max_groups_per_client = 4096;  // joins beyond this are refused (error 13)
   // Kernel send buffer of each client connection (SO_SNDBUF; 0 keeps the system's default).
   // A receiver that reads in bursts then finds its messages in the socket instead of the

@@ -23,7 +23,7 @@ bool ClientHub::on_open(ConnId id, uint64_t now_us) {
     ++refused_;
     if (!refusal_logged_ || now_us >= refusal_logged_at_ + kRefusalLogIntervalUs) {
       AGENT_LOG(kWarn, "refused " << refused_ << " client connection" << (refused_ == 1 ? "" : "s")
-                                  << (refusal_logged_ ? " in the last 10 s" : "") << ": "
+                                  << (refusal_logged_ ? " since the last report" : "") << ": "
                                   << sessions_.size() << " connected, the limit is "
                                   << cfg_.max_clients << " (clients.max_clients)");
       refused_ = 0;

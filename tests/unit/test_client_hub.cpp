@@ -336,6 +336,23 @@ TEST_CASE("joins beyond max_groups are refused with error 13", "[hub]") {
   CHECK(h.errors(a).empty());
 }
 
+TEST_CASE("refusals at the client limit are logged once, then once per 10 s with the count",
+          "[hub]") {
+  std::vector<std::string> lines;
+  auto level = agent::log::level();
+  agent::log::set_level(agent::log::Level::kWarn);
+  agent::log::set_sink([&](agent::log::Level, const std::string& t) { lines.push_back(t); });
+  Hub h;  // limit 4
+  for (int i = 0; i < 4; ++i) h.hub.on_open(h.next_id++, 0);
+  for (int i = 0; i < 500; ++i) h.hub.on_open(h.next_id++, 1000 * i);  // within 0.5 s
+  h.hub.on_open(h.next_id++, 11'000'000);                              // 10 s later
+  agent::log::set_sink(nullptr);
+  agent::log::set_level(level);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].find("refused 1 client connection:") == 0);
+  CHECK(lines[1].find("refused 500 client connections since the last report") == 0);
+}
+
 TEST_CASE("connections beyond max_clients are refused", "[hub]") {
   Hub h;  // limit 4
   for (int i = 0; i < 4; ++i) h.connect("c" + std::to_string(i));

@@ -59,7 +59,6 @@ void ClientHub::expire(uint64_t now_us) {
     if (it == sessions_.end() || it->second.connected || it->second.closing) continue;
     // A connection id may be reused by a later connection: its own entry is further back.
     if (it->second.opened_due != due) continue;
-    ++stats_.bad_frames;
     send_error(id, ErrorCode::kNotConnected, "",
                "no hello within " + std::to_string(cfg_.hello_timeout_ms) + " ms; closing");
     it->second.closing = true;

@@ -77,7 +77,6 @@ void DaemonCore::on_datagram(NodeId from, std::string_view bytes, Time now,
   ring_.on_packet(from, bytes, now_, owner);
 }
 
-// Takes event's bytes; leaves a spare buffer of the ring's in their place.
 bool DaemonCore::offer(uint32_t service, std::string& bytes) {
   if (!tap_) return ring_.submit(service, std::move(bytes), now_);  // moves only when it takes
   std::string tapped = bytes;
@@ -90,6 +89,7 @@ bool DaemonCore::offer(uint32_t service, std::string& bytes) {
   return false;
 }
 
+// Takes event's bytes; leaves a spare buffer of the ring's in their place.
 void DaemonCore::submit(uint32_t service, std::string& event) {
   if (stopped_) return;
   std::string bytes = std::move(event);

@@ -720,7 +720,6 @@ void Cluster::read_unread(Daemon& d, Client& c) {
 
 void Cluster::read_frames(Daemon& d, Client& client, uint64_t index, std::string_view bytes) {
   Client* c = &client;
-  c->read_index = std::max(c->read_index, index);
   c->in->feed(bytes.data(), bytes.size());
   proto::Frame f;
   for (;;) {
@@ -796,7 +795,7 @@ void Cluster::on_close(Daemon& d, daemon::ConnId conn, bool aborted) {
   uint64_t end = d.delivering;
   if (aborted) {
     ++stats_.slow_clients_dropped;
-    end = c->read_index;
+    end = c->last_index;  // what it read last
     c->unread.clear();
     c->unread_bytes = 0;
     c->paused_until = 0;

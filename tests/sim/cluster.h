@@ -97,7 +97,6 @@ class Cluster {
     std::unique_ptr<proto::FrameReader> in;  // frames from the daemon
     uint64_t last_index = 0;    // highest ring index delivered to it
     Time paused_until = 0;      // it reads nothing until then (0: it reads)
-    uint64_t read_index = 0;    // the ring index of the last bytes it read
     // What the daemon sent while it did not read, with the ring index each was sent at.
     std::vector<std::pair<uint64_t, std::string>> unread;
     uint64_t unread_bytes = 0;

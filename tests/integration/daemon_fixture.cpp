@@ -74,6 +74,21 @@ Cluster::Cluster(size_t n, const std::string& ring_extra, const std::string& add
   }
 }
 
+std::vector<std::unique_ptr<Daemon>> slow_reading_pair() {
+  auto ports = free_udp_ports(2);
+  std::vector<std::unique_ptr<Daemon>> d;
+  for (uint32_t id = 1; id <= 2; ++id) {
+    DaemonOptions o;
+    o.name = "d" + std::to_string(id);
+    o.tcp = id == 1;
+    // (The generated file's [clients] table is still open here.)
+    o.extra_config = "max_message_bytes = 32768\n" +
+                     ring_section(id, ports, std::string(kPatientProfile) + "max_pending_bytes = 65536\n");
+    d.push_back(std::make_unique<Daemon>(o));
+  }
+  return d;
+}
+
 Daemon::Daemon(DaemonOptions opt) {
   char tmpl[] = "/tmp/agent-test-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
@@ -199,6 +214,15 @@ std::vector<std::string> members(const agent_message& m) {
 
 std::string payload(const agent_message& m) {
   return std::string(static_cast<const char*>(m.data), m.len);
+}
+
+size_t count_data_until_membership(agent_conn* c) {
+  size_t got = 0;
+  while (auto m = receive(c, 5000)) {
+    if (m->kind == AGENT_MSG_DATA) ++got;
+    if (m->kind == AGENT_MSG_MEMBERSHIP && got > 0) break;
+  }
+  return got;
 }
 
 }  // namespace agent::testing

@@ -68,6 +68,11 @@ class Cluster {
   std::vector<std::unique_ptr<Daemon>> daemons_;
 };
 
+// Two daemons d1, d2 in a ring on loopback, d1 also on TCP and pausing its clients' input
+// early (a 64 KiB ring queue): what a fast sender on d1 wrote can still be in d1's socket when
+// the sender disconnects.
+std::vector<std::unique_ptr<Daemon>> slow_reading_pair();
+
 // Owning wrappers.
 struct ConnDeleter {
   void operator()(agent_conn* c) const { agent_disconnect(c); }
@@ -89,5 +94,8 @@ Message receive_until(agent_conn* c, const std::function<bool(const agent_messag
 // Members of a membership message, in order.
 std::vector<std::string> members(const agent_message& m);
 std::string payload(const agent_message& m);
+// Counts data messages until a membership message that follows at least one (a sender's
+// disconnect comes after its data), or until nothing arrives for 5 s.
+size_t count_data_until_membership(agent_conn* c);
 
 }  // namespace agent::testing

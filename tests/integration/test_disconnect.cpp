@@ -11,28 +11,10 @@ using namespace agent::testing;
 
 namespace {
 
-// d1 pauses reading its clients early (a small ring queue), so what a fast sender wrote is
-// still in d1's socket when the sender disconnects; the receiver sits on d2.
-struct TwoDaemons {
-  TwoDaemons() {
-    auto ports = free_udp_ports(2);
-    for (uint32_t id = 1; id <= 2; ++id) {
-      DaemonOptions o;
-      o.name = "d" + std::to_string(id);
-      o.tcp = id == 1;
-      // (The generated file's [clients] table is still open here.)
-      o.extra_config = "max_message_bytes = 32768\n" +
-                       ring_section(id, ports, std::string(kPatientProfile) + "max_pending_bytes = 65536\n");
-      d.push_back(std::make_unique<Daemon>(o));
-    }
-  }
-  std::vector<std::unique_ptr<Daemon>> d;
-};
-
 // Sends n 1 KB AGREED messages to g from a client on `address` that reads nothing, then
 // disconnects; returns how many a receiver on the other daemon got.
-size_t sent_and_received(TwoDaemons& t, const std::string& address, int n) {
-  auto rx = connect(t.d[1]->socket_path(), "rx");
+size_t sent_and_received(Daemon& receiver_daemon, const std::string& address, int n) {
+  auto rx = connect(receiver_daemon.socket_path(), "rx");
   REQUIRE(agent_join(rx.get(), "g") == AGENT_OK);
   REQUIRE(receive_until(rx.get(), [](auto& m) { return m.kind == AGENT_MSG_MEMBERSHIP; }, 10000));
   agent_conn* tx = nullptr;
@@ -44,23 +26,18 @@ size_t sent_and_received(TwoDaemons& t, const std::string& address, int n) {
   std::string body(1024, 'x');
   for (int i = 0; i < n; ++i) REQUIRE(agent_multicast(tx, AGENT_AGREED, "g", 0, body.data(), body.size()) == AGENT_OK);
   agent_disconnect(tx);
-  size_t got = 0;
-  while (auto m = receive(rx.get(), 5000)) {
-    if (m->kind == AGENT_MSG_DATA) ++got;
-    if (m->kind == AGENT_MSG_MEMBERSHIP && got > 0) break;  // tx's disconnect follows its data
-  }
-  return got;
+  return count_data_until_membership(rx.get());
 }
 
 }  // namespace
 
 TEST_CASE("a disconnect over TCP loses none of the messages sent before it", "[disconnect][agentd]") {
-  TwoDaemons t;
-  CHECK(sent_and_received(t, t.d[0]->tcp_address(), 3000) == 3000);
+  auto d = slow_reading_pair();
+  CHECK(sent_and_received(*d[1], d[0]->tcp_address(), 3000) == 3000);
 }
 
 TEST_CASE("a disconnect over the Unix socket loses none of the messages sent before it",
           "[disconnect][agentd]") {
-  TwoDaemons t;
-  CHECK(sent_and_received(t, t.d[0]->socket_path(), 3000) == 3000);
+  auto d = slow_reading_pair();
+  CHECK(sent_and_received(*d[1], d[0]->socket_path(), 3000) == 3000);
 }

@@ -716,18 +716,9 @@ TEST_CASE("Spread's event loop serves the mailbox and timers", "[sp]") {
 }
 
 TEST_CASE("SP_disconnect over TCP loses none of the messages sent before it", "[sp][disconnect]") {
-  // d1 pauses reading its clients early (a small ring queue), so what the sender wrote is still
-  // in d1's socket when it disconnects, with its own deliveries unread in its socket.
-  auto ports = free_udp_ports(2);
-  std::vector<std::unique_ptr<Daemon>> d;
-  for (uint32_t id = 1; id <= 2; ++id) {
-    DaemonOptions o;
-    o.name = "d" + std::to_string(id);
-    o.tcp = id == 1;
-    o.extra_config = "max_message_bytes = 32768\n" +  // into the generated [clients] table
-                     ring_section(id, ports, std::string(kPatientProfile) + "max_pending_bytes = 65536\n");
-    d.push_back(std::make_unique<Daemon>(o));
-  }
+  // What the sender wrote can still be in d1's socket when it disconnects, with its own
+  // deliveries unread in its socket.
+  auto d = slow_reading_pair();
   auto rx = connect(d[1]->socket_path(), "rx");
   REQUIRE(agent_join(rx.get(), "g") == AGENT_OK);
   REQUIRE(receive_until(rx.get(), [](auto& m) { return m.kind == AGENT_MSG_MEMBERSHIP; }, 10000));
@@ -741,10 +732,5 @@ TEST_CASE("SP_disconnect over TCP loses none of the messages sent before it", "[
     REQUIRE(SP_multicast(tx.mbox, AGREED_MESS, "g", 0, static_cast<int>(body.size()), body.data()) ==
             static_cast<int>(body.size()));
   REQUIRE(SP_disconnect(tx.mbox) == 0);
-  size_t got = 0;
-  while (auto m = receive(rx.get(), 5000)) {
-    if (m->kind == AGENT_MSG_DATA) ++got;
-    if (m->kind == AGENT_MSG_MEMBERSHIP && got > 0) break;  // tx's disconnect follows its data
-  }
-  CHECK(got == 3000);
+  CHECK(count_data_until_membership(rx.get()) == 3000);
 }

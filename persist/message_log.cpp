@@ -1,0 +1,418 @@
+#include "persist/message_log.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+namespace agent::persist {
+namespace {
+
+constexpr const char* kFormat = "agentd message log 1";
+
+void put_be64(std::string& out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+uint64_t get_be64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | static_cast<unsigned char>(p[i]);
+  return v;
+}
+void put_le(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+
+// Reads the little-endian fields of a value; any short read marks it failed.
+struct Reader {
+  const char* p;
+  const char* end;
+  bool ok = true;
+  uint64_t le(int bytes) {
+    if (end - p < bytes) {
+      ok = false;
+      return 0;
+    }
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(p[i]);
+    p += bytes;
+    return v;
+  }
+  std::string str(size_t n) {
+    if (static_cast<size_t>(end - p) < n) {
+      ok = false;
+      return {};
+    }
+    std::string s(p, n);
+    p += n;
+    return s;
+  }
+};
+
+std::string group_prefix(char tag, const std::string& group) {
+  std::string k;
+  k.push_back(tag);
+  k.push_back(static_cast<char>(group.size()));
+  k.append(group);
+  return k;
+}
+
+std::string time_key(const std::string& group, uint64_t time_us, Position p) {
+  std::string k = group_prefix('t', group);
+  put_be64(k, time_us);
+  put_be64(k, p.ring);
+  put_be64(k, p.ordinal);
+  return k;
+}
+
+std::string encode_info(const GroupInfo& g) {
+  std::string v;
+  for (uint64_t x : {g.count, g.bytes, g.first.ring, g.first.ordinal, g.last.ring, g.last.ordinal,
+                     g.removed_upto.ring, g.removed_upto.ordinal})
+    put_le(v, x, 8);
+  return v;
+}
+
+bool decode_info(const std::string& v, GroupInfo& g) {
+  Reader r{v.data(), v.data() + v.size()};
+  g.count = r.le(8);
+  g.bytes = r.le(8);
+  g.first = {r.le(8), r.le(8)};
+  g.last = {r.le(8), r.le(8)};
+  g.removed_upto = {r.le(8), r.le(8)};
+  return r.ok && r.p == r.end;
+}
+
+Position position_of(const rocksdb::Slice& key, size_t prefix) {
+  return {get_be64(key.data() + prefix), get_be64(key.data() + prefix + 8)};
+}
+
+bool dir_has_files(const std::string& dir, bool& has_current, std::string& error) {
+  has_current = false;
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return false;
+    error = "cannot read " + dir + ": " + std::strerror(errno);
+    return false;
+  }
+  bool any = false;
+  while (auto* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    any = true;
+    if (n == "CURRENT") has_current = true;
+  }
+  closedir(d);
+  return any;
+}
+
+}  // namespace
+
+std::string Position::str() const {
+  return std::to_string(ring >> 32) + "." + std::to_string(ring & 0xffffffffu) + ":" +
+         std::to_string(ordinal);
+}
+
+std::string entry_key(const std::string& group, Position p) {
+  std::string k = group_prefix('m', group);
+  put_be64(k, p.ring);
+  put_be64(k, p.ordinal);
+  return k;
+}
+
+std::string encode_entry(const Entry& e) {
+  std::string v;
+  v.reserve(32 + e.sender.size() + e.payload.size());
+  put_le(v, e.time_us, 8);
+  put_le(v, e.service, 4);
+  put_le(v, static_cast<uint16_t>(e.msg_type), 2);
+  put_le(v, e.sender.size(), 1);
+  v.append(e.sender);
+  put_le(v, e.groups.size(), 2);
+  for (auto& g : e.groups) {
+    put_le(v, g.size(), 1);
+    v.append(g);
+  }
+  put_le(v, e.payload.size(), 4);
+  v.append(e.payload);
+  return v;
+}
+
+bool decode_entry(const std::string& key, const std::string& value, Entry& e) {
+  if (key.size() < 2 || key[0] != 'm') return false;
+  size_t prefix = 2 + static_cast<unsigned char>(key[1]);
+  if (key.size() != prefix + 16) return false;
+  e.pos = position_of(key, prefix);
+  Reader r{value.data(), value.data() + value.size()};
+  e.time_us = r.le(8);
+  e.service = static_cast<uint32_t>(r.le(4));
+  e.msg_type = static_cast<int16_t>(r.le(2));
+  e.sender = r.str(r.le(1));
+  size_t n = r.le(2);
+  e.groups.clear();
+  for (size_t i = 0; i < n && r.ok; ++i) e.groups.push_back(r.str(r.le(1)));
+  e.payload = r.str(r.le(4));
+  return r.ok && r.p == r.end;
+}
+
+bool glob_match(const std::string& pattern, const std::string& name) {
+  size_t p = 0, n = 0, star = std::string::npos, mark = 0;
+  while (n < name.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
+      ++p;
+      ++n;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = n;
+    } else if (star != std::string::npos) {
+      p = star + 1;
+      n = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+std::unique_ptr<MessageLog> MessageLog::open(const std::string& dir, std::string& error) {
+  bool has_current = false;
+  bool existing = dir_has_files(dir, has_current, error);
+  if (!error.empty()) return nullptr;
+  if (existing && !has_current) {
+    error = dir + " holds files but no message log: refusing to use it (move them away or "
+                  "choose another persist.dir)";
+    return nullptr;
+  }
+  rocksdb::Options opts;
+  opts.create_if_missing = !existing;
+  opts.paranoid_checks = true;
+  // Appends are small batches at a high rate: a larger memtable and background threads keep
+  // flushes and compactions off the write path.
+  opts.write_buffer_size = 64u << 20;
+  opts.IncreaseParallelism(2);
+  opts.max_background_jobs = 2;
+  opts.compression = rocksdb::kLZ4Compression;
+  rocksdb::DB* raw = nullptr;
+  if (existing) mkdir(dir.c_str(), 0750);
+  else if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    error = "cannot create " + dir + ": " + std::strerror(errno);
+    return nullptr;
+  }
+  rocksdb::Status s = rocksdb::DB::Open(opts, dir, &raw);
+  if (!s.ok()) {
+    error = "cannot open the message log in " + dir + ": " + s.ToString() +
+            " (it is left as it is; nothing was repaired or removed)";
+    return nullptr;
+  }
+  std::unique_ptr<MessageLog> log(new MessageLog());
+  log->db_.reset(raw);
+  log->dir_ = dir;
+  std::string format;
+  s = raw->Get(rocksdb::ReadOptions(), "F", &format);
+  if (s.IsNotFound()) {
+    if (existing) {
+      error = dir + " is a RocksDB database but not a message log: refusing to use it";
+      return nullptr;
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = raw->Put(wo, "F", kFormat);
+    if (!s.ok()) {
+      error = "cannot write to the message log in " + dir + ": " + s.ToString();
+      return nullptr;
+    }
+  } else if (!s.ok()) {
+    error = "cannot read the message log in " + dir + ": " + s.ToString();
+    return nullptr;
+  } else if (format != kFormat) {
+    error = dir + " holds a message log of another format (\"" + format + "\"): refusing to use it";
+    return nullptr;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("g"); it->Valid() && it->key().size() >= 2 && it->key()[0] == 'g'; it->Next()) {
+    std::string group = it->key().ToString().substr(2);
+    GroupInfo g;
+    if (!decode_info(it->value().ToString(), g)) {
+      error = "the message log in " + dir + " has a damaged summary of group " + group;
+      return nullptr;
+    }
+    log->groups_[group] = g;
+  }
+  if (!it->status().ok()) {
+    error = "cannot read the message log in " + dir + ": " + it->status().ToString();
+    return nullptr;
+  }
+  return log;
+}
+
+MessageLog::~MessageLog() {
+  if (db_) db_->Close();
+}
+
+std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
+  rocksdb::WriteBatch wb;
+  std::map<std::string, GroupInfo> changed;
+  for (auto& r : batch) {
+    std::string value;
+    for (auto& group : r.log_groups) {
+      auto found = changed.find(group);
+      if (found == changed.end()) {
+        auto cur = groups_.find(group);
+        found = changed.emplace(group, cur == groups_.end() ? GroupInfo{} : cur->second).first;
+      }
+      GroupInfo& g = found->second;
+      if (!g.last.zero() && r.entry.pos <= g.last) continue;
+      if (value.empty()) value = encode_entry(r.entry);
+      wb.Put(entry_key(group, r.entry.pos), value);
+      wb.Put(time_key(group, r.entry.time_us, r.entry.pos), rocksdb::Slice());
+      if (g.count == 0) g.first = r.entry.pos;
+      g.last = r.entry.pos;
+      ++g.count;
+      g.bytes += r.entry.payload.size();
+    }
+  }
+  if (changed.empty()) return {};
+  for (auto& [group, g] : changed) wb.Put(group_prefix('g', group), encode_info(g));
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  rocksdb::Status s = db_->Write(wo, &wb);
+  if (!s.ok()) return s.ToString();
+  for (auto& [group, g] : changed) groups_[group] = g;
+  return {};
+}
+
+std::string MessageLog::sync() {
+  rocksdb::Status s = db_->SyncWAL();
+  return s.ok() ? std::string() : s.ToString();
+}
+
+ReadResult MessageLog::read(const std::string& group, Position after, Position before,
+                            size_t max_entries, size_t max_bytes) const {
+  ReadResult out;
+  auto g = groups_.find(group);
+  if (g != groups_.end() && !g->second.removed_upto.zero() && after < g->second.removed_upto)
+    out.gap = true;
+  std::string prefix = group_prefix('m', group);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  size_t bytes = 0;
+  for (it->Seek(entry_key(group, after)); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key();
+    if (!k.starts_with(prefix) || k.size() != prefix.size() + 16) break;
+    Position p = position_of(k, prefix.size());
+    if (p <= after) continue;
+    if (!(p < before)) break;
+    if (out.entries.size() >= max_entries || (bytes >= max_bytes && !out.entries.empty())) {
+      out.more = true;
+      break;
+    }
+    Entry e;
+    if (!decode_entry(k.ToString(), it->value().ToString(), e)) {
+      out.error = "damaged entry " + p.str() + " of group " + group;
+      return out;
+    }
+    bytes += e.payload.size() + 64;
+    out.entries.push_back(std::move(e));
+  }
+  if (!it->status().ok()) out.error = it->status().ToString();
+  return out;
+}
+
+Position MessageLog::before_time(const std::string& group, uint64_t time_us) const {
+  auto g = groups_.find(group);
+  if (g == groups_.end()) return {};
+  std::string prefix = group_prefix('t', group);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string start = prefix;
+  put_be64(start, time_us);
+  it->Seek(start);
+  if (!it->Valid() || !it->key().starts_with(prefix) || it->key().size() != prefix.size() + 24)
+    return g->second.last;
+  Position p = position_of(it->key(), prefix.size() + 8);
+  // Positions are ordered pairs: just before p is p's ring with the ordinal before, or the
+  // ring before's last possible ordinal.
+  if (p.ordinal > 0) return {p.ring, p.ordinal - 1};
+  return p.ring > 0 ? Position{p.ring - 1, ~0ull} : Position{};
+}
+
+uint64_t MessageLog::expire(const std::string& group, const Retention& r, uint64_t now_us,
+                            std::string& error, uint64_t max_remove) {
+  auto found = groups_.find(group);
+  if (found == groups_.end()) return 0;
+  GroupInfo g = found->second;
+  std::string prefix = group_prefix('m', group);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::WriteBatch wb;
+  uint64_t removed = 0;
+  for (it->Seek(prefix); it->Valid() && removed < max_remove; it->Next()) {
+    rocksdb::Slice k = it->key();
+    if (!k.starts_with(prefix) || k.size() != prefix.size() + 16) break;
+    Entry e;
+    if (!decode_entry(k.ToString(), it->value().ToString(), e)) {
+      error = "damaged entry in group " + group;
+      break;
+    }
+    bool over = (r.max_messages && g.count > r.max_messages) ||
+                (r.max_bytes && g.bytes > r.max_bytes) ||
+                (r.max_age_us && e.time_us + r.max_age_us < now_us);
+    if (!over) break;
+    wb.Delete(k);
+    wb.Delete(time_key(group, e.time_us, e.pos));
+    --g.count;
+    g.bytes -= std::min<uint64_t>(g.bytes, e.payload.size());
+    g.removed_upto = e.pos;
+    ++removed;
+  }
+  if (!it->status().ok() && error.empty()) error = it->status().ToString();
+  if (removed == 0) return 0;
+  if (g.count > 0) {
+    // The iterator still sees the removed entries: the first one after them is the new first.
+    it->Seek(entry_key(group, g.removed_upto));
+    for (; it->Valid(); it->Next()) {
+      rocksdb::Slice k = it->key();
+      if (!k.starts_with(prefix)) break;
+      Position p = position_of(k, prefix.size());
+      if (g.removed_upto < p) {
+        g.first = p;
+        break;
+      }
+    }
+  }
+  wb.Put(group_prefix('g', group), encode_info(g));
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!s.ok()) {
+    error = s.ToString();
+    return 0;
+  }
+  found->second = g;
+  return removed;
+}
+
+const GroupInfo* MessageLog::info(const std::string& group) const {
+  auto g = groups_.find(group);
+  return g == groups_.end() ? nullptr : &g->second;
+}
+
+uint64_t MessageLog::disk_bytes() const {
+  uint64_t sst = 0, wal = 0;
+  db_->GetIntProperty("rocksdb.total-sst-files-size", &sst);
+  db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &wal);
+  return sst + wal;
+}
+
+std::string MessageLog::put_value(const std::string& name, const std::string& value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = db_->Put(wo, "i" + name, value);
+  return s.ok() ? std::string() : s.ToString();
+}
+
+bool MessageLog::get_value(const std::string& name, std::string& value) const {
+  return db_->Get(rocksdb::ReadOptions(), "i" + name, &value).ok();
+}
+
+}  // namespace agent::persist

@@ -1,0 +1,136 @@
+// The message log: the delivered messages of persistent groups, in RocksDB, one range per group
+// ordered by the message's position in the total order. Synchronous and single-threaded; the
+// daemon runs it inside its log actor (agentd/log_actor.h), never on the ring's path.
+//
+// Layout (one key space, a tag byte first; a group name is written with its length first, so one
+// group's keys never run into another's):
+//   'F'                               format marker "agentd message log 1"
+//   'm' str8 group  be64 ring be64 ordinal   an entry (time, service, type, sender, groups, payload)
+//   't' str8 group  be64 time_us be64 ring be64 ordinal   (empty): replay from a time, expiry
+//   'g' str8 group                    the group's summary (count, bytes, first, last, removed)
+//   'i' name                          small durable values of the daemon (identity)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rocksdb {
+class DB;
+}
+
+namespace agent::persist {
+
+// Where a message stands in the total order: the ring that ordered it and its ordinal among that
+// ring's messages. The same at every daemon that delivered the message; a daemon's positions only
+// grow (ring ids grow along any daemon's history). Not dense: a group's messages skip the
+// positions of other groups' messages.
+struct Position {
+  uint64_t ring = 0;
+  uint64_t ordinal = 0;
+  friend bool operator<(const Position& a, const Position& b) {
+    return a.ring != b.ring ? a.ring < b.ring : a.ordinal < b.ordinal;
+  }
+  friend bool operator==(const Position& a, const Position& b) {
+    return a.ring == b.ring && a.ordinal == b.ordinal;
+  }
+  friend bool operator!=(const Position& a, const Position& b) { return !(a == b); }
+  friend bool operator<=(const Position& a, const Position& b) { return !(b < a); }
+  bool zero() const { return ring == 0 && ordinal == 0; }
+  std::string str() const;  // "ring_seq.rep:ordinal"
+};
+constexpr Position kEnd{~0ull, ~0ull};  // after every position
+
+struct Entry {
+  Position pos;
+  uint64_t time_us = 0;  // when this daemon delivered it (wall clock, microseconds since 1970)
+  uint32_t service = 0;
+  int16_t msg_type = 0;
+  std::string sender;               // the sender's private group
+  std::vector<std::string> groups;  // every group it was sent to
+  std::string payload;
+};
+
+// One delivered message and the persistent groups among its destinations (logged under each).
+struct Record {
+  Entry entry;
+  std::vector<std::string> log_groups;
+};
+
+struct GroupInfo {
+  uint64_t count = 0;
+  uint64_t bytes = 0;  // payload bytes
+  Position first, last;
+  Position removed_upto;  // the last position retention removed (zero: nothing removed)
+};
+
+struct Retention {
+  uint64_t max_messages = 0;  // 0: no limit
+  uint64_t max_bytes = 0;     // payload bytes; 0: no limit
+  uint64_t max_age_us = 0;    // 0: no limit
+};
+
+struct ReadResult {
+  std::vector<Entry> entries;
+  bool more = false;  // the range holds more than the limits allowed
+  bool gap = false;   // retention removed entries after the requested position
+  std::string error;
+};
+
+class MessageLog {
+ public:
+  // Opens the log in dir, creating it if it does not exist. Refuses (error set, nullptr) a
+  // directory that holds anything but a message log, or a log that does not open (corrupt):
+  // nothing is ever wiped or repaired.
+  static std::unique_ptr<MessageLog> open(const std::string& dir, std::string& error);
+  ~MessageLog();
+  MessageLog(const MessageLog&) = delete;
+  MessageLog& operator=(const MessageLog&) = delete;
+
+  // Appends the records (in position order) in one atomic write; sync: the write is on disk
+  // when this returns. Records at or below a group's last position are skipped (a repeat).
+  // Returns "" or what went wrong (nothing of the batch is then written).
+  std::string append(const std::vector<Record>& batch, bool sync);
+  // Makes every append so far durable (fsync of the write-ahead log).
+  std::string sync();
+
+  // A group's entries after `after` and before `before`, in position order, at most max_entries
+  // and about max_bytes of payload (at least one entry when there is one).
+  ReadResult read(const std::string& group, Position after, Position before = kEnd,
+                  size_t max_entries = 1000, size_t max_bytes = 1 << 20) const;
+  // The position just before the group's first entry delivered at or after time_us (reading
+  // after it starts there); the group's last position when none is that late.
+  Position before_time(const std::string& group, uint64_t time_us) const;
+
+  // Removes the group's oldest entries while one of the limits is exceeded, at most
+  // max_remove of them per call. Returns how many were removed (and sets error).
+  uint64_t expire(const std::string& group, const Retention& r, uint64_t now_us,
+                  std::string& error, uint64_t max_remove = 10000);
+
+  const GroupInfo* info(const std::string& group) const;
+  const std::map<std::string, GroupInfo>& groups() const { return groups_; }
+  // Bytes on disk (table files and write-ahead log), as RocksDB estimates them.
+  uint64_t disk_bytes() const;
+
+  // Small durable values (the daemon's identity), written synchronously.
+  std::string put_value(const std::string& name, const std::string& value);
+  bool get_value(const std::string& name, std::string& value) const;
+
+ private:
+  MessageLog() = default;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::string dir_;
+  std::map<std::string, GroupInfo> groups_;
+};
+
+// Encodings, exposed for tests.
+std::string entry_key(const std::string& group, Position p);
+std::string encode_entry(const Entry& e);
+bool decode_entry(const std::string& key, const std::string& value, Entry& e);
+
+// Shell-style pattern: '*' any run of characters, '?' one character; anything else literal.
+bool glob_match(const std::string& pattern, const std::string& name);
+
+}  // namespace agent::persist

@@ -118,8 +118,14 @@ void ClientHub::on_closed(ConnId id) {
 void ClientHub::on_sent(ConnId id, uint64_t remaining) {
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second.closing) return;  // a closing one counts as it was
-  queued_total_ = queued_total_ - it->second.queued_bytes + remaining;
-  it->second.queued_bytes = remaining;
+  Session& s = it->second;
+  remaining += s.held.size();
+  queued_total_ = queued_total_ - s.queued_bytes + remaining;
+  s.queued_bytes = remaining;
+  if (s.read_waits && remaining - s.held.size() < cfg_.client_queue_bytes / 4) {
+    s.read_waits = false;
+    issue_read(s);
+  }
 }
 
 void ClientHub::process_drops() {
@@ -142,6 +148,7 @@ void ClientHub::forget(ConnId id, bool close) {
     member = s.private_group;
     by_group_.erase(member);
   }
+  if (s.positions) --positions_sessions_;
   if (close) {
     auto a = std::find(to_abort_.begin(), to_abort_.end(), id);
     if (a != to_abort_.end()) {
@@ -215,31 +222,26 @@ void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
         send_error(id, ErrorCode::kIllegalGroup, m->group, names::explain_group(m->group));
         return;
       }
-      if (join && s.groups.count(m->group)) {
-        send_error(id, ErrorCode::kAlreadyMember, m->group, "already a member of " + m->group);
+      if (join) {
+        request_join(id, s, m->group);
         return;
       }
-      if (join && s.groups.size() >= cfg_.max_groups_per_client) {
-        send_error(id, ErrorCode::kTooManyGroups, m->group,
-                   "a client may be in at most " + std::to_string(cfg_.max_groups_per_client) +
-                       " groups (clients.max_groups)");
-        return;
-      }
-      if (!join && !s.groups.count(m->group)) {
+      if (!s.groups.count(m->group)) {
         send_error(id, ErrorCode::kNotMember, m->group, "not a member of " + m->group);
         return;
       }
-      if (join)
-        s.groups.insert(m->group);
-      else
-        s.groups.erase(m->group);
+      s.groups.erase(m->group);
+      s.history_joins.erase(m->group);
       groups::Event ev;
-      ev.kind = join ? groups::EventKind::kJoin : groups::EventKind::kLeave;
+      ev.kind = groups::EventKind::kLeave;
       ev.member = s.private_group;
       ev.group = std::move(m->group);
       submit_event(ev);
       return;
     }
+    case Verb::kHistory:
+      handle_history(id, s, f.body);
+      return;
     case Verb::kMulticast:
       handle_multicast(id, s, f.body);
       return;
@@ -290,6 +292,8 @@ void ClientHub::handle_hello(ConnId id, Session& s, std::string_view body) {
   }
   s.connected = true;
   s.want_membership = (h->flags & proto::kHelloWantMembership) != 0;
+  s.positions = (h->flags & proto::kHelloPositions) != 0;
+  if (s.positions) ++positions_sessions_;
   s.private_group = pg;
   by_group_.emplace(pg, id);
   frame_.clear();
@@ -346,12 +350,16 @@ void ClientHub::submit_event(const groups::Event& ev) {
   submit_(ev.kind == groups::EventKind::kData ? ev.service : proto::service::kAgreed, bytes);
 }
 
-bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::DaemonId origin) {
+bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::DaemonId origin,
+                              uint64_t ring) {
   // During a state exchange the group layer keeps events for later: those need their payload.
   std::string_view payload;
   // Decoded into the hub's own event: its strings keep their capacity from one to the next.
-  if (!groups::decode_event(bytes, event_, state_.exchanging() ? nullptr : &payload))
-    return false;
+  bool viewed = !state_.exchanging();
+  if (!groups::decode_event(bytes, event_, viewed ? &payload : nullptr)) return false;
+  // Logged in the order the ring delivers (the total order), whatever the group layer holds.
+  if (event_.kind == groups::EventKind::kData && cfg_.persist.enabled())
+    log_message(ring, seq, event_, viewed ? payload : std::string_view(event_.payload));
   deliveries_.clear();
   state_.apply(seq, origin, event_, deliveries_);
   route(&event_, payload);
@@ -383,11 +391,15 @@ void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
       const auto& e = *d.data;
       std::string_view body = d.data == viewed ? payload : std::string_view(e.payload);
       proto::encode_data_head(frame_, e.service, e.msg_type, e.member, e.groups, body.size());
+      positioned_frame_.clear();
+      if (positions_sessions_ > 0)
+        proto::encode_positioned_data_head(positioned_frame_, d.ring, d.ordinal, e.service,
+                                           e.msg_type, e.member, e.groups, body.size());
       stats_.messages_delivered += d.recipients.size();
       // A payload viewed in the delivered bytes lives until the io's flush; one held by the
       // group layer (an event kept during a state exchange) may not: that one is copied.
       bool lives = d.data == viewed && !payload.empty();
-      for (auto& r : d.recipients) send_to(r, frame_, body, false, lives);
+      for (auto& r : d.recipients) send_to(r, frame_, body, false, lives, positioned_frame_);
       continue;
     } else {
       if (d.membership.service == proto::service::kCausedByDisconnect) {
@@ -399,6 +411,19 @@ void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
         continue;
       }
       proto::encode(frame_, d.membership);
+      if (d.membership.service & proto::service::kCausedByJoin) {
+        // A join that asked for history: what the log holds before the join comes first.
+        auto it = by_group_.find(d.membership.changed);
+        if (it != by_group_.end()) {
+          Session& s = sessions_.at(it->second);
+          auto h = s.history_joins.find(d.membership.group);
+          if (h != s.history_joins.end() && !s.closing) {
+            proto::History request = std::move(h->second);
+            s.history_joins.erase(h);
+            start_read(it->second, s, request, {d.ring, d.ordinal});
+          }
+        }
+      }
     }
     for (auto& r : d.recipients) send_to(r, frame_, {}, true);
   }
@@ -407,14 +432,17 @@ void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
 }
 
 void ClientHub::send_to(const std::string& member, std::string_view head, std::string_view tail,
-                        bool membership, bool tail_lives) {
+                        bool membership, bool tail_lives, std::string_view positioned_head) {
   auto it = by_group_.find(member);
   if (it == by_group_.end()) return;  // gone since the event was ordered
   auto sit = sessions_.find(it->second);
   AGENT_CHECK(sit != sessions_.end());  // by_group_ names only live sessions
   Session& s = sit->second;
   if (s.closing || (membership && !s.want_membership)) return;
-  if (tail.empty())
+  if (s.positions && !positioned_head.empty()) head = positioned_head;
+  if (!s.reads.empty())
+    s.held.append(head).append(tail);  // after the history being read
+  else if (tail.empty())
     io_.send(it->second, head);
   else if (tail_lives)
     io_.send_view(it->second, head, tail);
@@ -422,28 +450,35 @@ void ClientHub::send_to(const std::string& member, std::string_view head, std::s
     io_.send(it->second, head, tail);
   s.queued_bytes += head.size() + tail.size();
   queued_total_ += head.size() + tail.size();
+  check_queue(it->second, s);
+}
+
+bool ClientHub::check_queue(ConnId id, Session& s) {
   if (s.queued_bytes > cfg_.client_queue_bytes) {
-    drop_slow(it->second, s,
+    drop_slow(id, s,
               "the client did not read its messages and its queue passed " +
                   std::to_string(cfg_.client_queue_bytes) + " bytes");
-    return;
+    return false;
   }
   if (queued_total_ > cfg_.client_queue_total_bytes) {
     // All clients' queues together are over the daemon's bound: the one holding the most goes.
     ConnId worst = 0;
     Session* most = nullptr;
-    for (auto& [id, x] : sessions_)
+    for (auto& [cid, x] : sessions_)
       if (!x.closing && (!most || x.queued_bytes > most->queued_bytes)) {
-        worst = id;
+        worst = cid;
         most = &x;
       }
-    if (most)
+    if (most) {
       drop_slow(worst, *most,
                 "the daemon's queues for all clients passed " +
                     std::to_string(cfg_.client_queue_total_bytes) +
                     " bytes and this client had the most unread (" +
                     std::to_string(most->queued_bytes) + " bytes)");
+      return worst != id;
+    }
   }
+  return true;
 }
 
 void ClientHub::drop_slow(ConnId id, Session& s, const std::string& why) {
@@ -456,9 +491,193 @@ void ClientHub::drop_slow(ConnId id, Session& s, const std::string& why) {
   // total still over the bound and drop another client).
   queued_total_ -= s.queued_bytes;
   s.queued_bytes = 0;
+  s.held.clear();
+  s.held.shrink_to_fit();
+  s.reads.clear();
+  s.read_waits = false;
   s.closing = true;
   to_drop_.push_back(id);
   to_abort_.push_back(id);
+}
+
+bool ClientHub::request_join(ConnId id, Session& s, const std::string& group) {
+  if (s.groups.count(group)) {
+    send_error(id, ErrorCode::kAlreadyMember, group, "already a member of " + group);
+    return false;
+  }
+  if (s.groups.size() >= cfg_.max_groups_per_client) {
+    send_error(id, ErrorCode::kTooManyGroups, group,
+               "a client may be in at most " + std::to_string(cfg_.max_groups_per_client) +
+                   " groups (clients.max_groups)");
+    return false;
+  }
+  s.groups.insert(group);
+  groups::Event ev;
+  ev.kind = groups::EventKind::kJoin;
+  ev.member = s.private_group;
+  ev.group = group;
+  submit_event(ev);
+  return true;
+}
+
+bool ClientHub::persistent(const std::string& group) {
+  auto it = persistent_.find(group);
+  if (it != persistent_.end()) return it->second;
+  if (persistent_.size() > 100000) persistent_.clear();  // bounded; the patterns decide again
+  bool p = persistent_group(cfg_.persist, group);
+  persistent_.emplace(group, p);
+  return p;
+}
+
+void ClientHub::handle_history(ConnId id, Session& s, std::string_view body) {
+  auto h = proto::decode_history(body);
+  if (!h) {
+    ++stats_.bad_frames;
+    send_error(id, ErrorCode::kMalformedFrame, "", "history frame does not decode");
+    return;
+  }
+  if (!names::valid_group(h->group) || names::is_private_group(h->group)) {
+    send_error(id, ErrorCode::kIllegalGroup, h->group,
+               names::valid_group(h->group) ? "a private group has no history"
+                                            : names::explain_group(h->group));
+    return;
+  }
+  if (!cfg_.persist.enabled() || !persistent(h->group)) {
+    send_error(id, ErrorCode::kNotPersistent, h->group,
+               cfg_.persist.enabled()
+                   ? "daemon " + cfg_.name + " keeps no log of group " + h->group +
+                         " (persist.groups does not name it)"
+                   : "daemon " + cfg_.name + " keeps no message log (no [persist] groups)");
+    return;
+  }
+  if (h->flags & proto::kHistoryJoin) {
+    if (s.history_joins.count(h->group) || !request_join(id, s, h->group)) return;
+    // The history is read when the join takes effect: everything before it is history,
+    // everything after it comes live.
+    s.history_joins.emplace(h->group, std::move(*h));
+    return;
+  }
+  start_read(id, s, *h, persist::kEnd);
+}
+
+void ClientHub::start_read(ConnId id, Session& s, const proto::History& h,
+                           persist::Position before) {
+  LogRead r;
+  r.conn = id;
+  r.id = ++s.next_read;
+  r.group = h.group;
+  if (h.flags & proto::kHistorySince)
+    r.since_us = std::max<uint64_t>(h.since_us, 1);
+  else
+    r.after = {h.ring, h.ordinal};
+  r.before = before;
+  s.reads.push_back(std::move(r));
+  if (s.reads.size() == 1) {
+    s.read_count = 0;
+    s.read_gap = false;
+    issue_read(s);
+  }
+}
+
+void ClientHub::issue_read(Session& s) {
+  AGENT_CHECK(!s.reads.empty() && !s.read_out);
+  flush_log();  // the read sees every message delivered before it
+  s.read_out = true;
+  io_.log_read(s.reads.front());
+}
+
+void ClientHub::on_history(ConnId id, uint64_t read_id, persist::ReadResult&& chunk) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;  // gone meanwhile
+  Session& s = it->second;
+  if (s.closing || s.reads.empty() || s.reads.front().id != read_id || !s.read_out) return;
+  s.read_out = false;
+  LogRead& r = s.reads.front();
+  ++depth_;
+  if (!chunk.error.empty()) {
+    AGENT_LOG(kError, "message log: reading group " << r.group << " for client "
+                                                    << s.private_group << ": " << chunk.error);
+    send_error(id, ErrorCode::kLogFailed, r.group,
+               "the message log could not be read: " + chunk.error);
+    end_read(id, s, proto::kHistoryFailed);
+  } else {
+    if (r.since_us) {
+      r.since_us = 0;
+      r.after = chunk.after;
+    }
+    s.read_gap |= chunk.gap;
+    bool alive = true;
+    for (auto& e : chunk.entries) {
+      frame_.clear();
+      proto::encode_positioned_data_head(frame_, e.pos.ring, e.pos.ordinal, e.service,
+                                         e.msg_type, e.sender, e.groups, e.payload.size());
+      frame_.append(e.payload);
+      r.after = e.pos;
+      ++s.read_count;
+      ++stats_.history_entries;
+      if (!(alive = send_direct(id, s, frame_))) break;
+    }
+    if (alive) {
+      if (!chunk.more)
+        end_read(id, s, s.read_gap ? proto::kHistoryGap : 0);
+      else if (s.queued_bytes - s.held.size() < cfg_.client_queue_bytes / 4)
+        issue_read(s);
+      else
+        s.read_waits = true;  // on_sent asks for more once the client has read
+    }
+  }
+  --depth_;
+  process_drops();
+}
+
+void ClientHub::end_read(ConnId id, Session& s, uint8_t flags) {
+  LogRead& r = s.reads.front();
+  frame_.clear();
+  proto::encode(frame_, proto::HistoryEnd{r.group, flags, s.read_count, r.after.ring,
+                                          r.after.ordinal});
+  if (!send_direct(id, s, frame_)) return;
+  s.reads.pop_front();
+  s.read_count = 0;
+  s.read_gap = false;
+  if (!s.reads.empty()) {
+    issue_read(s);
+    return;
+  }
+  // The history is complete: what was held for the client follows it.
+  if (!s.held.empty()) io_.send(id, s.held);
+  s.held.clear();
+  if (s.held.capacity() > (1u << 20)) s.held.shrink_to_fit();
+}
+
+bool ClientHub::send_direct(ConnId id, Session& s, std::string_view bytes) {
+  io_.send(id, bytes);
+  s.queued_bytes += bytes.size();
+  queued_total_ += bytes.size();
+  return check_queue(id, s) && !s.closing;
+}
+
+void ClientHub::log_message(uint64_t ring, uint64_t seq, const groups::Event& ev,
+                            std::string_view payload) {
+  persist::Record* rec = nullptr;
+  for (auto& g : ev.groups) {
+    if (!persistent(g)) continue;
+    if (!rec) {
+      rec = &log_batch_.emplace_back();
+      rec->entry.pos = {ring, seq};
+      rec->entry.service = ev.service;
+      rec->entry.msg_type = ev.msg_type;
+      rec->entry.sender = ev.member;
+      rec->entry.groups = ev.groups;
+      rec->entry.payload.assign(payload.data(), payload.size());
+    }
+    rec->log_groups.push_back(g);
+  }
+  if (rec) ++stats_.logged;
+}
+
+void ClientHub::flush_log() {
+  if (!log_batch_.empty()) io_.log_append(log_batch_);
+  log_batch_.clear();
 }
 
 std::string ClientHub::generate_name() {

@@ -17,11 +17,22 @@
 
 #include "agentd/config.h"
 #include "groups/group_state.h"
+#include "persist/entry.h"
 #include "transport/client_protocol.h"
 
 namespace agent::daemon {
 
 using ConnId = uint64_t;
+
+// A read of the message log for a client's history request.
+struct LogRead {
+  ConnId conn = 0;
+  uint64_t id = 0;  // the session's request number: the answer names it
+  std::string group;
+  persist::Position after;  // entries after this,
+  uint64_t since_us = 0;    // or (when set) from the first one delivered at or after this time,
+  persist::Position before = persist::kEnd;  // and before this (a join's position)
+};
 
 class ClientIo {
  public:
@@ -51,6 +62,11 @@ class ClientIo {
     (void)member;
     (void)notice;
   }
+  // The message log (persistence on): delivered messages of persistent groups, in the order
+  // of the total order; takes the records. A read follows every append handed over before it;
+  // its answer comes back through ClientHub::on_history.
+  virtual void log_append(std::vector<persist::Record>& batch) { batch.clear(); }
+  virtual void log_read(const LogRead& read) { (void)read; }
 };
 
 struct HubStats {
@@ -58,6 +74,8 @@ struct HubStats {
   uint64_t bad_frames = 0;
   uint64_t messages_delivered = 0;  // data messages handed to clients (per recipient)
   uint64_t slow_clients_dropped = 0;
+  uint64_t logged = 0;            // messages handed to the message log
+  uint64_t history_entries = 0;   // logged messages sent to clients as history
 };
 
 class ClientHub {
@@ -89,7 +107,14 @@ class ClientHub {
   // these bytes to the clients' frames without an intermediate copy. The bytes must stay
   // valid until the io's next flush (it may send the payload from where it lies). False when
   // the bytes do not decode (nothing is delivered).
-  bool deliver_bytes(uint64_t seq, std::string_view event, groups::DaemonId origin = 0);
+  // ring: the ring that ordered it (with seq, the message's position, for the message log).
+  bool deliver_bytes(uint64_t seq, std::string_view event, groups::DaemonId origin = 0,
+                     uint64_t ring = 0);
+  // Hands the messages collected for the message log to the io (before a read, and at the end
+  // of each round of work).
+  void flush_log();
+  // The message log's answer to read `id` of connection conn: part of a history.
+  void on_history(ConnId conn, uint64_t id, persist::ReadResult&& chunk);
   // Configuration changes from the ring (see groups::GroupState). The regular one returns the
   // state event to submit for the exchange.
   void on_transitional(uint64_t ordinal, const std::vector<groups::DaemonId>& daemons,
@@ -117,11 +142,35 @@ class ClientHub {
     uint64_t queued_bytes = 0;
     bool closing = false;  // no more input is read and nothing more is sent
     uint64_t opened_due = 0;  // when its hello is due (its entry in hello_due_)
+    bool positions = false;  // data frames carry their position
+    // History. Joins that asked for it wait for their own view; reads are served in order,
+    // the front one at the log or waiting for the client to drain. While any read is queued,
+    // everything else for the client is held back (in held) and follows the history.
+    std::unordered_map<std::string, proto::History> history_joins;
+    std::deque<LogRead> reads;
+    bool read_out = false;    // the front read is at the log
+    bool read_waits = false;  // its next chunk waits until the client has read what it has
+    uint64_t read_count = 0;  // entries sent for the front read
+    bool read_gap = false;
+    uint64_t next_read = 0;
+    std::string held;
   };
 
   void handle_frame(ConnId id, Session& s, const proto::Frame& f);
   void handle_hello(ConnId id, Session& s, std::string_view body);
   void handle_multicast(ConnId id, Session& s, std::string_view body);
+  void handle_history(ConnId id, Session& s, std::string_view body);
+  // Checks and submits a join; false (an error sent) when refused.
+  bool request_join(ConnId id, Session& s, const std::string& group);
+  bool persistent(const std::string& group);
+  // Queues a history read for the session (held output starts with the first).
+  void start_read(ConnId id, Session& s, const proto::History& h, persist::Position before);
+  void issue_read(Session& s);
+  // The front read is over: its end frame, then the next read or the held output.
+  void end_read(ConnId id, Session& s, uint8_t flags);
+  // Queues bytes for the session outside the hold (history); false when that dropped it.
+  bool send_direct(ConnId id, Session& s, std::string_view bytes);
+  void log_message(uint64_t ring, uint64_t seq, const groups::Event& ev, std::string_view payload);
   void send_error(ConnId id, proto::ErrorCode code, std::string subject, std::string text);
   // Drops a session that does not read (error 14 with why), closing it without waiting for
   // its queue.
@@ -132,8 +181,12 @@ class ClientHub {
   // Ends the sessions marked for dropping, unless called from inside a handler (depth_ > 0).
   void process_drops();
   // Queues the frame head + tail for a local member.
+  // A session that asked for positions gets positioned_head instead of head (when given).
   void send_to(const std::string& member, std::string_view head, std::string_view tail,
-               bool membership, bool tail_lives = false);
+               bool membership, bool tail_lives = false,
+               std::string_view positioned_head = {});
+  // Whether the session's queue is over a limit (then it is dropped as slow).
+  bool check_queue(ConnId id, Session& s);
   std::string generate_name();
   // Sends deliveries_ to the local clients. A data delivery of event `viewed` takes its payload
   // from `payload` (the event was decoded without copying it).
@@ -161,6 +214,10 @@ class ClientHub {
   groups::Event event_;  // the event deliver_bytes decodes into (reused)
   proto::MulticastView multicast_;  // the multicast handle_multicast decodes into (reused)
   std::string frame_;  // scratch buffer for encoding
+  std::string positioned_frame_;
+  size_t positions_sessions_ = 0;  // sessions that asked for positions
+  std::vector<persist::Record> log_batch_;  // for the message log, not yet handed over
+  std::unordered_map<std::string, bool> persistent_;  // persistent_group(), remembered
   std::string multicast_event_;  // handle_multicast encodes here; submit_ leaves a spare
   uint64_t generated_names_ = 0;
   uint64_t queued_total_ = 0;  // the sessions' queued_bytes, summed

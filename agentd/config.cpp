@@ -161,8 +161,12 @@ std::string load_config_file(const std::string& path, Config& cfg) {
       auto err = load_ring(path, toml::find(root, "ring"), cfg.ring);
       if (!err.empty()) return err;
     }
+    if (root.contains("persist")) {
+      auto err = load_persist_section(path, &toml::find(root, "persist"), cfg.persist);
+      if (!err.empty()) return err;
+    }
     for (auto& [k, v] : root.as_table())
-      if (k != "daemon" && k != "clients" && k != "ring")
+      if (k != "daemon" && k != "clients" && k != "ring" && k != "persist")
         return path + ": unknown section [" + k + "]";
   } catch (const std::exception& e) {
     return path + ": " + e.what();
@@ -230,7 +234,7 @@ std::string validate(const Config& cfg) {
     return "ring.token_loss_ms must be at least twice ring.token_retransmit_ms";
   if (r.consensus_timeout_us < 2 * r.join_timeout_us)
     return "ring.consensus_timeout_ms must be at least twice ring.join_timeout_ms";
-  return {};
+  return validate_persist(cfg);
 }
 
 }  // namespace agent::daemon

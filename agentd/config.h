@@ -47,6 +47,23 @@ struct RingSettings {
 // and at least 1 ms. Daemons waiting to send wake the holder, so the hold costs no latency.
 uint64_t token_hold_for(const RingSettings& r);
 
+// The message log (persist/message_log.h): which groups' messages this daemon keeps, where, how
+// durably and for how long. Off while groups is empty.
+struct PersistSettings {
+  std::vector<std::string> groups;  // names or patterns ('*', '?') of persistent groups
+  std::string dir;                  // "" : <state_dir>/log
+  // none: writes go to the OS (a killed daemon keeps them, a crashed host may not); batch: on
+  // disk within batch_ms (group commit); always: on disk before the daemon acknowledges.
+  enum class Durability { kNone, kBatch, kAlways };
+  Durability durability = Durability::kBatch;
+  uint32_t batch_ms = 10;
+  uint64_t retain_messages = 0;  // per group; 0: no limit
+  uint64_t retain_bytes = 0;     // payload bytes per group; 0: no limit
+  uint64_t retain_seconds = 0;   // 0: no limit
+  bool enabled() const { return !groups.empty(); }
+};
+const char* durability_name(PersistSettings::Durability d);
+
 struct Config {
   uint64_t incarnation = 1;  // set at start from the state directory
   uint32_t ring_seq_floor = 0;  // set at start from the state directory
@@ -79,6 +96,7 @@ struct Config {
   // daemon copying what the socket did not take into its own queue.
   uint32_t client_socket_buffer_bytes = 4u << 20;
   RingSettings ring;
+  PersistSettings persist;
 };
 
 // The default daemon name: the short host name, cut to the name limit.
@@ -90,6 +108,13 @@ std::string load_config_file(const std::string& path, Config& cfg);
 
 // Parses "host:port", "[v6addr]:port" or "port" (host 127.0.0.1). "" or "off" disables.
 std::string parse_endpoint(const std::string& text, Endpoint& out);
+
+// The [persist] section (agentd/config_persist.cpp); "" or what is wrong, naming the key.
+std::string load_persist_section(const std::string& path, const void* toml_table,
+                                 PersistSettings& p);
+std::string validate_persist(const Config& cfg);
+// Whether group is persistent under these settings.
+bool persistent_group(const PersistSettings& p, const std::string& group);
 
 // Checks the values; "" when valid.
 std::string validate(const Config& cfg);

@@ -156,7 +156,7 @@ void DaemonCore::run(Time now) {
         continue;
       }
       std::string_view event = tap_ ? tap_->on_delivered(d) : d.payload;
-      if (!hub_.deliver_bytes(d.ordinal, event, d.origin)) {
+      if (!hub_.deliver_bytes(d.ordinal, event, d.origin, d.ring_id)) {
         ++stats_.bad_events;
         AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
                                                                                  << "; skipped");
@@ -166,6 +166,7 @@ void DaemonCore::run(Time now) {
         in_flight_.push_back(std::move(d.payload_owner));
     }
   }
+  hub_.flush_log();
   io_.flush_clients();
   in_flight_.clear();
   running_ = false;
@@ -195,6 +196,7 @@ void DaemonCore::on_configuration(const membership::Delivered& d) {
 void DaemonCore::shutdown(Time now) {
   now_ = std::max(now_, now);
   if (stopped_) return;
+  hub_.flush_log();
   hub_.shutdown();
   io_.flush_clients();
   stopped_ = true;

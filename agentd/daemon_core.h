@@ -84,6 +84,10 @@ class DaemonCore {
   void on_closed(ConnId id);
   // How many bytes the connection still has unsent (slow clients are dropped past a limit).
   void on_sent(ConnId id, uint64_t queued) { hub_.on_sent(id, queued); }
+  // The message log's answer to a read (CoreIo::log_read); run() sends it on.
+  void on_history(ConnId id, uint64_t read_id, persist::ReadResult&& chunk) {
+    hub_.on_history(id, read_id, std::move(chunk));
+  }
   // A datagram from daemon `from` (the driver maps source addresses to ids). Given the
   // owner of the bytes, the ring keeps them instead of copying.
   void on_datagram(NodeId from, std::string_view bytes, Time now,

@@ -72,6 +72,18 @@ bool GroupState::remove_local(const std::string& member, const std::string& grou
 
 void GroupState::apply_now(uint64_t seq, DaemonId origin, const Event& ev,
                            std::vector<Delivery>& out) {
+  size_t first = out.size();
+  apply_event(seq, origin, ev, out);
+  // Events apply in the ring that ordered them: the regular configuration's (held ones
+  // included), or the old ring's after Trans(C) until the next regular configuration.
+  for (size_t i = first; i < out.size(); ++i) {
+    out[i].ring = config_;
+    out[i].ordinal = seq;
+  }
+}
+
+void GroupState::apply_event(uint64_t seq, DaemonId origin, const Event& ev,
+                             std::vector<Delivery>& out) {
   switch (ev.kind) {
     case EventKind::kState:
       return;

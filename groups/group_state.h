@@ -67,6 +67,10 @@ struct Delivery {
   const Event* data = nullptr;  // set for data: valid until the next call into GroupState
   proto::Membership membership;  // set when data == nullptr
   std::vector<std::string> recipients;  // local members' private groups, sorted, no duplicates
+  // The position of the event that caused it in the total order: the ring that ordered it
+  // and its ordinal there (zero for views caused by a configuration change).
+  uint64_t ring = 0;
+  uint64_t ordinal = 0;
 };
 
 struct GroupStats {
@@ -129,7 +133,9 @@ class GroupState {
   };
 
   proto::ViewId view_id(uint64_t seq) const;
+  // Applies the event, its deliveries marked with its position.
   void apply_now(uint64_t seq, DaemonId origin, const Event& ev, std::vector<Delivery>& out);
+  void apply_event(uint64_t seq, DaemonId origin, const Event& ev, std::vector<Delivery>& out);
   void view(const std::string& group, const Group& g, uint32_t service, const std::string& changed,
             std::vector<Delivery>& out);
   void remove_shared(uint64_t seq, const std::string& member, const std::string& group,

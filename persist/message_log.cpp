@@ -112,11 +112,6 @@ bool dir_has_files(const std::string& dir, bool& has_current, std::string& error
 
 }  // namespace
 
-std::string Position::str() const {
-  return std::to_string(ring >> 32) + "." + std::to_string(ring & 0xffffffffu) + ":" +
-         std::to_string(ordinal);
-}
-
 std::string entry_key(const std::string& group, Position p) {
   std::string k = group_prefix('m', group);
   put_be64(k, p.ring);
@@ -157,26 +152,6 @@ bool decode_entry(const std::string& key, const std::string& value, Entry& e) {
   for (size_t i = 0; i < n && r.ok; ++i) e.groups.push_back(r.str(r.le(1)));
   e.payload = r.str(r.le(4));
   return r.ok && r.p == r.end;
-}
-
-bool glob_match(const std::string& pattern, const std::string& name) {
-  size_t p = 0, n = 0, star = std::string::npos, mark = 0;
-  while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
-      ++p;
-      ++n;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = n;
-    } else if (star != std::string::npos) {
-      p = star + 1;
-      n = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
 }
 
 std::unique_ptr<MessageLog> MessageLog::open(const std::string& dir, std::string& error) {
@@ -294,6 +269,7 @@ std::string MessageLog::sync() {
 ReadResult MessageLog::read(const std::string& group, Position after, Position before,
                             size_t max_entries, size_t max_bytes) const {
   ReadResult out;
+  out.after = after;
   auto g = groups_.find(group);
   if (g != groups_.end() && !g->second.removed_upto.zero() && after < g->second.removed_upto)
     out.gap = true;

@@ -17,47 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "persist/entry.h"
+#include "persist/glob.h"
+
 namespace rocksdb {
 class DB;
 }
 
 namespace agent::persist {
-
-// Where a message stands in the total order: the ring that ordered it and its ordinal among that
-// ring's messages. The same at every daemon that delivered the message; a daemon's positions only
-// grow (ring ids grow along any daemon's history). Not dense: a group's messages skip the
-// positions of other groups' messages.
-struct Position {
-  uint64_t ring = 0;
-  uint64_t ordinal = 0;
-  friend bool operator<(const Position& a, const Position& b) {
-    return a.ring != b.ring ? a.ring < b.ring : a.ordinal < b.ordinal;
-  }
-  friend bool operator==(const Position& a, const Position& b) {
-    return a.ring == b.ring && a.ordinal == b.ordinal;
-  }
-  friend bool operator!=(const Position& a, const Position& b) { return !(a == b); }
-  friend bool operator<=(const Position& a, const Position& b) { return !(b < a); }
-  bool zero() const { return ring == 0 && ordinal == 0; }
-  std::string str() const;  // "ring_seq.rep:ordinal"
-};
-constexpr Position kEnd{~0ull, ~0ull};  // after every position
-
-struct Entry {
-  Position pos;
-  uint64_t time_us = 0;  // when this daemon delivered it (wall clock, microseconds since 1970)
-  uint32_t service = 0;
-  int16_t msg_type = 0;
-  std::string sender;               // the sender's private group
-  std::vector<std::string> groups;  // every group it was sent to
-  std::string payload;
-};
-
-// One delivered message and the persistent groups among its destinations (logged under each).
-struct Record {
-  Entry entry;
-  std::vector<std::string> log_groups;
-};
 
 struct GroupInfo {
   uint64_t count = 0;
@@ -70,13 +37,6 @@ struct Retention {
   uint64_t max_messages = 0;  // 0: no limit
   uint64_t max_bytes = 0;     // payload bytes; 0: no limit
   uint64_t max_age_us = 0;    // 0: no limit
-};
-
-struct ReadResult {
-  std::vector<Entry> entries;
-  bool more = false;  // the range holds more than the limits allowed
-  bool gap = false;   // retention removed entries after the requested position
-  std::string error;
 };
 
 class MessageLog {
@@ -129,8 +89,5 @@ class MessageLog {
 std::string entry_key(const std::string& group, Position p);
 std::string encode_entry(const Entry& e);
 bool decode_entry(const std::string& key, const std::string& value, Entry& e);
-
-// Shell-style pattern: '*' any run of characters, '?' one character; anything else literal.
-bool glob_match(const std::string& pattern, const std::string& name);
 
 }  // namespace agent::persist

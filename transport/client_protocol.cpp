@@ -35,6 +35,8 @@ const char* error_name(ErrorCode c) {
     case ErrorCode::kSlowClient: return "slow client disconnected";
     case ErrorCode::kShuttingDown: return "daemon shutting down";
     case ErrorCode::kTooManyClients: return "too many clients";
+    case ErrorCode::kNotPersistent: return "not a persistent group";
+    case ErrorCode::kLogFailed: return "message log failed";
   }
   return "unknown error";
 }
@@ -126,6 +128,44 @@ void encode_data_head(std::string& out, uint32_t service, int16_t msg_type,
   put_names(w, groups);
   w.u32(static_cast<uint32_t>(payload_bytes));
   w.patch_u32(s, static_cast<uint32_t>(out.size() - s - 4 + payload_bytes));
+}
+void encode_positioned_data_head(std::string& out, uint64_t ring, uint64_t ordinal,
+                                 uint32_t service, int16_t msg_type, std::string_view sender,
+                                 const std::vector<std::string>& groups, size_t payload_bytes) {
+  size_t s = begin(out, Verb::kPositionedData);
+  wire::Writer w(out);
+  w.u64(ring);
+  w.u64(ordinal);
+  w.u32(service);
+  w.i16(msg_type);
+  w.str8(sender);
+  put_names(w, groups);
+  w.u32(static_cast<uint32_t>(payload_bytes));
+  w.patch_u32(s, static_cast<uint32_t>(out.size() - s - 4 + payload_bytes));
+}
+void encode(std::string& out, const History& m) {
+  size_t s = begin(out, Verb::kHistory);
+  wire::Writer w(out);
+  w.str8(m.group);
+  w.u8(m.flags);
+  if (m.flags & kHistorySince) {
+    w.u64(m.since_us);
+    w.u64(0);
+  } else {
+    w.u64(m.ring);
+    w.u64(m.ordinal);
+  }
+  finish(out, s);
+}
+void encode(std::string& out, const HistoryEnd& m) {
+  size_t s = begin(out, Verb::kHistoryEnd);
+  wire::Writer w(out);
+  w.str8(m.group);
+  w.u8(m.flags);
+  w.u64(m.count);
+  w.u64(m.ring);
+  w.u64(m.ordinal);
+  finish(out, s);
 }
 void encode(std::string& out, const Membership& m) {
   size_t s = begin(out, Verb::kMembership);
@@ -255,6 +295,40 @@ std::optional<Data> decode_data(std::string_view body) {
   m.sender = std::string(r.str8());
   if (!get_names(r, m.groups, kMaxGroupsPerMessage)) return std::nullopt;
   m.payload = std::string(r.bytes32());
+  if (!r.done()) return std::nullopt;
+  return m;
+}
+std::optional<Data> decode_positioned_data(std::string_view body) {
+  if (body.size() < 16) return std::nullopt;
+  wire::Reader r(body.substr(0, 16));
+  uint64_t ring = r.u64(), ordinal = r.u64();
+  auto m = decode_data(body.substr(16));
+  if (!m) return std::nullopt;
+  m->ring = ring;
+  m->ordinal = ordinal;
+  return m;
+}
+std::optional<History> decode_history(std::string_view body) {
+  wire::Reader r(body);
+  History m;
+  m.group = std::string(r.str8());
+  m.flags = r.u8();
+  uint64_t a = r.u64(), b = r.u64();
+  if (!r.done() || (m.flags & ~(kHistoryJoin | kHistorySince))) return std::nullopt;
+  if (m.flags & kHistorySince)
+    m.since_us = a;
+  else
+    m.ring = a, m.ordinal = b;
+  return m;
+}
+std::optional<HistoryEnd> decode_history_end(std::string_view body) {
+  wire::Reader r(body);
+  HistoryEnd m;
+  m.group = std::string(r.str8());
+  m.flags = r.u8();
+  m.count = r.u64();
+  m.ring = r.u64();
+  m.ordinal = r.u64();
   if (!r.done()) return std::nullopt;
   return m;
 }

@@ -28,11 +28,14 @@ enum class Verb : uint8_t {
   kLeave = 0x03,
   kMulticast = 0x04,
   kBye = 0x05,
+  kHistory = 0x06,
   // daemon -> client
   kWelcome = 0x81,
   kData = 0x82,
   kMembership = 0x83,
   kError = 0x84,
+  kPositionedData = 0x85,  // data with its position (hello flag kHelloPositions, and history)
+  kHistoryEnd = 0x86,
 };
 
 // Service bits; the values are Spread's so that sp.h maps one to one.
@@ -61,6 +64,14 @@ bool valid_multicast(uint32_t flags);
 // Hello flags.
 constexpr uint8_t kHelloWantMembership = 0x01;  // deliver membership messages (Spread's group_membership)
 constexpr uint8_t kHelloGenerateName = 0x02;    // the daemon picks a unique private name
+constexpr uint8_t kHelloPositions = 0x04;       // data frames carry their position (kPositionedData)
+
+// History flags.
+constexpr uint8_t kHistoryJoin = 0x01;  // join the group: history up to the join, then live
+constexpr uint8_t kHistorySince = 0x02; // from a time (unix microseconds), not a position
+// History end flags.
+constexpr uint8_t kHistoryGap = 0x01;     // retention removed entries after the requested start
+constexpr uint8_t kHistoryFailed = 0x02;  // the log could not be read (an error frame precedes)
 
 // Error codes carried by kError frames. Stable: they are part of the protocol.
 enum class ErrorCode : uint16_t {
@@ -80,6 +91,8 @@ enum class ErrorCode : uint16_t {
   kSlowClient = 14,      // the client did not read and its queue passed the limit; closed
   kShuttingDown = 15,    // the daemon is stopping; closed
   kTooManyClients = 16,  // the daemon has reached its client limit; closed
+  kNotPersistent = 17,   // history of a group this daemon keeps no log of
+  kLogFailed = 18,       // the message log could not be read or written
 };
 const char* error_name(ErrorCode c);
 
@@ -110,6 +123,10 @@ struct Data {
   std::string sender;  // the sender's private group
   std::vector<std::string> groups;
   std::string payload;
+  // The message's position in the total order (kPositionedData frames; zero otherwise): the
+  // ring that ordered it and its ordinal there, the same at every daemon.
+  uint64_t ring = 0;
+  uint64_t ordinal = 0;
 };
 // Identifies one view of one group, the same at every daemon: the configuration in which the
 // view was installed and the position in the total order of the event that caused it.
@@ -126,6 +143,20 @@ struct Membership {
   std::vector<std::string> members;  // sorted
   std::string changed;               // the member that joined, left or disconnected ("" for network)
   std::vector<std::vector<std::string>> vs_sets;
+};
+struct History {
+  std::string group;
+  uint8_t flags = 0;
+  uint64_t ring = 0;      // after this position (zero: from the start) ...
+  uint64_t ordinal = 0;
+  uint64_t since_us = 0;  // ... or from this time (kHistorySince)
+};
+struct HistoryEnd {
+  std::string group;
+  uint8_t flags = 0;
+  uint64_t count = 0;  // entries sent
+  uint64_t ring = 0;   // the last entry's position (the request's start when none was sent)
+  uint64_t ordinal = 0;
 };
 struct Error {
   ErrorCode code = ErrorCode::kMalformedFrame;
@@ -151,8 +182,14 @@ void encode_data(std::string& out, uint32_t service, int16_t msg_type, std::stri
 void encode_data_head(std::string& out, uint32_t service, int16_t msg_type,
                       std::string_view sender, const std::vector<std::string>& groups,
                       size_t payload_bytes);
+// kPositionedData: the same with the position in front.
+void encode_positioned_data_head(std::string& out, uint64_t ring, uint64_t ordinal,
+                                 uint32_t service, int16_t msg_type, std::string_view sender,
+                                 const std::vector<std::string>& groups, size_t payload_bytes);
 void encode(std::string& out, const Membership& m);
 void encode(std::string& out, const Error& m);
+void encode(std::string& out, const History& m);
+void encode(std::string& out, const HistoryEnd& m);
 
 // Splits a byte stream into frames. feed() takes bytes; next() yields one frame at a time.
 struct Frame {
@@ -201,6 +238,9 @@ std::optional<MulticastView> decode_multicast_view(std::string_view body);
 bool decode_multicast_view(std::string_view body, MulticastView& out);
 std::optional<Welcome> decode_welcome(std::string_view body);
 std::optional<Data> decode_data(std::string_view body);
+std::optional<Data> decode_positioned_data(std::string_view body);
+std::optional<History> decode_history(std::string_view body);
+std::optional<HistoryEnd> decode_history_end(std::string_view body);
 std::optional<Membership> decode_membership(std::string_view body);
 std::optional<Error> decode_error(std::string_view body);
 

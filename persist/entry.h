@@ -1,0 +1,59 @@
+// What the message log keeps: a delivered message and its position in the total order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace agent::persist {
+
+// Where a message stands in the total order: the ring that ordered it and its ordinal among that
+// ring's messages. The same at every daemon that delivered the message; a daemon's positions only
+// grow (ring ids grow along any daemon's history). Not dense: a group's messages skip the
+// positions of other groups' messages.
+struct Position {
+  uint64_t ring = 0;
+  uint64_t ordinal = 0;
+  friend bool operator<(const Position& a, const Position& b) {
+    return a.ring != b.ring ? a.ring < b.ring : a.ordinal < b.ordinal;
+  }
+  friend bool operator==(const Position& a, const Position& b) {
+    return a.ring == b.ring && a.ordinal == b.ordinal;
+  }
+  friend bool operator!=(const Position& a, const Position& b) { return !(a == b); }
+  friend bool operator<=(const Position& a, const Position& b) { return !(b < a); }
+  bool zero() const { return ring == 0 && ordinal == 0; }
+  // "ring_seq.rep:ordinal"
+  std::string str() const {
+    return std::to_string(ring >> 32) + "." + std::to_string(ring & 0xffffffffu) + ":" +
+           std::to_string(ordinal);
+  }
+};
+constexpr Position kEnd{~0ull, ~0ull};  // after every position
+
+struct Entry {
+  Position pos;
+  uint64_t time_us = 0;  // when this daemon delivered it (wall clock, microseconds since 1970)
+  uint32_t service = 0;
+  int16_t msg_type = 0;
+  std::string sender;               // the sender's private group
+  std::vector<std::string> groups;  // every group it was sent to
+  std::string payload;
+};
+
+// One delivered message and the persistent groups among its destinations (logged under each).
+struct Record {
+  Entry entry;
+  std::vector<std::string> log_groups;
+};
+
+// A range of one group's entries, read for a client.
+struct ReadResult {
+  Position after;  // where the range starts (a time resolved to a position)
+  std::vector<Entry> entries;
+  bool more = false;  // the range holds more than the limits allowed
+  bool gap = false;   // retention removed entries after the requested position
+  std::string error;
+};
+
+}  // namespace agent::persist

@@ -19,6 +19,7 @@
 #include "agentd/client_sockets.h"
 #include "agentd/daemon_core.h"
 #include "agentd/log.h"
+#include "agentd/log_actor.h"
 #include "agentd/ring_socket.h"
 #include "persist/incarnation.h"
 
@@ -67,6 +68,27 @@ struct DaemonState final : CoreIo {
   void flush_datagrams() override { ring.flush(); }
   std::string store_ring_seq(uint32_t seq) override {
     return persist::store_ring_seq(cfg.state_dir, seq);
+  }
+  // The message log's actor takes the records and reads, in order.
+  void log_append(std::vector<persist::Record>& batch) override {
+    if (log_actor)
+      self->send(log_actor, log_append_atom::value, std::make_shared<std::vector<persist::Record>>(
+                                                        std::move(batch)));
+    batch.clear();
+  }
+  void log_read(const LogRead& read) override {
+    if (log_actor) self->send(log_actor, log_read_atom::value, std::make_shared<LogRead>(read));
+  }
+
+  // A write or sync of the message log failed: logged, at most one line per 10 s.
+  void on_log_failed(const std::string& what) {
+    ++log_failures;
+    Time now = now_us();
+    if (log_failure_logged_at != 0 && now - log_failure_logged_at < 10'000'000) return;
+    AGENT_LOG(kError, "message log: " << what << " (" << log_failures
+                                      << " failures so far; the daemon goes on, persistent "
+                                         "groups' history is incomplete)");
+    log_failure_logged_at = now;
   }
 
   // Handles one event: a broken invariant in a core (AGENT_CHECK) stops the daemon with its
@@ -188,6 +210,8 @@ struct DaemonState final : CoreIo {
   void stop() {
     log_totals();
     core.shutdown(now_us());
+    // After the last records: the log syncs and closes (the actor system waits for it).
+    if (log_actor) self->send(log_actor, log_stop_atom::value);
     clients.drain_now();  // what the sockets take now; the rest is lost with the daemon
     clients.stop();
     ring.close();
@@ -203,12 +227,20 @@ struct DaemonState final : CoreIo {
   bool stopped = false;  // the daemon has stopped; nothing more is handled
   Time timer_at = kNever;  // the timer is armed for then
   Watch* timer = nullptr;  // owns the timerfd
+  caf::actor log_actor;    // the message log's (persistence on)
+  uint64_t log_failures = 0;
+  Time log_failure_logged_at = 0;
+  persist::Position durable;  // what the log reported synced
 };
 
 }  // namespace
 
-caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd) {
+caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd,
+                           std::shared_ptr<persist::MessageLog> log) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
+  if (log)
+    st->log_actor = self->spawn<caf::detached>(daemon::log_actor, std::move(log), st->cfg.persist,
+                                               caf::actor_cast<caf::actor>(self));
   if (auto err = st->clients.start([st] { st->guarded([&] { st->on_client_input(); }); });
       !err.empty()) {
     AGENT_LOG(kError, "client I/O: " << err);
@@ -249,6 +281,14 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         AGENT_LOG(kWarn, "a client listener closed");
       },
       [=](ring_timer_atom, uint64_t target) { st->guarded([&] { st->on_timer(target); }); },
+      [=](history_atom, uint64_t conn, uint64_t read_id, const ReadAnswer& answer) {
+        st->guarded([&] {
+          st->core.on_history(conn, read_id, std::move(*answer));
+          st->run();
+        });
+      },
+      [=](log_failed_atom, const std::string& what) { st->on_log_failed(what); },
+      [=](durable_atom, uint64_t ring, uint64_t ordinal) { st->durable = {ring, ordinal}; },
       [=](abort_atom, caf::io::connection_handle h) {
         // A dropped slow client still open after its grace period: unless the socket now
         // belongs to a new client, cut it.

@@ -2,15 +2,20 @@
 // client hub, the group state and the ordering layer (for now the ring of one).
 #pragma once
 
+#include <memory>
+
 #include <caf/io/broker.hpp>
 
 #include "agentd/config.h"
+#include "persist/message_log.h"
 
 namespace agent::daemon {
 
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 
-// unix_fd, tcp_fd: listening sockets created by the caller, or -1.
-caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd);
+// unix_fd, tcp_fd: listening sockets created by the caller, or -1. log: the opened message
+// log (persistence on), or null.
+caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd,
+                           std::shared_ptr<persist::MessageLog> log);
 
 }  // namespace agent::daemon

@@ -207,6 +207,20 @@ int main(int argc, char** argv) {
   }
   cfg.ring_seq_floor = ring_seq.seq;
 
+  std::shared_ptr<persist::MessageLog> message_log;
+  if (cfg.persist.enabled()) {
+    if (cfg.persist.dir.empty()) cfg.persist.dir = cfg.state_dir + "/log";
+    std::string err;
+    message_log = persist::MessageLog::open(cfg.persist.dir, err);
+    if (!message_log) {
+      AGENT_LOG(kError, err);
+      return 1;
+    }
+    AGENT_LOG(kInfo, "message log " << cfg.persist.dir << ": " << message_log->groups().size()
+                                    << " groups, durability "
+                                    << daemon::durability_name(cfg.persist.durability));
+  }
+
   // Signals are taken synchronously by the main thread; every other thread inherits the mask.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -250,7 +264,8 @@ int main(int argc, char** argv) {
     caf::actor_system system{caf_cfg};
     AGENT_LOG(kInfo, "agentd " << AGENT_VERSION_STRING << " daemon " << cfg.name
                                << " incarnation " << inc.incarnation << " starting");
-    auto d = system.middleman().spawn_broker(daemon::daemon_actor, cfg, unix_fd, tcp_fd);
+    auto d = system.middleman().spawn_broker(daemon::daemon_actor, cfg, unix_fd, tcp_fd,
+                                                   std::move(message_log));
     caf::scoped_actor self{system};
     self->monitor(d);
     bool running = true;

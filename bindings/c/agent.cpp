@@ -360,6 +360,28 @@ int decode_frame(proto::Verb verb, std::string_view body, agent_message** out) {
   switch (verb) {
     case proto::Verb::kData:
       return decode_data_message(body, out);
+    case proto::Verb::kPositionedData: {
+      if (body.size() < 16) return AGENT_ERR_PROTOCOL;
+      agent::wire::Reader r(body.substr(0, 16));
+      agent_position pos{r.u64(), r.u64()};
+      int rc = decode_data_message(body.substr(16), out);
+      if (rc == AGENT_OK) (*out)->position = pos;
+      return rc;
+    }
+    case proto::Verb::kHistoryEnd: {
+      auto d = proto::decode_history_end(body);
+      if (!d) return AGENT_ERR_PROTOCOL;
+      agent_message* m = make_message(0, 0, 0);
+      if (!m) return AGENT_ERR_NOMEM;
+      m->kind = AGENT_MSG_HISTORY_END;
+      copy_name(m->sender, d->group);
+      m->position = {d->ring, d->ordinal};
+      m->history_count = d->count;
+      m->history_flags = d->flags;
+      m->data = nullptr;
+      *out = m;
+      return AGENT_OK;
+    }
     case proto::Verb::kMembership: {
       auto d = proto::decode_membership(body);
       if (!d) return AGENT_ERR_PROTOCOL;
@@ -467,7 +489,8 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
   c->no_read_ahead = (flags & AGENT_NO_READ_AHEAD) != 0;
   proto::Hello h;
   h.flags = static_cast<uint8_t>(((flags & AGENT_WANT_MEMBERSHIP) ? proto::kHelloWantMembership : 0) |
-                                 (generate ? proto::kHelloGenerateName : 0));
+                                 (generate ? proto::kHelloGenerateName : 0) |
+                                 ((flags & AGENT_WANT_POSITIONS) ? proto::kHelloPositions : 0));
   h.name = generate ? "" : nm;
   std::string frame;
   proto::encode(frame, h);
@@ -543,6 +566,33 @@ static int group_request(agent_conn* c, const char* group, bool join) {
 
 int agent_join(agent_conn* c, const char* group) { return group_request(c, group, true); }
 int agent_leave(agent_conn* c, const char* group) { return group_request(c, group, false); }
+
+static int history_request(agent_conn* c, const char* group, proto::History h) {
+  if (!c || !group) return AGENT_ERR_INVALID;
+  if (!names::valid_group(group) || names::is_private_group(group)) return AGENT_ERR_ILLEGAL_GROUP;
+  h.group = group;
+  std::lock_guard<std::mutex> lock(c->send_mu);
+  proto::encode(c->out, h);
+  return flush_out(c);
+}
+
+int agent_history(agent_conn* c, const char* group, const agent_position* after, int join) {
+  proto::History h;
+  h.flags = join ? proto::kHistoryJoin : 0;
+  if (after) {
+    h.ring = after->ring;
+    h.ordinal = after->ordinal;
+  }
+  return history_request(c, group, h);
+}
+
+int agent_history_since(agent_conn* c, const char* group, int64_t unix_ms, int join) {
+  if (unix_ms < 0) return AGENT_ERR_INVALID;
+  proto::History h;
+  h.flags = static_cast<uint8_t>(proto::kHistorySince | (join ? proto::kHistoryJoin : 0));
+  h.since_us = static_cast<uint64_t>(unix_ms) * 1000;
+  return history_request(c, group, h);
+}
 
 int agent_multicast_groups(agent_conn* c, uint32_t service, const char* const* groups,
                            size_t ngroups, int16_t msg_type, const void* data, size_t len) {
@@ -622,15 +672,23 @@ int agent_next(agent_conn* c, const agent_message** out, int timeout_ms) {
   std::string_view body;
   int rc = take_frame(c, timeout_ms, verb, body);
   if (rc != AGENT_OK) return rc;
-  if (verb != proto::Verb::kData) {
+  if (verb != proto::Verb::kData && verb != proto::Verb::kPositionedData) {
     agent_message* m = nullptr;
     rc = decode_frame(verb, body, &m);
     c->owned.reset(m);
     *out = m;
     return rc;
   }
+  agent_position pos{0, 0};
+  if (verb == proto::Verb::kPositionedData) {
+    if (body.size() < 16) return AGENT_ERR_PROTOCOL;
+    agent::wire::Reader r(body.substr(0, 16));
+    pos = {r.u64(), r.u64()};
+    body.remove_prefix(16);
+  }
   DataParts d;
   if (!parse_data(body, d)) return AGENT_ERR_PROTOCOL;
+  c->borrowed.position = pos;
   if (!c->names) {
     c->names.reset(new (std::nothrow) char[proto::kMaxGroupsPerMessage][AGENT_MAX_GROUP_NAME]);
     if (!c->names) return AGENT_ERR_NOMEM;

@@ -54,6 +54,9 @@ extern "C" {
  * while messages wait: for select/poll loops that never look at agent_pending (Spread's
  * programs). Costs about two system calls per message. */
 #define AGENT_NO_READ_AHEAD 0x04
+/* Data messages carry their position in the total order (agent_message.position): where a
+ * program that stops can ask for the history after (agent_history). */
+#define AGENT_WANT_POSITIONS 0x08
 
 /* Return codes: 0 is success, negative values are errors (see agent_strerror). */
 #define AGENT_OK 0
@@ -73,6 +76,14 @@ extern "C" {
 
 typedef struct agent_conn agent_conn;
 
+/* Where a message stands in the total order: the ring (configuration) that ordered it and its
+ * ordinal there. The same at every daemon; later messages have greater positions (compare ring,
+ * then ordinal). Not dense: a group's messages skip the positions of other groups' messages. */
+typedef struct agent_position {
+  uint64_t ring;
+  uint64_t ordinal;
+} agent_position;
+
 typedef struct agent_view_id {
   uint64_t config; /* configuration the view was installed in */
   uint64_t seq;    /* position in the total order of the event that made the view */
@@ -81,8 +92,13 @@ typedef struct agent_view_id {
 enum agent_message_kind {
   AGENT_MSG_DATA = 1,
   AGENT_MSG_MEMBERSHIP = 2,
-  AGENT_MSG_ERROR = 3 /* the daemon refused a request (e.g. a join of a group already joined) */
+  AGENT_MSG_ERROR = 3, /* the daemon refused a request (e.g. a join of a group already joined) */
+  AGENT_MSG_HISTORY_END = 4 /* a history is complete: sender is the group, see history_* */
 };
+
+/* agent_message.history_flags */
+#define AGENT_HISTORY_GAP 0x01    /* retention had removed messages after the requested start */
+#define AGENT_HISTORY_FAILED 0x02 /* the daemon could not read its log (an ERROR came first) */
 
 typedef struct agent_message {
   int kind;          /* enum agent_message_kind */
@@ -102,6 +118,12 @@ typedef struct agent_message {
   size_t *vs_set_sizes;                  /* nvs_sets entries */
   char (*vs_members)[AGENT_MAX_GROUP_NAME]; /* all vs-sets' members, one set after another */
   int error_code;    /* ERROR: the daemon's error code (docs/client-protocol.md) */
+  /* DATA: the message's position, for history entries and with AGENT_WANT_POSITIONS (else
+   * zero). HISTORY_END: the last entry's position (the requested start when none was sent):
+   * ask for the history after it to go on. */
+  agent_position position;
+  uint64_t history_count; /* HISTORY_END: entries sent */
+  int history_flags;      /* HISTORY_END: AGENT_HISTORY_GAP, AGENT_HISTORY_FAILED */
 } agent_message;
 
 /* daemon: "/path/to/socket", "host:port", "port" (localhost), or "port@host" (Spread's form).
@@ -131,6 +153,15 @@ int agent_multicast(agent_conn *c, uint32_t service, const char *group, int16_t 
                     const void *data, size_t len);
 int agent_multicast_groups(agent_conn *c, uint32_t service, const char *const *groups,
                            size_t ngroups, int16_t msg_type, const void *data, size_t len);
+/* History of a persistent group (one the daemon's [persist] groups name): the logged messages
+ * after position `after` (NULL or zero: from the oldest kept), as DATA messages with their
+ * positions, then an AGENT_MSG_HISTORY_END; meanwhile nothing else is delivered (it follows).
+ * With join != 0 the connection also joins the group: the history runs up to the join, and
+ * live messages follow it without a gap or a repeat. Resuming after a restart: remember the
+ * last position handled, and join with the history after it. */
+int agent_history(agent_conn *c, const char *group, const agent_position *after, int join);
+/* The same from the first message the daemon delivered at or after unix_ms (ms since 1970). */
+int agent_history_since(agent_conn *c, const char *group, int64_t unix_ms, int join);
 /* Writes the messages that AGENT_MORE sends hold in the library; AGENT_OK when none are held. */
 int agent_flush(agent_conn *c);
 /* private_group is "#name#daemon" (as in agent_message.sender). */

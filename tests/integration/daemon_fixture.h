@@ -59,8 +59,9 @@ constexpr const char* kPatientProfile = "token_loss_ms = 2000\nconsensus_timeout
 // is kPatientProfile).
 class Cluster {
  public:
+  // daemon_extra: appended to every daemon's configuration (after its [ring] section).
   explicit Cluster(size_t n, const std::string& ring_extra = kPatientProfile,
-                   const std::string& address = "127.0.0.1");
+                   const std::string& address = "127.0.0.1", const std::string& daemon_extra = "");
   Daemon& operator[](size_t i) { return *daemons_[i]; }
   size_t size() const { return daemons_.size(); }
 

@@ -1,0 +1,324 @@
+// The message log through real daemons: history of persistent groups, the hand-over from
+// history to live messages, positions, restarts, retention, refusals.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon_fixture.h"
+
+using namespace agent::testing;
+
+// Positions compare by ring, then ordinal (global: found for agent.h's type).
+static bool operator<(const agent_position& a, const agent_position& b) {
+  return a.ring != b.ring ? a.ring < b.ring : a.ordinal < b.ordinal;
+}
+
+namespace {
+
+const std::string kPersist = "[persist]\ngroups = [\"log.*\", \"audit\"]\n";
+
+Daemon persistent_daemon(const std::string& extra = "") {
+  DaemonOptions o;
+  o.extra_config = kPersist + extra;
+  return Daemon(o);
+}
+
+void send(agent_conn* c, const std::string& group, const std::string& text,
+          uint32_t service = AGENT_AGREED) {
+  REQUIRE(agent_multicast(c, service, group.c_str(), 0, text.data(), text.size()) == AGENT_OK);
+}
+
+struct History {
+  std::vector<std::string> payloads;
+  std::vector<agent_position> positions;
+  Message end;  // the HISTORY_END, or null if none came
+};
+
+// Reads a history's entries and its end; other messages must not come in between.
+History read_history(agent_conn* c, int timeout_ms = 10000) {
+  History h;
+  for (;;) {
+    Message m = receive(c, timeout_ms);
+    REQUIRE(m);
+    if (m->kind == AGENT_MSG_HISTORY_END) {
+      h.end = std::move(m);
+      return h;
+    }
+    INFO("kind " << m->kind << " error " << m->error_code << ": " << payload(*m));
+    REQUIRE(m->kind == AGENT_MSG_DATA);
+    h.payloads.push_back(payload(*m));
+    h.positions.push_back(m->position);
+  }
+}
+
+// Waits (bounded) until the daemon's log holds n entries of group: asks for the history again
+// until it does. Returns the last history read.
+History await_logged(const std::string& daemon, const std::string& group, size_t n) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    Conn r = connect(daemon, "probe");
+    REQUIRE(agent_history(r.get(), group.c_str(), nullptr, 0) == AGENT_OK);
+    History h = read_history(r.get());
+    if (h.payloads.size() >= n || std::chrono::steady_clock::now() > deadline) return h;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // poll: the log is written apart
+  }
+}
+
+std::vector<std::string> numbered(const std::string& prefix, int from, int to) {
+  std::vector<std::string> v;
+  for (int i = from; i < to; ++i) v.push_back(prefix + std::to_string(i));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("a late joiner gets a persistent group's history, then its view, then live messages",
+          "[persist]") {
+  Daemon d = persistent_daemon();
+  Conn a = connect(d.socket_path(), "a");
+  for (int i = 0; i < 50; ++i) send(a.get(), "log.a", "m" + std::to_string(i));
+  await_logged(d.socket_path(), "log.a", 50);
+
+  Conn b = connect(d.socket_path(), "b");
+  REQUIRE(agent_history(b.get(), "log.a", nullptr, /*join=*/1) == AGENT_OK);
+  History h = read_history(b.get());
+  CHECK(h.payloads == numbered("m", 0, 50));
+  for (size_t i = 1; i < h.positions.size(); ++i) CHECK(h.positions[i - 1] < h.positions[i]);
+  REQUIRE(h.end);
+  CHECK(std::string(h.end->sender) == "log.a");
+  CHECK(h.end->history_count == 50);
+  CHECK(h.end->history_flags == 0);
+  CHECK(h.end->position.ring == h.positions.back().ring);
+  CHECK(h.end->position.ordinal == h.positions.back().ordinal);
+  // Then its own join...
+  Message view = receive(b.get());
+  REQUIRE(view);
+  CHECK(view->kind == AGENT_MSG_MEMBERSHIP);
+  CHECK((view->service & AGENT_CAUSED_BY_JOIN) != 0);
+  CHECK(members(*view) == std::vector<std::string>{"#b#d1"});
+  // ...and what comes after it, live.
+  send(a.get(), "log.a", "live");
+  Message live = receive(b.get());
+  REQUIRE(live);
+  CHECK(live->kind == AGENT_MSG_DATA);
+  CHECK(payload(*live) == "live");
+}
+
+TEST_CASE("history after a position resumes there; history since a time starts there",
+          "[persist]") {
+  Daemon d = persistent_daemon();
+  Conn a = connect(d.socket_path(), "a");
+  for (int i = 0; i < 20; ++i) send(a.get(), "audit", "first" + std::to_string(i));
+  History all = await_logged(d.socket_path(), "audit", 20);
+  REQUIRE(all.payloads.size() == 20);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a time between the batches
+  int64_t between = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  for (int i = 0; i < 10; ++i) send(a.get(), "audit", "second" + std::to_string(i));
+  await_logged(d.socket_path(), "audit", 30);
+
+  Conn b = connect(d.socket_path(), "b");
+  agent_position after = all.positions[9];
+  REQUIRE(agent_history(b.get(), "audit", &after, 0) == AGENT_OK);
+  History h = read_history(b.get());
+  auto expect = numbered("first", 10, 20);
+  for (auto& s : numbered("second", 0, 10)) expect.push_back(s);
+  CHECK(h.payloads == expect);
+
+  REQUIRE(agent_history_since(b.get(), "audit", between, 0) == AGENT_OK);
+  CHECK(read_history(b.get()).payloads == numbered("second", 0, 10));
+  // From the end: nothing, and the end names where it stands.
+  agent_position last = h.positions.back();
+  REQUIRE(agent_history(b.get(), "audit", &last, 0) == AGENT_OK);
+  History none = read_history(b.get());
+  CHECK(none.payloads.empty());
+  CHECK(none.end->history_count == 0);
+  CHECK(none.end->position.ordinal == last.ordinal);
+}
+
+TEST_CASE("joining with history under a steady stream loses and repeats nothing at the hand-over",
+          "[persist]") {
+  Daemon d = persistent_daemon();
+  Conn a = connect(d.socket_path(), "a");
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  std::thread sender;
+  // Stops the sender on every way out of the test (a failed REQUIRE too).
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } joiner{stop, sender};
+  sender = std::thread([&] {
+    for (int i = 0; !stop && i < 200000; ++i) {
+      std::string t = std::to_string(i);
+      if (agent_multicast(a.get(), AGENT_AGREED, "log.s", 0, t.data(), t.size()) != AGENT_OK) break;
+      sent = i + 1;
+      if (i % 64 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (sent < 2000 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // until enough is history
+  REQUIRE(sent >= 2000);
+  Conn b = connect(d.socket_path(), "b");
+  REQUIRE(agent_history(b.get(), "log.s", nullptr, 1) == AGENT_OK);
+  History h = read_history(b.get());
+  Message view = receive(b.get());
+  REQUIRE(view);
+  CHECK(view->kind == AGENT_MSG_MEMBERSHIP);
+  // Live messages continue exactly where the history ended.
+  std::vector<std::string> got = h.payloads;
+  size_t history = got.size();
+  while (got.size() < history + 1000) {
+    Message m = receive(b.get());
+    REQUIRE(m);
+    if (m->kind == AGENT_MSG_DATA) got.push_back(payload(*m));
+  }
+  stop = true;
+  sender.join();
+  INFO("history " << history << " then live " << got.size() - history);
+  CHECK(history >= 2000);
+  bool consecutive = true;
+  for (size_t i = 0; i < got.size() && consecutive; ++i) consecutive = got[i] == std::to_string(i);
+  CHECK(consecutive);
+}
+
+TEST_CASE("every daemon of a ring logs a persistent group with the same positions",
+          "[persist][ring]") {
+  Cluster ring(3, kPatientProfile, "127.0.0.1", kPersist);
+  Conn a = connect(ring[0].socket_path(), "a");
+  // The ring is formed once a's own message comes back... and the others see it too.
+  for (int i = 0; i < 30; ++i) send(a.get(), "log.r", "r" + std::to_string(i), AGENT_SAFE);
+  History h1 = await_logged(ring[0].socket_path(), "log.r", 30);
+  History h3 = await_logged(ring[2].socket_path(), "log.r", 30);
+  CHECK(h1.payloads == numbered("r", 0, 30));
+  CHECK(h3.payloads == h1.payloads);
+  REQUIRE(h3.positions.size() == h1.positions.size());
+  for (size_t i = 0; i < h1.positions.size(); ++i) {
+    CHECK(h3.positions[i].ring == h1.positions[i].ring);
+    CHECK(h3.positions[i].ordinal == h1.positions[i].ordinal);
+  }
+  // A live receiver on d2 that asked for positions sees the same ones.
+  agent_conn* raw = nullptr;
+  REQUIRE(agent_connect(ring[1].socket_path().c_str(), "p", AGENT_WANT_MEMBERSHIP |
+                        AGENT_WANT_POSITIONS, 5000, &raw) == AGENT_OK);
+  Conn p(raw);
+  REQUIRE(agent_join(p.get(), "log.r") == AGENT_OK);
+  REQUIRE(receive_until(p.get(), [](const agent_message& m) {
+    return m.kind == AGENT_MSG_MEMBERSHIP;
+  }));
+  send(a.get(), "log.r", "after");
+  Message live = receive_until(p.get(), [](const agent_message& m) {
+    return m.kind == AGENT_MSG_DATA;
+  });
+  REQUIRE(live);
+  CHECK(h1.positions.back() < live->position);
+  History h2 = await_logged(ring[1].socket_path(), "log.r", 31);
+  REQUIRE(h2.positions.size() == 31);
+  CHECK(h2.positions.back().ring == live->position.ring);
+  CHECK(h2.positions.back().ordinal == live->position.ordinal);
+}
+
+TEST_CASE("a daemon killed with SIGKILL keeps its log", "[persist]") {
+  Daemon d = persistent_daemon("durability = \"always\"\n");
+  {
+    Conn a = connect(d.socket_path(), "a");
+    for (int i = 0; i < 200; ++i) send(a.get(), "log.k", "k" + std::to_string(i), AGENT_SAFE);
+    REQUIRE(await_logged(d.socket_path(), "log.k", 200).payloads.size() == 200);
+  }
+  d.kill9();
+  d.restart();
+  Conn b = connect(d.socket_path(), "b");
+  REQUIRE(agent_history(b.get(), "log.k", nullptr, 0) == AGENT_OK);
+  History h = read_history(b.get());
+  CHECK(h.payloads == numbered("k", 0, 200));
+  // New messages go on after the old ones (a new ring: greater positions).
+  send(b.get(), "log.k", "new");
+  History after = await_logged(d.socket_path(), "log.k", 201);
+  REQUIRE(after.payloads.size() == 201);
+  CHECK(after.payloads.back() == "new");
+  CHECK(h.positions.back() < after.positions.back());
+}
+
+TEST_CASE("retention keeps the newest messages and a reader learns of the gap", "[persist]") {
+  Daemon d = persistent_daemon("retain_messages = 10\n");
+  Conn a = connect(d.socket_path(), "a");
+  for (int i = 0; i < 30; ++i) send(a.get(), "log.t", "t" + std::to_string(i));
+  // Expiry runs each second: wait until it has.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  History h;
+  do {
+    Conn r = connect(d.socket_path(), "probe");
+    REQUIRE(agent_history(r.get(), "log.t", nullptr, 0) == AGENT_OK);
+    h = read_history(r.get());
+    if (h.payloads.size() == 10) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  CHECK(h.payloads == numbered("t", 20, 30));
+  REQUIRE(h.end);
+  CHECK((h.end->history_flags & AGENT_HISTORY_GAP) != 0);
+}
+
+TEST_CASE("history of a group without a log, or of a private group, is refused", "[persist]") {
+  Daemon d = persistent_daemon();
+  Conn b = connect(d.socket_path(), "b");
+  CHECK(agent_history(b.get(), "#b#d1", nullptr, 0) == AGENT_ERR_ILLEGAL_GROUP);
+  REQUIRE(agent_history(b.get(), "plain", nullptr, 1) == AGENT_OK);
+  Message m = receive(b.get());
+  REQUIRE(m);
+  CHECK(m->kind == AGENT_MSG_ERROR);
+  CHECK(m->error_code == 17);
+  CHECK(std::string(m->sender) == "plain");
+  CHECK(payload(*m).find("keeps no log of group plain") != std::string::npos);
+
+  Daemon none;  // no [persist] at all
+  Conn c = connect(none.socket_path(), "c");
+  REQUIRE(agent_history(c.get(), "log.a", nullptr, 0) == AGENT_OK);
+  Message n = receive(c.get());
+  REQUIRE(n);
+  CHECK(n->error_code == 17);
+  CHECK(payload(*n).find("keeps no message log") != std::string::npos);
+}
+
+TEST_CASE("a log directory holding something else is refused at start and left alone",
+          "[persist]") {
+  char tmpl[] = "/tmp/agent-persist-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string dir = tmpl;
+  ::mkdir((dir + "/log").c_str(), 0700);
+  std::ofstream(dir + "/log/precious.txt") << "keep me";
+  {
+    std::ofstream f(dir + "/agentd.toml");
+    f << "[daemon]\nname = \"x\"\nstate_dir = \"" << dir << "/state\"\n[clients]\nunix_socket = \""
+      << dir << "/s.sock\"\ntcp = \"off\"\n[persist]\ngroups = [\"g\"]\ndir = \"" << dir
+      << "/log\"\n";
+  }
+  std::string cmd = std::string(AGENTD_PATH) + " --config " + dir + "/agentd.toml 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  int st = ::pclose(p);
+  INFO(out);
+  CHECK(WEXITSTATUS(st) == 1);
+  CHECK(out.find("holds files but no message log") != std::string::npos);
+  CHECK(std::ifstream(dir + "/log/precious.txt").good());
+  std::system(("rm -rf '" + dir + "'").c_str());
+}

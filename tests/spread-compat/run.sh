@@ -7,7 +7,7 @@
 # SPREAD_SRC_DIR is an unpacked spread-src-5.0.1 (or its examples/ directory); BUILD_DIR is a
 # configured and built tree of this repository (default: build). Not part of CI: it needs
 # Spread's sources, which this repository does not contain. Everything it makes goes to a
-# temporary directory; the daemons and programs it starts are stopped by their PIDs, and every
+# temporary directory (removed when all passed, kept with the logs otherwise); the daemons and programs it starts are stopped by their PIDs, and every
 # program runs under a time limit. Prints one line per example and exits non-zero if any
 # example failed to build or to run its basic path.
 set -u
@@ -203,5 +203,5 @@ for p in spuser sptuser spflooder spsimple_user spping flush_user sp_time_memb f
   printf '%-14s %-12s | %s | %s\n' "$p" "$s" "${built[$p]}" "${run[$p]}"
   case "${built[$p]} ${run[$p]}" in *FAILS*|*"not built"*) fail=1 ;; esac
 done
-echo "logs: $work/logs"
+if [ $fail = 0 ]; then rm -rf "$work"; else echo "logs: $work/logs"; fi
 exit $fail

@@ -22,8 +22,17 @@ AGENTD="$B/agentd/agentd"
 
 work=$(mktemp -d /tmp/spread-compat-XXXXXX)
 pids=""
-cleanup() {
+cleanup() {  # SIGTERM, up to 5 s to exit, then SIGKILL: only the PIDs started here
   for p in $pids; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    alive=""
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+    [ -z "$alive" ] && break
+    sleep 0.1
+  done
+  for p in $pids; do
+    kill -0 "$p" 2>/dev/null && { echo "note: pid $p did not stop within 5 s of SIGTERM; SIGKILL" >&2; kill -9 "$p"; }
+  done
   for p in $pids; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
@@ -76,7 +85,7 @@ for i in 1 2; do
       printf '[[ring.daemons]]\nid = %s\naddress = "127.0.0.1"\nport = %s\n' "$j" $((base + j))
     done
   } >"$work/d$i.toml"
-  "$AGENTD" --config "$work/d$i.toml" 2>"$work/logs/d$i.log" &
+  "$AGENTD" --config "$work/d$i.toml" >"$work/logs/d$i.log" 2>&1 &
   pids="$pids $!"
 done
 for i in 1 2; do

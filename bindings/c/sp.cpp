@@ -18,12 +18,12 @@
 #include <string>
 #include <unordered_map>
 
-#include "agent.h"
+#include "sp_common.h"
 #include "transport/client_protocol.h"
-// Last: it defines int16 and int32 as macros, as Spread's header does.
-#include "sp.h"
 
 namespace {
+
+using namespace agent::spread;
 
 constexpr size_t kName = MAX_GROUP_NAME;
 // Membership body layout (Spread's): group id, vs-set count, offset of this member's vs-set
@@ -93,35 +93,6 @@ void close_session(std::shared_ptr<Session> s, bool goodbye) {
   s.reset();
 }
 
-// "4803", "4803@host", "host:4803", "[v6]:4803", or a path starting with '/' or '.'.
-bool valid_daemon_name(const std::string& n) {
-  if (n[0] == '/' || n[0] == '.') return n.size() < 108;  // sockaddr_un.sun_path
-  auto port_ok = [](const std::string& p) {
-    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
-      return false;
-    long v = std::strtol(p.c_str(), nullptr, 10);
-    return v >= 1 && v <= 65535;
-  };
-  if (auto at = n.find('@'); at != std::string::npos)
-    return port_ok(n.substr(0, at)) && at + 1 < n.size();
-  if (auto colon = n.rfind(':'); colon != std::string::npos)
-    return colon > 0 && port_ok(n.substr(colon + 1));
-  return port_ok(n);
-}
-
-int map_connect_error(int rc) {
-  switch (rc) {
-    case AGENT_ERR_CONNECT: return COULD_NOT_CONNECT;
-    case AGENT_ERR_ILLEGAL_NAME: return REJECT_ILLEGAL_NAME;
-    case AGENT_ERR_NAME_TAKEN: return REJECT_NOT_UNIQUE;
-    case AGENT_ERR_VERSION: return REJECT_VERSION;
-    case AGENT_ERR_REJECTED: return REJECT_QUOTA;
-    case AGENT_ERR_INVALID: return ILLEGAL_SPREAD;
-    case AGENT_ERR_NOMEM: return COULD_NOT_CONNECT;
-    default: return CONNECTION_CLOSED;
-  }
-}
-
 // Errors of calls on an open session. A broken connection marks the session failed.
 int map_session_error(Session& s, int rc) {
   switch (rc) {
@@ -135,16 +106,6 @@ int map_session_error(Session& s, int rc) {
       return CONNECTION_CLOSED;
     default: return SP_BUG;
   }
-}
-
-// agentd's view id folded into Spread's three integers: the ring's representative, the ring's
-// sequence number, and the event's position (its two halves xor-ed).
-group_id fold_view(const agent_view_id& v) {
-  group_id g;
-  g.id[0] = static_cast<int32>(static_cast<uint32_t>(v.config));
-  g.id[1] = static_cast<int32>(static_cast<uint32_t>(v.config >> 32));
-  g.id[2] = static_cast<int32>(static_cast<uint32_t>(v.seq) ^ static_cast<uint32_t>(v.seq >> 32));
-  return g;
 }
 
 void put_u32(std::string& b, size_t at, uint32_t v) { std::memcpy(&b[at], &v, 4); }
@@ -175,23 +136,6 @@ std::string membership_body(const agent_message& m, const std::string& me, const
   }
   put_u32(b, kLocalOffset, static_cast<uint32_t>(local));
   return b;
-}
-
-// Error codes after which the daemon closes the connection (docs/client-protocol.md).
-bool closes_connection(int code) {
-  using E = agent::proto::ErrorCode;
-  switch (static_cast<E>(code)) {
-    case E::kFrameTooLarge:
-    case E::kVersionMismatch:
-    case E::kIllegalName:
-    case E::kNameTaken:
-    case E::kSlowClient:
-    case E::kShuttingDown:
-    case E::kTooManyClients:
-      return true;
-    default:
-      return false;
-  }
 }
 
 // Turns an agent_message into what SP_receive returns. Takes ownership of m. views: the
@@ -246,28 +190,6 @@ std::unique_ptr<Pending> make_pending(const agent_message* m, const std::string&
       break;
   }
   return p;
-}
-
-size_t scatter_capacity(const scatter& s) {
-  size_t total = 0;
-  for (size_t i = 0; i < s.num_elements; ++i) total += s.elements[i].len;
-  return total;
-}
-
-bool scatter_ok(const scatter* s) {
-  if (!s || s->num_elements > MAX_CLIENT_SCATTER_ELEMENTS) return false;
-  for (size_t i = 0; i < s->num_elements; ++i)
-    if (!s->elements[i].buf && s->elements[i].len > 0) return false;
-  return true;
-}
-
-void scatter_write(scatter& s, const char* src, size_t n) {
-  for (size_t i = 0; i < s.num_elements && n > 0; ++i) {
-    size_t k = std::min(n, s.elements[i].len);
-    std::memcpy(s.elements[i].buf, src, k);
-    src += k;
-    n -= k;
-  }
 }
 
 int receive(mailbox mbox, service* service_type, char* sender, int max_groups, int* num_groups,
@@ -469,9 +391,10 @@ extern "C" {
 
 int SP_version(int* major_version, int* minor_version, int* patch_version) {
   if (!major_version || !minor_version || !patch_version) return 0;
-  *major_version = (SPREAD_VERSION >> 24) & 0xff;
-  *minor_version = (SPREAD_VERSION >> 16) & 0xff;
-  *patch_version = SPREAD_VERSION & 0xffff;
+  // The release whose API this is (SPREAD_VERSION, from its header, says 5.0.0).
+  *major_version = 5;
+  *minor_version = 0;
+  *patch_version = 1;
   return 1;
 }
 
@@ -492,6 +415,7 @@ int SP_connect_timeout(const char* spread_name, const char* private_name, int pr
                        int group_membership, mailbox* mbox, char* private_group,
                        sp_time time_out) {
   if (!mbox || !private_group) return ILLEGAL_SESSION;
+  if (check_timeout(time_out) != 0) return ILLEGAL_TIME;
   const char* where = nullptr;  // libagent's default: $AGENT_DAEMON or /tmp/agentd.sock
   std::string daemon;
   if (spread_name && *spread_name) {
@@ -658,6 +582,7 @@ const char* SP_strerror(int error) {
     case MESSAGE_TOO_LONG: return "The message is larger than the daemon accepts";
     case NET_ERROR_ON_SESSION: return "The connection failed earlier; disconnect this mailbox and connect again";
     case SP_BUG: return "Internal error in the library";
+    case ILLEGAL_TIME: return "Illegal time (sec and usec of different signs, or |usec| >= 1000000)";
   }
   return "Unrecognized error";
 }

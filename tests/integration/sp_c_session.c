@@ -41,7 +41,7 @@ int sp_c_session(const char *daemon) {
 
   if (SP_connect(daemon, "cprog", 0, 1, &mbox, private_group) != ACCEPT_SESSION) return __LINE__;
   CHECK(strcmp(private_group, "#cprog#d1") == 0);
-  CHECK(SP_version(&major, &minor, &patch) == 1 && major == 4);
+  CHECK(SP_version(&major, &minor, &patch) == 1 && major == 5);
   CHECK(SP_join(mbox, "c-group") == 0);
 
   CHECK(readable(mbox));

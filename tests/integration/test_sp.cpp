@@ -151,7 +151,7 @@ TEST_CASE("Spread's daemon name forms reach agentd", "[sp]") {
   }
   int major = 0, minor = 0, patch = 0;
   CHECK(SP_version(&major, &minor, &patch) == 1);
-  CHECK((major == 4 && minor == 4 && patch == 0));
+  CHECK((major == 5 && minor == 0 && patch == 1));
   CHECK(SP_version(nullptr, &minor, &patch) == 0);
 }
 

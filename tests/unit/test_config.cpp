@@ -134,7 +134,7 @@ TEST_CASE("ring timeouts that cannot work are refused", "[config]") {
   Config c;
   c.name = "ok";
   c.ring.id = 1;
-  for (uint32_t i = 1; i <= 8; ++i) c.ring.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i)});
+  for (uint32_t i = 1; i <= 8; ++i) c.ring.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i), ""});
   CHECK(validate(c) == "");
   // 8 daemons holding an idle token 20 ms each: a quiet rotation takes 160 ms.
   c.ring.token_hold_us = 20000;
@@ -149,12 +149,12 @@ TEST_CASE("ring timeouts that cannot work are refused", "[config]") {
   c.ring.consensus_timeout_us = 150000;
   CHECK(validate(c).find("consensus_timeout_ms") != std::string::npos);
   c.ring.join_timeout_us = 0;
-  CHECK(validate(c).find("above 0") != std::string::npos);
+  CHECK(validate(c).find("ring.join_timeout_ms = 0: must be 0.001..") != std::string::npos);
 }
 
 TEST_CASE("an idle token's hold follows the token loss time and the ring's size", "[config]") {
   RingSettings r;
-  for (uint32_t i = 1; i <= 3; ++i) r.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i)});
+  for (uint32_t i = 1; i <= 3; ++i) r.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i), ""});
   CHECK(token_hold_for(r) == 250000 / 12);  // a quiet rotation: a quarter of token_loss
   r.token_loss_us = 2000000;
   CHECK(token_hold_for(r) == 50000);  // at most 50 ms

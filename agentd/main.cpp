@@ -154,18 +154,18 @@ void reload(const Options& o, daemon::Config& running) {
     return;
   }
   std::string later;
+  bool level_changed = false;
   for (auto& key : changed) {
     if (key == "daemon.log_level") {
       running.log_level = fresh.log_level;
       log::set_level(fresh.log_level);
+      level_changed = true;
     } else {
       later += (later.empty() ? "" : ", ") + key;
     }
   }
   AGENT_LOG(kInfo, "received SIGHUP: reloaded " << o.config_path
-                       << (later.size() < changed.size()
-                               ? std::string("; daemon.log_level takes effect now")
-                               : std::string())
+                       << (level_changed ? "; daemon.log_level takes effect now" : "")
                        << (later.empty() ? std::string()
                                          : "; changed, taking effect at the next start: " + later));
 }

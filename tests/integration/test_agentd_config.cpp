@@ -36,7 +36,7 @@ bool contains(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST_CASE("--check-config accepts a good file with a one-line summary", "[agentd][config]") {
+TEST_CASE("agentd --check-config accepts a good file with a one-line summary", "[agentd][config]") {
   TempFile f(
       "[daemon]\nname = \"d7\"\n[clients]\nunix_socket = \"/tmp/d7.sock\"\ntcp = \"off\"\n"
       "[ring]\nid = 2\n[[ring.daemons]]\nid = 1\naddress = \"127.0.0.1\"\nport = 4810\n"
@@ -50,7 +50,7 @@ TEST_CASE("--check-config accepts a good file with a one-line summary", "[agentd
   CHECK(::access("/tmp/d7.sock", F_OK) != 0);  // checked, not started
 }
 
-TEST_CASE("--check-config reports every problem of a bad file by key, value and line",
+TEST_CASE("agentd --check-config reports every problem of a bad file by key, value and line",
           "[agentd][config]") {
   TempFile f(
       "[daemon]\nname = \"d1\"\n[clients]\nqueue_limit_bytes = -5\nmax_clinets = 3\n"
@@ -186,4 +186,19 @@ TEST_CASE("a daemon stopped by SIGUSR1 leaves the ring at once", "[agentd][signa
   REQUIRE(alone);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   CHECK(ms < 1500);
+}
+
+TEST_CASE("a second daemon with the same ring address on this host is refused at start",
+          "[agentd][config][ring]") {
+  DaemonOptions o;
+  o.extra_config = ring_section(1, free_udp_ports(2), kPatientProfile);
+  Daemon d(o);
+  // The same file (ring.id 1), its own socket, name and state directory.
+  auto r = run_agentd({"--config", d.config_path(), "--unix", d.dir() + "/other.sock", "--name",
+                       "d2", "--state-dir", d.dir() + "/other-state"});
+  INFO(r.err);
+  CHECK(r.status == 1);
+  CHECK(contains(r.err, "ring.id 1: cannot bind UDP 127.0.0.1:"));
+  CHECK(contains(r.err, "Address already in use (another daemon has this ring address"));
+  CHECK(d.stop() == 0);
 }

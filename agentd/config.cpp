@@ -1,10 +1,7 @@
 #include "agentd/config.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,7 +14,7 @@
 
 #include <toml.hpp>
 
-#include "transport/client_protocol.h"
+#include "agentd/config_keys.h"
 #include "transport/names.h"
 
 namespace agent::daemon {
@@ -76,116 +73,9 @@ std::string parse_endpoint(const std::string& text, Endpoint& out) {
 
 namespace {
 
-// ---- The integer settings: one row each, used to load, check and compare them.
+using namespace config_keys;
 
-enum class Unit { kCount, kBytes, kPackets, kMs, kUsAsMs /* fractional ms in the file, µs kept */ };
-
-struct IntKey {
-  const char* key;
-  Unit unit;
-  uint64_t min, max;  // in the unit kept (µs for kUsAsMs)
-  const char* zero;   // what 0 means when allowed below min-1 ("" if nothing special)
-  uint64_t (*get)(const Config&);
-  void (*set)(Config&, uint64_t);
-};
-
-#define AGENT_FIELD(f)                                  \
-  [](const Config& c) -> uint64_t { return c.f; },      \
-      [](Config& c, uint64_t v) { c.f = static_cast<decltype(c.f)>(v); }
-
-const IntKey kIntKeys[] = {
-    {"clients.max_clients", Unit::kCount, 1, kMaxClients, "", AGENT_FIELD(max_clients)},
-    {"clients.hello_timeout_ms", Unit::kMs, 1, kMaxTimeoutUs / 1000, "",
-     AGENT_FIELD(hello_timeout_ms)},
-    {"clients.max_message_bytes", Unit::kBytes, 1, proto::kDefaultMaxMessageBytes, "",
-     AGENT_FIELD(max_message_bytes)},
-    {"clients.queue_limit_bytes", Unit::kBytes, 1, kMaxQueueBytes, "",
-     AGENT_FIELD(client_queue_bytes)},
-    {"clients.queue_total_bytes", Unit::kBytes, 1, kMaxQueueBytes, "",
-     AGENT_FIELD(client_queue_total_bytes)},
-    {"clients.max_groups", Unit::kCount, 1, kMaxGroupsPerClient, "",
-     AGENT_FIELD(max_groups_per_client)},
-    {"clients.socket_buffer_bytes", Unit::kBytes, 0, kMaxSocketBufferBytes,
-     "the system's default", AGENT_FIELD(client_socket_buffer_bytes)},
-    {"ring.id", Unit::kCount, 1, kMaxNodeId, "", AGENT_FIELD(ring.id)},
-    {"ring.packet_bytes", Unit::kBytes, kMinPacketBytes, kMaxPacketBytes, "",
-     AGENT_FIELD(ring.packet_bytes)},
-    {"ring.global_window", Unit::kPackets, 1, kMaxWindow, "", AGENT_FIELD(ring.global_window)},
-    {"ring.personal_window", Unit::kPackets, 1, kMaxWindow, "", AGENT_FIELD(ring.personal_window)},
-    {"ring.accelerated_window", Unit::kPackets, 0, kMaxWindow, "off",
-     AGENT_FIELD(ring.accelerated_window)},
-    {"ring.max_outstanding", Unit::kPackets, 1, kMaxWindow, "", AGENT_FIELD(ring.max_outstanding)},
-    {"ring.max_pending_bytes", Unit::kBytes, 1, kMaxQueueBytes, "",
-     AGENT_FIELD(ring.max_pending_bytes)},
-    {"ring.token_retransmit_ms", Unit::kUsAsMs, 1, kMaxTimeoutUs, "",
-     AGENT_FIELD(ring.token_retransmit_us)},
-    {"ring.token_hold_ms", Unit::kUsAsMs, 0, kMaxTimeoutUs, "automatic",
-     AGENT_FIELD(ring.token_hold_us)},
-    {"ring.min_rotation_ms", Unit::kUsAsMs, 0, kMaxTimeoutUs, "off",
-     AGENT_FIELD(ring.min_rotation_us)},
-    {"ring.token_loss_ms", Unit::kUsAsMs, 1, kMaxTimeoutUs, "", AGENT_FIELD(ring.token_loss_us)},
-    {"ring.join_timeout_ms", Unit::kUsAsMs, 1, kMaxTimeoutUs, "",
-     AGENT_FIELD(ring.join_timeout_us)},
-    {"ring.consensus_timeout_ms", Unit::kUsAsMs, 1, kMaxTimeoutUs, "",
-     AGENT_FIELD(ring.consensus_timeout_us)},
-};
-
-#undef AGENT_FIELD
-
-// The other keys, for unknown-key suggestions and reload comparisons.
-const char* kOtherKeys[] = {"daemon.name",      "daemon.log_level", "daemon.state_dir",
-                            "daemon.priority",  "clients.unix_socket", "clients.tcp",
-                            "ring.udp_offload", "ring.multicast",   "ring.daemons"};
 const char* kDaemonEntryKeys[] = {"id", "address", "port", "name"};
-
-const IntKey* find_int_key(const std::string& key) {
-  for (auto& k : kIntKeys)
-    if (key == k.key) return &k;
-  return nullptr;
-}
-
-// Milliseconds from µs: "20", "0.5", "0.001".
-std::string ms_text(uint64_t us) {
-  std::string s = std::to_string(us / 1000);
-  if (uint64_t frac = us % 1000) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, ".%03u", static_cast<unsigned>(frac));
-    std::string f = buf;
-    while (f.back() == '0') f.pop_back();
-    s += f;
-  }
-  return s;
-}
-
-// A byte count with its binary unit when it has an exact one: "67108864 bytes (64 MiB)".
-std::string bytes_text(uint64_t n, const char* unit = "") {
-  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
-  std::string s = std::to_string(n) + unit;
-  uint64_t v = n;
-  int u = -1;
-  while (v >= 1024 && v % 1024 == 0 && u < 3) {
-    v /= 1024;
-    ++u;
-  }
-  if (u >= 0) s += " (" + std::to_string(v) + " " + units[u] + ")";
-  return s;
-}
-
-std::string value_text(const IntKey& k, uint64_t v) {
-  return k.unit == Unit::kUsAsMs ? ms_text(v) : std::to_string(v);
-}
-
-// "must be 1..1048576" with the unit, and what 0 means where it is allowed.
-std::string range_text(const IntKey& k) {
-  std::string s = "must be ";
-  if (k.unit == Unit::kUsAsMs) s += ms_text(k.min) + ".." + ms_text(k.max) + " ms";
-  else if (k.unit == Unit::kBytes) s += std::to_string(k.min) + ".." + bytes_text(k.max, " bytes");
-  else if (k.unit == Unit::kMs) s += std::to_string(k.min) + ".." + std::to_string(k.max) + " ms";
-  else if (k.unit == Unit::kPackets) s += std::to_string(k.min) + ".." + std::to_string(k.max) + " packets";
-  else s += std::to_string(k.min) + ".." + std::to_string(k.max);
-  if (k.min == 0 && *k.zero) s += std::string(" (0: ") + k.zero + ")";
-  return s;
-}
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -212,13 +102,6 @@ std::string suggestion(const std::string& key, const std::vector<std::string>& k
       best = k;
     }
   return best.empty() ? "" : " (did you mean " + best + "?)";
-}
-
-std::vector<std::string> known_keys() {
-  std::vector<std::string> v;
-  for (auto& k : kIntKeys) v.push_back(k.key);
-  for (auto* k : kOtherKeys) v.push_back(k);
-  return v;
 }
 
 const char* type_name(const toml::value& v) {
@@ -315,7 +198,7 @@ class Loader {
     return ok;
   }
 
-  // An integer row of kIntKeys, checked against its range before it is narrowed.
+  // An integer key (config_keys), checked against its range before it is narrowed.
   bool int_value(const std::string& key, const IntKey& k, const toml::value& v, uint64_t& out) {
     if (k.unit == Unit::kUsAsMs) {
       if (!expect(key, v, v.is_integer() || v.is_floating(), "a number of milliseconds"))
@@ -477,188 +360,5 @@ uint64_t token_hold_for(const RingSettings& r) {
   return std::clamp<uint64_t>(r.token_loss_us / (4 * daemons), 1000, 50000);
 }
 
-namespace {
-
-// "file:line: " (or "--tcp: ") where key was set, "" where it keeps its default.
-std::string origin_of(const Config& cfg, const std::string& key) {
-  auto it = cfg.origin.find(key);
-  return it == cfg.origin.end() ? "" : it->second + ": ";
-}
-
-// An address as text that two spellings of one IP address share ("::1", "0::1").
-std::string canonical_address(const std::string& a) {
-  char buf[INET6_ADDRSTRLEN];
-  unsigned char bin[sizeof(in6_addr)];
-  for (int family : {AF_INET, AF_INET6})
-    if (::inet_pton(family, a.c_str(), bin) == 1 && ::inet_ntop(family, bin, buf, sizeof buf))
-      return buf;
-  std::string lower = a;
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower;
-}
-
-class Checker {
- public:
-  explicit Checker(const Config& cfg) : cfg_(cfg) {}
-
-  std::string run() {
-    for (auto& k : kIntKeys) {
-      uint64_t v = k.get(cfg_);
-      if (v < k.min || v > k.max) say(k.key, value_text(k, v) + ": " + range_text(k));
-    }
-    if (!out_.empty()) return out_;  // the rules between keys assume values in range
-    check_daemon();
-    check_clients();
-    check_ring_daemons();
-    check_ring();
-    return out_;
-  }
-
- private:
-  // "origin: key = value: text"; value already in text.
-  void say(const std::string& key, const std::string& value_and_why) {
-    out_ += (out_.empty() ? "" : "\n") + origin_of(cfg_, key) + key + " = " + value_and_why;
-  }
-  std::string num(const char* key) { return value_text(*find_int_key(key), find_int_key(key)->get(cfg_)); }
-
-  void check_daemon() {
-    if (!names::valid_daemon_name(cfg_.name))
-      say("daemon.name", "\"" + cfg_.name + "\": must be 1.." +
-                             std::to_string(names::kMaxDaemonName) +
-                             " printable characters without space or '#'");
-  }
-
-  void check_clients() {
-    if (cfg_.unix_socket.empty() && cfg_.tcp.host.empty())
-      say("clients.unix_socket", "\"\": no client listener (clients.tcp is off too): set one");
-    if (cfg_.unix_socket.size() >= sizeof(sockaddr_un{}.sun_path))
-      say("clients.unix_socket", "\"" + cfg_.unix_socket + "\": longer than " +
-                                     std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
-    if (cfg_.client_queue_bytes < 2ull * cfg_.max_message_bytes)
-      say("clients.queue_limit_bytes", num("clients.queue_limit_bytes") +
-                                           ": must be at least twice clients.max_message_bytes (" +
-                                           num("clients.max_message_bytes") + ")");
-    if (cfg_.client_queue_total_bytes < cfg_.client_queue_bytes)
-      say("clients.queue_total_bytes", num("clients.queue_total_bytes") +
-                                           ": must be at least clients.queue_limit_bytes (" +
-                                           num("clients.queue_limit_bytes") + ")");
-  }
-
-  void check_ring_daemons() {
-    const RingSettings& r = cfg_.ring;
-    if (r.daemons.empty()) return;
-    if (r.daemons.size() > kMaxRingDaemons)
-      say("ring.daemons", std::to_string(r.daemons.size()) + " daemons: at most " +
-                              std::to_string(kMaxRingDaemons));
-    bool self = false;
-    for (size_t i = 0; i < r.daemons.size(); ++i) {
-      const RingDaemon& d = r.daemons[i];
-      std::string entry = "ring.daemons[" + std::to_string(i + 1) + "]";
-      if (d.id < 1 || d.id > kMaxNodeId)
-        say(entry + ".id", std::to_string(d.id) + ": must be 1.." + std::to_string(kMaxNodeId));
-      if (d.address.empty() || d.port == 0)
-        say(entry, "id " + std::to_string(d.id) + ": needs an address and a port (1..65535)");
-      if (!d.name.empty() && !names::valid_daemon_name(d.name))
-        say(entry + ".name", "\"" + d.name + "\": not a daemon name (1..19 printable characters "
-                                             "without space or '#')");
-      if (d.id == r.id) {
-        self = true;
-        if (!d.name.empty() && d.name != cfg_.name)
-          say(entry + ".name", "\"" + d.name + "\": this daemon (ring.id " +
-                                   std::to_string(r.id) + ") is named \"" + cfg_.name +
-                                   "\" (daemon.name)");
-      }
-      for (size_t j = 0; j < i; ++j) {
-        const RingDaemon& e = r.daemons[j];
-        std::string other = "ring.daemons[" + std::to_string(j + 1) + "]";
-        if (e.id == d.id)
-          say(entry + ".id", std::to_string(d.id) + ": " + other + " has this id too");
-        if (!d.name.empty() && e.name == d.name)
-          say(entry + ".name", "\"" + d.name + "\": " + other + " has this name too (two clients "
-                                                          "would share one private name)");
-        if (e.port == d.port && canonical_address(e.address) == canonical_address(d.address))
-          say(entry, d.address + ":" + std::to_string(d.port) + ": " + other + " (id " +
-                         std::to_string(e.id) + ") has this address and port too");
-      }
-    }
-    if (!self)
-      say("ring.id", std::to_string(r.id) + ": not among ring.daemons (ids " + ids() + ")");
-  }
-
-  std::string ids() {
-    std::string s;
-    for (auto& d : cfg_.ring.daemons) s += (s.empty() ? "" : ", ") + std::to_string(d.id);
-    return s;
-  }
-
-  void check_ring() {
-    const RingSettings& r = cfg_.ring;
-    if (!r.multicast.host.empty()) {
-      in_addr a{};
-      if (::inet_pton(AF_INET, r.multicast.host.c_str(), &a) != 1 || !IN_MULTICAST(ntohl(a.s_addr)))
-        say("ring.multicast", "\"" + r.multicast.host + ":" + std::to_string(r.multicast.port) +
-                                  "\": must be an IPv4 multicast address (224.0.0.0/4) and port");
-    }
-    if (r.accelerated_window > r.personal_window)
-      say("ring.accelerated_window", num("ring.accelerated_window") +
-                                         ": must be at most ring.personal_window (" +
-                                         num("ring.personal_window") + ")");
-    if (r.max_pending_bytes < cfg_.max_message_bytes)
-      say("ring.max_pending_bytes", num("ring.max_pending_bytes") +
-                                        ": must be at least clients.max_message_bytes (" +
-                                        num("clients.max_message_bytes") + ")");
-    // A paced token waits at most min_rotation at a daemon; its predecessor must not resend it.
-    if (r.min_rotation_us * 2 > r.token_retransmit_us)
-      say("ring.min_rotation_ms", num("ring.min_rotation_ms") +
-                                      ": must be at most half of ring.token_retransmit_ms (" +
-                                      num("ring.token_retransmit_ms") + ")");
-    // An idle token rests token_hold at every daemon: a rotation of a quiet ring must fit in
-    // token_loss with room to spare, or a quiet ring would reconfigure for ever.
-    uint64_t daemons = std::max<uint64_t>(1, r.daemons.size());
-    uint64_t hold = token_hold_for(r);
-    if (r.token_loss_us < 2 * daemons * hold)
-      say("ring.token_loss_ms", num("ring.token_loss_ms") + ": must be at least 2 x daemons x "
-                                "token_hold_ms (" + ms_text(2 * daemons * hold) +
-                                "): an idle token would be taken for lost");
-    if (r.token_loss_us < 2 * r.token_retransmit_us)
-      say("ring.token_loss_ms", num("ring.token_loss_ms") +
-                                    ": must be at least twice ring.token_retransmit_ms (" +
-                                    num("ring.token_retransmit_ms") + ")");
-    if (r.consensus_timeout_us < 2 * r.join_timeout_us)
-      say("ring.consensus_timeout_ms", num("ring.consensus_timeout_ms") +
-                                           ": must be at least twice ring.join_timeout_ms (" +
-                                           num("ring.join_timeout_ms") + ")");
-  }
-
-  const Config& cfg_;
-  std::string out_;
-};
-
-}  // namespace
-
-std::string validate(const Config& cfg) { return Checker(cfg).run(); }
-
-std::vector<std::string> changed_keys(const Config& a, const Config& b) {
-  std::vector<std::string> keys;
-  auto differ = [&](const char* key, bool d) {
-    if (d) keys.push_back(key);
-  };
-  differ("daemon.name", a.name != b.name);
-  differ("daemon.log_level", a.log_level != b.log_level);
-  differ("daemon.state_dir", a.state_dir != b.state_dir);
-  differ("daemon.priority", a.priority != b.priority);
-  differ("clients.unix_socket", a.unix_socket != b.unix_socket);
-  differ("clients.tcp", a.tcp.host != b.tcp.host || a.tcp.port != b.tcp.port);
-  for (auto& k : kIntKeys) differ(k.key, k.get(a) != k.get(b));
-  differ("ring.udp_offload", a.ring.udp_offload != b.ring.udp_offload);
-  differ("ring.multicast", a.ring.multicast.host != b.ring.multicast.host ||
-                               a.ring.multicast.port != b.ring.multicast.port);
-  auto same_daemon = [](const RingDaemon& x, const RingDaemon& y) {
-    return x.id == y.id && x.address == y.address && x.port == y.port && x.name == y.name;
-  };
-  differ("ring.daemons", !std::equal(a.ring.daemons.begin(), a.ring.daemons.end(),
-                                     b.ring.daemons.begin(), b.ring.daemons.end(), same_daemon));
-  return keys;
-}
 
 }  // namespace agent::daemon

@@ -144,8 +144,11 @@ void reload(const Options& o, daemon::Config& running) {
   }
   daemon::Config fresh;
   if (auto err = build_config(o, fresh); !err.empty()) {
-    AGENT_LOG(kWarn, "received SIGHUP: " << o.config_path << " has problems; keeping the running "
-                                                            "configuration:\n" << err);
+    // One record per problem (the log is one line per record).
+    AGENT_LOG(kWarn, "received SIGHUP: " << o.config_path
+                         << " has problems; keeping the running configuration");
+    std::istringstream in(err);
+    for (std::string line; std::getline(in, line);) AGENT_LOG(kWarn, "reload: " << line);
     return;
   }
   auto changed = daemon::changed_keys(running, fresh);

@@ -1,12 +1,20 @@
 #include "agentd/config.h"
 
-#include <algorithm>
-
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
 
 #include <toml.hpp>
 
-#include "transport/client_protocol.h"
+#include "agentd/config_keys.h"
 #include "transport/names.h"
 
 namespace agent::daemon {
@@ -18,6 +26,22 @@ std::string default_daemon_name() {
   for (const char* p = host; *p && *p != '.' && name.size() < names::kMaxDaemonName; ++p)
     if (names::valid_char(*p)) name += *p;
   return name.empty() ? "agentd" : name;
+}
+
+std::string default_state_dir(const std::string& daemon_name) {
+  // One directory per name, and only names that cannot leave kStateBase ("..", "a/b").
+  std::string dir = std::string(kStateBase) + "/";
+  for (size_t i = 0; i < daemon_name.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(daemon_name[i]);
+    if (std::isalnum(c) || c == '-' || c == '_' || (c == '.' && i > 0)) {
+      dir += static_cast<char>(c);
+    } else {
+      char esc[4];
+      std::snprintf(esc, sizeof esc, "%%%02X", c);
+      dir += esc;
+    }
+  }
+  return dir;
 }
 
 std::string parse_endpoint(const std::string& text, Endpoint& out) {
@@ -49,129 +73,288 @@ std::string parse_endpoint(const std::string& text, Endpoint& out) {
 
 namespace {
 
-// Milliseconds as an integer or a fraction ("2" or "0.5"), returned in microseconds.
-template <class T>
-T get_ms_as_us(const toml::value& v) {
-  if (v.is_integer()) return static_cast<T>(toml::get<int64_t>(v) * 1000);
-  return static_cast<T>(toml::get<double>(v) * 1000.0);
-}
+using namespace config_keys;
 
-std::string load_ring(const std::string& path, const toml::value& ring, RingSettings& r) {
-  for (auto& [k, v] : ring.as_table()) {
-    if (k == "id") r.id = toml::get<uint32_t>(v);
-    else if (k == "packet_bytes") r.packet_bytes = toml::get<uint32_t>(v);
-    else if (k == "udp_offload") r.udp_offload = toml::get<bool>(v);
-    else if (k == "multicast") {
-      std::string text = toml::get<std::string>(v);
-      if (text != "off" && !text.empty()) {
-        auto err = parse_endpoint(text, r.multicast);
-        if (!err.empty()) return path + ": ring.multicast: " + err;
-      }
-    }
-    else if (k == "global_window") r.global_window = toml::get<uint32_t>(v);
-    else if (k == "personal_window") r.personal_window = toml::get<uint32_t>(v);
-    else if (k == "accelerated_window") r.accelerated_window = toml::get<uint32_t>(v);
-    else if (k == "max_outstanding") r.max_outstanding = toml::get<uint32_t>(v);
-    else if (k == "max_pending_bytes") r.max_pending_bytes = toml::get<uint64_t>(v);
-    else if (k == "token_retransmit_ms") r.token_retransmit_us = get_ms_as_us<uint64_t>(v);
-    else if (k == "token_hold_ms") r.token_hold_us = get_ms_as_us<uint64_t>(v);
-    else if (k == "min_rotation_ms") r.min_rotation_us = get_ms_as_us<uint64_t>(v);
-    else if (k == "token_loss_ms") r.token_loss_us = get_ms_as_us<uint64_t>(v);
-    else if (k == "join_timeout_ms") r.join_timeout_us = get_ms_as_us<uint64_t>(v);
-    else if (k == "consensus_timeout_ms") r.consensus_timeout_us = get_ms_as_us<uint64_t>(v);
-    else if (k == "daemons") {
-      for (auto& d : v.as_array()) {
-        RingDaemon rd;
-        for (auto& [dk, dv] : d.as_table()) {
-          if (dk == "id") rd.id = toml::get<uint32_t>(dv);
-          else if (dk == "address") rd.address = toml::get<std::string>(dv);
-          else if (dk == "port") rd.port = toml::get<uint16_t>(dv);
-          else return path + ": unknown key ring.daemons." + dk;
-        }
-        if (rd.id == 0 || rd.address.empty() || rd.port == 0)
-          return path + ": every [[ring.daemons]] needs id (>= 1), address and port";
-        r.daemons.push_back(rd);
-      }
-    } else {
-      return path + ": unknown key ring." + k;
+const char* kDaemonEntryKeys[] = {"id", "address", "port", "name"};
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
     }
   }
+  return row[b.size()];
+}
+
+// " (did you mean clients.max_clients?)" for a key a typo away from a known one.
+std::string suggestion(const std::string& key, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_d = 3;
+  for (auto& k : known)
+    if (size_t d = edit_distance(key, k); d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  return best.empty() ? "" : " (did you mean " + best + "?)";
+}
+
+const char* type_name(const toml::value& v) {
+  switch (v.type()) {
+    case toml::value_t::boolean: return "a boolean";
+    case toml::value_t::integer: return "an integer";
+    case toml::value_t::floating: return "a number";
+    case toml::value_t::string: return "a string";
+    case toml::value_t::array: return "an array";
+    case toml::value_t::table: return "a table";
+    default: return "a date or time";
+  }
+}
+
+// The value as written, short: 5, -1.5, "text", true, a table.
+std::string show(const toml::value& v) {
+  std::ostringstream s;
+  if (v.is_integer()) s << v.as_integer();
+  else if (v.is_floating()) s << v.as_floating();
+  else if (v.is_string()) s << '"' << v.as_string().str << '"';
+  else if (v.is_boolean()) s << (v.as_boolean() ? "true" : "false");
+  else s << type_name(v);
+  return s.str();
+}
+
+// Reads a configuration file whole: "" or a message with the path and the system's reason.
+std::string read_file(const std::string& path, std::string& text) {
+  auto fail = [&](const std::string& why) {
+    return "cannot read configuration file " + path + ": " + why;
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(std::strerror(errno));
+  struct stat sb;
+  if (::fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode)) {
+    int err = S_ISDIR(sb.st_mode) ? EISDIR : errno;
+    ::close(fd);
+    return fail(std::strerror(err));
+  }
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return fail(std::strerror(err));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxConfigFileBytes) {
+      ::close(fd);
+      return fail("larger than " + bytes_text(kMaxConfigFileBytes, " bytes"));
+    }
+  }
+  ::close(fd);
   return {};
 }
+
+// Loads one file; problems are collected with their line, to be reported in file order.
+class Loader {
+ public:
+  Loader(const std::string& path, Config& cfg) : path_(path), cfg_(cfg) {}
+
+  void load(const toml::value& root) {
+    for (auto& [k, v] : root.as_table()) {
+      if (k != "daemon" && k != "clients" && k != "ring" && k != "persist") {
+        problem(v, "unknown section [" + k + "]" +
+                       suggestion(k, {"daemon", "clients", "ring", "persist"}));
+      } else if (!v.is_table()) {
+        problem(v, k + " = " + show(v) + ": must be a table [" + k + "]");
+      } else if (k == "persist") {
+        if (auto err = load_persist_section(&v, cfg_.persist); !err.empty()) problem(v, err);
+      } else {
+        for (auto& [key, value] : v.as_table()) load_key(k + "." + key, value);
+      }
+    }
+  }
+
+  std::string messages() {
+    std::stable_sort(problems_.begin(), problems_.end(),
+                     [](auto& a, auto& b) { return a.first < b.first; });
+    std::string out;
+    for (auto& p : problems_) out += (out.empty() ? "" : "\n") + p.second;
+    return out;
+  }
+
+ private:
+  std::string where(const toml::value& v) {
+    auto line = v.location().line();
+    return line > 0 ? path_ + ":" + std::to_string(line) : path_;
+  }
+  void problem(const toml::value& v, const std::string& text) {
+    problems_.emplace_back(v.location().line(), where(v) + ": " + text);
+  }
+  bool expect(const std::string& key, const toml::value& v, bool ok, const char* what) {
+    if (!ok) problem(v, key + " = " + show(v) + ": must be " + what + ", not " + type_name(v));
+    return ok;
+  }
+
+  // An integer key (config_keys), checked against its range before it is narrowed.
+  bool int_value(const std::string& key, const IntKey& k, const toml::value& v, uint64_t& out) {
+    if (k.unit == Unit::kUsAsMs) {
+      if (!expect(key, v, v.is_integer() || v.is_floating(), "a number of milliseconds"))
+        return false;
+      double us = v.is_integer() ? static_cast<double>(v.as_integer()) * 1000.0
+                                 : v.as_floating() * 1000.0;
+      if (!std::isfinite(us) || std::round(us) < static_cast<double>(k.min) ||
+          std::round(us) > static_cast<double>(k.max)) {
+        problem(v, key + " = " + show(v) + ": " + range_text(k));
+        return false;
+      }
+      out = static_cast<uint64_t>(std::llround(us));
+      return true;
+    }
+    if (!expect(key, v, v.is_integer(), "an integer")) return false;
+    int64_t i = v.as_integer();
+    if (i < 0 || static_cast<uint64_t>(i) < k.min || static_cast<uint64_t>(i) > k.max) {
+      problem(v, key + " = " + show(v) + ": " + range_text(k));
+      return false;
+    }
+    out = static_cast<uint64_t>(i);
+    return true;
+  }
+
+  bool string_value(const std::string& key, const toml::value& v, std::string& out) {
+    if (!expect(key, v, v.is_string(), "a string")) return false;
+    out = v.as_string().str;
+    return true;
+  }
+
+  void load_key(const std::string& key, const toml::value& v) {
+    cfg_.origin[key] = where(v);
+    std::string s;
+    if (const IntKey* k = find_int_key(key)) {
+      uint64_t n;
+      if (int_value(key, *k, v, n)) k->set(cfg_, n);
+    } else if (key == "daemon.name") {
+      if (string_value(key, v, s)) cfg_.name = s;
+    } else if (key == "daemon.state_dir") {
+      if (string_value(key, v, s)) cfg_.state_dir = s;
+    } else if (key == "daemon.log_level") {
+      if (string_value(key, v, s) && !log::parse_level(s, cfg_.log_level))
+        problem(v, key + " = " + show(v) + ": must be error, warn, info or debug");
+    } else if (key == "daemon.priority") {
+      if (!string_value(key, v, s)) return;
+      if (s == "normal") cfg_.priority = Config::Priority::kNormal;
+      else if (s == "high") cfg_.priority = Config::Priority::kHigh;
+      else if (s == "realtime") cfg_.priority = Config::Priority::kRealtime;
+      else problem(v, key + " = " + show(v) + ": must be normal, high or realtime");
+    } else if (key == "clients.unix_socket") {
+      if (string_value(key, v, s)) cfg_.unix_socket = s;
+    } else if (key == "clients.tcp" || key == "ring.multicast") {
+      if (!string_value(key, v, s)) return;
+      Endpoint e;
+      if (auto err = parse_endpoint(s, e); !err.empty()) problem(v, key + " = " + show(v) + ": " + err);
+      else (key == "clients.tcp" ? cfg_.tcp : cfg_.ring.multicast) = e;
+    } else if (key == "ring.udp_offload") {
+      if (expect(key, v, v.is_boolean(), "true or false")) cfg_.ring.udp_offload = v.as_boolean();
+    } else if (key == "ring.daemons") {
+      load_daemons(v);
+    } else {
+      problem(v, "unknown key " + key + suggestion(key, known_keys()));
+    }
+  }
+
+  void load_daemons(const toml::value& v) {
+    if (!v.is_array()) {
+      problem(v, "ring.daemons must be [[ring.daemons]] tables, not " + std::string(type_name(v)));
+      return;
+    }
+    cfg_.ring.daemons.clear();
+    size_t n = 0;
+    for (auto& d : v.as_array()) {
+      std::string entry = "ring.daemons[" + std::to_string(++n) + "]";
+      if (!d.is_table()) {
+        problem(d, entry + " must be a table, not " + std::string(type_name(d)));
+        continue;
+      }
+      cfg_.origin[entry] = where(d);
+      RingDaemon rd;
+      bool has_id = false, has_address = false, has_port = false, ok = true;
+      for (auto& [k, dv] : d.as_table()) {
+        std::string key = entry + "." + k;
+        cfg_.origin[key] = where(dv);
+        uint64_t num = 0;
+        if (k == "id") {
+          static const IntKey id{"", Unit::kCount, 1, kMaxNodeId, "", nullptr, nullptr};
+          has_id = true;
+          if (int_value(key, id, dv, num)) rd.id = static_cast<uint32_t>(num);
+          else ok = false;
+        } else if (k == "port") {
+          static const IntKey port{"", Unit::kCount, 1, 65535, "", nullptr, nullptr};
+          has_port = true;
+          if (int_value(key, port, dv, num)) rd.port = static_cast<uint16_t>(num);
+          else ok = false;
+        } else if (k == "address") {
+          has_address = true;
+          ok &= string_value(key, dv, rd.address);
+          if (ok && rd.address.empty()) {
+            problem(dv, key + " = \"\": must be an address or host name");
+            ok = false;
+          }
+        } else if (k == "name") {
+          ok &= string_value(key, dv, rd.name);
+        } else {
+          std::vector<std::string> known(std::begin(kDaemonEntryKeys), std::end(kDaemonEntryKeys));
+          problem(dv, "unknown key " + key + suggestion(k, known));
+          ok = false;
+        }
+      }
+      std::string missing;
+      const std::pair<bool, const char*> needed[] = {
+          {has_id, "id"}, {has_address, "address"}, {has_port, "port"}};
+      for (auto& [has, what] : needed)
+        if (!has) missing += std::string(missing.empty() ? "" : ", ") + what;
+      if (!missing.empty()) {
+        problem(d, entry + " lacks " + missing + " (every daemon needs id, address and port)");
+        ok = false;
+      }
+      if (ok) cfg_.ring.daemons.push_back(rd);
+    }
+  }
+
+  const std::string& path_;
+  Config& cfg_;
+  std::vector<std::pair<uint32_t, std::string>> problems_;  // (line, message)
+};
 
 }  // namespace
 
 std::string load_config_file(const std::string& path, Config& cfg) {
+  std::string text;
+  if (auto err = read_file(path, text); !err.empty()) return err;
   toml::value root;
   try {
-    root = toml::parse(path);
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  try {
-    if (root.contains("daemon")) {
-      const auto& d = toml::find(root, "daemon");
-      for (auto& [k, v] : d.as_table()) {
-        if (k == "name") {
-          cfg.name = toml::get<std::string>(v);
-        } else if (k == "log_level") {
-          if (!log::parse_level(toml::get<std::string>(v), cfg.log_level))
-            return path + ": daemon.log_level must be error, warn, info or debug";
-        } else if (k == "state_dir") {
-          cfg.state_dir = toml::get<std::string>(v);
-        } else if (k == "priority") {
-          auto p = toml::get<std::string>(v);
-          if (p == "normal") cfg.priority = Config::Priority::kNormal;
-          else if (p == "high") cfg.priority = Config::Priority::kHigh;
-          else if (p == "realtime") cfg.priority = Config::Priority::kRealtime;
-          else return path + ": daemon.priority must be normal, high or realtime, not '" + p + "'";
-        } else {
-          return path + ": unknown key daemon." + k;
-        }
-      }
-    }
-    if (root.contains("clients")) {
-      const auto& c = toml::find(root, "clients");
-      for (auto& [k, v] : c.as_table()) {
-        if (k == "unix_socket") {
-          cfg.unix_socket = toml::get<std::string>(v);
-        } else if (k == "tcp") {
-          auto err = parse_endpoint(toml::get<std::string>(v), cfg.tcp);
-          if (!err.empty()) return path + ": clients.tcp: " + err;
-        } else if (k == "max_clients") {
-          cfg.max_clients = toml::get<uint32_t>(v);
-        } else if (k == "hello_timeout_ms") {
-          cfg.hello_timeout_ms = toml::get<uint32_t>(v);
-        } else if (k == "max_message_bytes") {
-          cfg.max_message_bytes = toml::get<uint32_t>(v);
-        } else if (k == "queue_limit_bytes") {
-          cfg.client_queue_bytes = toml::get<uint64_t>(v);
-        } else if (k == "queue_total_bytes") {
-          cfg.client_queue_total_bytes = toml::get<uint64_t>(v);
-        } else if (k == "max_groups") {
-          cfg.max_groups_per_client = toml::get<uint32_t>(v);
-        } else if (k == "socket_buffer_bytes") {
-          cfg.client_socket_buffer_bytes = toml::get<uint32_t>(v);
-        } else {
-          return path + ": unknown key clients." + k;
-        }
-      }
-    }
-    if (root.contains("ring")) {
-      auto err = load_ring(path, toml::find(root, "ring"), cfg.ring);
-      if (!err.empty()) return err;
-    }
-    if (root.contains("persist")) {
-      auto err = load_persist_section(path, &toml::find(root, "persist"), cfg.persist);
-      if (!err.empty()) return err;
-    }
-    for (auto& [k, v] : root.as_table())
-      if (k != "daemon" && k != "clients" && k != "ring" && k != "persist")
-        return path + ": unknown section [" + k + "]";
+    std::istringstream in(text);
+    root = toml::parse(in, path);
+  } catch (const toml::syntax_error& e) {
+    // toml11's text: "[error] toml::function: what\n --> file\n   | excerpt". Keep what and
+    // the excerpt, put file:line in front.
+    std::string what = e.what();
+    auto eol = what.find('\n');
+    std::string first = what.substr(0, eol);
+    if (auto colon = first.find(": "); first.rfind("[error]", 0) == 0 && colon != std::string::npos)
+      first = first.substr(colon + 2);
+    std::string rest = eol == std::string::npos ? "" : what.substr(eol);
+    return path + ":" + std::to_string(e.location().line()) + ": syntax error: " + first + rest;
   } catch (const std::exception& e) {
     return path + ": " + e.what();
   }
-  return {};
+  Loader loader(path, cfg);
+  loader.load(root);
+  return loader.messages();
 }
 
 uint64_t token_hold_for(const RingSettings& r) {
@@ -180,61 +363,5 @@ uint64_t token_hold_for(const RingSettings& r) {
   return std::clamp<uint64_t>(r.token_loss_us / (4 * daemons), 1000, 50000);
 }
 
-std::string validate(const Config& cfg) {
-  if (!names::valid_daemon_name(cfg.name))
-    return "daemon name '" + cfg.name + "' must be 1..19 printable characters without space or '#'";
-  if (cfg.unix_socket.empty() && cfg.tcp.host.empty())
-    return "no client listener: set clients.unix_socket or clients.tcp";
-  if (cfg.unix_socket.size() >= 108) return "clients.unix_socket is longer than 107 bytes";
-  if (cfg.max_clients == 0) return "clients.max_clients must be at least 1";
-  if (cfg.hello_timeout_ms == 0) return "clients.hello_timeout_ms must be at least 1";
-  if (cfg.max_message_bytes == 0 || cfg.max_message_bytes > proto::kDefaultMaxMessageBytes)
-    return "clients.max_message_bytes must be 1.." + std::to_string(proto::kDefaultMaxMessageBytes);
-  if (cfg.client_queue_bytes < 2ull * cfg.max_message_bytes)
-    return "clients.queue_limit_bytes must be at least twice clients.max_message_bytes";
-  if (cfg.client_queue_total_bytes < cfg.client_queue_bytes)
-    return "clients.queue_total_bytes must be at least clients.queue_limit_bytes";
-  if (cfg.max_groups_per_client == 0) return "clients.max_groups must be at least 1";
-  if (cfg.client_socket_buffer_bytes > (1u << 30))
-    return "clients.socket_buffer_bytes must be at most 1 GiB (0: the system's default)";
-  const RingSettings& r = cfg.ring;
-  if (r.id == 0) return "ring.id must be at least 1";
-  if (!r.daemons.empty()) {
-    bool self = false;
-    for (size_t i = 0; i < r.daemons.size(); ++i) {
-      self |= r.daemons[i].id == r.id;
-      for (size_t j = 0; j < i; ++j)
-        if (r.daemons[j].id == r.daemons[i].id)
-          return "ring.daemons lists id " + std::to_string(r.daemons[i].id) + " twice";
-    }
-    if (!self) return "ring.id " + std::to_string(r.id) + " is not among ring.daemons";
-  }
-  if (r.packet_bytes < 512 || r.packet_bytes > 65000) return "ring.packet_bytes must be 512..65000";
-  if (r.global_window == 0 || r.personal_window == 0 || r.max_outstanding == 0)
-    return "ring windows must be at least 1";
-  if (r.max_pending_bytes < cfg.max_message_bytes)
-    return "ring.max_pending_bytes must be at least clients.max_message_bytes";
-  if (r.token_retransmit_us == 0 || r.token_loss_us == 0 || r.join_timeout_us == 0 ||
-      r.consensus_timeout_us == 0)
-    return "ring timeouts (token_retransmit_ms, token_loss_ms, join_timeout_ms, "
-           "consensus_timeout_ms) must be above 0";
-  // A paced token waits at most min_rotation at a daemon; its predecessor must not resend it.
-  if (r.min_rotation_us * 2 > r.token_retransmit_us)
-    return "ring.min_rotation_ms must be at most half of ring.token_retransmit_ms";
-  // An idle token rests token_hold at every daemon: a rotation of a quiet ring must fit in
-  // token_loss with room to spare, or a quiet ring would reconfigure for ever.
-  uint64_t daemons = std::max<uint64_t>(1, r.daemons.size());
-  uint64_t hold = token_hold_for(r);
-  if (r.token_loss_us < 2 * daemons * hold)
-    return "ring.token_loss_ms (" + std::to_string(r.token_loss_us / 1000.0) +
-           ") must be at least 2 x daemons x token_hold_ms (" +
-           std::to_string(2 * daemons * hold / 1000.0) +
-           "): an idle token would be taken for lost";
-  if (r.token_loss_us < 2 * r.token_retransmit_us)
-    return "ring.token_loss_ms must be at least twice ring.token_retransmit_ms";
-  if (r.consensus_timeout_us < 2 * r.join_timeout_us)
-    return "ring.consensus_timeout_ms must be at least twice ring.join_timeout_ms";
-  return validate_persist(cfg);
-}
 
 }  // namespace agent::daemon

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct RingDaemon {
   uint32_t id = 0;
   std::string address;  // IPv4 or IPv6 literal or host name
   uint16_t port = 0;
+  // Optional: the daemon's name (daemon.name there), so that a file listing every daemon can
+  // be checked for names used twice; this daemon's own entry must then name it.
+  std::string name;
 };
 
 struct RingSettings {
@@ -69,7 +73,9 @@ struct Config {
   uint32_t ring_seq_floor = 0;  // set at start from the state directory
   std::string name;  // this daemon's name: private groups are "#client#name"
   log::Level log_level = log::Level::kInfo;
-  std::string state_dir = "/tmp/agentd-state";  // durable identity (incarnation)
+  // Durable identity (incarnation, ring sequence floor) and the lock that keeps two daemons
+  // from sharing it. "" (default): default_state_dir(name).
+  std::string state_dir;
   // CPU priority of the daemon's threads: a daemon that other processes keep off the CPU
   // holds the token, and the whole ring waits. kHigh: nice -10; kRealtime: SCHED_RR (as
   // Corosync does); kNormal: unchanged. Needs CAP_SYS_NICE (root); without it the daemon
@@ -97,26 +103,53 @@ struct Config {
   uint32_t client_socket_buffer_bytes = 4u << 20;
   RingSettings ring;
   PersistSettings persist;
+  // Where each setting came from ("agentd.toml:12", "--tcp"), by key ("clients.tcp",
+  // "ring.daemons[2]"), so that messages about them can say so.
+  std::map<std::string, std::string> origin;
 };
+
+// Limits of the integer settings, in the units of the file (ms for *_ms keys).
+constexpr uint32_t kMaxClients = 1u << 20;
+constexpr uint32_t kMaxGroupsPerClient = 1u << 20;
+constexpr uint64_t kMaxQueueBytes = 64ull << 30;         // per client, all clients, ring queue
+constexpr uint32_t kMaxSocketBufferBytes = 1u << 30;
+constexpr uint32_t kMinPacketBytes = 512, kMaxPacketBytes = 65000;
+constexpr uint32_t kMaxWindow = 1u << 20;                  // ring windows, packets
+constexpr uint32_t kMaxNodeId = 0xfffffffd;                // above: reserved (membership::kAllDaemons)
+constexpr size_t kMaxRingDaemons = 256;
+constexpr uint64_t kMaxTimeoutUs = 3600ull * 1000 * 1000;  // one hour
+constexpr uint64_t kMaxConfigFileBytes = 1u << 20;
+
+// Where a daemon keeps its state unless daemon.state_dir says otherwise: a directory of its
+// own under kStateBase, named after the daemon (characters other than letters, digits, '-',
+// '_' and a '.' not in front are written %XX), so daemons on one host do not share one.
+constexpr const char* kStateBase = "/tmp/agentd-state";
+std::string default_state_dir(const std::string& daemon_name);
 
 // The default daemon name: the short host name, cut to the name limit.
 std::string default_daemon_name();
 
-// Reads a TOML file over the defaults in cfg. Returns "" on success, else a message that says
-// which key is wrong and why.
+// Reads a TOML file over the defaults in cfg. Returns "" on success, else one line per problem
+// ("file:line: key = value: what is wrong"); a file that cannot be read is one line with the
+// path and the system's reason. Values are checked against their ranges here; checks between
+// keys are validate()'s.
 std::string load_config_file(const std::string& path, Config& cfg);
 
 // Parses "host:port", "[v6addr]:port" or "port" (host 127.0.0.1). "" or "off" disables.
 std::string parse_endpoint(const std::string& text, Endpoint& out);
 
 // The [persist] section (agentd/config_persist.cpp); "" or what is wrong, naming the key.
-std::string load_persist_section(const std::string& path, const void* toml_table,
-                                 PersistSettings& p);
+std::string load_persist_section(const void* toml_table, PersistSettings& p);
 std::string validate_persist(const Config& cfg);
 // Whether group is persistent under these settings.
 bool persistent_group(const PersistSettings& p, const std::string& group);
 
-// Checks the values; "" when valid.
+// Checks every value's range and the rules between keys (ring.daemons without duplicate ids,
+// names or address:port; timeouts that fit together...). "" when valid, else one line per
+// problem, each naming the key, its value and where it was set.
 std::string validate(const Config& cfg);
+
+// The settings that differ between a and b, by key, for a reload: which of them take effect.
+std::vector<std::string> changed_keys(const Config& a, const Config& b);
 
 }  // namespace agent::daemon

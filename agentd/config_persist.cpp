@@ -32,28 +32,26 @@ std::string get_count(const std::string& key, const toml::value& v, T& out, uint
 
 }  // namespace
 
-std::string load_persist_section(const std::string& path, const void* table,
-                                 PersistSettings& p) {
+std::string load_persist_section(const void* table, PersistSettings& p) {
   const auto& section = *static_cast<const toml::value*>(table);
-  if (!section.is_table()) return path + ": [persist] must be a table";
   for (auto& [k, v] : section.as_table()) {
     std::string err;
     if (k == "groups") {
-      if (!v.is_array()) return path + ": persist.groups must be a list of group names or patterns";
+      if (!v.is_array()) return "persist.groups must be a list of group names or patterns";
       p.groups.clear();
       for (auto& g : v.as_array()) {
-        if (!g.is_string()) return path + ": persist.groups must hold strings";
+        if (!g.is_string()) return "persist.groups must hold strings";
         p.groups.push_back(g.as_string());
       }
     } else if (k == "dir") {
-      if (!v.is_string()) return path + ": persist.dir must be a string";
+      if (!v.is_string()) return "persist.dir must be a string";
       p.dir = v.as_string();
     } else if (k == "durability") {
       std::string d = v.is_string() ? std::string(v.as_string()) : "";
       if (d == "none") p.durability = PersistSettings::Durability::kNone;
       else if (d == "batch") p.durability = PersistSettings::Durability::kBatch;
       else if (d == "always") p.durability = PersistSettings::Durability::kAlways;
-      else return path + ": persist.durability must be \"none\", \"batch\" or \"always\"";
+      else return "persist.durability must be \"none\", \"batch\" or \"always\"";
     } else if (k == "batch_ms") {
       err = get_count("batch_ms", v, p.batch_ms, 60000);
     } else if (k == "retain_messages") {
@@ -63,9 +61,9 @@ std::string load_persist_section(const std::string& path, const void* table,
     } else if (k == "retain_seconds") {
       err = get_count("retain_seconds", v, p.retain_seconds, INT64_MAX / 1000000);
     } else {
-      return path + ": unknown key persist." + k;
+      return "unknown key persist." + k;
     }
-    if (!err.empty()) return path + ": " + err;
+    if (!err.empty()) return "" + err;
   }
   return {};
 }

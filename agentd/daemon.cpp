@@ -238,24 +238,29 @@ struct DaemonState final : CoreIo {
 caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd,
                            std::shared_ptr<persist::MessageLog> log) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
-  if (log)
-    st->log_actor = self->spawn<caf::detached>(daemon::log_actor, std::move(log), st->cfg.persist,
-                                               caf::actor_cast<caf::actor>(self));
+  // The ring first: it is what fails in practice (an address in use, a name that does not
+  // resolve), and it watches nothing until it has succeeded. A watch started and stopped
+  // before the multiplexer has run is never handed back to be deleted, so a failure after
+  // other watches exist would leak them (and the state they hold).
+  if (auto err = st->ring.open(st->cfg, self, [st] { st->guarded([&] { st->on_ring_readable(); }); });
+      !err.empty()) {
+    AGENT_LOG(kError, err);
+    self->quit(caf::exit_reason::user_shutdown);
+    return {};
+  }
   if (auto err = st->clients.start([st] { st->guarded([&] { st->on_client_input(); }); });
       !err.empty()) {
     AGENT_LOG(kError, "client I/O: " << err);
+    st->ring.close();
     self->quit(caf::exit_reason::user_shutdown);
     return {};
   }
   if (auto err = st->open_timer(); !err.empty()) AGENT_LOG(kWarn, err << "; using CAF's timers");
-  if (auto err = st->ring.open(st->cfg, self, [st] { st->guarded([&] { st->on_ring_readable(); }); });
-      !err.empty()) {
-    AGENT_LOG(kError, err);
-    st->clients.stop();
-    st->close_timer();
-    self->quit(caf::exit_reason::user_shutdown);
-    return {};
-  }
+  // Last: an actor that is running keeps the actor system (and the daemon) up until it is told
+  // to stop, which only a started daemon does.
+  if (log)
+    st->log_actor = self->spawn<caf::detached>(daemon::log_actor, std::move(log), st->cfg.persist,
+                                               caf::actor_cast<caf::actor>(self));
   if (unix_fd >= 0) self->add_doorman(unix_fd);
   if (tcp_fd >= 0) self->add_doorman(tcp_fd);
   st->guarded([&] { st->run(); });  // the first token, if this daemon creates it

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <string>
 
 #include <caf/all.hpp>
@@ -23,6 +24,7 @@
 #include "agentd/daemon.h"
 #include "agentd/log.h"
 #include "persist/incarnation.h"
+#include "persist/state_lock.h"
 #include "transport/client_protocol.h"
 
 #ifndef AGENT_VERSION_STRING
@@ -35,19 +37,141 @@ using namespace agent;
 
 const char* kUsage =
     "Usage: agentd [options]\n"
+    "       agentd --check-config FILE [options]\n"
     "The libagent daemon: clients connect to it, join groups and multicast messages.\n"
     "\n"
     "  -c, --config FILE     read settings from a TOML file (see docs/agentd.md)\n"
+    "      --check-config FILE\n"
+    "                        check FILE (with the options given) and exit: status 0 and a\n"
+    "                        one-line summary, or 2 and one line per problem\n"
     "  -n, --name NAME       daemon name (default: the short host name)\n"
     "  -u, --unix PATH       client Unix socket (default /tmp/agentd.sock; \"\" disables)\n"
     "  -t, --tcp ADDR        client TCP endpoint host:port, [v6]:port or port\n"
     "                        (default 127.0.0.1:4803; \"off\" disables)\n"
-    "  -s, --state-dir DIR   where the daemon keeps its identity (default /tmp/agentd-state)\n"
+    "  -s, --state-dir DIR   where the daemon keeps its identity, locked while it runs\n"
+    "                        (default /tmp/agentd-state/NAME)\n"
     "  -l, --log-level LVL   error, warn, info or debug (default info)\n"
     "  -h, --help            show this help and exit\n"
     "  -V, --version         show the version and exit\n"
     "\n"
-    "Command-line options override the config file. SIGTERM or SIGINT stop the daemon.\n";
+    "Command-line options override the config file. SIGTERM, SIGINT, SIGQUIT, SIGUSR1 or\n"
+    "SIGUSR2 stop the daemon cleanly; SIGHUP reloads the config file (log_level takes effect,\n"
+    "other changes at the next start).\n";
+
+// The signals that stop the daemon cleanly (it leaves the ring, tells its clients, removes its
+// socket): every catchable one whose default would end it, but for SIGHUP (a reload) and those
+// that report a fault or serve a debugger or profiler.
+struct SignalName {
+  int sig;
+  const char* name;
+};
+const SignalName kStopSignals[] = {
+    {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"},     {SIGQUIT, "SIGQUIT"}, {SIGUSR1, "SIGUSR1"},
+    {SIGUSR2, "SIGUSR2"}, {SIGALRM, "SIGALRM"},   {SIGVTALRM, "SIGVTALRM"},
+    {SIGXCPU, "SIGXCPU"}, {SIGPWR, "SIGPWR"},     {SIGIO, "SIGIO"}};
+
+const char* signal_name(int sig) {
+  for (auto& s : kStopSignals)
+    if (s.sig == sig) return s.name;
+  return sig == SIGHUP ? "SIGHUP" : "a signal";
+}
+
+// What the command line asks for.
+struct Options {
+  std::string config_path, name, unix_path, tcp, state_dir, level;
+  bool have_unix = false, have_tcp = false, check_only = false;
+};
+
+// The configuration from the defaults, the file and the command line, in that order: "" or
+// one line per problem.
+std::string build_config(const Options& o, daemon::Config& cfg) {
+  cfg = daemon::Config{};
+  cfg.name = daemon::default_daemon_name();
+  if (!o.config_path.empty()) {
+    auto err = daemon::load_config_file(o.config_path, cfg);
+    if (!err.empty()) return err;
+  }
+  if (!o.name.empty()) {
+    cfg.name = o.name;
+    cfg.origin["daemon.name"] = "--name";
+  }
+  if (o.have_unix) {
+    cfg.unix_socket = o.unix_path;
+    cfg.origin["clients.unix_socket"] = "--unix";
+  }
+  if (!o.state_dir.empty()) {
+    cfg.state_dir = o.state_dir;
+    cfg.origin["daemon.state_dir"] = "--state-dir";
+  }
+  if (o.have_tcp) {
+    cfg.origin["clients.tcp"] = "--tcp";
+    if (auto err = daemon::parse_endpoint(o.tcp, cfg.tcp); !err.empty()) return "--tcp: " + err;
+  }
+  if (!o.level.empty() && !log::parse_level(o.level, cfg.log_level))
+    return "--log-level " + o.level + ": must be error, warn, info or debug";
+  if (auto err = daemon::validate(cfg); !err.empty()) return err;
+  if (cfg.state_dir.empty()) cfg.state_dir = daemon::default_state_dir(cfg.name);
+  return {};
+}
+
+// --check-config: what the daemon would run with, in one line.
+std::string summary(const daemon::Config& cfg) {
+  std::string s = "daemon " + cfg.name;
+  if (cfg.ring.daemons.empty()) s += ", a ring of one";
+  else s += ", ring id " + std::to_string(cfg.ring.id) + " of " +
+            std::to_string(cfg.ring.daemons.size()) + " daemons";
+  s += ", clients on ";
+  if (!cfg.unix_socket.empty()) s += cfg.unix_socket;
+  if (!cfg.tcp.host.empty())
+    s += std::string(cfg.unix_socket.empty() ? "" : " and ") + "TCP " + cfg.tcp.host + ":" +
+         std::to_string(cfg.tcp.port);
+  return s + ", state in " + cfg.state_dir;
+}
+
+// Prints each problem as "agentd: <problem>" (and the excerpt of a syntax error as it is).
+void print_problems(const std::string& text) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    std::fprintf(stderr, "%s%s\n", line.rfind(' ', 0) == 0 ? "" : "agentd: ", line.c_str());
+}
+
+// SIGHUP: reads the file again. What can change while the daemon runs (the log level) takes
+// effect; other changes are named and wait for a restart; a file with problems changes nothing.
+void reload(const Options& o, daemon::Config& running) {
+  if (o.config_path.empty()) {
+    AGENT_LOG(kInfo, "received SIGHUP: no configuration file to reload (started without --config)");
+    return;
+  }
+  daemon::Config fresh;
+  if (auto err = build_config(o, fresh); !err.empty()) {
+    // One record per problem (the log is one line per record).
+    AGENT_LOG(kWarn, "received SIGHUP: " << o.config_path
+                         << " has problems; keeping the running configuration");
+    std::istringstream in(err);
+    for (std::string line; std::getline(in, line);) AGENT_LOG(kWarn, "reload: " << line);
+    return;
+  }
+  auto changed = daemon::changed_keys(running, fresh);
+  if (changed.empty()) {
+    AGENT_LOG(kInfo, "received SIGHUP: reloaded " << o.config_path << ", nothing changed");
+    return;
+  }
+  std::string later;
+  bool level_changed = false;
+  for (auto& key : changed) {
+    if (key == "daemon.log_level") {
+      running.log_level = fresh.log_level;
+      log::set_level(fresh.log_level);
+      level_changed = true;
+    } else {
+      later += (later.empty() ? "" : ", ") + key;
+    }
+  }
+  AGENT_LOG(kInfo, "received SIGHUP: reloaded " << o.config_path
+                       << (level_changed ? "; daemon.log_level takes effect now" : "")
+                       << (later.empty() ? std::string()
+                                         : "; changed, taking effect at the next start: " + later));
+}
 
 // Creates the listening Unix socket. A stale socket file (nobody accepting) is replaced; a live
 // one means another daemon runs there, which is an error.
@@ -139,23 +263,24 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_TOP_PAD, 16 << 20);
-  daemon::Config cfg;
-  std::string config_path, name, unix_path, tcp, state_dir, level;
-  bool have_unix = false, have_tcp = false;
+  Options o;
+  enum { kCheckConfig = 1000 };
   static const option opts[] = {
       {"config", required_argument, nullptr, 'c'}, {"name", required_argument, nullptr, 'n'},
       {"unix", required_argument, nullptr, 'u'},   {"tcp", required_argument, nullptr, 't'},
       {"state-dir", required_argument, nullptr, 's'},
       {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},      {nullptr, 0, nullptr, 0}};
+      {"version", no_argument, nullptr, 'V'},
+      {"check-config", required_argument, nullptr, kCheckConfig}, {nullptr, 0, nullptr, 0}};
   for (int c; (c = getopt_long(argc, argv, "c:n:u:t:s:l:hV", opts, nullptr)) != -1;) {
     switch (c) {
-      case 'c': config_path = optarg; break;
-      case 'n': name = optarg; break;
-      case 'u': unix_path = optarg; have_unix = true; break;
-      case 't': tcp = optarg; have_tcp = true; break;
-      case 's': state_dir = optarg; break;
-      case 'l': level = optarg; break;
+      case 'c': o.config_path = optarg; break;
+      case kCheckConfig: o.config_path = optarg; o.check_only = true; break;
+      case 'n': o.name = optarg; break;
+      case 'u': o.unix_path = optarg; o.have_unix = true; break;
+      case 't': o.tcp = optarg; o.have_tcp = true; break;
+      case 's': o.state_dir = optarg; break;
+      case 'l': o.level = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("agentd %s (client protocol %u, CAF %d)\n", AGENT_VERSION_STRING,
                             proto::kVersion, CAF_VERSION); return 0;
@@ -166,34 +291,33 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "agentd: unexpected argument '%s'\n%s", argv[optind], kUsage);
     return 2;
   }
-  cfg.name = daemon::default_daemon_name();
-  if (!config_path.empty()) {
-    auto err = daemon::load_config_file(config_path, cfg);
-    if (!err.empty()) {
-      std::fprintf(stderr, "agentd: %s\n", err.c_str());
-      return 2;
-    }
-  }
-  if (!name.empty()) cfg.name = name;
-  if (have_unix) cfg.unix_socket = unix_path;
-  if (!state_dir.empty()) cfg.state_dir = state_dir;
-  if (have_tcp) {
-    auto err = daemon::parse_endpoint(tcp, cfg.tcp);
-    if (!err.empty()) {
-      std::fprintf(stderr, "agentd: --tcp: %s\n", err.c_str());
-      return 2;
-    }
-  }
-  if (!level.empty() && !log::parse_level(level, cfg.log_level)) {
-    std::fprintf(stderr, "agentd: --log-level must be error, warn, info or debug\n");
+  daemon::Config cfg;
+  if (auto err = build_config(o, cfg); !err.empty()) {
+    print_problems(err);
+    if (o.check_only) std::fprintf(stderr, "agentd: %s: not valid\n", o.config_path.c_str());
     return 2;
   }
-  if (auto err = daemon::validate(cfg); !err.empty()) {
-    std::fprintf(stderr, "agentd: %s\n", err.c_str());
-    return 2;
+  if (o.check_only) {
+    std::printf("%s: ok: %s\n", o.config_path.c_str(), summary(cfg).c_str());
+    return 0;
   }
   log::set_level(cfg.log_level);
 
+  // Signals are taken synchronously by the main thread; every other thread inherits the mask.
+  // From here on a stop signal waits for the loop below, which ends the daemon cleanly.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (auto& s : kStopSignals) sigaddset(&signals, s.sig);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  // Held until the process ends: a second daemon on this state directory is refused.
+  persist::StateLock state_lock;
+  if (auto err = state_lock.acquire(cfg.state_dir); !err.empty()) {
+    AGENT_LOG(kError, err);
+    return 1;
+  }
   auto inc = persist::next_incarnation(cfg.state_dir);
   if (!inc.error.empty()) {
     AGENT_LOG(kError, inc.error);
@@ -220,14 +344,6 @@ int main(int argc, char** argv) {
                                     << " groups, durability "
                                     << daemon::durability_name(cfg.persist.durability));
   }
-
-  // Signals are taken synchronously by the main thread; every other thread inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
 
   // TCP first: once the Unix socket answers, both listeners are up.
   int tcp_fd = -1;
@@ -263,20 +379,25 @@ int main(int argc, char** argv) {
     caf_cfg.set("scheduler.policy", caf::atom("sharing"));
     caf::actor_system system{caf_cfg};
     AGENT_LOG(kInfo, "agentd " << AGENT_VERSION_STRING << " daemon " << cfg.name
-                               << " incarnation " << inc.incarnation << " starting");
+                               << " incarnation " << inc.incarnation << " starting (state in "
+                               << cfg.state_dir << ")");
     auto d = system.middleman().spawn_broker(daemon::daemon_actor, cfg, unix_fd, tcp_fd,
-                                                   std::move(message_log));
+                                             std::move(message_log));
     caf::scoped_actor self{system};
     self->monitor(d);
     bool running = true;
     bool stopping = false;
     while (running) {
       timespec tick{0, 100 * 1000 * 1000};
-      int sig = sigtimedwait(&stop_signals, nullptr, &tick);
-      if (sig > 0 && !stopping) {
-        AGENT_LOG(kInfo, "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+      int sig = sigtimedwait(&signals, nullptr, &tick);
+      if (sig == SIGHUP) {
+        reload(o, cfg);
+      } else if (sig > 0 && !stopping) {
+        AGENT_LOG(kInfo, "received " << signal_name(sig) << ": stopping");
         self->send(d, daemon::shutdown_atom::value);
         stopping = true;
+      } else if (sig > 0) {
+        AGENT_LOG(kInfo, "received " << signal_name(sig) << " while stopping");
       }
       self->receive([&](const caf::down_msg&) { running = false; },
                     caf::after(std::chrono::seconds(0)) >> [] {});

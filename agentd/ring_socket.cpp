@@ -3,6 +3,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "agentd/log.h"
 #include "transport/ring_wire.h"
 
@@ -27,7 +30,11 @@ std::string RingSocket::open(const Config& cfg, caf::io::broker* self,
     peers_.emplace(d.id, a);
   }
   auto err = udp_.open(peers_.at(self_id_), 8u << 20, cfg.ring.udp_offload);
-  if (!err.empty()) return err;
+  if (!err.empty())
+    return "ring.id " + std::to_string(self_id_) + ": " + err +
+           (err.find(std::strerror(EADDRINUSE)) != std::string::npos
+                ? " (another daemon has this ring address: is ring.id right?)"
+                : "");
   if (!cfg.ring.multicast.host.empty()) {
     err = open_multicast(cfg);
     if (!err.empty()) return "ring.multicast: " + err;
@@ -57,7 +64,7 @@ std::string RingSocket::open_multicast(const Config& cfg) {
     if (id != self_id_ && same_host(a, own)) loop = true;
   err = udp_.send_multicast_from(own, loop);
   if (!err.empty()) return err;
-  err = mcast_.open(group_, 8u << 20, cfg.ring.udp_offload);
+  err = mcast_.open(group_, 8u << 20, cfg.ring.udp_offload, /*shared=*/true);
   if (!err.empty()) return err;
   err = mcast_.join_multicast(group_, own);
   if (!err.empty()) return err;

@@ -71,11 +71,12 @@ int UdpSocket::disown() {
   return fd_;
 }
 
-std::string UdpSocket::open(const UdpAddress& local, size_t buffer_bytes, bool offload) {
+std::string UdpSocket::open(const UdpAddress& local, size_t buffer_bytes, bool offload,
+                            bool shared) {
   fd_ = ::socket(local.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return std::string("cannot create a UDP socket: ") + std::strerror(errno);
   int one = 1;
-  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (shared) ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   int size = static_cast<int>(buffer_bytes);
   // FORCE variants pass the system limit when running as root; otherwise take what is allowed.
   if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)

@@ -49,8 +49,11 @@ class UdpSocket {
   UdpSocket& operator=(const UdpSocket&) = delete;
 
   // Binds to local; "" on success. Asks the kernel for large buffers; offload: use UDP GSO/GRO
-  // where the kernel has them.
-  std::string open(const UdpAddress& local, size_t buffer_bytes = 8u << 20, bool offload = true);
+  // where the kernel has them. shared: other sockets may bind the same address and port
+  // (SO_REUSEADDR: a multicast group that several daemons on one host receive); otherwise a
+  // port in use is an error, so that two daemons cannot both take one ring address.
+  std::string open(const UdpAddress& local, size_t buffer_bytes = 8u << 20, bool offload = true,
+                   bool shared = false);
   int fd() const { return fd_; }
   // IPv4 multicast. Receiving: join group on the interface that has address iface (the socket
   // is bound to the group's address and port). Sending: datagrams to a group leave by the

@@ -54,6 +54,52 @@ bool can_connect(const std::string& path) {
 
 std::vector<uint16_t> free_udp_ports(size_t n) { return free_ports(SOCK_DGRAM, n); }
 
+bool await(const std::function<bool()>& pred, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    if (pred()) return true;
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+RunResult run_agentd(const std::vector<std::string>& args, int timeout_ms) {
+  char tmpl[] = "/tmp/agent-run-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  std::string dir = tmpl, out = dir + "/out", err = dir + "/err";
+  std::fflush(nullptr);  // or the child's freopen writes what this process buffered
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (!std::freopen(out.c_str(), "w", stdout) || !std::freopen(err.c_str(), "w", stderr))
+      std::_Exit(126);
+    std::vector<char*> argv{const_cast<char*>("agentd")};
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(AGENTD_PATH, argv.data());
+    std::_Exit(127);
+  }
+  int st = 0;
+  bool ended = await([&] { return ::waitpid(pid, &st, WNOHANG) == pid; }, timeout_ms);
+  if (!ended) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &st, 0);
+  }
+  auto slurp = [](const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  RunResult r;
+  r.status = ended && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::string cmd = "rm -rf '" + dir + "'";
+  if (std::system(cmd.c_str()) != 0) WARN("could not remove " << dir);
+  return r;
+}
+
 std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports, const std::string& extra,
                          const std::string& address) {
   std::ostringstream s;
@@ -100,8 +146,8 @@ Daemon::Daemon(DaemonOptions opt) {
   std::string config = dir_ + "/agentd.toml";
   {
     std::ofstream f(config);
-    f << "[daemon]\nname = \"" << opt.name << "\"\nlog_level = \"info\"\nstate_dir = \"" << dir_
-      << "/state\"\n[clients]\nunix_socket = \"" << socket_ << "\"\ntcp = \""
+    f << "[daemon]\nname = \"" << opt.name << "\"\nlog_level = \"info\"\nstate_dir = \""
+      << (opt.state_dir.empty() ? dir_ + "/state" : opt.state_dir) << "\"\n[clients]\nunix_socket = \"" << socket_ << "\"\ntcp = \""
       << (opt.tcp ? "127.0.0.1:" + std::to_string(port_) : "off") << "\"\n"
       << opt.extra_config;
   }
@@ -112,6 +158,7 @@ Daemon::Daemon(DaemonOptions opt) {
 void Daemon::launch() {
   std::string log = dir_ + "/agentd.log";
   ::unlink(socket_.c_str());  // a killed daemon leaves its socket behind
+  std::fflush(nullptr);  // or the child's freopen writes what this process buffered
   pid_ = ::fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
@@ -159,19 +206,19 @@ std::string Daemon::tcp_address() const { return "127.0.0.1:" + std::to_string(p
 int Daemon::stop() {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
-  auto deadline = Clock::now() + std::chrono::seconds(10);
+  return wait_exit();
+}
+
+int Daemon::wait_exit(int timeout_ms) {
+  if (pid_ <= 0) return -1;
   int st = 0;
-  while (::waitpid(pid_, &st, WNOHANG) == 0) {
-    if (Clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &st, 0);
-      pid_ = -1;
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  bool ended = await([&] { return ::waitpid(pid_, &st, WNOHANG) == pid_; }, timeout_ms);
+  if (!ended) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &st, 0);
   }
   pid_ = -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return ended && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 std::string Daemon::log() const {

@@ -16,6 +16,7 @@ struct DaemonOptions {
   std::string name = "d1";
   bool tcp = false;             // also listen on a TCP port of loopback
   std::string extra_config;     // appended to the generated TOML file
+  std::string state_dir;        // "" : a directory of its own
 };
 
 class Daemon {
@@ -29,8 +30,13 @@ class Daemon {
   std::string tcp_address() const;  // "127.0.0.1:port"
   pid_t pid() const { return pid_; }
   const std::string& dir() const { return dir_; }
+  const std::string& config_path() const { return config_; }
   // Sends SIGTERM and waits (bounded) for the exit status; -1 if it had to be killed.
   int stop();
+  // Waits up to timeout_ms for it to exit (after a signal sent with signal()): its exit status;
+  // -1 if a signal ended it, or if it was still running and had to be killed.
+  int wait_exit(int timeout_ms = 10000);
+  bool running() const { return pid_ > 0; }
   // SIGKILL, and reap it.
   void kill9();
   // Starts it again with the same configuration (after kill9 or stop).
@@ -44,6 +50,17 @@ class Daemon {
   uint16_t port_ = 0;
   pid_t pid_ = -1;
 };
+
+// Runs agentd with these arguments to its end (killed after timeout_ms): its exit status (-1
+// if a signal ended it), what it wrote to stdout and to stderr.
+struct RunResult {
+  int status = -1;
+  std::string out, err;
+};
+RunResult run_agentd(const std::vector<std::string>& args, int timeout_ms = 10000);
+
+// Waits up to timeout_ms, polling, for pred to hold; whether it did.
+bool await(const std::function<bool()>& pred, int timeout_ms = 5000);
 
 // Free UDP ports on loopback for a ring of n daemons.
 std::vector<uint16_t> free_udp_ports(size_t n);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "agentd/config.h"
+#include "persist/state_lock.h"
 
 using namespace agent::daemon;
 
@@ -134,7 +135,7 @@ TEST_CASE("ring timeouts that cannot work are refused", "[config]") {
   Config c;
   c.name = "ok";
   c.ring.id = 1;
-  for (uint32_t i = 1; i <= 8; ++i) c.ring.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i)});
+  for (uint32_t i = 1; i <= 8; ++i) c.ring.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i), ""});
   CHECK(validate(c) == "");
   // 8 daemons holding an idle token 20 ms each: a quiet rotation takes 160 ms.
   c.ring.token_hold_us = 20000;
@@ -149,12 +150,12 @@ TEST_CASE("ring timeouts that cannot work are refused", "[config]") {
   c.ring.consensus_timeout_us = 150000;
   CHECK(validate(c).find("consensus_timeout_ms") != std::string::npos);
   c.ring.join_timeout_us = 0;
-  CHECK(validate(c).find("above 0") != std::string::npos);
+  CHECK(validate(c).find("ring.join_timeout_ms = 0: must be 0.001..") != std::string::npos);
 }
 
 TEST_CASE("an idle token's hold follows the token loss time and the ring's size", "[config]") {
   RingSettings r;
-  for (uint32_t i = 1; i <= 3; ++i) r.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i)});
+  for (uint32_t i = 1; i <= 3; ++i) r.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i), ""});
   CHECK(token_hold_for(r) == 250000 / 12);  // a quiet rotation: a quarter of token_loss
   r.token_loss_us = 2000000;
   CHECK(token_hold_for(r) == 50000);  // at most 50 ms
@@ -177,4 +178,194 @@ TEST_CASE("endpoints parse in all documented forms", "[config]") {
   CHECK_FALSE(parse_endpoint("host:", e).empty());
   CHECK_FALSE(parse_endpoint("host:0", e).empty());
   CHECK_FALSE(parse_endpoint("[::1]80", e).empty());
+}
+
+namespace {
+// Loads text as a config file over the defaults (name "ok"): the problems, "" if none.
+std::string load(const std::string& text, Config* out = nullptr) {
+  auto path = write_temp(text);
+  Config c;
+  c.name = "ok";
+  auto err = load_config_file(path, c);
+  std::remove(path.c_str());
+  if (out) *out = c;
+  return err;
+}
+// The problems of a file that loads, found by validate().
+std::string check(const std::string& text) {
+  Config c;
+  auto err = load(text, &c);
+  REQUIRE(err == "");
+  return validate(c);
+}
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+}  // namespace
+
+TEST_CASE("negative sizes and counts are refused, not wrapped", "[config]") {
+  CHECK(has(load("[clients]\nqueue_limit_bytes = -5\n"), ":2: clients.queue_limit_bytes = -5: must be 1.."));
+  CHECK(has(load("[clients]\nmax_clients = -1\n"), "clients.max_clients = -1: must be 1..1048576"));
+  CHECK(has(load("[clients]\nqueue_total_bytes = -1\n"), "clients.queue_total_bytes = -1"));
+  CHECK(has(load("[clients]\nmax_groups = -3\n"), "clients.max_groups = -3"));
+  CHECK(has(load("[clients]\nsocket_buffer_bytes = -1\n"), "clients.socket_buffer_bytes = -1"));
+  CHECK(has(load("[ring]\nglobal_window = -1\n"), "ring.global_window = -1"));
+  CHECK(has(load("[ring]\nmax_pending_bytes = -1\n"), "ring.max_pending_bytes = -1"));
+  CHECK(has(load("[ring]\naccelerated_window = -1\n"), "ring.accelerated_window = -1"));
+}
+
+TEST_CASE("values above a key's maximum are refused, not truncated", "[config]") {
+  CHECK(has(load("[clients]\nmax_clients = 4294967297\n"), "clients.max_clients = 4294967297: must be 1..1048576"));
+  CHECK(has(load("[clients]\nmax_message_bytes = 16777217\n"), "clients.max_message_bytes = 16777217: must be 1..16777216 bytes (16 MiB)"));
+  CHECK(has(load("[clients]\nqueue_limit_bytes = 68719476737\n"), "clients.queue_limit_bytes"));
+  CHECK(has(load("[clients]\nsocket_buffer_bytes = 1073741825\n"), "(0: the system's default)"));
+  CHECK(has(load("[clients]\nhello_timeout_ms = 3600001\n"), "clients.hello_timeout_ms = 3600001: must be 1..3600000 ms"));
+  CHECK(has(load("[ring]\npacket_bytes = 100\n"), "ring.packet_bytes = 100: must be 512..65000"));
+  CHECK(has(load("[ring]\nmax_outstanding = 0\n"), "ring.max_outstanding = 0: must be 1.."));
+  CHECK(has(load("[ring]\npersonal_window = 2000000\n"), "ring.personal_window = 2000000: must be 1..1048576 packets"));
+}
+
+TEST_CASE("ports must be 1..65535 wherever they are given", "[config]") {
+  CHECK(has(load("[clients]\ntcp = \"70000\"\n"), "clients.tcp = \"70000\": port in '70000' must be 1..65535"));
+  CHECK(has(load("[ring]\nmulticast = \"239.1.1.1:0\"\n"), "ring.multicast"));
+  auto err = load("[[ring.daemons]]\nid = 1\naddress = \"a\"\nport = 70000\n"
+                  "[[ring.daemons]]\nid = 2\naddress = \"a\"\nport = -1\n");
+  CHECK(has(err, ":4: ring.daemons[1].port = 70000: must be 1..65535"));
+  CHECK(has(err, ":8: ring.daemons[2].port = -1: must be 1..65535"));
+  Endpoint e;
+  CHECK(has(parse_endpoint("127.0.0.1:70000", e), "must be 1..65535"));
+}
+
+TEST_CASE("ids are 1 up to the largest a daemon id may be", "[config]") {
+  CHECK(has(load("[ring]\nid = -1\n"), "ring.id = -1: must be 1..4294967293"));
+  CHECK(has(load("[ring]\nid = 0\n"), "ring.id = 0: must be 1.."));
+  CHECK(has(load("[ring]\nid = 4294967295\n"), "ring.id = 4294967295"));  // kBroadcast
+  CHECK(has(load("[[ring.daemons]]\nid = 4294967296\naddress = \"a\"\nport = 1\n"),
+            "ring.daemons[1].id = 4294967296: must be 1..4294967293"));
+  Config c;
+  c.name = "ok";
+  c.ring.id = 0;  // set by code, not by a file: validate checks the range too
+  CHECK(has(validate(c), "ring.id = 0: must be 1.."));
+}
+
+TEST_CASE("timeouts must be above 0 and at most an hour, as numbers", "[config]") {
+  CHECK(has(load("[ring]\ntoken_loss_ms = 0\n"), "ring.token_loss_ms = 0: must be 0.001..3600000 ms"));
+  CHECK(has(load("[ring]\njoin_timeout_ms = -2.5\n"), "ring.join_timeout_ms = -2.5"));
+  CHECK(has(load("[ring]\nconsensus_timeout_ms = nan\n"), "ring.consensus_timeout_ms = nan"));
+  CHECK(has(load("[ring]\ntoken_retransmit_ms = inf\n"), "ring.token_retransmit_ms = inf"));
+  CHECK(has(load("[ring]\ntoken_retransmit_ms = 0.0001\n"), "ring.token_retransmit_ms = 0.0001"));
+  CHECK(has(load("[ring]\ntoken_hold_ms = 3600000.5\n"), "ring.token_hold_ms = 3.6e+06"));
+  CHECK(has(load("[clients]\nhello_timeout_ms = 0\n"), "clients.hello_timeout_ms = 0: must be 1.."));
+  CHECK(has(load("[clients]\nhello_timeout_ms = 1.5\n"), "clients.hello_timeout_ms = 1.5: must be an integer, not a number"));
+  // 0 where it means something: off, automatic.
+  CHECK(load("[ring]\nmin_rotation_ms = 0\ntoken_hold_ms = 0\naccelerated_window = 0\n") == "");
+}
+
+TEST_CASE("a value of the wrong type names the key", "[config]") {
+  CHECK(has(load("[daemon]\nname = 5\n"), ":2: daemon.name = 5: must be a string, not an integer"));
+  CHECK(has(load("[clients]\nmax_clients = \"10\"\n"), "clients.max_clients = \"10\": must be an integer, not a string"));
+  CHECK(has(load("[ring]\nudp_offload = 1\n"), "ring.udp_offload = 1: must be true or false"));
+  CHECK(has(load("[ring]\ndaemons = 3\n"), "ring.daemons must be [[ring.daemons]] tables"));
+  CHECK(has(load("clients = 3\n"), "clients = 3: must be a table [clients]"));
+  CHECK(has(load("[daemon]\nlog_level = \"loud\"\n"), "daemon.log_level = \"loud\": must be error, warn, info or debug"));
+}
+
+TEST_CASE("unknown keys and sections are refused by name, with the likely one", "[config]") {
+  CHECK(has(load("[clients]\nmax_clinets = 3\n"), ":2: unknown key clients.max_clinets (did you mean clients.max_clients?)"));
+  CHECK(has(load("[ring]\ntoken_los_ms = 3\n"), "unknown key ring.token_los_ms (did you mean ring.token_loss_ms?)"));
+  CHECK(load("[ring]\nzzz = 3\n").find("did you mean") == std::string::npos);
+  CHECK(has(load("[cleints]\n"), "unknown section [cleints] (did you mean clients?)"));
+  CHECK(has(load("[[ring.daemons]]\nid = 1\naddress = \"a\"\nport = 1\nprot = 2\n"),
+            "unknown key ring.daemons[1].prot (did you mean port?)"));
+  CHECK(has(load("[[ring.daemons]]\nid = 1\n"), "ring.daemons[1] lacks address, port"));
+}
+
+TEST_CASE("every problem of a file is reported, in the file's order", "[config]") {
+  auto err = load("[clients]\nmax_clients = -1\nmax_groups = 0\n[ring]\nid = -1\n");
+  CHECK(err == err.substr(0, err.find('\n')) + err.substr(err.find('\n')));
+  auto l1 = err.find(":2: clients.max_clients"), l2 = err.find(":3: clients.max_groups"),
+       l3 = err.find(":5: ring.id");
+  REQUIRE(l1 != std::string::npos);
+  REQUIRE(l2 != std::string::npos);
+  REQUIRE(l3 != std::string::npos);
+  CHECK((l1 < l2 && l2 < l3));
+}
+
+TEST_CASE("ring daemons with the same id, name or address and port are refused", "[config]") {
+  const std::string head = "[daemon]\nname = \"a\"\n[ring]\nid = 1\n";
+  auto entry = [](int id, const char* addr, int port, const char* name = nullptr) {
+    std::string s = "[[ring.daemons]]\nid = " + std::to_string(id) + "\naddress = \"" + addr +
+                    "\"\nport = " + std::to_string(port) + "\n";
+    if (name) s += "name = \"" + std::string(name) + "\"\n";
+    return s;
+  };
+  CHECK(check(head + entry(1, "10.0.0.1", 4810) + entry(2, "10.0.0.2", 4810)) == "");
+  CHECK(has(check(head + entry(1, "10.0.0.1", 4810) + entry(1, "10.0.0.2", 4810)),
+            "ring.daemons[2].id = 1: ring.daemons[1] has this id too"));
+  CHECK(has(check(head + entry(1, "10.0.0.1", 4810, "a") + entry(2, "10.0.0.2", 4810, "a")),
+            "ring.daemons[2].name = \"a\": ring.daemons[1] has this name too"));
+  auto same = check(head + entry(1, "::1", 4810) + entry(2, "0:0::1", 4810));
+  CHECK(has(same, ":9: ring.daemons[2] = 0:0::1:4810: ring.daemons[1] (id 1) has this address and port too"));
+  CHECK(check(head + entry(1, "::1", 4810) + entry(2, "::1", 4811)) == "");
+  // This daemon's own entry names another daemon.
+  CHECK(has(check(head + entry(1, "10.0.0.1", 4810, "b")),
+            "ring.daemons[1].name = \"b\": this daemon (ring.id 1) is named \"a\" (daemon.name)"));
+  CHECK(has(check(head + entry(2, "10.0.0.1", 4810)), "ring.id = 1: not among ring.daemons (ids 2)"));
+}
+
+TEST_CASE("rules between keys name both keys and the values", "[config]") {
+  CHECK(has(check("[clients]\nmax_message_bytes = 1000\nqueue_limit_bytes = 1500\n"),
+            ":3: clients.queue_limit_bytes = 1500: must be at least twice clients.max_message_bytes (1000)"));
+  CHECK(has(check("[clients]\nqueue_total_bytes = 1000\n"),
+            "clients.queue_total_bytes = 1000: must be at least clients.queue_limit_bytes (67108864)"));
+  CHECK(has(check("[ring]\npersonal_window = 10\naccelerated_window = 11\n"),
+            "ring.accelerated_window = 11: must be at most ring.personal_window (10)"));
+  CHECK(has(check("[ring]\nmulticast = \"10.0.0.1:4900\"\n"),
+            "ring.multicast = \"10.0.0.1:4900\": must be an IPv4 multicast address"));
+  CHECK(has(check("[clients]\nunix_socket = \"\"\ntcp = \"off\"\n"), "no client listener"));
+}
+
+TEST_CASE("a config path that cannot be read says why", "[config]") {
+  Config c;
+  CHECK(load_config_file("/tmp", c) == "cannot read configuration file /tmp: Is a directory");
+  CHECK(load_config_file("/nonexistent/agentd.toml", c) ==
+        "cannot read configuration file /nonexistent/agentd.toml: No such file or directory");
+  auto syntax = load("[daemon]\nname = \n");
+  CHECK(has(syntax, ":2: syntax error: missing value"));
+}
+
+TEST_CASE("each daemon has a state directory of its own by default", "[config]") {
+  CHECK(default_state_dir("d1") == "/tmp/agentd-state/d1");
+  CHECK(default_state_dir("a.b-c_d") == "/tmp/agentd-state/a.b-c_d");
+  CHECK(default_state_dir("..") == "/tmp/agentd-state/%2E.");   // cannot leave the base
+  CHECK(default_state_dir("a/b") == "/tmp/agentd-state/a%2Fb");
+}
+
+TEST_CASE("a reload tells which keys changed", "[config]") {
+  Config a, b;
+  CHECK(changed_keys(a, b).empty());
+  b.log_level = agent::log::Level::kDebug;
+  b.ring.token_loss_us = 1000;
+  b.ring.daemons.push_back({1, "x", 1, ""});
+  CHECK(changed_keys(a, b) ==
+        std::vector<std::string>{"daemon.log_level", "ring.token_loss_ms", "ring.daemons"});
+}
+
+TEST_CASE("a state directory is locked by one holder at a time", "[config]") {
+  char tmpl[] = "/tmp/agent-lock-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string dir = std::string(tmpl) + "/sub/state";  // missing parents are made
+  {
+    agent::persist::StateLock first, second;
+    REQUIRE(first.acquire(dir) == "");
+    auto err = second.acquire(dir);
+    CHECK(err == "state directory " + dir + " is in use by another daemon (pid " +
+                     std::to_string(getpid()) + "): each daemon needs its own (daemon.state_dir "
+                     "or --state-dir)");
+    CHECK_FALSE(second.held());
+  }
+  agent::persist::StateLock again;  // released with its holder
+  CHECK(again.acquire(dir) == "");
+  std::string cmd = "rm -rf '" + std::string(tmpl) + "'";
+  CHECK(std::system(cmd.c_str()) == 0);
 }

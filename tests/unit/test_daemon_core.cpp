@@ -50,7 +50,7 @@ Config config(NodeId id, std::vector<NodeId> ring = {}) {
   Config c;
   c.name = "d" + std::to_string(id);
   c.ring.id = id;
-  for (NodeId m : ring) c.ring.daemons.push_back(RingDaemon{m, "127.0.0.1", 0});
+  for (NodeId m : ring) c.ring.daemons.push_back(RingDaemon{m, "127.0.0.1", 0, ""});
   c.ring.min_rotation_us = 0;
   return c;
 }

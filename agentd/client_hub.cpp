@@ -630,6 +630,20 @@ void ClientHub::on_history(ConnId id, uint64_t read_id, persist::ReadResult&& ch
   process_drops();
 }
 
+void ClientHub::on_log_failed(const std::vector<std::string>& senders, const std::string& what,
+                              uint64_t now_us) {
+  for (auto& sender : senders) {
+    auto it = by_group_.find(sender);
+    if (it == by_group_.end()) continue;
+    Session& s = sessions_.at(it->second);
+    if (s.closing || (s.log_error_at != 0 && now_us - s.log_error_at < 1000000)) continue;
+    s.log_error_at = std::max<uint64_t>(now_us, 1);
+    send_error(it->second, ErrorCode::kLogFailed, "",
+               "daemon " + cfg_.name + " " + what +
+                   "; they were delivered, but are missing from the group's history");
+  }
+}
+
 void ClientHub::end_read(ConnId id, Session& s, uint8_t flags) {
   LogRead& r = s.reads.front();
   frame_.clear();

@@ -115,6 +115,10 @@ class ClientHub {
   void flush_log();
   // The message log's answer to read `id` of connection conn: part of a history.
   void on_history(ConnId conn, uint64_t id, persist::ReadResult&& chunk);
+  // The message log lost messages of these senders: each local one gets error 18 (at most one
+  // per second; now_us as for on_open).
+  void on_log_failed(const std::vector<std::string>& senders, const std::string& what,
+                     uint64_t now_us);
   // Configuration changes from the ring (see groups::GroupState). The regular one returns the
   // state event to submit for the exchange.
   void on_transitional(uint64_t ordinal, const std::vector<groups::DaemonId>& daemons,
@@ -154,6 +158,7 @@ class ClientHub {
     bool read_gap = false;
     uint64_t next_read = 0;
     std::string held;
+    uint64_t log_error_at = 0;  // when it was last told the log lost its messages
   };
 
   void handle_frame(ConnId id, Session& s, const proto::Frame& f);

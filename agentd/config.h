@@ -64,6 +64,9 @@ struct PersistSettings {
   uint64_t retain_messages = 0;  // per group; 0: no limit
   uint64_t retain_bytes = 0;     // payload bytes per group; 0: no limit
   uint64_t retain_seconds = 0;   // 0: no limit
+  // Writes stop (and are reported) while the log's filesystem has less free: a full disk
+  // would stop the log until a restart.
+  uint64_t min_free_bytes = 64u << 20;
   bool enabled() const { return !groups.empty(); }
 };
 const char* durability_name(PersistSettings::Durability d);

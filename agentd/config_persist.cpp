@@ -58,6 +58,8 @@ std::string load_persist_section(const void* table, PersistSettings& p) {
       err = get_count("retain_messages", v, p.retain_messages, INT64_MAX);
     } else if (k == "retain_bytes") {
       err = get_count("retain_bytes", v, p.retain_bytes, INT64_MAX);
+    } else if (k == "min_free_bytes") {
+      err = get_count("min_free_bytes", v, p.min_free_bytes, INT64_MAX);
     } else if (k == "retain_seconds") {
       err = get_count("retain_seconds", v, p.retain_seconds, INT64_MAX / 1000000);
     } else {

@@ -292,7 +292,13 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
           st->run();
         });
       },
-      [=](log_failed_atom, const std::string& what) { st->on_log_failed(what); },
+      [=](log_failed_atom, const std::string& what, const std::vector<std::string>& senders) {
+        st->guarded([&] {
+          st->on_log_failed(what);
+          st->core.on_log_failed(senders, what, now_us());
+          st->run();
+        });
+      },
       [=](durable_atom, uint64_t ring, uint64_t ordinal) { st->durable = {ring, ordinal}; },
       [=](abort_atom, caf::io::connection_handle h) {
         // A dropped slow client still open after its grace period: unless the socket now

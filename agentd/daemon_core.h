@@ -88,6 +88,11 @@ class DaemonCore {
   void on_history(ConnId id, uint64_t read_id, persist::ReadResult&& chunk) {
     hub_.on_history(id, read_id, std::move(chunk));
   }
+  // The message log could not write messages of these senders (private groups): the local
+  // ones are told (error 18, at most once a second each).
+  void on_log_failed(const std::vector<std::string>& senders, const std::string& what, Time now) {
+    hub_.on_log_failed(senders, what, now);
+  }
   // A datagram from daemon `from` (the driver maps source addresses to ids). Given the
   // owner of the bytes, the ring keeps them instead of copying.
   void on_datagram(NodeId from, std::string_view bytes, Time now,

@@ -1,6 +1,9 @@
 #include "agentd/log_actor.h"
 
+#include <algorithm>
 #include <chrono>
+
+#include <sys/statvfs.h>
 
 #include <caf/all.hpp>
 
@@ -37,6 +40,24 @@ void report(LogActorState& st) {
                                    << " failed writes");
 }
 
+// Keeps RocksDB from running out of disk (it cannot write again after that): a batch is
+// refused while the log's filesystem has less than persist.min_free_bytes free. Checked every
+// 100 ms or MiB written.
+std::string check_space(LogActorState& st, uint64_t now, const std::vector<persist::Record>& b) {
+  for (auto& r : b) st.written_since_check += r.entry.payload.size() + 64;
+  if (now - st.space_checked_us >= 100000 || st.written_since_check >= (1u << 20)) {
+    st.space_checked_us = now;
+    st.written_since_check = 0;
+    struct statvfs fs {};
+    if (::statvfs(st.settings.dir.c_str(), &fs) == 0)
+      st.free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  }
+  if (st.free_bytes >= st.settings.min_free_bytes) return {};
+  return "the disk holding " + st.settings.dir + " has " + std::to_string(st.free_bytes) +
+         " bytes free, below persist.min_free_bytes (" +
+         std::to_string(st.settings.min_free_bytes) + ")";
+}
+
 void sync(caf::stateful_actor<LogActorState>* self) {
   auto& st = self->state;
   st.sync_queued = false;
@@ -44,7 +65,8 @@ void sync(caf::stateful_actor<LogActorState>* self) {
   std::string err = st.log->sync();
   if (!err.empty()) {
     ++st.append_failures;
-    self->send(st.daemon, log_failed_atom::value, "cannot sync the message log: " + err);
+    self->send(st.daemon, log_failed_atom::value, "cannot sync the message log: " + err,
+               std::vector<std::string>{});
     return;
   }
   ++st.syncs;
@@ -70,12 +92,20 @@ caf::behavior log_actor(caf::stateful_actor<LogActorState>* self,
         auto& st = self->state;
         uint64_t now = wall_us();
         for (auto& r : *batch) r.entry.time_us = now;
-        std::string err = st.log->append(*batch, false);
+        std::string err = check_space(st, now, *batch);
+        if (err.empty()) err = st.log->append(*batch, false);
         if (!err.empty()) {
           ++st.append_failures;
+          // The senders of what was lost, once each (their daemon tells them).
+          std::vector<std::string> senders;
+          for (auto& r : *batch)
+            if (std::find(senders.begin(), senders.end(), r.entry.sender) == senders.end() &&
+                senders.size() < 256)
+              senders.push_back(r.entry.sender);
           self->send(st.daemon, log_failed_atom::value,
                      "cannot write " + std::to_string(batch->size()) +
-                         " messages to the message log: " + err);
+                         " messages to the message log: " + err,
+                     std::move(senders));
           return;
         }
         ++st.appends;

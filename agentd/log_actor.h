@@ -30,7 +30,8 @@ using log_read_atom = caf::atom_constant<caf::atom("logread")>;      // ReadRequ
 using log_stop_atom = caf::atom_constant<caf::atom("logstop")>;      // sync, report, quit
 // From it, to the daemon.
 using history_atom = caf::atom_constant<caf::atom("history")>;  // conn, read id, ReadAnswer
-using log_failed_atom = caf::atom_constant<caf::atom("logfailed")>;  // what went wrong
+// What went wrong, and the senders (private groups) of messages that were not written.
+using log_failed_atom = caf::atom_constant<caf::atom("logfailed")>;
 using durable_atom = caf::atom_constant<caf::atom("durable")>;  // ring, ordinal: all up to it synced
 
 struct LogActorState {
@@ -41,6 +42,8 @@ struct LogActorState {
   bool sync_queued = false;
   uint64_t appends = 0, append_failures = 0, syncs = 0, reads = 0, expired = 0;
   uint64_t last_report_us = 0;
+  uint64_t space_checked_us = 0, written_since_check = 0;
+  uint64_t free_bytes = ~0ull;  // on the log's filesystem, when last checked
   static const char* name;
 };
 

@@ -91,6 +91,18 @@ Position position_of(const rocksdb::Slice& key, size_t prefix) {
   return {get_be64(key.data() + prefix), get_be64(key.data() + prefix + 8)};
 }
 
+rocksdb::Options options() {
+  rocksdb::Options opts;
+  opts.paranoid_checks = true;
+  // Appends are small batches at a high rate: a larger memtable and background threads keep
+  // flushes and compactions off the write path.
+  opts.write_buffer_size = 64u << 20;
+  opts.IncreaseParallelism(2);
+  opts.max_background_jobs = 2;
+  opts.compression = rocksdb::kLZ4Compression;
+  return opts;
+}
+
 bool dir_has_files(const std::string& dir, bool& has_current, std::string& error) {
   has_current = false;
   DIR* d = opendir(dir.c_str());
@@ -163,15 +175,8 @@ std::unique_ptr<MessageLog> MessageLog::open(const std::string& dir, std::string
                   "choose another persist.dir)";
     return nullptr;
   }
-  rocksdb::Options opts;
+  rocksdb::Options opts = options();
   opts.create_if_missing = !existing;
-  opts.paranoid_checks = true;
-  // Appends are small batches at a high rate: a larger memtable and background threads keep
-  // flushes and compactions off the write path.
-  opts.write_buffer_size = 64u << 20;
-  opts.IncreaseParallelism(2);
-  opts.max_background_jobs = 2;
-  opts.compression = rocksdb::kLZ4Compression;
   rocksdb::DB* raw = nullptr;
   if (existing) mkdir(dir.c_str(), 0750);
   else if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
@@ -226,10 +231,14 @@ std::unique_ptr<MessageLog> MessageLog::open(const std::string& dir, std::string
 }
 
 MessageLog::~MessageLog() {
-  if (db_) db_->Close();
+  // A database that failed a write is left as it is: closing it would write again (see
+  // failed()). The process is ending; the write-ahead log holds what was written before.
+  if (failed()) (void)db_.release();
+  else if (db_) db_->Close();
 }
 
 std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
+  if (failed()) return failure_;
   rocksdb::WriteBatch wb;
   std::map<std::string, GroupInfo> changed;
   for (auto& r : batch) {
@@ -256,20 +265,25 @@ std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = db_->Write(wo, &wb);
-  if (!s.ok()) return s.ToString();
+  if (!s.ok()) return failure_ = s.ToString();
   for (auto& [group, g] : changed) groups_[group] = g;
   return {};
 }
 
 std::string MessageLog::sync() {
+  if (failed()) return failure_;  // nothing to sync: the failed write did not happen
   rocksdb::Status s = db_->SyncWAL();
-  return s.ok() ? std::string() : s.ToString();
+  return s.ok() ? std::string() : failure_ = s.ToString();
 }
 
 ReadResult MessageLog::read(const std::string& group, Position after, Position before,
                             size_t max_entries, size_t max_bytes) const {
   ReadResult out;
   out.after = after;
+  if (!db_) {
+    out.error = failure_;
+    return out;
+  }
   auto g = groups_.find(group);
   if (g != groups_.end() && !g->second.removed_upto.zero() && after < g->second.removed_upto)
     out.gap = true;
@@ -300,7 +314,7 @@ ReadResult MessageLog::read(const std::string& group, Position after, Position b
 
 Position MessageLog::before_time(const std::string& group, uint64_t time_us) const {
   auto g = groups_.find(group);
-  if (g == groups_.end()) return {};
+  if (g == groups_.end() || !db_) return {};
   std::string prefix = group_prefix('t', group);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   std::string start = prefix;
@@ -318,7 +332,7 @@ Position MessageLog::before_time(const std::string& group, uint64_t time_us) con
 uint64_t MessageLog::expire(const std::string& group, const Retention& r, uint64_t now_us,
                             std::string& error, uint64_t max_remove) {
   auto found = groups_.find(group);
-  if (found == groups_.end()) return 0;
+  if (found == groups_.end() || failed()) return 0;
   GroupInfo g = found->second;
   std::string prefix = group_prefix('m', group);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
@@ -361,7 +375,7 @@ uint64_t MessageLog::expire(const std::string& group, const Retention& r, uint64
   wb.Put(group_prefix('g', group), encode_info(g));
   rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &wb);
   if (!s.ok()) {
-    error = s.ToString();
+    error = failure_ = s.ToString();
     return 0;
   }
   found->second = g;
@@ -375,20 +389,22 @@ const GroupInfo* MessageLog::info(const std::string& group) const {
 
 uint64_t MessageLog::disk_bytes() const {
   uint64_t sst = 0, wal = 0;
+  if (!db_) return 0;
   db_->GetIntProperty("rocksdb.total-sst-files-size", &sst);
   db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &wal);
   return sst + wal;
 }
 
 std::string MessageLog::put_value(const std::string& name, const std::string& value) {
+  if (failed()) return failure_;
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::Status s = db_->Put(wo, "i" + name, value);
-  return s.ok() ? std::string() : s.ToString();
+  return s.ok() ? std::string() : failure_ = s.ToString();
 }
 
 bool MessageLog::get_value(const std::string& name, std::string& value) const {
-  return db_->Get(rocksdb::ReadOptions(), "i" + name, &value).ok();
+  return db_ && db_->Get(rocksdb::ReadOptions(), "i" + name, &value).ok();
 }
 
 }  // namespace agent::persist

@@ -74,6 +74,12 @@ class MessageLog {
   // Bytes on disk (table files and write-ahead log), as RocksDB estimates them.
   uint64_t disk_bytes() const;
 
+  // Whether a write failed. Then nothing more is written until the daemon restarts (RocksDB,
+  // as Debian builds it, aborts on any further write to a file that failed, closing
+  // included): appends return the failure, reads go on. What failed.
+  bool failed() const { return !failure_.empty(); }
+  const std::string& failure() const { return failure_; }
+
   // Small durable values (the daemon's identity), written synchronously.
   std::string put_value(const std::string& name, const std::string& value);
   bool get_value(const std::string& name, std::string& value) const;
@@ -81,6 +87,7 @@ class MessageLog {
  private:
   MessageLog() = default;
   std::unique_ptr<rocksdb::DB> db_;
+  std::string failure_;
   std::string dir_;
   std::map<std::string, GroupInfo> groups_;
 };

@@ -322,3 +322,51 @@ TEST_CASE("a log directory holding something else is refused at start and left a
   CHECK(std::ifstream(dir + "/log/precious.txt").good());
   std::system(("rm -rf '" + dir + "'").c_str());
 }
+
+TEST_CASE("a full disk stops the log with an error to the senders; the daemon serves on",
+          "[persist]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to mount a small tmpfs; not run");
+    return;
+  }
+  char tmpl[] = "/tmp/agent-full-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string mnt = tmpl;
+  REQUIRE(std::system(("mount -t tmpfs -o size=4m tmpfs '" + mnt + "'").c_str()) == 0);
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { std::system(("umount -l '" + dir + "' && rmdir '" + dir + "'").c_str()); }
+  } unmount{mnt};
+  {
+    Daemon d = persistent_daemon("dir = \"" + mnt + "/log\"\nmin_free_bytes = 1048576\n");
+    Conn a = connect(d.socket_path(), "a");
+    std::string kb(1000, 'x');
+    // 6 MB for a 4 MB filesystem: the log stops on the way.
+    for (int i = 0; i < 6000; ++i) send(a.get(), "log.full", kb);
+    Message err = receive_until(a.get(), [](const agent_message& m) {
+      return m.kind == AGENT_MSG_ERROR;
+    }, 20000);
+    REQUIRE(err);
+    CHECK(err->error_code == 18);
+    CHECK(payload(*err).find("below persist.min_free_bytes") != std::string::npos);
+    // Everything was delivered all the same, and plain groups go on.
+    Conn b = connect(d.socket_path(), "b");
+    REQUIRE(agent_join(b.get(), "plain") == AGENT_OK);
+    REQUIRE(receive_until(b.get(), [](const agent_message& m) {
+      return m.kind == AGENT_MSG_MEMBERSHIP;
+    }));
+    send(a.get(), "plain", "still here");
+    Message m = receive_until(b.get(), [](const agent_message& x) {
+      return x.kind == AGENT_MSG_DATA;
+    });
+    REQUIRE(m);
+    CHECK(payload(*m) == "still here");
+    // What the log holds can still be read.
+    REQUIRE(agent_history(b.get(), "log.full", nullptr, 0) == AGENT_OK);
+    History h = read_history(b.get());
+    CHECK(h.payloads.size() > 0);
+    CHECK(h.payloads.size() < 6000);
+    CHECK(d.stop() == 0);
+    CHECK(d.log().find("below persist.min_free_bytes") != std::string::npos);
+  }
+}

@@ -33,6 +33,8 @@ usage: bench/lan.sh [options]
   --accelerated N      ring.accelerated_window (Accelerated Ring; default 0 = off)
   --multicast          ring packets for every daemon go once to an IPv4 multicast group
                        (ring.multicast) instead of once per daemon
+  --persist LEVEL      log the benchmark's group in every daemon's message log with this
+                       durability: none|batch|always (default: no log)
   --ring KEY=VALUE     any other [ring] setting of agentd, e.g. --ring personal_window=128,
                        --ring udp_offload=false
                        (the benchmark sets token_loss_ms=1000 unless given here)
@@ -60,6 +62,7 @@ senders_receive=0 multicast=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_dura
 load="" idle="" keep=0 B=build perf_out="" agentd=""
 perf_pid=""
 ring_extra=()
+persist=""
 while [ $# -gt 0 ]; do
   opt=$1
   case "$opt" in
@@ -70,7 +73,7 @@ while [ $# -gt 0 ]; do
     --keep-logs) keep=1; shift; continue ;;
   esac
   case "$opt" in
-    --daemons|--senders|--size|--service|--count|--duration|--rate|--load|--window|--batch|--tick|--late|--warmup|--priority|--accelerated|--ring|\
+    --daemons|--senders|--size|--service|--count|--duration|--rate|--load|--window|--batch|--tick|--late|--warmup|--priority|--accelerated|--ring|--persist|\
     --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf) ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
@@ -93,6 +96,7 @@ while [ $# -gt 0 ]; do
     --tick) is_uint "$val" || die "--tick must be microseconds, not '$val'"; tick=$val ;;
     --batch) is_uint "$val" && [ "$val" -ge 1 ] || die "--batch must be a positive number, not '$val'"; batch=$val ;;
     --accelerated) is_uint "$val" || die "--accelerated must be a number of packets (0: off), not '$val'"; accelerated=$val ;;
+    --persist) case "$val" in none|batch|always) persist=$val ;; *) die "--persist must be none, batch or always, not '$val'" ;; esac ;;
     --ring) [[ "$val" =~ ^[a-z_]+=([0-9]+([.][0-9]+)?|true|false)$ ]] || die "--ring takes KEY=NUMBER or KEY=true|false, not '$val'"; ring_extra+=("$val") ;;
     --net) case "$val" in auto|netns|loopback) net=$val ;; *) die "--net must be auto, netns or loopback, not '$val'" ;; esac ;;
     --mtu) is_uint "$val" && [ "$val" -ge 576 ] && [ "$val" -le 65535 ] || die "--mtu must be 576..65535, not '$val'"; mtu=$val ;;
@@ -200,6 +204,9 @@ write_config() {  # $1: daemon index
   local i=$1 j addr port kv
   printf '[daemon]\nname = "d%s"\nstate_dir = "%s/state%s"\nlog_level = "info"\npriority = "%s"\n' "$i" "$dir" "$i" "$priority"
   printf '[clients]\nunix_socket = "%s/d%s.sock"\ntcp = "off"\n' "$dir" "$i"
+  if [ -n "$persist" ]; then
+    printf '[persist]\ngroups = ["bench"]\ndurability = "%s"\ndir = "%s/log%s"\n' "$persist" "$dir" "$i"
+  fi
   printf '[ring]\nid = %s\npacket_bytes = %s\naccelerated_window = %s\n' "$i" "$packet_bytes" "$accelerated"
   for kv in "${ring_extra[@]}"; do printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"; done
   if [ "$multicast" = 1 ]; then

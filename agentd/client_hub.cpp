@@ -551,10 +551,15 @@ void ClientHub::handle_history(ConnId id, Session& s, std::string_view body) {
     return;
   }
   if (h->flags & proto::kHistoryJoin) {
-    if (s.history_joins.count(h->group) || !request_join(id, s, h->group)) return;
-    // The history is read when the join takes effect: everything before it is history,
-    // everything after it comes live.
-    s.history_joins.emplace(h->group, std::move(*h));
+    if (s.groups.count(h->group)) {
+      send_error(id, ErrorCode::kAlreadyMember, h->group, "already a member of " + h->group);
+      return;
+    }
+    // The history is read when the join takes effect (maybe before request_join returns):
+    // everything before it is history, everything after it comes live.
+    std::string group = h->group;
+    s.history_joins[group] = std::move(*h);
+    if (!request_join(id, s, group)) s.history_joins.erase(group);
     return;
   }
   start_read(id, s, *h, persist::kEnd);
@@ -564,7 +569,6 @@ void ClientHub::start_read(ConnId id, Session& s, const proto::History& h,
                            persist::Position before) {
   LogRead r;
   r.conn = id;
-  r.id = ++s.next_read;
   r.group = h.group;
   if (h.flags & proto::kHistorySince)
     r.since_us = std::max<uint64_t>(h.since_us, 1);
@@ -583,6 +587,7 @@ void ClientHub::issue_read(Session& s) {
   AGENT_CHECK(!s.reads.empty() && !s.read_out);
   flush_log();  // the read sees every message delivered before it
   s.read_out = true;
+  s.reads.front().id = ++s.next_read;  // each chunk's read has its own: answers match
   io_.log_read(s.reads.front());
 }
 

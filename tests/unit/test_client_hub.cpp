@@ -26,8 +26,21 @@ struct Sequencer {
 struct FakeIo : ClientIo {
   void send(ConnId id, std::string_view b) override { out[id].append(b.data(), b.size()); }
   void close(ConnId id) override { closed[id] = true; }
+  // The message log: what was handed over, in order ("a" appends, "r" reads).
+  void log_append(std::vector<persist::Record>& batch) override {
+    for (auto& r : batch) appended.push_back(std::move(r));
+    batch.clear();
+    log_calls += "a";
+  }
+  void log_read(const LogRead& r) override {
+    reads.push_back(r);
+    log_calls += "r";
+  }
   std::map<ConnId, std::string> out;
   std::map<ConnId, bool> closed;
+  std::vector<persist::Record> appended;
+  std::vector<LogRead> reads;
+  std::string log_calls;
 };
 
 struct Hub {
@@ -428,4 +441,191 @@ TEST_CASE("a name stays taken until its session's disconnect is ordered", "[hub]
   hello(3, "alice");
   CHECK(first_verb(3) == Verb::kWelcome);
   CHECK(io.out[3].find("#alice#d1") != std::string::npos);
+}
+
+namespace {
+
+Config persist_config() {
+  Config c = Hub::make_config();
+  c.persist.groups = {"log*"};
+  return c;
+}
+
+std::string history(const std::string& group, uint8_t flags = 0, uint64_t ring = 0,
+                    uint64_t ordinal = 0) {
+  std::string b;
+  proto::History h;
+  h.group = group;
+  h.flags = flags;
+  h.ring = ring;
+  h.ordinal = ordinal;
+  proto::encode(b, h);
+  return b;
+}
+
+persist::Entry entry(uint64_t ordinal, std::string payload) {
+  persist::Entry e;
+  e.pos = {0, ordinal};
+  e.service = svc::kAgreed;
+  e.sender = "#a#d1";
+  e.groups = {"log"};
+  e.payload = std::move(payload);
+  return e;
+}
+
+persist::ReadResult chunk(std::vector<persist::Entry> entries, bool more) {
+  persist::ReadResult r;
+  r.entries = std::move(entries);
+  r.more = more;
+  return r;
+}
+
+std::vector<Verb> verbs(const std::vector<proto::Frame>& fs) {
+  std::vector<Verb> v;
+  for (auto& f : fs) v.push_back(f.verb);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("history: messages of persistent groups go to the log before any read", "[hub][persist]") {
+  Hub h(persist_config());
+  ConnId a = h.connect("a");
+  h.bytes(a, mcast({"log1"}, "x") + mcast({"plain"}, "y") + mcast({"plain", "log2", "logx"}, "z"));
+  h.hub.flush_log();
+  REQUIRE(h.io.appended.size() == 2);
+  CHECK(h.io.appended[0].log_groups == std::vector<std::string>{"log1"});
+  CHECK(h.io.appended[0].entry.payload == "x");
+  CHECK(h.io.appended[1].log_groups == std::vector<std::string>{"log2", "logx"});
+  CHECK(h.io.appended[1].entry.groups == std::vector<std::string>{"plain", "log2", "logx"});
+  CHECK(h.io.appended[0].entry.pos.ordinal < h.io.appended[1].entry.pos.ordinal);
+  // A read is issued after what was delivered before it has been handed over.
+  ConnId b = h.connect("b");
+  h.bytes(a, mcast({"log1"}, "w"));
+  h.bytes(b, history("log1"));
+  CHECK(h.io.log_calls == "aar");
+  CHECK(h.io.appended.size() == 3);
+}
+
+TEST_CASE("history: the client's other output waits until the history's end", "[hub][persist]") {
+  Hub h(persist_config());
+  ConnId a = h.connect("a"), b = h.connect("b");
+  h.bytes(b, join("other"));
+  h.frames(b);
+  h.bytes(b, history("log", 0, 0, 5));
+  REQUIRE(h.io.reads.size() == 1);
+  CHECK(h.io.reads[0].group == "log");
+  CHECK(h.io.reads[0].after == persist::Position{0, 5});
+  CHECK(h.io.reads[0].before == persist::kEnd);
+  // Live traffic meanwhile is held.
+  h.bytes(a, mcast({"other"}, "live"));
+  CHECK(h.frames(b).empty());
+  // A chunk, and more to come: the next read starts after its last entry.
+  h.hub.on_history(b, h.io.reads[0].id, chunk({entry(6, "h6"), entry(9, "h9")}, true));
+  auto f = h.frames(b);
+  CHECK(verbs(f) == std::vector<Verb>{Verb::kPositionedData, Verb::kPositionedData});
+  CHECK(proto::decode_positioned_data(f[1].body)->ordinal == 9);
+  REQUIRE(h.io.reads.size() == 2);
+  CHECK(h.io.reads[1].after == persist::Position{0, 9});
+  // A stale answer (the first read again) changes nothing.
+  h.hub.on_history(b, h.io.reads[0].id, chunk({entry(7, "stale")}, false));
+  CHECK(h.frames(b).empty());
+  h.hub.on_history(b, h.io.reads[1].id, chunk({entry(12, "h12")}, false));
+  f = h.frames(b);
+  REQUIRE(verbs(f) == std::vector<Verb>{Verb::kPositionedData, Verb::kHistoryEnd, Verb::kData});
+  auto end = proto::decode_history_end(f[1].body);
+  CHECK(end->group == "log");
+  CHECK(end->count == 3);
+  CHECK(end->ordinal == 12);
+  CHECK(end->flags == 0);
+  CHECK(proto::decode_data(f[2].body)->payload == "live");
+  // Output flows again at once.
+  h.bytes(a, mcast({"other"}, "next"));
+  CHECK(verbs(h.frames(b)) == std::vector<Verb>{Verb::kData});
+}
+
+TEST_CASE("history: the next chunk waits until the client has read the last", "[hub][persist]") {
+  Hub h(persist_config());  // queue limit 4000: the next chunk waits above 1000 unread
+  ConnId b = h.connect("b");
+  h.frames(b);
+  h.bytes(b, history("log"));
+  REQUIRE(h.io.reads.size() == 1);
+  h.hub.on_history(b, h.io.reads[0].id,
+                   chunk({entry(1, std::string(700, 'x')), entry(2, std::string(700, 'y'))}, true));
+  CHECK(h.io.reads.size() == 1);  // 1400 bytes unread
+  h.hub.on_sent(b, 1200);
+  CHECK(h.io.reads.size() == 1);
+  h.hub.on_sent(b, 0);
+  REQUIRE(h.io.reads.size() == 2);
+  CHECK(h.io.reads[1].after == persist::Position{0, 2});
+}
+
+TEST_CASE("history with a join: everything before the join, then the view and live messages",
+          "[hub][persist]") {
+  Hub h(persist_config());
+  ConnId a = h.connect("a"), b = h.connect("b");
+  h.bytes(a, mcast({"log"}, "before"));
+  h.frames(b);
+  h.bytes(b, history("log", proto::kHistoryJoin));
+  // The join was ordered (this hub orders at once): the read ends before its position.
+  REQUIRE(h.io.reads.size() == 1);
+  CHECK(h.io.reads[0].before.ordinal == h.seq.last);
+  CHECK(h.io.reads[0].after == persist::Position{});
+  h.bytes(a, mcast({"log"}, "after"));
+  CHECK(h.frames(b).empty());  // the view and the live message wait
+  h.hub.on_history(b, h.io.reads[0].id, chunk({entry(3, "before")}, false));
+  auto f = h.frames(b);
+  REQUIRE(verbs(f) == std::vector<Verb>{Verb::kPositionedData, Verb::kHistoryEnd,
+                                        Verb::kMembership, Verb::kData});
+  CHECK(proto::decode_membership(f[2].body)->changed == "#b#d1");
+  CHECK(proto::decode_data(f[3].body)->payload == "after");
+  // Joined: a second join is refused, as a second history join.
+  h.bytes(b, history("log", proto::kHistoryJoin));
+  CHECK(h.errors(b) == std::vector<ErrorCode>{ErrorCode::kAlreadyMember});
+}
+
+TEST_CASE("history: refused for groups without a log; a failed read ends it", "[hub][persist]") {
+  Hub h(persist_config());
+  ConnId b = h.connect("b");
+  h.frames(b);
+  h.bytes(b, history("plain") + history("#b#d1"));
+  CHECK(h.errors(b) == std::vector<ErrorCode>{ErrorCode::kNotPersistent, ErrorCode::kIllegalGroup});
+  h.bytes(b, history("log"));
+  persist::ReadResult failed;
+  failed.error = "disk on fire";
+  h.hub.on_history(b, h.io.reads.back().id, std::move(failed));
+  auto f = h.frames(b);
+  REQUIRE(verbs(f) == std::vector<Verb>{Verb::kError, Verb::kHistoryEnd});
+  CHECK(proto::decode_error(f[0].body)->code == ErrorCode::kLogFailed);
+  CHECK(proto::decode_history_end(f[1].body)->flags == proto::kHistoryFailed);
+  // A reader that goes away: its answer finds nobody.
+  h.bytes(b, history("log"));
+  uint64_t id = h.io.reads.back().id;
+  h.hub.on_closed(b);
+  h.hub.on_history(b, id, chunk({entry(1, "late")}, false));
+  CHECK(h.hub.client_count() == 0);
+
+  Hub plain;  // no [persist] at all
+  ConnId c = plain.connect("c");
+  plain.frames(c);
+  plain.bytes(c, history("log"));
+  CHECK(plain.errors(c) == std::vector<ErrorCode>{ErrorCode::kNotPersistent});
+  CHECK(plain.io.reads.empty());
+}
+
+TEST_CASE("clients that ask for positions get them on every data message", "[hub][persist]") {
+  Hub h;
+  ConnId a = h.connect("a", proto::kHelloWantMembership | proto::kHelloPositions);
+  ConnId b = h.connect("b");
+  h.bytes(a, join("g"));
+  h.bytes(b, join("g"));
+  h.frames(a);
+  h.frames(b);
+  h.bytes(b, mcast({"g"}, "p"));
+  auto fa = h.frames(a), fb = h.frames(b);
+  REQUIRE(verbs(fa) == std::vector<Verb>{Verb::kPositionedData});
+  CHECK(verbs(fb) == std::vector<Verb>{Verb::kData});
+  auto d = proto::decode_positioned_data(fa[0].body);
+  CHECK(d->ordinal == h.seq.last);
+  CHECK(d->payload == "p");
 }

@@ -6,7 +6,9 @@ one on d3, interleaving AGREED and SAFE messages, while a third connection joins
 group mid-stream. Both receivers log every view and data message; from the view in which the
 Java receiver joined, the two logs must be identical line for line (same messages, same
 order, same views with the same view ids). Also checked: every message arrived, each sender's
-messages in its own order, and the expected joins and leave appear.
+messages in its own order, and the expected joins and leave appear. The group is persistent
+at every daemon: afterwards a Python reader asks each daemon for its history, which must hold
+the C senders' messages as the receivers logged them, with the same positions everywhere.
 
 Starts only its own processes and stops them all; bounded by --timeout seconds.
 
@@ -27,6 +29,7 @@ import time
 GROUP = "polyglot"
 COUNT = 300
 RING = ("[ring]\nid = %d\ntoken_loss_ms = 2000\nconsensus_timeout_ms = 500\n")
+PERSIST = '[persist]\ngroups = ["%s"]\n' % GROUP
 
 
 def free_udp_ports(n):
@@ -153,6 +156,51 @@ def check_logs(py, java):
     return problems
 
 
+def read_history(agent, sock, want, run):
+    """The group's history at the daemon on sock, asked for again (bounded by the run's
+    deadline) until it holds want entries: the log is written apart from delivery."""
+    while True:
+        entries = []
+        with agent.connect(sock, None, membership=False, timeout=max(run.left(), 1)) as conn:
+            conn.history(GROUP)
+            while True:
+                m = conn.receive(timeout=max(run.left(), 0.1))
+                if isinstance(m, agent.HistoryEndMessage):
+                    break
+                if not isinstance(m, agent.DataMessage):
+                    run.fail("history of %s at %s: unexpected %r" % (GROUP, sock, m))
+                entries.append(m)
+        if len(entries) >= want:
+            return entries
+        if run.left() <= 0:
+            run.fail("history of %s at %s holds %d messages, not %d"
+                     % (GROUP, sock, len(entries), want))
+        time.sleep(0.05)
+
+
+def check_history(args, socks, py_lines, run):
+    """Each daemon's history of the group holds the data the Python receiver logged, in its
+    order, with the same positions at every daemon."""
+    sys.path.insert(0, args.pythonpath)
+    import agent
+    logged = [l for l in py_lines if l.startswith("DATA ")]
+    histories = [read_history(agent, sock, len(logged), run) for sock in socks]
+    for sock, entries in zip(socks, histories):
+        lines = ["DATA %s %d %04x %s %s" % (m.sender, m.msg_type, m.service, ",".join(m.groups),
+                                           m.data.decode()) for m in entries]
+        if lines != logged:
+            diff = next((i for i, (a, b) in enumerate(zip(lines, logged)) if a != b),
+                        min(len(lines), len(logged)))
+            run.fail("history at %s differs from the Python receiver's log at message %d of "
+                     "%d/%d" % (sock, diff, len(lines), len(logged)))
+        positions = [m.position for m in entries]
+        if positions != sorted(set(positions)):
+            run.fail("history at %s: positions do not grow" % sock)
+        if positions != [m.position for m in histories[0]]:
+            run.fail("history at %s: positions differ from those at %s" % (sock, socks[0]))
+    return len(logged)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agentd", required=True)
@@ -171,6 +219,7 @@ def main():
             name = "d%d" % (i + 1)
             config = os.path.join(run.dir, name + ".toml")
             with open(config, "w") as f:
+                f.write(PERSIST)
                 f.write(RING % (i + 1))
                 for k, port in enumerate(ports):
                     f.write("[[ring.daemons]]\nid = %d\naddress = \"127.0.0.1\"\nport = %d\n"
@@ -207,11 +256,13 @@ def main():
         problems = check_logs(read_log(py_log), read_log(java_log))
         if problems:
             run.fail("\n".join(problems))
+        logged = check_history(args, socks, read_log(py_log), run)
         lines = read_log(java_log)
         print("cross-language: Python (d2) and Java (d3) receivers agree on %d events "
-              "(%d views, %d messages) from the C sender through sp.h (d1, d3)"
+              "(%d views, %d messages) from the C sender through sp.h (d1, d3); the histories "
+              "of d1, d2, d3 hold the %d messages with the same positions"
               % (len(lines), sum(l.startswith("VIEW") for l in lines),
-                 sum(l.startswith("DATA") for l in lines)))
+                 sum(l.startswith("DATA") for l in lines), logged))
         return 0
     except AssertionError as e:
         print("FAILED: %s" % e)

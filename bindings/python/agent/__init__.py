@@ -22,9 +22,10 @@ from .errors import (AgentError, BadGroupCount, ConnectError, ConnectionClosed, 
                      IllegalGroup, IllegalName, IllegalService, MessageTooLarge, NameTaken,
                      ProtocolError, Rejected, Timeout, VersionMismatch)
 from .messages import (AGREED, CAUSAL, CAUSED_BY_DISCONNECT, CAUSED_BY_JOIN, CAUSED_BY_LEAVE,
-                       CAUSED_BY_NETWORK, FIFO, REG_MEMB_MESS, RELIABLE, SAFE, SELF_DISCARD,
-                       TRANSITION_MESS, UNRELIABLE, DataMessage, ErrorMessage, Message,
-                       MembershipMessage, ViewId, service_name)
+                       CAUSED_BY_NETWORK, FIFO, HISTORY_FAILED, HISTORY_GAP, REG_MEMB_MESS,
+                       RELIABLE, SAFE, SELF_DISCARD, TRANSITION_MESS, UNRELIABLE, DataMessage,
+                       ErrorMessage, HistoryEndMessage, Message, MembershipMessage, Position,
+                       ViewId, service_name)
 from .names import (MAX_DAEMON_NAME, MAX_GROUP_NAME, MAX_PRIVATE_NAME, is_private_group,
                     valid_group, valid_private_name)
 
@@ -32,7 +33,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "connect", "Connection", "aio",
-    "DataMessage", "MembershipMessage", "ErrorMessage", "Message", "ViewId",
+    "DataMessage", "MembershipMessage", "ErrorMessage", "HistoryEndMessage", "Message",
+    "ViewId", "Position", "HISTORY_GAP", "HISTORY_FAILED",
     "UNRELIABLE", "RELIABLE", "FIFO", "CAUSAL", "AGREED", "SAFE", "SELF_DISCARD",
     "CAUSED_BY_JOIN", "CAUSED_BY_LEAVE", "CAUSED_BY_DISCONNECT", "CAUSED_BY_NETWORK",
     "REG_MEMB_MESS", "TRANSITION_MESS", "service_name",

@@ -12,7 +12,8 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import names as _names
 from .errors import (BadGroupCount, IllegalService, MessageTooLarge, ProtocolError)
-from .messages import SELF_DISCARD, DataMessage, make_error, make_membership
+from .messages import (SELF_DISCARD, DataMessage, HistoryEndMessage, Position, make_error,
+                       make_membership)
 
 MAGIC = 0x544E4741  # "AGNT" as a little-endian u32
 VERSION = 1
@@ -25,12 +26,18 @@ MAX_GROUPS_PER_MESSAGE = 256
 MAX_INCOMING_FRAME = (16 << 20) + FRAME_OVERHEAD + 2 * 65535 * 256
 
 # Client -> daemon verbs.
-HELLO, JOIN, LEAVE, MULTICAST, BYE = 0x01, 0x02, 0x03, 0x04, 0x05
+HELLO, JOIN, LEAVE, MULTICAST, BYE, HISTORY = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 # Daemon -> client verbs.
 WELCOME, DATA, MEMBERSHIP, ERROR = 0x81, 0x82, 0x83, 0x84
+POSITIONED_DATA, HISTORY_END = 0x85, 0x86
 
 HELLO_WANT_MEMBERSHIP = 0x01
 HELLO_GENERATE_NAME = 0x02
+HELLO_POSITIONS = 0x04      # data frames carry their position (POSITIONED_DATA)
+
+HISTORY_JOIN = 0x01         # history flags: also join the group
+HISTORY_SINCE = 0x02        # a is a time (unix microseconds), not a position
+_U64_MAX = (1 << 64) - 1
 
 _U32 = struct.Struct("<I")
 _HDR = struct.Struct("<IB")
@@ -38,6 +45,9 @@ _HELLO = struct.Struct("<IBIHB")      # length, verb, magic, version, flags
 _MCAST = struct.Struct("<IBIhH")      # length, verb, service, msg_type, group count
 _DATA_HEAD = struct.Struct("<IhB")    # service, msg_type, sender length
 _MEMB_HEAD = struct.Struct("<QQ")     # view config, view seq
+_POSITION = struct.Struct("<QQ")      # ring, ordinal
+_HISTORY_TAIL = struct.Struct("<BQQ")  # flags, a, b
+_HISTORY_END_TAIL = struct.Struct("<BQQQ")  # flags, count, ring, ordinal
 
 
 class Welcome(NamedTuple):
@@ -75,6 +85,46 @@ def encode_leave(group: str) -> bytes:
 
 def encode_bye() -> bytes:
     return _HDR.pack(1, BYE)
+
+
+def encode_history(group: str, flags: int, a: int, b: int) -> bytes:
+    g = _str8(group)
+    return _HDR.pack(1 + len(g) + _HISTORY_TAIL.size, HISTORY) + g + _HISTORY_TAIL.pack(flags, a, b)
+
+
+def build_history(group, after, join: bool) -> bytes:
+    """Validates history()'s arguments and returns its frame. after: None (from the oldest
+    kept), a Position or a (ring, ordinal) pair."""
+    _names.check_group(group)
+    if after is None:
+        ring, ordinal = 0, 0
+    else:
+        try:
+            ring, ordinal = after
+        except (TypeError, ValueError):
+            raise TypeError("after must be None, an agent.Position or a (ring, ordinal) pair, "
+                            "not %r" % (after,)) from None
+        for v in (ring, ordinal):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _U64_MAX:
+                raise ValueError("a position holds two unsigned 64-bit ints, not %r" % (after,))
+    return encode_history(group, HISTORY_JOIN if join else 0, ring, ordinal)
+
+
+def build_history_since(group, unix_ms, join: bool) -> bytes:
+    """Validates history_since()'s arguments and returns its frame (unix_ms: milliseconds since
+    1970, an int or a float)."""
+    _names.check_group(group)
+    if isinstance(unix_ms, bool) or not isinstance(unix_ms, (int, float)):
+        raise TypeError("unix_ms must be milliseconds since 1970 (an int or float), not %r"
+                        % (unix_ms,))
+    try:
+        since_us = int(unix_ms * 1000)
+    except (ValueError, OverflowError):  # nan, inf
+        since_us = -1
+    if not 0 <= since_us <= _U64_MAX:
+        raise ValueError("unix_ms %r is out of range (0 .. 2**64 microseconds)" % (unix_ms,))
+    flags = HISTORY_SINCE | (HISTORY_JOIN if join else 0)
+    return encode_history(group, flags, since_us, 0)
 
 
 def encode_multicast(service: int, msg_type: int, groups: Sequence[str],
@@ -211,7 +261,7 @@ def decode_welcome(buf, pos: int, end: int) -> Welcome:
     return w
 
 
-def _decode_data(buf, p: int, end: int) -> DataMessage:
+def _decode_data(buf, p: int, end: int, position=None) -> DataMessage:
     # The hot path, unrolled. Slices may run past the frame into the next one; the checks
     # on p catch that before anything is returned.
     try:
@@ -236,7 +286,7 @@ def _decode_data(buf, p: int, end: int) -> DataMessage:
         raise ProtocolError("data frame: payload of %d bytes does not end the frame" % plen)
     with memoryview(buf) as mv:
         payload = mv[p:end].tobytes()
-    return DataMessage(sender, groups, msg_type, service, payload)
+    return DataMessage(sender, groups, msg_type, service, payload, position)
 
 
 def decode(verb: int, buf, pos: int, end: int):
@@ -244,6 +294,14 @@ def decode(verb: int, buf, pos: int, end: int):
     r = _Reader(buf, pos, end)
     if verb == DATA:
         return _decode_data(buf, pos, end)
+    if verb == POSITIONED_DATA:
+        ring, ordinal = _POSITION.unpack_from(buf, r.need(16))
+        return _decode_data(buf, r.pos, end, Position(ring, ordinal))
+    if verb == HISTORY_END:
+        group = r.str8()
+        flags, count, ring, ordinal = _HISTORY_END_TAIL.unpack_from(buf, r.need(25))
+        r.done()
+        return HistoryEndMessage(group, count, flags, Position(ring, ordinal))
     if verb == MEMBERSHIP:
         service = r.u32()
         group = r.str8()

@@ -27,7 +27,7 @@ from . import names as _names
 from . import client as _client  # _version_for_tests: the tests change it
 from .client import handle_first_frame, hello_flags
 from .errors import ConnectError, ConnectionClosed, ProtocolError, Timeout
-from .messages import AGREED, Message
+from .messages import AGREED, Message, Position
 
 _READ_BYTES = 256 * 1024
 _STREAM_LIMIT = 1 << 20
@@ -36,13 +36,14 @@ __all__ = ["connect", "Connection"]
 
 
 def connect(daemon: Optional[str] = None, name: Optional[str] = None, *,
-            membership: bool = True, timeout: Optional[float] = 5.0) -> "_Connecting":
+            membership: bool = True, timeout: Optional[float] = 5.0,
+            positions: bool = False) -> "_Connecting":
     """Connects to an agentd; the arguments are those of :func:`agent.connect`.
 
     Await it (``conn = await agent.aio.connect(...)``) or use it as an async context manager
     (``async with agent.aio.connect(...) as conn:``), which closes the connection at the end.
     """
-    return _Connecting(_connect(daemon, name, membership, timeout))
+    return _Connecting(_connect(daemon, name, membership, timeout, positions))
 
 
 class _Connecting:
@@ -93,9 +94,9 @@ async def _open_socket(loop, addr: _address.Address) -> socket.socket:
     raise last or OSError("no address for %s" % addr.host)
 
 
-async def _connect(daemon, name, membership, timeout) -> "Connection":
+async def _connect(daemon, name, membership, timeout, positions) -> "Connection":
     addr = _address.parse(daemon)
-    flags = hello_flags(name, membership)
+    flags = hello_flags(name, membership, positions)
     loop = asyncio.get_running_loop()
     frames = P.FrameBuffer(P.MAX_INCOMING_FRAME)
     sock = None
@@ -138,7 +139,7 @@ async def _connect(daemon, name, membership, timeout) -> "Connection":
         if isinstance(e, OSError) and not isinstance(e, ConnectError):
             raise ConnectError("connection to agentd at %s failed: %s" % (addr, e)) from e
         raise
-    return Connection(reader, writer, welcome, frames, addr, membership)
+    return Connection(reader, writer, welcome, frames, addr, membership, positions)
 
 
 def _close_quietly(writer) -> None:
@@ -154,7 +155,7 @@ class Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  welcome: P.Welcome, frames: P.FrameBuffer, address: _address.Address,
-                 membership: bool):
+                 membership: bool, positions: bool = False):
         self._reader = reader
         self._writer = writer
         self._frames = frames
@@ -170,6 +171,7 @@ class Connection:
         self.protocol_version: int = welcome.version
         self.address: str = str(address)
         self.membership: bool = membership
+        self.positions: bool = positions
 
     @property
     def name(self) -> str:
@@ -206,6 +208,17 @@ class Connection:
 
     async def leave(self, group: str) -> None:
         await self._send(P.encode_leave(_names.check_group(group)))
+
+    async def history(self, group: str, after: Optional[Position] = None,
+                      join: bool = False) -> None:
+        """Asks for a persistent group's logged messages after ``after`` (see
+        agent.Connection.history): positioned DataMessages, then a HistoryEndMessage."""
+        await self._send(P.build_history(group, after, join))
+
+    async def history_since(self, group: str, unix_ms: Union[int, float],
+                            join: bool = False) -> None:
+        """history() from the first message delivered at or after unix_ms (ms since 1970)."""
+        await self._send(P.build_history_since(group, unix_ms, join))
 
     async def multicast(self, groups: Union[str, Iterable[str]], data: bytes,
                         service: int = AGREED, msg_type: int = 0,

@@ -13,7 +13,7 @@ from . import _protocol as P
 from . import names as _names
 from .errors import (ConnectError, ConnectionClosed, ProtocolError, Timeout,
                      VersionMismatch, connect_error)
-from .messages import AGREED, Message
+from .messages import AGREED, Message, Position
 
 _RECV_BYTES = 256 * 1024
 _SEND_BATCH_BYTES = 64 * 1024  # multicast_many writes at least this much at once
@@ -22,8 +22,10 @@ DISCONNECT_WAIT = 10.0
 _version_for_tests = P.VERSION  # the tests change it to see the daemon's version check
 
 
-def hello_flags(name: Optional[str], membership: bool) -> int:
+def hello_flags(name: Optional[str], membership: bool, positions: bool = False) -> int:
     flags = P.HELLO_WANT_MEMBERSHIP if membership else 0
+    if positions:
+        flags |= P.HELLO_POSITIONS
     if name is None:
         flags |= P.HELLO_GENERATE_NAME
     else:
@@ -71,19 +73,21 @@ def _open_socket(addr: _address.Address, timeout: Optional[float]) -> socket.soc
 
 
 def connect(daemon: Optional[str] = None, name: Optional[str] = None, *,
-            membership: bool = True, timeout: Optional[float] = 5.0) -> "Connection":
+            membership: bool = True, timeout: Optional[float] = 5.0,
+            positions: bool = False) -> "Connection":
     """Connects to an agentd and returns a :class:`Connection`.
 
     daemon: ``"/path/to.sock"`` (Unix socket), ``"host:port"``, ``"port"`` (127.0.0.1) or
     ``"port@host"`` (Spread's form); None means $AGENT_DAEMON, else ``/tmp/agentd.sock``.
     name: the private name (1..10 printable ASCII characters, no '#'); None lets the daemon
     choose a unique one. membership: deliver membership messages. timeout: seconds for the
-    connection and the handshake (None: wait forever).
+    connection and the handshake (None: wait forever). positions: live DataMessages carry
+    their ``position`` in the total order (history entries always do).
 
     Raises ConnectError (unreachable), IllegalName, NameTaken, VersionMismatch or Rejected.
     """
     addr = _address.parse(daemon)
-    flags = hello_flags(name, membership)
+    flags = hello_flags(name, membership, positions)
     deadline = None if timeout is None else time.monotonic() + timeout
     sock = _open_socket(addr, timeout)
     frames = P.FrameBuffer(P.MAX_INCOMING_FRAME)
@@ -119,7 +123,7 @@ def connect(daemon: Optional[str] = None, name: Optional[str] = None, *,
     except BaseException:
         sock.close()
         raise
-    return Connection(sock, welcome, frames, addr, membership)
+    return Connection(sock, welcome, frames, addr, membership, positions)
 
 
 class Connection:
@@ -132,7 +136,7 @@ class Connection:
     """
 
     def __init__(self, sock: socket.socket, welcome: P.Welcome, frames: P.FrameBuffer,
-                 address: _address.Address, membership: bool):
+                 address: _address.Address, membership: bool, positions: bool = False):
         self._sock = sock
         self._frames = frames
         self._send_lock = threading.RLock()
@@ -150,6 +154,7 @@ class Connection:
         self.protocol_version: int = welcome.version
         self.address: str = str(address)
         self.membership: bool = membership
+        self.positions: bool = positions
 
     # ------------------------------------------------------------------------------ basics
     @property
@@ -205,6 +210,26 @@ class Connection:
         """Asks to leave a group; a self-leave MembershipMessage confirms it."""
         self._send(P.encode_leave(_names.check_group(group)))
 
+    def history(self, group: str, after: Optional[Position] = None, join: bool = False) -> None:
+        """Asks for the logged messages of a persistent group (one the daemon's ``[persist]
+        groups`` name) after position ``after`` (None: from the oldest kept). They arrive as
+        DataMessages with their ``position``, oldest first, then a HistoryEndMessage; until it,
+        nothing else is delivered (what the daemon held back follows it).
+
+        join=True also joins the group: the history runs up to the join, this connection's
+        view follows the end, then the live messages, with nothing missing and nothing twice at
+        the hand-over. To resume after a restart, remember the position of the last message
+        handled and join with the history after it. A group without a log gives an
+        ErrorMessage with code 17 (ErrorCode.NOT_PERSISTENT) instead; a log the daemon cannot
+        read, code 18 then an end with ``failed`` set. Raises IllegalGroup (before sending) for
+        a bad or private group name."""
+        self._send(P.build_history(group, after, join))
+
+    def history_since(self, group: str, unix_ms: Union[int, float], join: bool = False) -> None:
+        """history() from the first message the daemon delivered at or after ``unix_ms``
+        (milliseconds since 1970; e.g. ``time.time() * 1000``)."""
+        self._send(P.build_history_since(group, unix_ms, join))
+
     def multicast(self, groups: Union[str, Iterable[str]], data: bytes, service: int = AGREED,
                   msg_type: int = 0, self_discard: bool = False) -> None:
         """Sends data to one group (a str) or to several (an iterable of 1..256 names, public
@@ -242,9 +267,9 @@ class Connection:
 
     # ------------------------------------------------------------------------------ receiving
     def receive(self, timeout: Optional[float] = None) -> Message:
-        """The next DataMessage, MembershipMessage or ErrorMessage. Waits up to timeout
-        seconds (None: forever; 0: only what is already there) and raises Timeout when
-        nothing came, ConnectionClosed once the connection is closed and drained."""
+        """The next DataMessage, MembershipMessage, ErrorMessage or HistoryEndMessage. Waits
+        up to timeout seconds (None: forever; 0: only what is already there) and raises Timeout
+        when nothing came, ConnectionClosed once the connection is closed and drained."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._recv_lock:
             while True:

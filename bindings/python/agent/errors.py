@@ -30,6 +30,8 @@ class ErrorCode(enum.IntEnum):
     SLOW_CLIENT = 14
     SHUTTING_DOWN = 15
     TOO_MANY_CLIENTS = 16
+    NOT_PERSISTENT = 17    # history of a group the daemon keeps no log of
+    LOG_FAILED = 18        # the daemon's message log could not be read or written
 
 
 # The protocol document's name for each code (the same strings as proto::error_name in C++).
@@ -50,6 +52,8 @@ ERROR_NAMES = {
     ErrorCode.SLOW_CLIENT: "slow client disconnected",
     ErrorCode.SHUTTING_DOWN: "daemon shutting down",
     ErrorCode.TOO_MANY_CLIENTS: "too many clients",
+    ErrorCode.NOT_PERSISTENT: "not a persistent group",
+    ErrorCode.LOG_FAILED: "message log failed",
 }
 
 # Codes after which the daemon closes the connection (the table's "after it" column). Code 12

@@ -1,4 +1,4 @@
-"""What :meth:`Connection.receive` returns: data, membership and error messages."""
+"""What :meth:`Connection.receive` returns: data, membership, error and history-end messages."""
 
 from __future__ import annotations
 
@@ -47,6 +47,23 @@ def service_name(service: int) -> str:
     return "|".join(parts) or "0"
 
 
+# HistoryEndMessage.flags
+HISTORY_GAP = 0x01     # retention had removed messages after the requested start
+HISTORY_FAILED = 0x02  # the daemon could not read its log (an ErrorMessage, code 18, came first)
+
+
+class Position(NamedTuple):
+    """Where a message stands in the total order: the ring (configuration) that ordered it and
+    its ordinal there. The same at every daemon; later messages have greater positions, and
+    positions compare (``<``, ``max``, ``sorted``) ring first, then ordinal, as tuples do. Not
+    dense: a group's messages skip the positions of other groups' messages.
+    ``Position(0, 0)`` is before every message (``history(after=Position(0, 0))``: from the
+    oldest kept)."""
+
+    ring: int
+    ordinal: int
+
+
 class ViewId(NamedTuple):
     """Identifies one view of one group, the same at every member: the configuration the view
     was installed in and the position in the total order of the event that made it."""
@@ -64,6 +81,9 @@ class DataMessage:
     msg_type: int        # the sender's int16 message type
     service: int         # the service it was sent with (may include SELF_DISCARD)
     data: bytes          # the payload
+    # Its place in the total order: on history entries, and on live messages when the
+    # connection asked for positions (connect(..., positions=True)); else None.
+    position: Optional[Position] = None
 
     @property
     def is_private(self) -> bool:
@@ -72,9 +92,10 @@ class DataMessage:
 
     def __repr__(self) -> str:
         data = self.data if len(self.data) <= 32 else self.data[:32] + b"..."
-        return ("DataMessage(sender=%r, groups=%r, msg_type=%d, service=%s, data=%r (%d bytes))"
+        pos = "" if self.position is None else ", position=%r" % (tuple(self.position),)
+        return ("DataMessage(sender=%r, groups=%r, msg_type=%d, service=%s, data=%r (%d bytes)%s)"
                 % (self.sender, self.groups, self.msg_type, service_name(self.service), data,
-                   len(self.data)))
+                   len(self.data), pos))
 
 
 @dataclass
@@ -125,7 +146,34 @@ class ErrorMessage:
         return self.code in CLOSING_CODES
 
 
-Message = Union[DataMessage, MembershipMessage, ErrorMessage]
+@dataclass
+class HistoryEndMessage:
+    """The end of a history (:meth:`Connection.history`): its entries came before it as
+    DataMessages with positions, and what the daemon held back meanwhile follows it (with
+    ``join=True``: this connection's own view of the group, then the live messages).
+
+    ``count`` is the number of entries sent; ``position`` that of the last one, or the
+    requested start when none was sent: ask for the history after it to go on. ``flags``:
+    :data:`HISTORY_GAP`, :data:`HISTORY_FAILED` (also as ``gap`` and ``failed``).
+    """
+
+    group: str
+    count: int
+    flags: int
+    position: Position
+
+    @property
+    def gap(self) -> bool:
+        """Retention had removed messages after the requested start: some are missing."""
+        return bool(self.flags & HISTORY_GAP)
+
+    @property
+    def failed(self) -> bool:
+        """The daemon could not read its log; an ErrorMessage (code 18) said why."""
+        return bool(self.flags & HISTORY_FAILED)
+
+
+Message = Union[DataMessage, MembershipMessage, ErrorMessage, HistoryEndMessage]
 
 
 def reason_of(service: int) -> Optional[str]:

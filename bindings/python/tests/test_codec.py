@@ -171,3 +171,55 @@ def test_handshake_timeout(scratch_dir):
         with pytest.raises(agent.ConnectError, match="did not answer"):
             agent.connect(path, "a", timeout=0.2)
     os.unlink(path)
+
+
+def test_history_frames_match_the_spec():
+    # u32 length | verb 0x06 | str8 group | u8 flags | u64 a | u64 b
+    assert P.build_history("log.a", None, False) == _frame(
+        0x06, b"\x05log.a" + b"\x00" + struct.pack("<QQ", 0, 0))
+    assert P.build_history("g", agent.Position(3, 2 ** 64 - 1), True) == _frame(
+        0x06, b"\x01g" + b"\x01" + struct.pack("<QQ", 3, 2 ** 64 - 1))
+    assert P.build_history_since("g", 1500, True) == _frame(
+        0x06, b"\x01g" + b"\x03" + struct.pack("<QQ", 1500000, 0))
+    assert P.build_history_since("g", 1.5, False).endswith(struct.pack("<QQ", 1500, 0))
+    from agent.client import hello_flags
+    assert hello_flags("a", True, positions=True) == 0x01 | 0x04
+    assert hello_flags(None, False) == 0x02
+    for bad in [(1,), (-1, 0), (0, 2 ** 64), (1.0, 2), "ab"]:
+        with pytest.raises((TypeError, ValueError)):
+            P.build_history("g", bad, False)
+    for bad in [-1, float("nan"), float("inf")]:
+        with pytest.raises(ValueError):
+            P.build_history_since("g", bad, False)
+    with pytest.raises(TypeError):
+        P.build_history_since("g", "yesterday", False)
+    with pytest.raises(agent.IllegalGroup):
+        P.build_history("#a#d1", None, False)
+
+
+def test_decoding_positioned_data_and_history_ends():
+    body = struct.pack("<Ih", 0x10, 0) + b"\x05#a#d1" + _names("g") + struct.pack("<I", 2) + b"hi"
+    pd = _frame(0x85, struct.pack("<QQ", 7, 2 ** 63 + 5) + body)
+    end = _frame(0x86, b"\x05log.a" + struct.pack("<BQQQ", 0x01, 12, 7, 9))
+    fb = P.FrameBuffer(1 << 20)
+    fb.feed(pd + end)
+    f = fb.next()
+    d = P.decode(f[0], fb.buf, f[1], f[2])
+    assert d == agent.DataMessage("#a#d1", ["g"], 0, agent.AGREED, b"hi",
+                                  agent.Position(7, 2 ** 63 + 5))
+    assert d.position.ring == 7 and "position=(7," in repr(d)
+    f = fb.next()
+    e = P.decode(f[0], fb.buf, f[1], f[2])
+    assert e == agent.HistoryEndMessage("log.a", 12, agent.HISTORY_GAP, agent.Position(7, 9))
+    assert e.gap and not e.failed
+    assert agent.HistoryEndMessage("g", 0, agent.HISTORY_FAILED, agent.Position(0, 0)).failed
+    # Positions order ring first, then ordinal.
+    assert agent.Position(1, 99) < agent.Position(2, 0) < agent.Position(2, 1)
+    assert max([agent.Position(2, 0), agent.Position(1, 5)]) == (2, 0)
+    assert agent.ErrorCode(17).name == "NOT_PERSISTENT" and agent.ErrorCode(18) == 18
+    for bad_verb, bad in [(0x85, struct.pack("<QQ", 1, 2)[:15]),
+                          (0x85, struct.pack("<QQ", 1, 2) + body[:-1]),
+                          (0x86, b"\x01g" + struct.pack("<BQQQ", 0, 0, 0, 0)[:-1]),
+                          (0x86, b"\x01g" + struct.pack("<BQQQ", 0, 0, 0, 0) + b"!")]:
+        with pytest.raises(agent.ProtocolError):
+            P.decode(bad_verb, bad, 0, len(bad))

@@ -10,6 +10,7 @@ import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Collection;
 import java.util.List;
 import java.util.Objects;
@@ -66,6 +67,7 @@ public final class AgentConnection implements AutoCloseable {
   private String daemonName;
   private int maxMessage;
   private int maxFrame = Protocol.DEFAULT_MAX_MESSAGE + Protocol.FRAME_OVERHEAD;
+  private boolean positions; // the hello asked for positioned data
 
   private final ReentrantLock sendLock = new ReentrantLock();
   private final ByteBuffer sendBuffer = Protocol.newBuffer(SEND_BUFFER, true);
@@ -130,7 +132,18 @@ public final class AgentConnection implements AutoCloseable {
    */
   public static AgentConnection connect(String daemon, String name, boolean membership,
       Duration timeout) {
-    int flags = membership ? Protocol.HELLO_WANT_MEMBERSHIP : 0;
+    return connect(daemon, name, membership, false, timeout);
+  }
+
+  /**
+   * {@link #connect(String, String, boolean, Duration)}, and with {@code positions} live data
+   * messages carry their {@link DataMessage#position()} in the total order (history entries
+   * always do): the place a program that stops can ask for the history after.
+   */
+  public static AgentConnection connect(String daemon, String name, boolean membership,
+      boolean positions, Duration timeout) {
+    int flags = (membership ? Protocol.HELLO_WANT_MEMBERSHIP : 0)
+        | (positions ? Protocol.HELLO_POSITIONS : 0);
     return connect(daemon, name, flags, Protocol.MAGIC, Protocol.VERSION, timeout);
   }
 
@@ -177,6 +190,7 @@ public final class AgentConnection implements AutoCloseable {
       }
       ch.register(rs, SelectionKey.OP_READ);
       conn = new AgentConnection(ch, rs, ws, addr.toString());
+      conn.positions = (flags & Protocol.HELLO_POSITIONS) != 0;
       conn.handshake(flags, magic, version, name, deadline, timeout);
       return conn;
     } catch (IOException | IllegalArgumentException e) {
@@ -278,6 +292,11 @@ public final class AgentConnection implements AutoCloseable {
     return address;
   }
 
+  /** True when live data messages carry their position (asked for at connect). */
+  public boolean positions() {
+    return positions;
+  }
+
   /** True once the connection is closed, by {@link #close()} or because the daemon went away. */
   public boolean isClosed() {
     return closed;
@@ -315,6 +334,68 @@ public final class AgentConnection implements AutoCloseable {
       checkWritable();
       sendBuffer.clear();
       Protocol.putGroupRequest(sendBuffer, verb, group);
+      sendBuffer.flip();
+      writeFully(sendBuffer, null);
+    } finally {
+      sendLock.unlock();
+    }
+  }
+
+  /**
+   * Asks for the logged messages of a persistent group (one the daemon's {@code [persist]
+   * groups} name) after position {@code after}. They arrive as {@link DataMessage}s with their
+   * {@link DataMessage#position()}, oldest first, then a {@link HistoryEndMessage}; until it,
+   * nothing else is delivered (what the daemon held back follows it).
+   *
+   * <p>With {@code join} the connection also joins the group: the history runs up to the join,
+   * the connection's own view follows the end, then the live messages, with nothing missing and
+   * nothing twice at the hand-over. To resume after a restart, remember the position of the
+   * last message handled and join with the history after it. A group the daemon keeps no log of
+   * gives an {@link ErrorMessage} with code 17 ({@link ErrorCode#NOT_PERSISTENT}) instead; a log
+   * it cannot read, code 18 then an end with {@link HistoryEndMessage#failed()}.
+   *
+   * @param after null or {@link Position#START}: from the oldest message kept
+   * @throws IllegalGroupException not a valid public group name (private groups have no log)
+   * @throws ConnectionClosedException the connection is closed
+   */
+  public void history(String group, Position after, boolean join) {
+    Position p = after == null ? Position.START : after;
+    historyRequest(group, join ? Protocol.HISTORY_JOIN : 0, p.ring(), p.ordinal());
+  }
+
+  /** The whole history kept of a persistent group, without joining it. */
+  public void history(String group) {
+    history(group, null, false);
+  }
+
+  /**
+   * {@link #history(String, Position, boolean)} from the first message the daemon delivered at
+   * or after {@code since} (microsecond precision).
+   *
+   * @throws IllegalArgumentException since is null or before 1970
+   */
+  public void historySince(String group, Instant since, boolean join) {
+    Objects.requireNonNull(since, "since");
+    if (since.getEpochSecond() < 0) {
+      throw new IllegalArgumentException("history since " + since + ": before 1970");
+    }
+    long micros;
+    try {
+      micros = Math.addExact(Math.multiplyExact(since.getEpochSecond(), 1_000_000L),
+          since.getNano() / 1000);
+    } catch (ArithmeticException e) {
+      micros = -1; // beyond 2^63 microseconds: later than any message, read as unsigned
+    }
+    historyRequest(group, Protocol.HISTORY_SINCE | (join ? Protocol.HISTORY_JOIN : 0), micros, 0);
+  }
+
+  private void historyRequest(String group, int flags, long a, long b) {
+    if (!Names.isValidGroup(group)) throw new IllegalGroupException(Names.explainGroup(group));
+    sendLock.lock();
+    try {
+      checkWritable();
+      sendBuffer.clear();
+      Protocol.putHistory(sendBuffer, group, flags, a, b);
       sendBuffer.flip();
       writeFully(sendBuffer, null);
     } finally {
@@ -516,7 +597,7 @@ public final class AgentConnection implements AutoCloseable {
   }
 
   /**
-   * The next data, membership or error message, waiting up to {@code timeout}.
+   * The next data, membership, error or history-end message, waiting up to {@code timeout}.
    *
    * @param timeout null waits forever, zero (or negative) only takes what has arrived
    * @return the message, or <b>null when nothing arrived in time</b> or the thread was
@@ -740,6 +821,8 @@ public final class AgentConnection implements AutoCloseable {
           listener.onMembership(v);
         } else if (m instanceof ErrorMessage e) {
           listener.onError(e);
+        } else if (m instanceof HistoryEndMessage h) {
+          listener.onHistoryEnd(h);
         }
       }
     } catch (ConnectionClosedException e) {

@@ -15,6 +15,9 @@ public interface AgentListener {
   /** The daemon refused a request (e.g. code 8, already a member) or reports why it closes. */
   default void onError(ErrorMessage message) {}
 
+  /** A history is complete ({@link AgentConnection#history}); its entries came to onData. */
+  default void onHistoryEnd(HistoryEndMessage message) {}
+
   /**
    * The connection ended; the last call. {@code cause} is null after {@link
    * AgentConnection#close()}, otherwise why it ended (e.g. a {@link ConnectionClosedException}

@@ -14,15 +14,23 @@ import java.util.Objects;
  * @param service the service the sender chose
  * @param data the payload; the array is not copied, the message owns it
  * @param selfDiscard the sender asked not to receive its own copy ({@link Service#SELF_DISCARD})
+ * @param position its place in the total order: on history entries, and on live messages when
+ *     the connection asked for positions at connect; else null
  */
 public record DataMessage(String sender, List<String> groups, short msgType, Service service,
-    byte[] data, boolean selfDiscard) implements Message {
+    byte[] data, boolean selfDiscard, Position position) implements Message {
 
   public DataMessage {
     Objects.requireNonNull(sender, "sender");
     groups = List.copyOf(groups);
     Objects.requireNonNull(service, "service");
     Objects.requireNonNull(data, "data");
+  }
+
+  /** A message without a position. */
+  public DataMessage(String sender, List<String> groups, short msgType, Service service,
+      byte[] data, boolean selfDiscard) {
+    this(sender, groups, msgType, service, data, selfDiscard, null);
   }
 
   /** The payload decoded as UTF-8. */
@@ -39,12 +47,12 @@ public record DataMessage(String sender, List<String> groups, short msgType, Ser
   public boolean equals(Object o) {
     return o instanceof DataMessage m && sender.equals(m.sender) && groups.equals(m.groups)
         && msgType == m.msgType && service == m.service && selfDiscard == m.selfDiscard
-        && Arrays.equals(data, m.data);
+        && Arrays.equals(data, m.data) && Objects.equals(position, m.position);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(sender, groups, msgType, service, selfDiscard) * 31
+    return Objects.hash(sender, groups, msgType, service, selfDiscard, position) * 31
         + Arrays.hashCode(data);
   }
 
@@ -52,6 +60,6 @@ public record DataMessage(String sender, List<String> groups, short msgType, Ser
   public String toString() {
     return "DataMessage[sender=" + sender + ", groups=" + groups + ", msgType=" + msgType
         + ", service=" + service + (selfDiscard ? "|SELF_DISCARD" : "") + ", " + data.length
-        + " bytes]";
+        + " bytes" + (position == null ? "" : ", position=" + position) + "]";
   }
 }

@@ -17,7 +17,11 @@ public enum ErrorCode {
   BAD_GROUP_COUNT(13, "bad group count"),
   SLOW_CLIENT(14, "slow client disconnected"),
   SHUTTING_DOWN(15, "daemon shutting down"),
-  TOO_MANY_CLIENTS(16, "too many clients");
+  TOO_MANY_CLIENTS(16, "too many clients"),
+  /** History of a group the daemon keeps no log of. */
+  NOT_PERSISTENT(17, "not a persistent group"),
+  /** The daemon's message log could not be read or written; a history ends with failed. */
+  LOG_FAILED(18, "message log failed");
 
   private final int code;
   private final String description;

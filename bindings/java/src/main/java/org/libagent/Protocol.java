@@ -26,13 +26,20 @@ final class Protocol {
   static final int LEAVE = 0x03;
   static final int MULTICAST = 0x04;
   static final int BYE = 0x05;
+  static final int HISTORY = 0x06;
   static final int WELCOME = 0x81;
   static final int DATA = 0x82;
   static final int MEMBERSHIP = 0x83;
   static final int ERROR = 0x84;
+  static final int POSITIONED_DATA = 0x85;
+  static final int HISTORY_END = 0x86;
 
   static final int HELLO_WANT_MEMBERSHIP = 0x01;
   static final int HELLO_GENERATE_NAME = 0x02;
+  static final int HELLO_POSITIONS = 0x04; // data frames carry their position
+
+  static final int HISTORY_JOIN = 0x01; // history flags: also join the group
+  static final int HISTORY_SINCE = 0x02; // a is a time (unix microseconds), not a position
 
   private Protocol() {}
 
@@ -66,6 +73,16 @@ final class Protocol {
     b.putInt(1 + str8Size(group));
     b.put((byte) verb);
     putStr8(b, group);
+  }
+
+  /** History: str8 group, u8 flags, u64 a, u64 b (a position, or a time with HISTORY_SINCE). */
+  static void putHistory(ByteBuffer b, String group, int flags, long a, long b2) {
+    b.putInt(1 + str8Size(group) + 1 + 8 + 8);
+    b.put((byte) HISTORY);
+    putStr8(b, group);
+    b.put((byte) flags);
+    b.putLong(a);
+    b.putLong(b2);
   }
 
   static void putBye(ByteBuffer b) {
@@ -204,6 +221,27 @@ final class Protocol {
   }
 
   static DataMessage decodeData(byte[] a, int from, int to) {
+    return decodeData(a, from, to, null);
+  }
+
+  /** Positioned data: u64 ring, u64 ordinal, then the body of data. */
+  static DataMessage decodePositionedData(byte[] a, int from, int to) {
+    Reader r = new Reader(a, from, to, "positioned data");
+    Position p = new Position(r.u64(), r.u64());
+    return decodeData(a, r.pos, to, p);
+  }
+
+  static HistoryEndMessage decodeHistoryEnd(byte[] a, int from, int to) {
+    Reader r = new Reader(a, from, to, "history end");
+    String group = r.str8();
+    int flags = r.u8();
+    long count = r.u64();
+    Position p = new Position(r.u64(), r.u64());
+    r.done();
+    return new HistoryEndMessage(group, count, flags, p);
+  }
+
+  private static DataMessage decodeData(byte[] a, int from, int to, Position position) {
     Reader r = new Reader(a, from, to, "data");
     int service = r.i32();
     short msgType = r.i16();
@@ -217,7 +255,7 @@ final class Protocol {
           + Integer.toHexString(service));
     }
     return new DataMessage(sender, groups, msgType, s, payload,
-        (service & Service.SELF_DISCARD) != 0);
+        (service & Service.SELF_DISCARD) != 0, position);
   }
 
   static MembershipMessage decodeMembership(byte[] a, int from, int to) {
@@ -257,11 +295,15 @@ final class Protocol {
     return new ErrorMessage(code, subject, text);
   }
 
-  /** A data, membership or error frame as a message. */
+  /** A data, membership, error or history-end frame as a message. */
   static Message decode(int verb, byte[] a, int from, int to) {
     switch (verb) {
       case DATA:
         return decodeData(a, from, to);
+      case POSITIONED_DATA:
+        return decodePositionedData(a, from, to);
+      case HISTORY_END:
+        return decodeHistoryEnd(a, from, to);
       case MEMBERSHIP:
         return decodeMembership(a, from, to);
       case ERROR:

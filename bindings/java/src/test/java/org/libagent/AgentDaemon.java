@@ -53,6 +53,14 @@ final class AgentDaemon implements AutoCloseable {
   }
 
   /**
+   * A daemon on a Unix socket whose configuration file holds config (e.g. a {@code [persist]}
+   * section naming its persistent groups).
+   */
+  static AgentDaemon start(String name, String config) throws IOException {
+    return start(name, false, config, true);
+  }
+
+  /**
    * The same with a configuration file holding config (null: none); without wait, it returns
    * once started (a ring's daemons listen only once they see each other).
    */

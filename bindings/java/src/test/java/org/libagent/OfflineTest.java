@@ -95,6 +95,25 @@ class OfflineTest {
       b.put(new byte[] {9, 8, 7});
     });
     assertArrayEquals(hex("15000000 04 50000000 feff 0200 0161 026263 03000000 090807"), mc);
+    assertArrayEquals(hex("14000000 06 0167 03 0500000000000000 ffffffffffffffff"),
+        frame(b -> Protocol.putHistory(b, "g", 3, 5, -1)));
+  }
+
+  @Test
+  void positionsCompareRingFirstAsUnsignedNumbers() {
+    Position a = new Position(1, 99);
+    Position b = new Position(2, 0);
+    Position big = new Position(-1, 0); // ring 2^64 - 1
+    assertTrue(a.compareTo(b) < 0);
+    assertTrue(b.isAfter(a));
+    assertTrue(big.isAfter(b));
+    assertTrue(new Position(2, -1).isAfter(new Position(2, 1)));
+    assertEquals(0, new Position(2, 0).compareTo(b));
+    assertEquals(List.of(Position.START, a, b, big),
+        java.util.stream.Stream.of(big, b, Position.START, a).sorted().toList());
+    assertEquals("(18446744073709551615, 0)", big.toString());
+    assertEquals(ErrorCode.NOT_PERSISTENT, ErrorCode.fromCode(17));
+    assertEquals(ErrorCode.LOG_FAILED, ErrorCode.fromCode(18));
   }
 
   @Test
@@ -132,6 +151,29 @@ class OfflineTest {
     assertEquals(ErrorCode.ALREADY_MEMBER, e.errorCode());
     assertEquals("g", e.subject());
     assertEquals("h\u00e9ll", e.text());
+
+    byte[] positioned = hex("0700000000000000 0500000000000080 50000000 fdff 02 2361 0100 0167"
+        + " 02000000 6869");
+    DataMessage pd = Protocol.decodePositionedData(positioned, 0, positioned.length);
+    assertEquals(new Position(7, 0x8000000000000005L), pd.position());
+    assertEquals("hi", pd.text());
+    assertEquals(pd, Protocol.decode(Protocol.POSITIONED_DATA, positioned, 0, positioned.length));
+    assertNull(d.position());
+    assertThrows(ProtocolException.class,
+        () -> Protocol.decodePositionedData(positioned, 0, 15));
+    assertThrows(ProtocolException.class,
+        () -> Protocol.decodePositionedData(positioned, 0, positioned.length - 1));
+
+    byte[] end = hex("0167 01 0c00000000000000 0700000000000000 0900000000000000");
+    HistoryEndMessage h = (HistoryEndMessage) Protocol.decode(Protocol.HISTORY_END, end, 0,
+        end.length);
+    assertEquals(new HistoryEndMessage("g", 12, HistoryEndMessage.GAP, new Position(7, 9)), h);
+    assertTrue(h.gap());
+    assertFalse(h.failed());
+    byte[] endTrailing = Arrays.copyOf(end, end.length + 1);
+    assertThrows(ProtocolException.class,
+        () -> Protocol.decodeHistoryEnd(endTrailing, 0, endTrailing.length));
+    assertThrows(ProtocolException.class, () -> Protocol.decodeHistoryEnd(end, 0, end.length - 1));
 
     byte[] huge = hex("0100 00 ffffff7f");
     assertThrows(ProtocolException.class, () -> Protocol.decodeError(huge, 0, huge.length));

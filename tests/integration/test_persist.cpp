@@ -61,12 +61,20 @@ History read_history(agent_conn* c, int timeout_ms = 10000) {
   }
 }
 
+// A connection with a name of the daemon's choosing: the last probe's name may still be taken
+// (a name is free once its disconnect is ordered).
+Conn probe(const std::string& daemon) {
+  agent_conn* c = nullptr;
+  REQUIRE(agent_connect(daemon.c_str(), nullptr, AGENT_GENERATE_NAME, 5000, &c) == AGENT_OK);
+  return Conn(c);
+}
+
 // Waits (bounded) until the daemon's log holds n entries of group: asks for the history again
 // until it does. Returns the last history read.
 History await_logged(const std::string& daemon, const std::string& group, size_t n) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (;;) {
-    Conn r = connect(daemon, "probe");
+    Conn r = probe(daemon);
     REQUIRE(agent_history(r.get(), group.c_str(), nullptr, 0) == AGENT_OK);
     History h = read_history(r.get());
     if (h.payloads.size() >= n || std::chrono::steady_clock::now() > deadline) return h;
@@ -264,7 +272,7 @@ TEST_CASE("retention keeps the newest messages and a reader learns of the gap", 
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   History h;
   do {
-    Conn r = connect(d.socket_path(), "probe");
+    Conn r = probe(d.socket_path());
     REQUIRE(agent_history(r.get(), "log.t", nullptr, 0) == AGENT_OK);
     h = read_history(r.get());
     if (h.payloads.size() == 10) break;

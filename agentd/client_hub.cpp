@@ -5,6 +5,7 @@
 #include "agentd/log.h"
 #include "base/check.h"
 #include "groups/event_codec.h"
+#include "persist/glob.h"
 #include "transport/names.h"
 
 namespace agent::daemon {
@@ -15,7 +16,54 @@ using proto::Verb;
 ClientHub::ClientHub(const Config& cfg, ClientIo& io, Submit submit)
     : cfg_(cfg), io_(io), submit_(std::move(submit)), state_(cfg.name) {}
 
-bool ClientHub::on_open(ConnId id, uint64_t now_us) {
+std::string Peer::describe() const {
+  switch (kind) {
+    case Kind::kUnix:
+      return "uid " + std::to_string(uid) + " (pid " + std::to_string(pid) + ")";
+    case Kind::kTcp:
+      return address;
+    case Kind::kUnknown:
+      break;
+  }
+  return "an unknown peer";
+}
+
+std::string Peer::user_key() const {
+  if (kind == Kind::kUnix) return "uid " + std::to_string(uid);
+  if (kind == Kind::kTcp) return address;
+  return {};
+}
+
+bool Peer::matches(const Principal& p) const {
+  using K = Principal::Kind;
+  switch (p.kind) {
+    case K::kAnyone: return true;
+    case K::kUid: return kind == Kind::kUnix && uid == p.id;
+    case K::kGid:
+      return kind == Kind::kUnix &&
+             (gid == p.id || std::find(groups.begin(), groups.end(), p.id) != groups.end());
+    case K::kTcpAny: return kind == Kind::kTcp;
+    case K::kTcpAddress: return kind == Kind::kTcp && address == p.address;
+  }
+  return false;
+}
+
+bool ClientHub::on_open(ConnId id, uint64_t now_us, Peer peer) {
+  std::string user = peer.user_key();
+  if (!user.empty() && cfg_.max_clients_per_user > 0 &&
+      per_user_[user] >= cfg_.max_clients_per_user && sessions_.size() < cfg_.max_clients) {
+    AGENT_LOG(kWarn, "refused a client connection of " << peer.describe() << ": " << user
+                                                       << " has " << per_user_[user]
+                                                       << " connections (clients.max_clients_per_user)");
+    frame_.clear();
+    proto::encode(frame_, proto::Error{ErrorCode::kTooManyClients, "",
+                                       user + " has reached its limit of " +
+                                           std::to_string(cfg_.max_clients_per_user) +
+                                           " connections to this daemon"});
+    io_.send(id, frame_);
+    io_.close(id);
+    return false;
+  }
   if (sessions_.size() >= cfg_.max_clients) {
     // One line, then one per interval with the count: a flood of connections must not flood
     // the log.
@@ -41,6 +89,8 @@ bool ClientHub::on_open(ConnId id, uint64_t now_us) {
   auto [it, added] =
       sessions_.emplace(id, Session(cfg_.max_message_bytes + proto::kFrameOverheadBytes));
   AGENT_CHECK(added);  // an id names one open connection
+  if (!user.empty()) ++per_user_[user];
+  it->second.peer = std::move(peer);
   it->second.opened_due = now_us + uint64_t{cfg_.hello_timeout_ms} * 1000;
   hello_due_.emplace_back(it->second.opened_due, id);
   return true;
@@ -149,6 +199,10 @@ void ClientHub::forget(ConnId id, bool close) {
     by_group_.erase(member);
   }
   if (s.positions) --positions_sessions_;
+  if (std::string user = s.peer.user_key(); !user.empty()) {
+    auto u = per_user_.find(user);
+    if (u != per_user_.end() && --u->second == 0) per_user_.erase(u);
+  }
   if (close) {
     auto a = std::find(to_abort_.begin(), to_abort_.end(), id);
     if (a != to_abort_.end()) {
@@ -177,6 +231,7 @@ void ClientHub::shutdown() {
     io_.close(id);
   }
   sessions_.clear();
+  per_user_.clear();
   by_group_.clear();
   departing_.clear();
   to_drop_.clear();
@@ -327,6 +382,7 @@ void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
       send_error(id, ErrorCode::kIllegalGroup, std::string(g), names::explain_group(g));
       return;
     }
+    if (!cfg_.access.empty() && !allowed(id, s, std::string(g), true)) return;
   }
   if (m.payload.size() > cfg_.max_message_bytes) {
     send_error(id, ErrorCode::kMessageTooLarge, "",
@@ -500,7 +556,30 @@ void ClientHub::drop_slow(ConnId id, Session& s, const std::string& why) {
   to_abort_.push_back(id);
 }
 
+bool ClientHub::allowed(ConnId id, Session& s, const std::string& group, bool send) {
+  if (cfg_.access.empty() || names::is_private_group(group)) return true;
+  for (size_t i = 0; i < cfg_.access.size(); ++i) {
+    const AccessRule& r = cfg_.access[i];
+    bool applies = false;
+    for (auto& pattern : r.groups) applies |= persist::glob_match(pattern, group);
+    if (!applies) continue;
+    if (!(send ? r.send_listed : r.join_listed)) return true;
+    for (auto& p : send ? r.send : r.join)
+      if (s.peer.matches(p)) return true;
+    AGENT_LOG(kWarn, "client " << s.private_group << " (" << s.peer.describe() << ") may not "
+                               << (send ? "send to " : "join ") << group << ": access rule "
+                               << i + 1 << " (" << r.origin << ")");
+    send_error(id, ErrorCode::kAccessDenied, group,
+               std::string(send ? "this client may not send to " : "this client may not join ") +
+                   group + " (access rule " + std::to_string(i + 1) + " of daemon " + cfg_.name +
+                   ")");
+    return false;
+  }
+  return true;
+}
+
 bool ClientHub::request_join(ConnId id, Session& s, const std::string& group) {
+  if (!allowed(id, s, group, false)) return false;
   if (s.groups.count(group)) {
     send_error(id, ErrorCode::kAlreadyMember, group, "already a member of " + group);
     return false;
@@ -562,6 +641,7 @@ void ClientHub::handle_history(ConnId id, Session& s, std::string_view body) {
     if (!request_join(id, s, group)) s.history_joins.erase(group);
     return;
   }
+  if (!allowed(id, s, h->group, false)) return;  // the history is the group's: joiners' right
   start_read(id, s, *h, persist::kEnd);
 }
 

@@ -24,6 +24,23 @@ namespace agent::daemon {
 
 using ConnId = uint64_t;
 
+// Who is at the other end of a connection, as the kernel tells the daemon: the peer
+// credentials of a Unix-socket client, the address of a TCP one. Access rules and the
+// per-user connection limit go by it.
+struct Peer {
+  enum class Kind { kUnknown, kUnix, kTcp };
+  Kind kind = Kind::kUnknown;
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;  // supplementary groups (Unix)
+  int32_t pid = 0;
+  std::string address;  // TCP
+  // "uid 1000 (pid 42)", "127.0.0.1": for messages.
+  std::string describe() const;
+  // The key the per-user limit counts by ("" for unknown peers: not counted).
+  std::string user_key() const;
+  bool matches(const Principal& p) const;
+};
+
 // A read of the message log for a client's history request.
 struct LogRead {
   ConnId conn = 0;
@@ -89,7 +106,7 @@ class ClientHub {
 
   // False when the connection is refused (too many clients); the hub has then closed it.
   // now_us: when (microseconds, any fixed origin): the hello is due hello_timeout_ms later.
-  bool on_open(ConnId id, uint64_t now_us = 0);
+  bool on_open(ConnId id, uint64_t now_us = 0, Peer peer = {});
   // Closes connections whose hello is overdue at now_us (error 12).
   void expire(uint64_t now_us);
   // When the next hello falls due (~0: none waiting).
@@ -159,6 +176,7 @@ class ClientHub {
     uint64_t next_read = 0;
     std::string held;
     uint64_t log_error_at = 0;  // when it was last told the log lost its messages
+    Peer peer;
   };
 
   void handle_frame(ConnId id, Session& s, const proto::Frame& f);
@@ -168,6 +186,9 @@ class ClientHub {
   // Checks and submits a join; false (an error sent) when refused.
   bool request_join(ConnId id, Session& s, const std::string& group);
   bool persistent(const std::string& group);
+  // Whether the session may join (send: send to) group by the access rules; when not, it is
+  // told (error 19) and the daemon logs it.
+  bool allowed(ConnId id, Session& s, const std::string& group, bool send);
   // Queues a history read for the session (held output starts with the first).
   void start_read(ConnId id, Session& s, const proto::History& h, persist::Position before);
   void issue_read(Session& s);
@@ -223,6 +244,7 @@ class ClientHub {
   size_t positions_sessions_ = 0;  // sessions that asked for positions
   std::vector<persist::Record> log_batch_;  // for the message log, not yet handed over
   std::unordered_map<std::string, bool> persistent_;  // persistent_group(), remembered
+  std::unordered_map<std::string, uint32_t> per_user_;  // connections by Peer::user_key()
   std::string multicast_event_;  // handle_multicast encodes here; submit_ leaves a spare
   uint64_t generated_names_ = 0;
   uint64_t queued_total_ = 0;  // the sessions' queued_bytes, summed

@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+
+#include <grp.h>
+#include <pwd.h>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -18,6 +21,46 @@
 #include "transport/names.h"
 
 namespace agent::daemon {
+
+std::string parse_principal(const std::string& text, Principal& p) {
+  p = Principal{};
+  p.text = text;
+  auto colon = text.find(':');
+  std::string kind = text.substr(0, colon), what = colon == std::string::npos ? "" : text.substr(colon + 1);
+  auto number = [&](uint32_t& out) {
+    if (what.empty() || what.size() > 10 || what.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoull(what) > 0xffffffffull)
+      return false;
+    out = static_cast<uint32_t>(std::stoull(what));
+    return true;
+  };
+  if (text == "*") return {};
+  if (kind == "user") {
+    const passwd* pw = what.empty() ? nullptr : getpwnam(what.c_str());
+    if (!pw) return "no such user on this host";
+    p.kind = Principal::Kind::kUid;
+    p.id = pw->pw_uid;
+  } else if (kind == "group") {
+    const group* gr = what.empty() ? nullptr : getgrnam(what.c_str());
+    if (!gr) return "no such group on this host";
+    p.kind = Principal::Kind::kGid;
+    p.id = gr->gr_gid;
+  } else if (kind == "uid" || kind == "gid") {
+    if (!number(p.id)) return "must be " + kind + ":NUMBER";
+    p.kind = kind == "uid" ? Principal::Kind::kUid : Principal::Kind::kGid;
+  } else if (kind == "tcp") {
+    if (what.empty()) return "must be tcp:* or tcp:ADDRESS";
+    if (what == "*") {
+      p.kind = Principal::Kind::kTcpAny;
+    } else {
+      p.kind = Principal::Kind::kTcpAddress;
+      p.address = what;
+    }
+  } else {
+    return "must be *, user:NAME, uid:N, group:NAME, gid:N, tcp:* or tcp:ADDRESS";
+  }
+  return {};
+}
 
 std::string default_daemon_name() {
   char host[256] = {0};
@@ -167,9 +210,11 @@ class Loader {
 
   void load(const toml::value& root) {
     for (auto& [k, v] : root.as_table()) {
-      if (k != "daemon" && k != "clients" && k != "ring" && k != "persist") {
+      if (k == "access") {
+        load_access(v);
+      } else if (k != "daemon" && k != "clients" && k != "ring" && k != "persist") {
         problem(v, "unknown section [" + k + "]" +
-                       suggestion(k, {"daemon", "clients", "ring", "persist"}));
+                       suggestion(k, {"daemon", "clients", "ring", "persist", "access"}));
       } else if (!v.is_table()) {
         problem(v, k + " = " + show(v) + ": must be a table [" + k + "]");
       } else if (k == "persist") {
@@ -253,6 +298,21 @@ class Loader {
       else problem(v, key + " = " + show(v) + ": must be normal, high or realtime");
     } else if (key == "clients.unix_socket") {
       if (string_value(key, v, s)) cfg_.unix_socket = s;
+    } else if (key == "clients.unix_mode") {
+      if (!string_value(key, v, s)) return;
+      char* end = nullptr;
+      unsigned long mode = std::strtoul(s.c_str(), &end, 8);
+      if (s.empty() || *end || mode > 0777 || (mode & 0600) != 0600)
+        problem(v, key + " = " + show(v) + ": must be octal permissions like \"0660\" that let "
+                                             "the daemon's user read and write");
+      else
+        cfg_.unix_mode = static_cast<uint32_t>(mode);
+    } else if (key == "clients.unix_group") {
+      if (!string_value(key, v, s)) return;
+      if (!s.empty() && !getgrnam(s.c_str()))
+        problem(v, key + " = " + show(v) + ": no such group on this host");
+      else
+        cfg_.unix_group = s;
     } else if (key == "clients.tcp" || key == "ring.multicast") {
       if (!string_value(key, v, s)) return;
       Endpoint e;
@@ -264,6 +324,72 @@ class Loader {
       load_daemons(v);
     } else {
       problem(v, "unknown key " + key + suggestion(key, known_keys()));
+    }
+  }
+
+  // [[access]] rules: groups = [...], join = [...], send = [...].
+  void load_access(const toml::value& v) {
+    if (!v.is_array()) {
+      problem(v, "access must be [[access]] tables, not " + std::string(type_name(v)));
+      return;
+    }
+    cfg_.access.clear();
+    size_t n = 0;
+    for (auto& r : v.as_array()) {
+      std::string entry = "access[" + std::to_string(++n) + "]";
+      if (!r.is_table()) {
+        problem(r, entry + " must be a table, not " + std::string(type_name(r)));
+        continue;
+      }
+      AccessRule rule;
+      rule.origin = where(r);
+      bool ok = true;
+      auto strings = [&](const std::string& key, const toml::value& x,
+                         std::vector<std::string>& out) {
+        if (!x.is_array()) {
+          problem(x, key + " must be a list of strings");
+          return false;
+        }
+        for (auto& e : x.as_array()) {
+          if (!e.is_string()) {
+            problem(e, key + " must be a list of strings");
+            return false;
+          }
+          out.push_back(e.as_string());
+        }
+        return true;
+      };
+      for (auto& [k, x] : r.as_table()) {
+        std::string key = entry + "." + k;
+        std::vector<std::string> list;
+        if (k == "groups") {
+          ok &= strings(key, x, rule.groups);
+        } else if (k == "join" || k == "send") {
+          if (!strings(key, x, list)) {
+            ok = false;
+            continue;
+          }
+          auto& into = k == "join" ? rule.join : rule.send;
+          (k == "join" ? rule.join_listed : rule.send_listed) = true;
+          for (auto& p : list) {
+            Principal pr;
+            if (auto err = parse_principal(p, pr); !err.empty()) {
+              problem(x, key + ": \"" + p + "\": " + err);
+              ok = false;
+            } else {
+              into.push_back(pr);
+            }
+          }
+        } else {
+          problem(x, "unknown key " + key + " (an access rule has groups, join and send)");
+          ok = false;
+        }
+      }
+      if (rule.groups.empty()) {
+        problem(r, entry + " needs groups = [names or patterns]");
+        ok = false;
+      }
+      if (ok) cfg_.access.push_back(std::move(rule));
     }
   }
 

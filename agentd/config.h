@@ -71,6 +71,24 @@ struct PersistSettings {
 };
 const char* durability_name(PersistSettings::Durability d);
 
+// Who may join and send to groups (the [[access]] rules). A principal is "*" (anyone),
+// "user:NAME", "uid:N", "group:NAME", "gid:N" (Unix-socket clients, by the peer credentials
+// the kernel gives), "tcp:*" or "tcp:ADDRESS" (TCP clients, by address). Names are resolved
+// when the configuration is loaded.
+struct Principal {
+  enum class Kind { kAnyone, kUid, kGid, kTcpAny, kTcpAddress };
+  Kind kind = Kind::kAnyone;
+  uint32_t id = 0;      // kUid, kGid
+  std::string address;  // kTcpAddress
+  std::string text;     // as written, for messages
+};
+struct AccessRule {
+  std::vector<std::string> groups;  // names or patterns ('*', '?') the rule is for
+  bool join_listed = false, send_listed = false;  // absent: anyone may
+  std::vector<Principal> join, send;  // who may join (and read the history); who may send
+  std::string origin;  // "agentd.toml:12", for log lines
+};
+
 struct Config {
   uint64_t incarnation = 1;  // set at start from the state directory
   uint32_t ring_seq_floor = 0;  // set at start from the state directory
@@ -87,6 +105,13 @@ struct Config {
   Priority priority = Priority::kHigh;
   // Clients
   std::string unix_socket = "/tmp/agentd.sock";  // "" disables
+  // The socket file's permissions and group: who may connect at all. Not world-writable
+  // by default.
+  uint32_t unix_mode = 0660;
+  std::string unix_group;  // "" : the daemon's group
+  // Connections per user (Unix socket: uid) or per address (TCP); 0: no limit.
+  uint32_t max_clients_per_user = 256;
+  std::vector<AccessRule> access;  // first rule whose groups match a group decides
   Endpoint tcp{"127.0.0.1", 4803};               // host "" disables
   uint32_t max_clients = 1024;
   // A connection that has not said hello by then is closed (error 12): idle connections
@@ -128,6 +153,9 @@ constexpr uint64_t kMaxConfigFileBytes = 1u << 20;
 // '_' and a '.' not in front are written %XX), so daemons on one host do not share one.
 constexpr const char* kStateBase = "/tmp/agentd-state";
 std::string default_state_dir(const std::string& daemon_name);
+
+// Parses an access rule's principal ("user:alice", "tcp:*", ...); "" or why not.
+std::string parse_principal(const std::string& text, Principal& p);
 
 // The default daemon name: the short host name, cut to the name limit.
 std::string default_daemon_name();

@@ -22,6 +22,8 @@ const std::vector<IntKey> kIntKeys = {
      AGENT_FIELD(client_queue_bytes)},
     {"clients.queue_total_bytes", Unit::kBytes, 1, kMaxQueueBytes, "",
      AGENT_FIELD(client_queue_total_bytes)},
+    {"clients.max_clients_per_user", Unit::kCount, 0, kMaxClients, "no limit",
+     AGENT_FIELD(max_clients_per_user)},
     {"clients.max_groups", Unit::kCount, 1, kMaxGroupsPerClient, "",
      AGENT_FIELD(max_groups_per_client)},
     {"clients.socket_buffer_bytes", Unit::kBytes, 0, kMaxSocketBufferBytes,
@@ -54,6 +56,7 @@ const std::vector<IntKey> kIntKeys = {
 // The other keys, for unknown-key suggestions and reload comparisons.
 const char* kOtherKeys[] = {"daemon.name",      "daemon.log_level", "daemon.state_dir",
                             "daemon.priority",  "clients.unix_socket", "clients.tcp",
+                            "clients.unix_mode", "clients.unix_group",
                             "ring.udp_offload", "ring.multicast",   "ring.daemons"};
 
 }  // namespace

@@ -3,6 +3,10 @@
 // arrives and carries out what the core asks for (CoreIo).
 #include "agentd/daemon.h"
 
+#include <arpa/inet.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -29,6 +33,47 @@ namespace {
 
 using ring_timer_atom = caf::atom_constant<caf::atom("ringtimer")>;
 constexpr Time kNever = std::numeric_limits<Time>::max();
+
+// Who connected: the kernel's peer credentials (Unix socket) or the peer's address (TCP).
+Peer peer_of(int fd) {
+  Peer p;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return p;
+  if (ss.ss_family == AF_UNIX) {
+    ucred cred{};
+    socklen_t cl = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) return p;
+    p.kind = Peer::Kind::kUnix;
+    p.uid = cred.uid;
+    p.gid = cred.gid;
+    p.pid = cred.pid;
+    // Supplementary groups, as the account database lists them (group: principals).
+    if (passwd* pw = ::getpwuid(cred.uid)) {
+      int n = 64;
+      std::vector<gid_t> gs(static_cast<size_t>(n));
+      if (::getgrouplist(pw->pw_name, cred.gid, gs.data(), &n) < 0 && n > 64) {
+        gs.resize(static_cast<size_t>(n));
+        ::getgrouplist(pw->pw_name, cred.gid, gs.data(), &n);
+      }
+      gs.resize(static_cast<size_t>(std::max(n, 0)));
+      p.groups.assign(gs.begin(), gs.end());
+    }
+    return p;
+  }
+  len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return p;
+  char host[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET)
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, host, sizeof host);
+  else if (ss.ss_family == AF_INET6)
+    ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, host, sizeof host);
+  else
+    return p;
+  p.kind = Peer::Kind::kTcp;
+  p.address = host;
+  return p;
+}
 
 Time now_us() {
   return static_cast<Time>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -270,7 +315,7 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         // reading), while the ring's queue has room.
         st->guarded([&] {
           ConnId id = st->clients.add(m.handle);
-          st->core.on_open(id, now_us());
+          st->core.on_open(id, now_us(), peer_of(static_cast<int>(id)));
           st->run();  // the welcome or refusal goes out; the hello's deadline is timed
         });
       },

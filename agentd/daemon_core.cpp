@@ -49,13 +49,13 @@ DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& i
       hub_(cfg, io, [this](uint32_t service, std::string& ev) { submit(service, ev); }),
       now_(now) {}
 
-bool DaemonCore::on_open(ConnId id, Time now) {
+bool DaemonCore::on_open(ConnId id, Time now, Peer peer) {
   now_ = std::max(now_, now);
   if (stopped_) {
     io_.close(id);
     return false;
   }
-  return hub_.on_open(id, now_);
+  return hub_.on_open(id, now_, std::move(peer));
 }
 
 Time DaemonCore::next_timeout() const {

@@ -78,7 +78,7 @@ class DaemonCore {
              RingTap* tap = nullptr);
 
   // Client connections. on_open: false when refused (the hub has closed it).
-  bool on_open(ConnId id, Time now);
+  bool on_open(ConnId id, Time now, Peer peer = {});
   void on_bytes(ConnId id, const char* data, size_t size, Time now);
   // The connection ended (the peer closed it, or it failed).
   void on_closed(ConnId id);

@@ -1,5 +1,6 @@
 // agentd: the libagent daemon. See docs/agentd.md.
 #include <getopt.h>
+#include <grp.h>
 #include <malloc.h>
 #include <sched.h>
 #include <signal.h>
@@ -175,7 +176,8 @@ void reload(const Options& o, daemon::Config& running) {
 
 // Creates the listening Unix socket. A stale socket file (nobody accepting) is replaced; a live
 // one means another daemon runs there, which is an error.
-int listen_unix(const std::string& path, std::string& err) {
+int listen_unix(const std::string& path, uint32_t mode, const std::string& group,
+                std::string& err) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
@@ -201,7 +203,21 @@ int listen_unix(const std::string& path, std::string& err) {
     if (fd >= 0) ::close(fd);
     return -1;
   }
-  ::chmod(path.c_str(), 0777);  // any local user may connect, as with Spread's socket
+  // Who may connect: the socket file's permissions (clients.unix_mode, unix_group).
+  if (!group.empty()) {
+    const ::group* gr = ::getgrnam(group.c_str());
+    if (!gr || ::chown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) {
+      err = "cannot give " + path + " to group " + group + ": " +
+            (gr ? std::strerror(errno) : "no such group");
+      ::close(fd);
+      return -1;
+    }
+  }
+  if (::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) {
+    err = "cannot set the permissions of " + path + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
   return fd;
 }
 
@@ -360,7 +376,7 @@ int main(int argc, char** argv) {
   int unix_fd = -1;
   if (!cfg.unix_socket.empty()) {
     std::string err;
-    unix_fd = listen_unix(cfg.unix_socket, err);
+    unix_fd = listen_unix(cfg.unix_socket, cfg.unix_mode, cfg.unix_group, err);
     if (unix_fd < 0) {
       AGENT_LOG(kError, err);
       return 1;

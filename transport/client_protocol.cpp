@@ -37,6 +37,7 @@ const char* error_name(ErrorCode c) {
     case ErrorCode::kTooManyClients: return "too many clients";
     case ErrorCode::kNotPersistent: return "not a persistent group";
     case ErrorCode::kLogFailed: return "message log failed";
+    case ErrorCode::kAccessDenied: return "access denied";
   }
   return "unknown error";
 }

@@ -93,6 +93,7 @@ enum class ErrorCode : uint16_t {
   kTooManyClients = 16,  // the daemon has reached its client limit; closed
   kNotPersistent = 17,   // history of a group this daemon keeps no log of
   kLogFailed = 18,       // the message log could not be read or written
+  kAccessDenied = 19,    // an access rule does not let this client join or send to the group
 };
 const char* error_name(ErrorCode c);
 

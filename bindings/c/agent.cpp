@@ -495,7 +495,18 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
   std::string frame;
   proto::encode(frame, h);
   int rc = send_frame(c, frame);
-  if (rc == AGENT_OK) rc = fill(c, remaining_ms(deadline, timeout_ms));
+  if (rc != AGENT_OK) {
+    // A daemon that refuses the connection (too many clients) says why and closes, maybe
+    // before the hello got there: read what it said.
+    c->closed = false;
+    int left = remaining_ms(deadline, timeout_ms);
+    if (fill(c, left < 0 || left > 1000 ? 1000 : left) == AGENT_OK)
+      rc = AGENT_OK;
+    else
+      rc = AGENT_ERR_CLOSED;
+  } else {
+    rc = fill(c, remaining_ms(deadline, timeout_ms));
+  }
   if (rc == AGENT_ERR_TIMEOUT) {
     rc = AGENT_ERR_CONNECT;
     errno = ETIMEDOUT;  // no welcome in time

@@ -369,3 +369,46 @@ TEST_CASE("a state directory is locked by one holder at a time", "[config]") {
   std::string cmd = "rm -rf '" + std::string(tmpl) + "'";
   CHECK(std::system(cmd.c_str()) == 0);
 }
+
+TEST_CASE("access rules name groups and who may join and send", "[config][access]") {
+  Config c;
+  REQUIRE(load(R"([clients]
+unix_mode = "0600"
+[[access]]
+groups = ["payroll*", "hr"]
+join = ["user:root", "gid:0", "tcp:127.0.0.1"]
+send = ["uid:0"]
+[[access]]
+groups = ["*"]
+send = ["tcp:*"]
+)",
+               &c) == "");
+  CHECK(c.unix_mode == 0600);
+  REQUIRE(c.access.size() == 2);
+  CHECK(c.access[0].groups == std::vector<std::string>{"payroll*", "hr"});
+  REQUIRE(c.access[0].join.size() == 3);
+  CHECK(c.access[0].join[0].kind == Principal::Kind::kUid);
+  CHECK(c.access[0].join[0].id == 0);
+  CHECK(c.access[0].join[1].kind == Principal::Kind::kGid);
+  CHECK(c.access[0].join[2].kind == Principal::Kind::kTcpAddress);
+  CHECK(c.access[0].join[2].address == "127.0.0.1");
+  CHECK(c.access[0].join_listed);
+  CHECK_FALSE(c.access[1].join_listed);  // absent: anyone may join
+  CHECK(c.access[1].send[0].kind == Principal::Kind::kTcpAny);
+
+  std::string err = load("[[access]]\ngroups = [\"g\"]\njoin = [\"user:no-such-user-here\"]\n");
+  CHECK(err.find("access[1].join") != std::string::npos);
+  CHECK(err.find("no such user") != std::string::npos);
+  err = load("[[access]]\ngroups = [\"g\"]\nsend = [\"everyone\"]\n");
+  CHECK(err.find("access[1].send") != std::string::npos);
+  err = load("[[access]]\njoin = [\"*\"]\n");
+  CHECK(err.find("access[1] needs groups") != std::string::npos);
+  err = load("[[access]]\ngroups = [\"g\"]\nread = [\"*\"]\n");
+  CHECK(err.find("unknown key access[1].read") != std::string::npos);
+  err = load("[clients]\nunix_mode = \"0777x\"\n");
+  CHECK(err.find("clients.unix_mode") != std::string::npos);
+  err = load("[clients]\nunix_mode = \"0066\"\n");  // the daemon's own user must read and write
+  CHECK(err.find("clients.unix_mode") != std::string::npos);
+  err = load("[clients]\nunix_group = \"no-such-group-here\"\n");
+  CHECK(err.find("no such group") != std::string::npos);
+}

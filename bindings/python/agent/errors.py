@@ -32,6 +32,7 @@ class ErrorCode(enum.IntEnum):
     TOO_MANY_CLIENTS = 16
     NOT_PERSISTENT = 17    # history of a group the daemon keeps no log of
     LOG_FAILED = 18        # the daemon's message log could not be read or written
+    ACCESS_DENIED = 19     # an access rule does not let this client join, read or send
 
 
 # The protocol document's name for each code (the same strings as proto::error_name in C++).
@@ -54,6 +55,7 @@ ERROR_NAMES = {
     ErrorCode.TOO_MANY_CLIENTS: "too many clients",
     ErrorCode.NOT_PERSISTENT: "not a persistent group",
     ErrorCode.LOG_FAILED: "message log failed",
+    ErrorCode.ACCESS_DENIED: "access denied",
 }
 
 # Codes after which the daemon closes the connection (the table's "after it" column). Code 12

@@ -21,7 +21,9 @@ public enum ErrorCode {
   /** History of a group the daemon keeps no log of. */
   NOT_PERSISTENT(17, "not a persistent group"),
   /** The daemon's message log could not be read or written; a history ends with failed. */
-  LOG_FAILED(18, "message log failed");
+  LOG_FAILED(18, "message log failed"),
+  /** An access rule does not let this client join, read or send to the group. */
+  ACCESS_DENIED(19, "access denied");
 
   private final int code;
   private final String description;

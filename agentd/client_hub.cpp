@@ -49,12 +49,21 @@ bool Peer::matches(const Principal& p) const {
 }
 
 bool ClientHub::on_open(ConnId id, uint64_t now_us, Peer peer) {
+  now_us_ = std::max(now_us_, now_us);
   std::string user = peer.user_key();
   if (!user.empty() && cfg_.max_clients_per_user > 0 &&
       per_user_[user] >= cfg_.max_clients_per_user && sessions_.size() < cfg_.max_clients) {
-    AGENT_LOG(kWarn, "refused a client connection of " << peer.describe() << ": " << user
-                                                       << " has " << per_user_[user]
-                                                       << " connections (clients.max_clients_per_user)");
+    ++user_refusals_;
+    if (user_refusals_logged_at_ == 0 || now_us_ >= user_refusals_logged_at_ + 10'000'000) {
+      AGENT_LOG(kWarn, "refused a client connection of " << peer.describe() << ": " << user
+                           << " has " << per_user_[user]
+                           << " connections (clients.max_clients_per_user)"
+                           << (user_refusals_ > 1 ? "; " + std::to_string(user_refusals_ - 1) +
+                                                        " more refusals since the last report"
+                                                  : std::string()));
+      user_refusals_ = 0;
+      user_refusals_logged_at_ = std::max<uint64_t>(now_us_, 1);
+    }
     frame_.clear();
     proto::encode(frame_, proto::Error{ErrorCode::kTooManyClients, "",
                                        user + " has reached its limit of " +
@@ -101,6 +110,7 @@ uint64_t ClientHub::next_hello_deadline() const {
 }
 
 void ClientHub::expire(uint64_t now_us) {
+  now_us_ = std::max(now_us_, now_us);
   ++depth_;
   while (!hello_due_.empty() && hello_due_.front().first <= now_us) {
     auto [due, id] = hello_due_.front();
@@ -566,9 +576,19 @@ bool ClientHub::allowed(ConnId id, Session& s, const std::string& group, bool se
     if (!(send ? r.send_listed : r.join_listed)) return true;
     for (auto& p : send ? r.send : r.join)
       if (s.peer.matches(p)) return true;
-    AGENT_LOG(kWarn, "client " << s.private_group << " (" << s.peer.describe() << ") may not "
-                               << (send ? "send to " : "join ") << group << ": access rule "
-                               << i + 1 << " (" << r.origin << ")");
+    // One line, then at most one per 10 s with the count: a client repeating a refused
+    // request must not flood the log.
+    ++denials_;
+    if (denials_logged_at_ == 0 || now_us_ >= denials_logged_at_ + 10'000'000) {
+      AGENT_LOG(kWarn, "client " << s.private_group << " (" << s.peer.describe() << ") may not "
+                                 << (send ? "send to " : "join ") << group << ": access rule "
+                                 << i + 1 << " (" << r.origin << ")"
+                                 << (denials_ > 1 ? "; " + std::to_string(denials_ - 1) +
+                                                        " more refusals since the last report"
+                                                  : std::string()));
+      denials_ = 0;
+      denials_logged_at_ = std::max<uint64_t>(now_us_, 1);
+    }
     send_error(id, ErrorCode::kAccessDenied, group,
                std::string(send ? "this client may not send to " : "this client may not join ") +
                    group + " (access rule " + std::to_string(i + 1) + " of daemon " + cfg_.name +

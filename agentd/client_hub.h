@@ -245,6 +245,9 @@ class ClientHub {
   std::vector<persist::Record> log_batch_;  // for the message log, not yet handed over
   std::unordered_map<std::string, bool> persistent_;  // persistent_group(), remembered
   std::unordered_map<std::string, uint32_t> per_user_;  // connections by Peer::user_key()
+  uint64_t now_us_ = 0;  // the latest time given (on_open, expire): for rate-limited log lines
+  uint64_t denials_ = 0, denials_logged_at_ = 0;
+  uint64_t user_refusals_ = 0, user_refusals_logged_at_ = 0;  // clients.max_clients_per_user  // access refusals not logged yet / last line
   std::string multicast_event_;  // handle_multicast encodes here; submit_ leaves a spare
   uint64_t generated_names_ = 0;
   uint64_t queued_total_ = 0;  // the sessions' queued_bytes, summed

@@ -629,3 +629,33 @@ TEST_CASE("clients that ask for positions get them on every data message", "[hub
   CHECK(d->ordinal == h.seq.last);
   CHECK(d->payload == "p");
 }
+
+TEST_CASE("access rules: refusals answer every request, the log gets one line per 10 s",
+          "[hub][access]") {
+  Config c = Hub::make_config();
+  AccessRule rule;
+  rule.groups = {"secret*"};
+  rule.join_listed = rule.send_listed = true;  // nobody
+  rule.origin = "test.toml:1";
+  c.access = {rule};
+  Hub h(c);
+  ConnId a = h.connect("a");
+  h.frames(a);
+  std::vector<std::string> lines;
+  agent::log::set_level(agent::log::Level::kWarn);
+  agent::log::set_sink([&](agent::log::Level, const std::string& t) { lines.push_back(t); });
+  std::string requests;
+  for (int i = 0; i < 50; ++i) requests += join("secret1") + mcast({"secret2", "open"}, "x");
+  h.bytes(a, requests);
+  h.hub.expire(11'000'000);  // 11 s on: the next refusal is reported with the count
+  h.bytes(a, join("secret3"));
+  agent::log::set_sink(nullptr);
+  agent::log::set_level(agent::log::Level::kError);
+  CHECK(h.errors(a) == std::vector<ErrorCode>(101, ErrorCode::kAccessDenied));
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].find("may not join secret1: access rule 1 (test.toml:1)") != std::string::npos);
+  CHECK(lines[1].find("may not join secret3") != std::string::npos);
+  CHECK(lines[1].find("99 more refusals since the last report") != std::string::npos);
+  // Private groups are not subject to rules; a refused multicast sent nothing.
+  CHECK(h.seq.last == 0);
+}

@@ -54,7 +54,8 @@ const std::vector<IntKey> kIntKeys = {
 // The other keys, for unknown-key suggestions and reload comparisons.
 const char* kOtherKeys[] = {"daemon.name",      "daemon.log_level", "daemon.state_dir",
                             "daemon.priority",  "clients.unix_socket", "clients.tcp",
-                            "ring.udp_offload", "ring.multicast",   "ring.daemons"};
+                            "ring.udp_offload", "ring.multicast",   "ring.daemons",
+                            "ring.key_file",    "ring.accept_key_file", "ring.encrypt"};
 
 }  // namespace
 

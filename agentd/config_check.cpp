@@ -134,7 +134,7 @@ class Checker {
     // Without a key anyone who can send UDP to a daemon can disturb the ring and read it: that
     // must be chosen, not fallen into.
     if (r.daemons.size() > 1 && r.key_file.empty())
-      say("ring.key_file", "not set: a ring of " + std::to_string(r.daemons.size()) +
+      say("ring.key_file", "\"\" (not set): a ring of " + std::to_string(r.daemons.size()) +
                                " daemons needs a cluster key (make one with 'agentd keygen "
                                "FILE', copy it to every daemon, set ring.key_file = FILE), or "
                                "ring.key_file = \"none\" to run the ring without "

@@ -62,7 +62,7 @@ TEST_CASE("seal: authenticated only, the packet travels as it is but cannot be c
   std::string got;
   REQUIRE(open_copy(b, d, 1, &got).ok);
   CHECK(got == packet);
-  std::string changed = d;
+  std::string changed = a.seal(packet);  // not yet seen: the tag, not the window, refuses it
   changed[kHeaderBytes + 3] ^= 0x20;
   CHECK(open_copy(b, changed, 1).why == Drop::kForged);
 }

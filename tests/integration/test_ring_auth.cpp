@@ -7,12 +7,14 @@
 #include <netinet/udp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "daemon_fixture.h"
@@ -395,4 +397,51 @@ TEST_CASE("captured ring datagrams replayed or mutated from their sender's addre
     CHECK(total(log, "replayed") >= int64_t(replayed[i]));
     CHECK(total(log, "forged") >= int64_t(mutated[i]));
   }
+}
+
+TEST_CASE("agentd keygen writes a key only its owner can read; a daemon refuses a key file "
+          "others can read, of the wrong size, or none for a ring", "[agentd][config][auth]") {
+  char tmpl[] = "/tmp/agent-keygen-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl));
+  std::string dir = tmpl, key = dir + "/ring.key";
+  auto r = run_agentd({"keygen", key});
+  INFO(r.out << r.err);
+  CHECK(r.status == 0);
+  struct stat sb;
+  REQUIRE(::stat(key.c_str(), &sb) == 0);
+  CHECK((sb.st_mode & 0777) == 0600);
+  CHECK(sb.st_size == 32);
+  r = run_agentd({"--keygen", key});  // never overwritten
+  CHECK(r.status == 1);
+  CHECK(r.err.find("File exists") != std::string::npos);
+  auto config = [&](const std::string& key_line) {
+    std::string path = dir + "/agentd.toml";
+    std::ofstream(path) << "[daemon]\nname = \"d1\"\nstate_dir = \"" << dir
+                        << "/state\"\n[clients]\nunix_socket = \"" << dir
+                        << "/s.sock\"\ntcp = \"off\"\n[ring]\nid = 1\n" << key_line
+                        << "[[ring.daemons]]\nid = 1\naddress = \"127.0.0.1\"\nport = 4810\n"
+                        << "[[ring.daemons]]\nid = 2\naddress = \"127.0.0.1\"\nport = 4811\n";
+    return path;
+  };
+  std::string with_key = config("key_file = \"" + key + "\"\n");
+  r = run_agentd({"--check-config", with_key});
+  CHECK(r.status == 0);
+  ::chmod(key.c_str(), 0644);
+  r = run_agentd({"--config", with_key});  // at start, before anything is opened
+  CHECK(r.status == 2);
+  CHECK(r.err.find("ring.key_file " + key + ": mode 0644 lets group or others at the key: chmod 600 " +
+                   key) != std::string::npos);
+  ::chmod(key.c_str(), 0600);
+  ::truncate(key.c_str(), 16);
+  r = run_agentd({"--config", with_key});
+  CHECK(r.status == 2);
+  CHECK(r.err.find("ring.key_file " + key + ": 16 bytes, a key has 32") != std::string::npos);
+  r = run_agentd({"--config", config("")});
+  CHECK(r.status == 2);
+  CHECK(r.err.find("ring.key_file = \"\" (not set): a ring of 2 daemons needs a cluster key") !=
+        std::string::npos);
+  r = run_agentd({"--check-config", config("key_file = \"none\"\n")});
+  CHECK(r.status == 0);
+  CHECK(r.out.find("ring NOT authenticated") != std::string::npos);
+  CHECK(std::system(("rm -rf '" + dir + "'").c_str()) == 0);
 }

@@ -6,6 +6,7 @@
 #include <netinet/ip.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <random>
 
 #include "daemon_fixture.h"
@@ -207,7 +209,7 @@ TEST_CASE("without a key (ring.key_file = none) one forged wake reconfigures the
   CHECK(d[0]->log().find("a daemon of another ring is reachable") != std::string::npos);
 }
 
-TEST_CASE("a daemon with another key, or none, can neither join nor disturb the ring",
+TEST_CASE("a daemon with another key or with none can neither join nor disturb the ring",
           "[ring][agentd][auth]") {
   auto ports = free_udp_ports(3);
   std::vector<std::unique_ptr<Daemon>> d;
@@ -399,8 +401,8 @@ TEST_CASE("captured ring datagrams replayed or mutated from their sender's addre
   }
 }
 
-TEST_CASE("agentd keygen writes a key only its owner can read; a daemon refuses a key file "
-          "others can read, of the wrong size, or none for a ring", "[agentd][config][auth]") {
+TEST_CASE("agentd keygen writes a key only its owner can read and a daemon refuses a key file "
+          "others can read or of the wrong size or none for a ring", "[agentd][config][auth]") {
   char tmpl[] = "/tmp/agent-keygen-XXXXXX";
   REQUIRE(::mkdtemp(tmpl));
   std::string dir = tmpl, key = dir + "/ring.key";
@@ -443,5 +445,62 @@ TEST_CASE("agentd keygen writes a key only its owner can read; a daemon refuses 
   r = run_agentd({"--check-config", config("key_file = \"none\"\n")});
   CHECK(r.status == 0);
   CHECK(r.out.find("ring NOT authenticated") != std::string::npos);
+  CHECK(std::system(("rm -rf '" + dir + "'").c_str()) == 0);
+}
+
+TEST_CASE("the cluster key changes while the ring runs: both keys then the new one alone by SIGHUP",
+          "[ring][agentd][auth]") {
+  char tmpl[] = "/tmp/agent-rotate-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl));
+  std::string dir = tmpl, old_key = dir + "/old.key", new_key = dir + "/new.key";
+  REQUIRE(agent::ringseal::generate_key_file(old_key) == "");
+  REQUIRE(agent::ringseal::generate_key_file(new_key) == "");
+  auto ports = free_udp_ports(2);
+  std::vector<std::unique_ptr<Daemon>> d;
+  for (uint32_t id = 1; id <= 2; ++id) {
+    DaemonOptions o;
+    o.name = "d" + std::to_string(id);
+    o.extra_config =
+        ring_section(id, ports, std::string(kPatientProfile) + "key_file = \"" + old_key + "\"\n");
+    d.push_back(std::make_unique<Daemon>(o));
+  }
+  auto cl = two_members(*d[0], *d[1]);
+  size_t before[2] = {d[0]->log().size(), d[1]->log().size()};
+  auto keys = [](const std::string& seal, const std::string& accept) {
+    return "key_file = \"" + seal + "\"\n" +
+           (accept.empty() ? "" : "accept_key_file = \"" + accept + "\"\n");
+  };
+  std::string current[2] = {keys(old_key, ""), keys(old_key, "")};
+  int reloads[2] = {0, 0};
+  // Rewrites daemon i's key lines and sends SIGHUP; returns once it has taken the keys.
+  auto reload = [&](int i, const std::string& lines) {
+    std::ifstream in(d[i]->config_path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto at = text.find(current[i]);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, current[i].size(), lines);
+    std::ofstream(d[i]->config_path()) << text;
+    current[i] = lines;
+    d[i]->signal(SIGHUP);
+    ++reloads[i];
+    REQUIRE(await([&] { return count(d[i]->log(), "ring keys reloaded") == size_t(reloads[i]); }));
+  };
+  for (int i = 0; i < 2; ++i) reload(i, keys(old_key, new_key));  // 1. both accept both
+  marker_arrives_without_views(cl, "both keys accepted");
+  reload(0, keys(new_key, old_key));  // 2. d1 seals with the new key, d2 still with the old
+  marker_arrives_without_views(cl, "d1 switched");
+  reload(1, keys(new_key, old_key));
+  marker_arrives_without_views(cl, "both switched");
+  for (int i = 0; i < 2; ++i) reload(i, keys(new_key, ""));  // 3. the old key is gone
+  marker_arrives_without_views(cl, "old key gone");
+  for (int i = 0; i < 2; ++i)
+    CHECK(count(d[i]->log().substr(before[i]), "configuration change") == 0);
+  for (int i = 0; i < 2; ++i) {
+    CHECK(d[i]->stop() == 0);
+    std::string log = d[i]->log();
+    INFO(log.substr(log.rfind("totals: ")));
+    CHECK(total(log, "other key") == 0);
+    CHECK(total(log, "forged") == 0);
+  }
   CHECK(std::system(("rm -rf '" + dir + "'").c_str()) == 0);
 }

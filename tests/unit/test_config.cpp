@@ -375,7 +375,7 @@ TEST_CASE("a state directory is locked by one holder at a time", "[config]") {
   CHECK(std::system(cmd.c_str()) == 0);
 }
 
-TEST_CASE("a ring of several daemons needs a key file, or key_file = \"none\" said outright",
+TEST_CASE("a ring of several daemons needs a key file or key_file = \"none\" said outright",
           "[config]") {
   Config c;
   c.name = "a";

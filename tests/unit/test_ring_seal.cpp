@@ -54,7 +54,7 @@ TEST_CASE("seal: an encrypted datagram opens to the packet and hides it on the w
   CHECK(b.peer_epoch(1) == 1000);
 }
 
-TEST_CASE("seal: authenticated only, the packet travels as it is but cannot be changed", "[seal]") {
+TEST_CASE("seal: authenticated only the packet travels as it is but cannot be changed", "[seal]") {
   Sealer a({key_of(1)}, 1, 1000, false), b({key_of(1)}, 2, 2000, false);
   std::string packet = "plain for all to read";
   std::string d = a.seal(packet);
@@ -67,7 +67,7 @@ TEST_CASE("seal: authenticated only, the packet travels as it is but cannot be c
   CHECK(open_copy(b, changed, 1).why == Drop::kForged);
 }
 
-TEST_CASE("seal: any changed byte, a truncation or random bytes are dropped and counted", "[seal]") {
+TEST_CASE("seal: any changed byte or a truncation or random bytes are dropped and counted", "[seal]") {
   Sealer a({key_of(7)}, 1, 1000, true), b({key_of(7)}, 2, 2000, true);
   std::string d = a.seal(std::string(100, 'x'));
   uint64_t drops = 0;
@@ -101,7 +101,7 @@ TEST_CASE("seal: any changed byte, a truncation or random bytes are dropped and 
   CHECK(open_copy(b, d, 1).ok);
 }
 
-TEST_CASE("seal: a datagram under another key, of another sender or mode is refused", "[seal]") {
+TEST_CASE("seal: a datagram under another key or of another sender or mode is refused", "[seal]") {
   Sealer a({key_of(1)}, 1, 1000, true), other({key_of(2)}, 1, 1000, true);
   Sealer b({key_of(1)}, 2, 2000, true), plain({key_of(1)}, 3, 3000, false);
   std::string packet = "hello";
@@ -113,7 +113,7 @@ TEST_CASE("seal: a datagram under another key, of another sender or mode is refu
   CHECK(open_copy(b, raw, 1).why == Drop::kUnsealed);
 }
 
-TEST_CASE("seal: replays are dropped; reordering within the window is not", "[seal]") {
+TEST_CASE("seal: replays are dropped but reordering within the window is not", "[seal]") {
   Sealer a({key_of(1)}, 1, 1000, true), b({key_of(1)}, 2, 2000, true);
   std::vector<std::string> sent;
   for (int i = 0; i < 10; ++i) sent.push_back(a.seal("packet " + std::to_string(i)));
@@ -161,7 +161,7 @@ TEST_CASE("seal: key rotation: a receiver with both keys follows a sender to the
   CHECK(key_id(old_key) != key_id(new_key));
 }
 
-TEST_CASE("key files: keygen writes 32 random bytes with mode 0600; loading checks mode and size",
+TEST_CASE("key files: keygen writes 32 random bytes with mode 0600 and loading checks mode and size",
           "[seal]") {
   TempDir t;
   std::string path = t.path + "/ring.key";

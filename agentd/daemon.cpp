@@ -191,7 +191,8 @@ struct DaemonState final : CoreIo {
     const auto& u = ring.unicast();
     // Dropped datagrams by reason: what an attack or a misconfigured daemon shows up as.
     std::string drops = "not from a configured daemon " + std::to_string(ring.bad_datagrams()) +
-                        ", undecodable " + std::to_string(rs.bad_packets);
+                        ", refused by the ring " + std::to_string(rs.bad_packets) +
+                        " (ring seq past the limit " + std::to_string(rs.ring_seq_refused) + ")";
     uint64_t dropped = ring.bad_datagrams() + rs.bad_packets + ring.sealed_without_key();
     if (const auto* sealer = ring.sealer()) {
       const auto& ss = sealer->stats();

@@ -46,15 +46,18 @@ void nonce_of(uint64_t counter, unsigned char* nonce) {
 
 }  // namespace
 
-// One derived key, ready to seal and to open (its key schedule is computed once).
+// One derived key, ready to seal or to open (its key schedule is computed once): a sender's
+// own seals, a peer's opens. Only the context used is made (a forged datagram that names a
+// new epoch costs one derivation).
 struct Sealer::Cipher {
   EVP_CIPHER_CTX* enc = nullptr;
   EVP_CIPHER_CTX* dec = nullptr;
-  explicit Cipher(const std::array<uint8_t, 32>& key) {
-    enc = EVP_CIPHER_CTX_new();
-    dec = EVP_CIPHER_CTX_new();
-    if (!enc || !dec || EVP_EncryptInit_ex(enc, EVP_aes_256_gcm(), nullptr, key.data(), nullptr) != 1 ||
-        EVP_DecryptInit_ex(dec, EVP_aes_256_gcm(), nullptr, key.data(), nullptr) != 1) {
+  Cipher(const std::array<uint8_t, 32>& key, bool sealing) {
+    EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+    (sealing ? enc : dec) = c;
+    bool ok = c && (sealing ? EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), nullptr, key.data(), nullptr)
+                            : EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), nullptr, key.data(), nullptr)) == 1;
+    if (!ok) {
       free();
       throw std::runtime_error("cannot set up AES-256-GCM");
     }
@@ -163,17 +166,17 @@ void Sealer::set_keys(std::vector<Key> keys) {
   keys_.clear();
   for (auto& k : keys) keys_.push_back(KeySlot{k, key_id(k)});
   // The epoch stays: the new key gives new derived keys, so counters may go on.
-  send_ = derive(keys_.front().key, self_, epoch_);
+  send_ = derive(keys_.front().key, self_, epoch_, true);
 }
 
-std::unique_ptr<Sealer::Cipher> Sealer::derive(const Key& key, uint32_t sender,
-                                               uint64_t epoch) const {
+std::unique_ptr<Sealer::Cipher> Sealer::derive(const Key& key, uint32_t sender, uint64_t epoch,
+                                               bool sealing) const {
   std::string msg(kSubkeyLabel, sizeof kSubkeyLabel - 1);
   char b[12];
   put_le(b, sender, 4);
   put_le(b + 4, epoch, 8);
   msg.append(b, sizeof b);
-  return std::make_unique<Cipher>(hmac(key, msg));
+  return std::make_unique<Cipher>(hmac(key, msg), sealing);
 }
 
 uint64_t Sealer::peer_epoch(uint32_t peer) const {
@@ -276,7 +279,7 @@ Sealer::Opened Sealer::open(char* data, size_t size, uint32_t from) {
   std::unique_ptr<Cipher> fresh_cipher;
   Cipher* cipher = p.cipher.get();
   if (!same_epoch || p.key_id != kid) {
-    fresh_cipher = derive(slot->key, sender, epoch);
+    fresh_cipher = derive(slot->key, sender, epoch, false);
     cipher = fresh_cipher.get();
   }
   size_t body_size = size - kOverheadBytes;

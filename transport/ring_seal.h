@@ -121,7 +121,8 @@ class Sealer {
     std::array<uint64_t, kReplayWindow / 64> seen{};
     std::unique_ptr<Cipher> cipher;  // for (key_id, sender, epoch)
   };
-  std::unique_ptr<Cipher> derive(const Key& key, uint32_t sender, uint64_t epoch) const;
+  std::unique_ptr<Cipher> derive(const Key& key, uint32_t sender, uint64_t epoch,
+                                 bool sealing) const;
   Opened drop(Drop why);
   static bool fresh(const Peer& p, uint64_t counter);
   static void mark(Peer& p, uint64_t counter);

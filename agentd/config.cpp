@@ -320,6 +320,13 @@ class Loader {
       else (key == "clients.tcp" ? cfg_.tcp : cfg_.ring.multicast) = e;
     } else if (key == "ring.udp_offload") {
       if (expect(key, v, v.is_boolean(), "true or false")) cfg_.ring.udp_offload = v.as_boolean();
+    } else if (key == "ring.encrypt") {
+      if (expect(key, v, v.is_boolean(), "true or false")) cfg_.ring.encrypt = v.as_boolean();
+    } else if (key == "ring.key_file" || key == "ring.accept_key_file") {
+      if (!string_value(key, v, s)) return;
+      if (s.empty()) problem(v, key + " = \"\": must name a key file" +
+                                    (key == "ring.key_file" ? " (or be \"none\")" : ""));
+      else (key == "ring.key_file" ? cfg_.ring.key_file : cfg_.ring.accept_key_file) = s;
     } else if (key == "ring.daemons") {
       load_daemons(v);
     } else {
@@ -481,6 +488,30 @@ std::string load_config_file(const std::string& path, Config& cfg) {
   Loader loader(path, cfg);
   loader.load(root);
   return loader.messages();
+}
+
+bool ring_sealed(const Config& cfg) {
+  return cfg.ring.daemons.size() > 0 && !cfg.ring.key_file.empty() && cfg.ring.key_file != kNoKey;
+}
+
+std::string load_ring_keys(Config& cfg) {
+  cfg.ring_keys.clear();
+  if (!ring_sealed(cfg)) return {};
+  std::string out;
+  for (const std::string* f : {&cfg.ring.key_file, &cfg.ring.accept_key_file}) {
+    if (f->empty()) continue;
+    ringseal::Key k;
+    std::string key = f == &cfg.ring.key_file ? "ring.key_file" : "ring.accept_key_file";
+    if (auto err = ringseal::load_key_file(*f, k); !err.empty()) {
+      auto it = cfg.origin.find(key);
+      // load_key_file names ring.key_file; say which key it was.
+      if (key != "ring.key_file") err.replace(0, std::string("ring.key_file").size(), key);
+      out += (out.empty() ? "" : "\n") + (it == cfg.origin.end() ? "" : it->second + ": ") + err;
+      continue;
+    }
+    cfg.ring_keys.push_back(k);
+  }
+  return out;
 }
 
 uint64_t token_hold_for(const RingSettings& r) {

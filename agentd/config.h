@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agentd/log.h"
+#include "transport/ring_seal.h"
 
 namespace agent::daemon {
 
@@ -44,7 +45,15 @@ struct RingSettings {
   uint64_t join_timeout_us = 30000;     // resend joins while gathering
   uint64_t consensus_timeout_us = 150000;  // give up on silent daemons after this
   uint64_t max_pending_bytes = 64u << 20;
+  // The cluster key (docs/security.md): every ring datagram is sealed with it. "" (default):
+  // none set, which a ring of several daemons refuses; kNoKey: explicitly none (insecure).
+  std::string key_file;
+  // Optional second key accepted besides key_file's (key rotation; SIGHUP reloads both).
+  std::string accept_key_file;
+  bool encrypt = true;  // false: authenticate only
 };
+// ring.key_file = "none": the ring runs without authentication, by choice.
+constexpr const char* kNoKey = "none";
 
 // How long an idle ring's holder keeps the token: as set, or by default an eighth of the
 // token-loss time per daemon (a quiet rotation takes a quarter of token_loss), at most 50 ms
@@ -92,6 +101,9 @@ struct AccessRule {
 struct Config {
   uint64_t incarnation = 1;  // set at start from the state directory
   uint32_t ring_seq_floor = 0;  // set at start from the state directory
+  uint64_t ring_epoch = 0;      // set at start: this start's epoch for sealing ring datagrams
+  // Read from ring.key_file (first: seals) and ring.accept_key_file; empty: no sealing.
+  std::vector<ringseal::Key> ring_keys;
   std::string name;  // this daemon's name: private groups are "#client#name"
   log::Level log_level = log::Level::kInfo;
   // Durable identity (incarnation, ring sequence floor) and the lock that keeps two daemons
@@ -179,6 +191,11 @@ bool persistent_group(const PersistSettings& p, const std::string& group);
 // names or address:port; timeouts that fit together...). "" when valid, else one line per
 // problem, each naming the key, its value and where it was set.
 std::string validate(const Config& cfg);
+
+// Reads the key files the ring settings name into cfg.ring_keys: "" or one line per problem.
+std::string load_ring_keys(Config& cfg);
+// Whether the ring's datagrams are sealed (a key is configured and the ring has peers).
+bool ring_sealed(const Config& cfg);
 
 // The settings that differ between a and b, by key, for a reload: which of them take effect.
 std::vector<std::string> changed_keys(const Config& a, const Config& b);

@@ -131,6 +131,17 @@ class Checker {
 
   void check_ring() {
     const RingSettings& r = cfg_.ring;
+    // Without a key anyone who can send UDP to a daemon can disturb the ring and read it: that
+    // must be chosen, not fallen into.
+    if (r.daemons.size() > 1 && r.key_file.empty())
+      say("ring.key_file", "\"\" (not set): a ring of " + std::to_string(r.daemons.size()) +
+                               " daemons needs a cluster key (make one with 'agentd keygen "
+                               "FILE', copy it to every daemon, set ring.key_file = FILE), or "
+                               "ring.key_file = \"none\" to run the ring without "
+                               "authentication (docs/security.md)");
+    if (!r.accept_key_file.empty() && (r.key_file.empty() || r.key_file == kNoKey))
+      say("ring.accept_key_file", "\"" + r.accept_key_file + "\": needs ring.key_file (the key "
+                                      "that seals)");
     if (!r.multicast.host.empty()) {
       in_addr a{};
       if (::inet_pton(AF_INET, r.multicast.host.c_str(), &a) != 1 || !IN_MULTICAST(ntohl(a.s_addr)))
@@ -189,6 +200,14 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
   differ("clients.tcp", a.tcp.host != b.tcp.host || a.tcp.port != b.tcp.port);
   for (auto& k : int_keys()) differ(k.key, k.get(a) != k.get(b));
   differ("ring.udp_offload", a.ring.udp_offload != b.ring.udp_offload);
+  differ("ring.encrypt", a.ring.encrypt != b.ring.encrypt);
+  // Key files: their names, and what they hold (a key replaced under the same name).
+  differ("ring.key_file", a.ring.key_file != b.ring.key_file ||
+                              (!a.ring_keys.empty() && !b.ring_keys.empty() &&
+                               a.ring_keys.front() != b.ring_keys.front()));
+  differ("ring.accept_key_file", a.ring.accept_key_file != b.ring.accept_key_file ||
+                                     a.ring_keys.size() != b.ring_keys.size() ||
+                                     (a.ring_keys.size() > 1 && a.ring_keys[1] != b.ring_keys[1]));
   differ("ring.multicast", a.ring.multicast.host != b.ring.multicast.host ||
                                a.ring.multicast.port != b.ring.multicast.port);
   auto same_daemon = [](const RingDaemon& x, const RingDaemon& y) {

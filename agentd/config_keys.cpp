@@ -57,7 +57,8 @@ const std::vector<IntKey> kIntKeys = {
 const char* kOtherKeys[] = {"daemon.name",      "daemon.log_level", "daemon.state_dir",
                             "daemon.priority",  "clients.unix_socket", "clients.tcp",
                             "clients.unix_mode", "clients.unix_group",
-                            "ring.udp_offload", "ring.multicast",   "ring.daemons"};
+                            "ring.udp_offload", "ring.multicast",   "ring.daemons",
+                            "ring.key_file",    "ring.accept_key_file", "ring.encrypt"};
 
 }  // namespace
 

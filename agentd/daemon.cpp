@@ -234,6 +234,20 @@ struct DaemonState final : CoreIo {
     const auto& rs = core.ring().stats();
     const auto& hs = core.hub().stats();
     const auto& u = ring.unicast();
+    // Dropped datagrams by reason: what an attack or a misconfigured daemon shows up as.
+    std::string drops = "not from a configured daemon " + std::to_string(ring.bad_datagrams()) +
+                        ", refused by the ring " + std::to_string(rs.bad_packets) +
+                        " (ring seq past the limit " + std::to_string(rs.ring_seq_refused) + ")";
+    uint64_t dropped = ring.bad_datagrams() + rs.bad_packets + ring.sealed_without_key();
+    if (const auto* sealer = ring.sealer()) {
+      const auto& ss = sealer->stats();
+      for (size_t i = 0; i < ss.dropped.size(); ++i)
+        drops += std::string(", ") + ringseal::to_string(static_cast<ringseal::Drop>(i)) + " " +
+                 std::to_string(ss.dropped[i]);
+      dropped += ss.dropped_total();
+    } else if (ring.sealed_without_key() != 0) {
+      drops += ", sealed (this daemon has no key) " + std::to_string(ring.sealed_without_key());
+    }
     AGENT_LOG(kInfo, "totals: ring packets sent " << rs.packets_sent << ", retransmitted "
                          << rs.packets_retransmitted << ", duplicates " << rs.duplicate_packets
                          << "; tokens " << rs.tokens_received << ", retransmitted "
@@ -241,8 +255,8 @@ struct DaemonState final : CoreIo {
                          << ", wakes sent " << rs.wakes_sent << ", visits paced " << rs.paced_tokens
                          << "; configuration changes " << rs.gathers << "; messages ordered "
                          << rs.messages_delivered << ", handed to clients "
-                         << hs.messages_delivered << "; bad datagrams "
-                         << ring.bad_datagrams() + rs.bad_packets << ", bad client frames "
+                         << hs.messages_delivered << "; bad datagrams " << dropped << " (" << drops
+                         << "), bad client frames "
                          << hs.bad_frames << ", slow clients dropped "
                          << hs.slow_clients_dropped << ", client input paused "
                          << core.stats().input_pauses << " times; datagrams dropped on send "
@@ -352,6 +366,12 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
           AGENT_LOG(kInfo, "closing a dropped client that did not drain its queue");
           ::shutdown(socket_of(h), SHUT_RDWR);
         }
+      },
+      [=](rekey_atom, const std::string& bytes) {
+        std::vector<ringseal::Key> keys(bytes.size() / ringseal::kKeyBytes);
+        for (size_t i = 0; i < keys.size(); ++i)
+          std::memcpy(keys[i].data(), bytes.data() + i * ringseal::kKeyBytes, ringseal::kKeyBytes);
+        if (!keys.empty()) st->guarded([&] { st->ring.set_keys(std::move(keys)); });
       },
       [=](shutdown_atom) {
         AGENT_LOG(kInfo, "shutting down: " << st->core.hub().client_count() << " clients connected");

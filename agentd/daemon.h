@@ -12,6 +12,8 @@
 namespace agent::daemon {
 
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+// New ring keys (SIGHUP): a string of 32-byte keys, the first seals.
+using rekey_atom = caf::atom_constant<caf::atom("rekey")>;
 
 // unix_fd, tcp_fd: listening sockets created by the caller, or -1. log: the opened message
 // log (persistence on), or null.

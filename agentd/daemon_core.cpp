@@ -19,7 +19,8 @@ membership::RingConfig ring_config(const Config& cfg) {
     rc.members = {r.id};
   else
     for (auto& d : r.daemons) rc.members.push_back(d.id);
-  rc.max_packet_bytes = r.packet_bytes;
+  // ring.packet_bytes is the UDP payload: a sealed packet leaves room for its envelope.
+  rc.max_packet_bytes = r.packet_bytes - (ring_sealed(cfg) ? ringseal::kOverheadBytes : 0);
   rc.global_window = r.global_window;
   rc.personal_window = r.personal_window;
   rc.accelerated_window = r.accelerated_window;

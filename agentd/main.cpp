@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -39,12 +40,15 @@ using namespace agent;
 const char* kUsage =
     "Usage: agentd [options]\n"
     "       agentd --check-config FILE [options]\n"
+    "       agentd keygen FILE   (or --keygen FILE)\n"
     "The libagent daemon: clients connect to it, join groups and multicast messages.\n"
     "\n"
     "  -c, --config FILE     read settings from a TOML file (see docs/agentd.md)\n"
     "      --check-config FILE\n"
     "                        check FILE (with the options given) and exit: status 0 and a\n"
     "                        one-line summary, or 2 and one line per problem\n"
+    "      --keygen FILE     write a new random cluster key to FILE (mode 0600) and exit;\n"
+    "                        every daemon of a ring names it in ring.key_file\n"
     "  -n, --name NAME       daemon name (default: the short host name)\n"
     "  -u, --unix PATH       client Unix socket (default /tmp/agentd.sock; \"\" disables)\n"
     "  -t, --tcp ADDR        client TCP endpoint host:port, [v6]:port or port\n"
@@ -56,8 +60,8 @@ const char* kUsage =
     "  -V, --version         show the version and exit\n"
     "\n"
     "Command-line options override the config file. SIGTERM, SIGINT, SIGQUIT, SIGUSR1 or\n"
-    "SIGUSR2 stop the daemon cleanly; SIGHUP reloads the config file (log_level takes effect,\n"
-    "other changes at the next start).\n";
+    "SIGUSR2 stop the daemon cleanly; SIGHUP reloads the config file (log_level and the ring's\n"
+    "key files take effect, other changes at the next start).\n";
 
 // The signals that stop the daemon cleanly (it leaves the ring, tells its clients, removes its
 // socket): every catchable one whose default would end it, but for SIGHUP (a reload) and those
@@ -111,6 +115,7 @@ std::string build_config(const Options& o, daemon::Config& cfg) {
   if (!o.level.empty() && !log::parse_level(o.level, cfg.log_level))
     return "--log-level " + o.level + ": must be error, warn, info or debug";
   if (auto err = daemon::validate(cfg); !err.empty()) return err;
+  if (auto err = daemon::load_ring_keys(cfg); !err.empty()) return err;
   if (cfg.state_dir.empty()) cfg.state_dir = daemon::default_state_dir(cfg.name);
   return {};
 }
@@ -121,6 +126,10 @@ std::string summary(const daemon::Config& cfg) {
   if (cfg.ring.daemons.empty()) s += ", a ring of one";
   else s += ", ring id " + std::to_string(cfg.ring.id) + " of " +
             std::to_string(cfg.ring.daemons.size()) + " daemons";
+  if (daemon::ring_sealed(cfg))
+    s += cfg.ring.encrypt ? ", ring authenticated and encrypted" : ", ring authenticated";
+  else if (cfg.ring.daemons.size() > 1)
+    s += ", ring NOT authenticated";
   s += ", clients on ";
   if (!cfg.unix_socket.empty()) s += cfg.unix_socket;
   if (!cfg.tcp.host.empty())
@@ -138,7 +147,8 @@ void print_problems(const std::string& text) {
 
 // SIGHUP: reads the file again. What can change while the daemon runs (the log level) takes
 // effect; other changes are named and wait for a restart; a file with problems changes nothing.
-void reload(const Options& o, daemon::Config& running) {
+void reload(const Options& o, daemon::Config& running,
+            const std::function<void(const std::vector<ringseal::Key>&)>& rekey) {
   if (o.config_path.empty()) {
     AGENT_LOG(kInfo, "received SIGHUP: no configuration file to reload (started without --config)");
     return;
@@ -157,19 +167,40 @@ void reload(const Options& o, daemon::Config& running) {
     AGENT_LOG(kInfo, "received SIGHUP: reloaded " << o.config_path << ", nothing changed");
     return;
   }
-  std::string later;
+  std::string later, now;
   bool level_changed = false;
+  // New key files are taken while the ring runs (rotation, docs/security.md) as long as it
+  // stays sealed; turning the keys on or off needs a restart.
+  bool keys_live = daemon::ring_sealed(running) && daemon::ring_sealed(fresh);
+  bool rekeyed = false;
   for (auto& key : changed) {
     if (key == "daemon.log_level") {
       running.log_level = fresh.log_level;
       log::set_level(fresh.log_level);
       level_changed = true;
+    } else if ((key == "ring.key_file" || key == "ring.accept_key_file") && keys_live) {
+      if (!rekeyed) {
+        running.ring.key_file = fresh.ring.key_file;
+        running.ring.accept_key_file = fresh.ring.accept_key_file;
+        running.ring_keys = fresh.ring_keys;
+        rekey(running.ring_keys);
+        rekeyed = true;
+      }
+      now += (now.empty() ? "" : ", ") + key;
     } else {
       later += (later.empty() ? "" : ", ") + key;
     }
   }
+  if (rekeyed) {
+    std::ostringstream ids;
+    ids << std::hex;
+    for (size_t i = 0; i < running.ring_keys.size(); ++i)
+      ids << (i ? ", also accepting " : "") << ringseal::key_id(running.ring_keys[i]);
+    AGENT_LOG(kInfo, "ring keys reloaded (" << now << "): sealing with key id " << ids.str());
+  }
   AGENT_LOG(kInfo, "received SIGHUP: reloaded " << o.config_path
                        << (level_changed ? "; daemon.log_level takes effect now" : "")
+                       << (rekeyed ? "; " + now + " take effect now" : std::string())
                        << (later.empty() ? std::string()
                                          : "; changed, taking effect at the next start: " + later));
 }
@@ -279,19 +310,42 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_TOP_PAD, 16 << 20);
+  // "agentd keygen FILE": the subcommand spelling of --keygen.
+  if (argc >= 2 && std::strcmp(argv[1], "keygen") == 0) {
+    if (argc != 3) {
+      std::fputs("usage: agentd keygen FILE\n", stderr);
+      return 2;
+    }
+    if (auto err = ringseal::generate_key_file(argv[2]); !err.empty()) {
+      std::fprintf(stderr, "agentd: %s\n", err.c_str());
+      return 1;
+    }
+    std::printf("%s: a new cluster key (mode 0600); copy it to every daemon of the ring and set "
+                "ring.key_file\n", argv[2]);
+    return 0;
+  }
   Options o;
-  enum { kCheckConfig = 1000 };
+  enum { kCheckConfig = 1000, kKeygen };
   static const option opts[] = {
       {"config", required_argument, nullptr, 'c'}, {"name", required_argument, nullptr, 'n'},
       {"unix", required_argument, nullptr, 'u'},   {"tcp", required_argument, nullptr, 't'},
       {"state-dir", required_argument, nullptr, 's'},
       {"log-level", required_argument, nullptr, 'l'}, {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
-      {"check-config", required_argument, nullptr, kCheckConfig}, {nullptr, 0, nullptr, 0}};
+      {"check-config", required_argument, nullptr, kCheckConfig},
+      {"keygen", required_argument, nullptr, kKeygen}, {nullptr, 0, nullptr, 0}};
   for (int c; (c = getopt_long(argc, argv, "c:n:u:t:s:l:hV", opts, nullptr)) != -1;) {
     switch (c) {
       case 'c': o.config_path = optarg; break;
       case kCheckConfig: o.config_path = optarg; o.check_only = true; break;
+      case kKeygen:
+        if (auto err = ringseal::generate_key_file(optarg); !err.empty()) {
+          std::fprintf(stderr, "agentd: %s\n", err.c_str());
+          return 1;
+        }
+        std::printf("%s: a new cluster key (mode 0600); copy it to every daemon of the ring and "
+                    "set ring.key_file\n", optarg);
+        return 0;
       case 'n': o.name = optarg; break;
       case 'u': o.unix_path = optarg; o.have_unix = true; break;
       case 't': o.tcp = optarg; o.have_tcp = true; break;
@@ -346,6 +400,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   cfg.ring_seq_floor = ring_seq.seq;
+  auto epoch = persist::next_ring_epoch(
+      cfg.state_dir, static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count()));
+  if (!epoch.error.empty()) {
+    AGENT_LOG(kError, epoch.error);
+    return 1;
+  }
+  cfg.ring_epoch = epoch.epoch;
 
   std::shared_ptr<persist::MessageLog> message_log;
   if (cfg.persist.enabled()) {
@@ -407,7 +470,11 @@ int main(int argc, char** argv) {
       timespec tick{0, 100 * 1000 * 1000};
       int sig = sigtimedwait(&signals, nullptr, &tick);
       if (sig == SIGHUP) {
-        reload(o, cfg);
+        reload(o, cfg, [&](const std::vector<ringseal::Key>& keys) {
+          std::string bytes;
+          for (auto& k : keys) bytes.append(reinterpret_cast<const char*>(k.data()), k.size());
+          self->send(d, daemon::rekey_atom::value, bytes);
+        });
       } else if (sig > 0 && !stopping) {
         AGENT_LOG(kInfo, "received " << signal_name(sig) << ": stopping");
         self->send(d, daemon::shutdown_atom::value);

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "agentd/log.h"
@@ -39,13 +40,24 @@ std::string RingSocket::open(const Config& cfg, caf::io::broker* self,
     err = open_multicast(cfg);
     if (!err.empty()) return "ring.multicast: " + err;
   }
+  if (ring_sealed(cfg)) {
+    if (cfg.ring_keys.empty()) return "ring.key_file " + cfg.ring.key_file + ": no key loaded";
+    sealer_ = std::make_unique<ringseal::Sealer>(cfg.ring_keys, self_id_, cfg.ring_epoch,
+                                                 cfg.ring.encrypt);
+  }
   hook_ = watch_readable(self, udp_.disown(), on_readable);
   if (use_multicast_) mcast_hook_ = watch_readable(self, mcast_.disown(), on_readable);
   offload_on_ = udp_.offloading();
   AGENT_LOG(kInfo, "ring: daemon " << self_id_ << " on UDP " << peers_.at(self_id_).to_string()
                                    << ", " << peers_.size() << " daemons"
                                    << (use_multicast_ ? ", multicast " + group_.to_string()
-                                                      : std::string()));
+                                                      : std::string())
+                                   << (sealer_ ? (cfg.ring.encrypt
+                                                      ? ", datagrams authenticated and encrypted"
+                                                      : ", datagrams authenticated (not "
+                                                        "encrypted: ring.encrypt = false)")
+                                               : ", datagrams NOT authenticated "
+                                                 "(ring.key_file = \"none\")"));
   return {};
 }
 
@@ -77,8 +89,54 @@ void RingSocket::close() {
   unwatch(mcast_hook_);
 }
 
+void RingSocket::set_keys(std::vector<ringseal::Key> keys) {
+  if (sealer_) sealer_->set_keys(std::move(keys));
+}
+
+std::string_view RingSocket::seal(std::string_view packet) {
+  size_t need = packet.size() + ringseal::kOverheadBytes;
+  if (slab_used_ + need > kSlabBytes) {
+    ++slab_;
+    slab_used_ = 0;
+  }
+  if (slab_ == slabs_.size()) slabs_.push_back(std::make_unique<char[]>(kSlabBytes));
+  char* out = slabs_[slab_].get() + slab_used_;
+  size_t n = sealer_->seal(packet, out);
+  slab_used_ += n;
+  return {out, n};
+}
+
+void RingSocket::note_drop(const char* why, NodeId from, const transport::UdpAddress& addr) {
+  size_t slot = 0;
+  for (size_t i = 0; i < static_cast<size_t>(ringseal::Drop::kCount); ++i)
+    if (why == ringseal::to_string(static_cast<ringseal::Drop>(i))) slot = i + 1;
+  DropLog& l = drop_log_[slot];
+  uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                           std::chrono::steady_clock::now().time_since_epoch())
+                                           .count());
+  if (l.last_us != 0 && now - l.last_us < 10'000'000) {
+    ++l.suppressed;
+    return;
+  }
+  std::string hint;
+  std::string_view w = why;
+  if (w == "other key") hint = ": is ring.key_file the same on every daemon?";
+  else if (w == "unauthenticated") hint = ": a daemon without a key (ring.key_file = \"none\"), or a forgery";
+  else if (w == "other encryption setting") hint = ": is ring.encrypt the same on every daemon?";
+  else if (w == "sealed without key") hint = ": that daemon has a key, this one runs with ring.key_file = \"none\"";
+  AGENT_LOG(kWarn, "ring: dropped a datagram from daemon " << from << " (" << addr.to_string() << "): "
+                       << why << hint
+                       << (l.suppressed ? " (" + std::to_string(l.suppressed) +
+                                              " more of this kind since the last such line)"
+                                        : std::string()));
+  l.last_us = now;
+  l.suppressed = 0;
+}
+
 void RingSocket::send(NodeId to, std::string_view bytes, const std::vector<NodeId>& ring_members) {
   if (!is_open()) return;  // a ring of one has no one to send to
+  // Sealed once, whatever the number of receivers: they all see one counter.
+  if (sealer_) bytes = seal(bytes);
   // A datagram to one daemon (the token, a commit) leaves after every packet queued before
   // it: the token must not overtake the packets it announces.
   if (to != membership::kAllDaemons && to != membership::kBroadcast) udp_.barrier();
@@ -100,6 +158,8 @@ void RingSocket::send(NodeId to, std::string_view bytes, const std::vector<NodeI
 void RingSocket::flush() {
   if (!is_open()) return;
   udp_.flush();
+  slab_ = 0;
+  slab_used_ = 0;
   if (offload_on_ && !udp_.offloading()) {
     offload_on_ = false;
     AGENT_LOG(kWarn, "ring: UDP offload is off from now on (" << udp_.offload_off_reason()
@@ -128,6 +188,20 @@ size_t RingSocket::read_batch(transport::UdpSocket& socket, const Deliver& deliv
     if (sender == self_id_) return;  // its own multicast, looped back on this host
     if (sender == 0) {
       ++bad_datagrams_;  // not from a configured daemon
+      return;
+    }
+    if (sealer_) {
+      // The socket's buffer is this process's memory: opened (decrypted) where it lies.
+      auto o = sealer_->open(const_cast<char*>(bytes.data()), bytes.size(), sender);
+      if (!o.ok) {
+        note_drop(ringseal::to_string(o.why), sender, from);
+        return;
+      }
+      bytes = o.packet;
+    } else if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == (ringseal::kMagic & 0xff) &&
+               static_cast<uint8_t>(bytes[1]) == (ringseal::kMagic >> 8)) {
+      ++sealed_without_key_;
+      note_drop("sealed without key", sender, from);
       return;
     }
     auto h = ringwire::decode_header(bytes);

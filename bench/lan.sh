@@ -35,6 +35,9 @@ usage: bench/lan.sh [options]
                        (ring.multicast) instead of once per daemon
   --persist LEVEL      log the benchmark's group in every daemon's message log with this
                        durability: none|batch|always (default: no log)
+  --auth MODE          ring datagrams: encrypt (default: a cluster key, AES-256-GCM),
+                       auth (authenticated only, ring.encrypt = false) or none
+                       (ring.key_file = "none": no authentication)
   --ring KEY=VALUE     any other [ring] setting of agentd, e.g. --ring personal_window=128,
                        --ring udp_offload=false
                        (the benchmark sets token_loss_ms=1000 unless given here)
@@ -58,7 +61,7 @@ is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 
 daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late="" warmup="" priority=high
-senders_receive=0 multicast=0 accelerated=0 net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
+senders_receive=0 multicast=0 accelerated=0 auth=encrypt net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
 load="" idle="" keep=0 B=build perf_out="" agentd=""
 perf_pid=""
 ring_extra=()
@@ -73,7 +76,7 @@ while [ $# -gt 0 ]; do
     --keep-logs) keep=1; shift; continue ;;
   esac
   case "$opt" in
-    --daemons|--senders|--size|--service|--count|--duration|--rate|--load|--window|--batch|--tick|--late|--warmup|--priority|--accelerated|--ring|--persist|\
+    --daemons|--senders|--size|--service|--count|--duration|--rate|--load|--window|--batch|--tick|--late|--warmup|--priority|--accelerated|--ring|--persist|--auth|\
     --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf) ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
@@ -98,6 +101,7 @@ while [ $# -gt 0 ]; do
     --accelerated) is_uint "$val" || die "--accelerated must be a number of packets (0: off), not '$val'"; accelerated=$val ;;
     --persist) case "$val" in none|batch|always) persist=$val ;; *) die "--persist must be none, batch or always, not '$val'" ;; esac ;;
     --ring) [[ "$val" =~ ^[a-z_]+=([0-9]+([.][0-9]+)?|true|false)$ ]] || die "--ring takes KEY=NUMBER or KEY=true|false, not '$val'"; ring_extra+=("$val") ;;
+    --auth) case "$val" in encrypt|auth|none) auth=$val ;; *) die "--auth must be encrypt, auth or none, not '$val'" ;; esac ;;
     --net) case "$val" in auto|netns|loopback) net=$val ;; *) die "--net must be auto, netns or loopback, not '$val'" ;; esac ;;
     --mtu) is_uint "$val" && [ "$val" -ge 576 ] && [ "$val" -le 65535 ] || die "--mtu must be 576..65535, not '$val'"; mtu=$val ;;
     --sweep-duration) is_num "$val" || die "--sweep-duration must be seconds, not '$val'"; sweep_duration=$val ;;
@@ -192,12 +196,16 @@ if [ "$net" != loopback ]; then
 fi
 if [ "$mode" = netns ]; then
   packet_bytes=$(( mtu - 28 < 8192 ? mtu - 28 : 8192 ))  # IPv4 + UDP headers; agentd's default
-  echo "lan: $daemons daemons in network namespaces ${ns_prefix}d1..d$daemons on a bridge (10.77.0.0/24, MTU $mtu, ring packets $packet_bytes B$([ "$multicast" = 1 ] && echo ", multicast"))" >&2
+  echo "lan: $daemons daemons in network namespaces ${ns_prefix}d1..d$daemons on a bridge (10.77.0.0/24, MTU $mtu, ring packets $packet_bytes B$([ "$multicast" = 1 ] && echo ", multicast"), ring datagrams: $auth)" >&2
 else
   packet_bytes=8192
-  echo "lan: $daemons daemons on loopback (127.0.0.1, MTU 65536, ring packets $packet_bytes B$([ "$multicast" = 1 ] && echo ", multicast"))${why:+; no namespaces: $why}" >&2
+  echo "lan: $daemons daemons on loopback (127.0.0.1, MTU 65536, ring packets $packet_bytes B$([ "$multicast" = 1 ] && echo ", multicast"), ring datagrams: $auth)${why:+; no namespaces: $why}" >&2
 fi
 base_port=$((20000 + $$ % 20000))
+# One cluster key for every daemon of the run (--auth encrypt or auth).
+if [ "$auth" != none ]; then
+  "$agentd" --keygen "$dir/ring.key" >/dev/null || die "agentd --keygen failed"
+fi
 bench_token_loss_ms=1000
 
 write_config() {  # $1: daemon index
@@ -208,6 +216,11 @@ write_config() {  # $1: daemon index
     printf '[persist]\ngroups = ["bench"]\ndurability = "%s"\ndir = "%s/log%s"\n' "$persist" "$dir" "$i"
   fi
   printf '[ring]\nid = %s\npacket_bytes = %s\naccelerated_window = %s\n' "$i" "$packet_bytes" "$accelerated"
+  case "$auth" in
+    none) printf 'key_file = "none"\n' ;;
+    auth) printf 'key_file = "%s"\nencrypt = false\n' "$dir/ring.key" ;;
+    *) printf 'key_file = "%s"\n' "$dir/ring.key" ;;
+  esac
   for kv in "${ring_extra[@]}"; do printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"; done
   if [ "$multicast" = 1 ]; then
     if [ "$mode" = netns ]; then printf 'multicast = "239.192.77.1:4811"\n'; else printf 'multicast = "239.192.77.1:%s"\n' "$base_port"; fi

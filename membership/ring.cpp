@@ -42,7 +42,10 @@ Ring::Ring(NodeId self, RingConfig cfg, Time now) : self_(self), cfg_(std::move(
   // Ring ids must never repeat, also across restarts: this incarnation starts above every
   // sequence number an earlier one handed out (stored), and 65536 per incarnation above the
   // previous one's (joins then carry the highest seen).
-  max_ring_seq_ = std::max(static_cast<uint32_t>(cfg_.incarnation << 16), cfg_.ring_seq_floor);
+  // The incarnation's share is capped (it would wrap after 65536 starts); the stored floor is
+  // what keeps this daemon's own ring ids from repeating.
+  uint64_t by_incarnation = std::min<uint64_t>(cfg_.incarnation << 16, kMaxRingSeq / 2);
+  max_ring_seq_ = std::max(static_cast<uint32_t>(by_incarnation), cfg_.ring_seq_floor);
   ring_seq_stored_ = cfg_.ring_seq_floor;
   // At start, wait for every configured daemon; those that do not answer within the consensus
   // timeout are left out and join later.
@@ -136,7 +139,8 @@ void Ring::on_packet(NodeId from, std::string_view bytes, Time now, const Owner&
   switch (h->type) {
     case rw::Type::kJoin: {
       auto j = rw::decode_join(body, cfg_.members.size());
-      if (!j) {
+      if (j && j->ring_seq > kMaxRingSeq) ++stats_.ring_seq_refused;
+      if (!j || j->ring_seq > kMaxRingSeq) {
         ++stats_.bad_packets;
         return;
       }
@@ -145,7 +149,8 @@ void Ring::on_packet(NodeId from, std::string_view bytes, Time now, const Owner&
     }
     case rw::Type::kCommit: {
       auto c = rw::decode_commit(body, cfg_.members.size());
-      if (!c) {
+      if (c && ring_seq(c->ring_id) > kMaxRingSeq) ++stats_.ring_seq_refused;
+      if (!c || ring_seq(c->ring_id) > kMaxRingSeq) {
         ++stats_.bad_packets;
         return;
       }

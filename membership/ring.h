@@ -38,6 +38,11 @@ using NodeId = uint32_t;
 using Time = uint64_t;  // microseconds, from any fixed origin; supplied by the caller
 constexpr NodeId kBroadcast = 0xffffffff;   // every other member of the current ring
 constexpr NodeId kAllDaemons = 0xfffffffe;  // every other configured daemon
+// Ring sequence numbers (the high half of ring ids) never pass this: joins and commit tokens
+// that carry a higher one are dropped as bad, so nobody can push ring ids to wrap past 2^32
+// and repeat; a daemon whose sequence reached it forms no new ring (and says so). Each
+// configuration change uses 4, so that is a billion changes away.
+constexpr uint32_t kMaxRingSeq = 0xffff0000u;
 // Service bits are the client protocol's; the ring itself only looks at SAFE.
 constexpr uint32_t kSafeService = 0x20;
 
@@ -142,6 +147,7 @@ struct RingStats {
   uint64_t rings_installed = 0;     // regular configurations delivered
   uint64_t recovered_packets = 0;   // old-ring packets obtained during recovery
   uint64_t stale_commits = 0;       // commit tokens this daemon refused (its entry not its own)
+  uint64_t ring_seq_refused = 0;    // joins and commits with a ring seq above kMaxRingSeq
 };
 
 // Test-only fault switches, to prove the simulator's checker catches broken cores. A ring
@@ -341,6 +347,7 @@ class Ring {
   uint64_t commit_ring_ = 0;      // the ring the commit token in hand forms
   NodeId last_commit_to_ = 0;     // where the commit token went (for retransmission)
   std::vector<NodeId> warned_absent_list_;
+  bool warned_exhausted_ = false;  // kMaxRingSeq reached: said once
 
   // Recovery.
   OldRing old_;

@@ -217,6 +217,15 @@ void Ring::check_consensus(Time now) {
   for (NodeId p : need)
     if (!consensus_.count(p)) return;
   if (need.front() != self_) return;  // the representative sends the commit token
+  if (max_ring_seq_ > kMaxRingSeq - 4) {
+    // Ring ids must never repeat: rather no new ring than one whose id wraps.
+    if (!warned_exhausted_)
+      actions_.warnings.push_back("ring sequence numbers are exhausted (" +
+                                  std::to_string(max_ring_seq_) +
+                                  "): this daemon cannot form a new ring as representative");
+    warned_exhausted_ = true;
+    return;
+  }
   rw::Commit c;
   max_ring_seq_ += 4;
   if (max_ring_seq_ > ring_seq_stored_) {

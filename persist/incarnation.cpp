@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -79,6 +80,17 @@ RingSeqResult load_ring_seq(const std::string& dir) {
 
 std::string store_ring_seq(const std::string& dir, uint32_t seq) {
   return write_number(dir + "/ring_seq", seq);
+}
+
+EpochResult next_ring_epoch(const std::string& dir, uint64_t now_us) {
+  EpochResult r;
+  std::string path = dir + "/ring_epoch";
+  uint64_t prev = 0;
+  if (!read_number(path, prev, r.error)) return r;
+  uint64_t epoch = std::max(now_us, prev + 1);
+  r.error = write_number(path, epoch);
+  if (r.error.empty()) r.epoch = epoch;
+  return r;
 }
 
 }  // namespace agent::persist

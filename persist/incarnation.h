@@ -26,4 +26,15 @@ RingSeqResult load_ring_seq(const std::string& state_dir);
 // Stores seq durably; returns an error message, empty on success.
 std::string store_ring_seq(const std::string& state_dir, uint32_t seq);
 
+// This start's epoch for sealing ring datagrams (transport/ring_seal.h): now_us (the wall
+// clock, µs), or one above the epoch stored at the previous start if that is higher (a clock
+// set back), stored in <state_dir>/ring_epoch before it is used. Receivers refuse datagrams
+// of an epoch older than one they have heard, so epochs must grow from start to start: the
+// clock carries them when the state directory is lost, the file when the clock goes back.
+struct EpochResult {
+  uint64_t epoch = 0;
+  std::string error;  // empty on success
+};
+EpochResult next_ring_epoch(const std::string& state_dir, uint64_t now_us);
+
 }  // namespace agent::persist

@@ -16,11 +16,13 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 base=$((20000 + $$ % 20000))  # UDP ports for the ring
+"$B/agentd/agentd" keygen "$dir/ring.key" >/dev/null  # the cluster key every daemon shares
 for i in 1 2 3; do
   {
     printf '[daemon]\nname = "d%s"\nstate_dir = "%s/state%s"\n' "$i" "$dir" "$i"
     printf '[clients]\nunix_socket = "%s/d%s.sock"\ntcp = "off"\n' "$dir" "$i"
     printf '[ring]\nid = %s\ntoken_loss_ms = 100\nconsensus_timeout_ms = 60\njoin_timeout_ms = 10\ntoken_retransmit_ms = 10\n' "$i"
+    printf 'key_file = "%s/ring.key"\n' "$dir"
     for j in 1 2 3; do
       printf '[[ring.daemons]]\nid = %s\naddress = "127.0.0.1"\nport = %s\n' "$j" $((base + j))
     done

@@ -3,7 +3,7 @@
 # Idempotent: when every package is already installed it does nothing (no network).
 set -eu
 PKGS="build-essential cmake ninja-build pkg-config git ca-certificates
-      libcaf-dev liblz4-dev librocksdb-dev catch2 libtoml11-dev
+      libcaf-dev liblz4-dev librocksdb-dev catch2 libtoml11-dev libssl-dev
       python3 python3-pytest openjdk-17-jdk-headless junit5
       iproute2 procps nftables gnuplot-nox"
 missing=""

@@ -214,6 +214,10 @@ def main():
     run = Run(args)
     try:
         ports = free_udp_ports(3)
+        # The ring's cluster key, as `agentd keygen` writes it.
+        key = os.path.join(run.dir, "ring.key")
+        with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as kf:
+            kf.write(os.urandom(32))
         socks = []
         for i in range(3):
             name = "d%d" % (i + 1)
@@ -221,6 +225,7 @@ def main():
             with open(config, "w") as f:
                 f.write(PERSIST)
                 f.write(RING % (i + 1))
+                f.write("key_file = \"%s\"\n" % key)
                 for k, port in enumerate(ports):
                     f.write("[[ring.daemons]]\nid = %d\naddress = \"127.0.0.1\"\nport = %d\n"
                             % (k + 1, port))

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "transport/ring_seal.h"
+
 namespace agent::testing {
 
 namespace {
@@ -100,10 +102,31 @@ RunResult run_agentd(const std::vector<std::string>& args, int timeout_ms) {
   return r;
 }
 
+const std::string& test_key_file() {
+  static const std::string path = [] {
+    char tmpl[] = "/tmp/agent-test-key-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    std::string dir = tmpl;
+    std::string p = dir + "/ring.key";
+    REQUIRE(agent::ringseal::generate_key_file(p) == "");
+    static std::string to_remove = dir;
+    std::atexit([] {
+      std::string cmd = "rm -rf '" + to_remove + "'";
+      if (std::system(cmd.c_str()) != 0) {
+      }
+    });
+    return p;
+  }();
+  return path;
+}
+
 std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports, const std::string& extra,
                          const std::string& address) {
   std::ostringstream s;
   s << "[ring]\nid = " << id << "\n" << extra;
+  // Rings run with the cluster key unless the test sets ring.key_file itself.
+  if (extra.find("key_file") == std::string::npos)
+    s << "key_file = \"" << test_key_file() << "\"\n";
   for (size_t i = 0; i < ports.size(); ++i)
     s << "[[ring.daemons]]\nid = " << i + 1 << "\naddress = \"" << address << "\"\nport = "
       << ports[i] << "\n";

@@ -64,7 +64,10 @@ bool await(const std::function<bool()>& pred, int timeout_ms = 5000);
 
 // Free UDP ports on loopback for a ring of n daemons.
 std::vector<uint16_t> free_udp_ports(size_t n);
-// The [ring] section for daemon `id` of a loopback ring on these ports (ids 1..n).
+// A cluster key shared by the rings of this test run (made once, removed at exit).
+const std::string& test_key_file();
+// The [ring] section for daemon `id` of a loopback ring on these ports (ids 1..n), sealed
+// with test_key_file() unless extra sets ring.key_file.
 std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports,
                          const std::string& extra = "", const std::string& address = "127.0.0.1");
 

@@ -39,12 +39,14 @@ bool contains(const std::string& text, const std::string& part) {
 TEST_CASE("agentd --check-config accepts a good file with a one-line summary", "[agentd][config]") {
   TempFile f(
       "[daemon]\nname = \"d7\"\n[clients]\nunix_socket = \"/tmp/d7.sock\"\ntcp = \"off\"\n"
-      "[ring]\nid = 2\n[[ring.daemons]]\nid = 1\naddress = \"127.0.0.1\"\nport = 4810\n"
+      "[ring]\nid = 2\nkey_file = \"" + test_key_file() + "\"\n"
+      "[[ring.daemons]]\nid = 1\naddress = \"127.0.0.1\"\nport = 4810\n"
       "[[ring.daemons]]\nid = 2\naddress = \"127.0.0.1\"\nport = 4811\nname = \"d7\"\n");
   auto r = run_agentd({"--check-config", f.path});
   INFO(r.out << r.err);
   CHECK(r.status == 0);
-  CHECK(r.out == f.path + ": ok: daemon d7, ring id 2 of 2 daemons, clients on /tmp/d7.sock, "
+  CHECK(r.out == f.path + ": ok: daemon d7, ring id 2 of 2 daemons, ring authenticated and "
+                          "encrypted, clients on /tmp/d7.sock, "
                           "state in /tmp/agentd-state/d7\n");
   CHECK(r.err.empty());
   CHECK(::access("/tmp/d7.sock", F_OK) != 0);  // checked, not started

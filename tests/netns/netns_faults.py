@@ -46,6 +46,17 @@ RING_PROFILE = {"token_loss_ms": 100, "consensus_timeout_ms": 60, "join_timeout_
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def cluster_key(dir: str) -> str:
+    """The ring's cluster key in dir (made on first use): 32 random bytes, mode 0600, as
+    `agentd keygen` writes it."""
+    path = os.path.join(dir, "ring.key")
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+    return path
+
+
 def _die_with_us() -> None:
     # Children get SIGKILL if this process dies (even by SIGKILL): no daemon outlives a run.
     _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -71,6 +82,7 @@ class Daemon:
                 self.name, os.path.join(dir, "state-%s" % self.name)))
             f.write('[clients]\nunix_socket = "%s"\ntcp = "off"\n' % self.socket)
             f.write("[ring]\nid = %d\n" % i)
+            f.write('key_file = "%s"\n' % cluster_key(dir))
             for k, v in RING_PROFILE.items():
                 f.write("%s = %d\n" % (k, v))
             for j in range(1, topo.n + 1):

@@ -76,11 +76,13 @@ build fl_time_memb  "fl_time_memb.c stats.c" ""           "-lspread -lm"
 # ---- A ring of two daemons on loopback; clients reach them as Spread's "port" form (TCP).
 base=$((20000 + $$ % 20000))
 port1=$((base + 11)); port2=$((base + 12))
+"$AGENTD" keygen "$work/ring.key" >/dev/null  # the ring's cluster key
 for i in 1 2; do
   {
     printf '[daemon]\nname = "d%s"\nstate_dir = "%s/state%s"\n' "$i" "$work" "$i"
     printf '[clients]\nunix_socket = "%s/d%s.sock"\ntcp = "127.0.0.1:%s"\n' "$work" "$i" $((base + 10 + i))
     printf '[ring]\nid = %s\ntoken_loss_ms = 200\nconsensus_timeout_ms = 100\n' "$i"
+    printf 'key_file = "%s/ring.key"\n' "$work"
     for j in 1 2; do
       printf '[[ring.daemons]]\nid = %s\naddress = "127.0.0.1"\nport = %s\n' "$j" $((base + j))
     done

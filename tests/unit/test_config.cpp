@@ -60,6 +60,8 @@ token_hold_ms = 0.5
 min_rotation_ms = 1.5
 udp_offload = false
 multicast = "239.192.0.9:4900"
+key_file = "/etc/agentd/ring.key"
+encrypt = false
 [[ring.daemons]]
 id = 1
 address = "127.0.0.1"
@@ -79,6 +81,8 @@ port = 4811
   CHECK_FALSE(c.ring.udp_offload);
   CHECK(c.ring.multicast.host == "239.192.0.9");
   CHECK(c.ring.multicast.port == 4900);
+  CHECK(c.ring.key_file == "/etc/agentd/ring.key");
+  CHECK_FALSE(c.ring.encrypt);
   CHECK(validate(c) == "");
   c.ring.min_rotation_us = c.ring.token_retransmit_us;  // the predecessor would resend it
   CHECK(validate(c).find("ring.min_rotation_ms") != std::string::npos);
@@ -136,6 +140,7 @@ TEST_CASE("ring timeouts that cannot work are refused", "[config]") {
   c.name = "ok";
   c.ring.id = 1;
   for (uint32_t i = 1; i <= 8; ++i) c.ring.daemons.push_back({i, "127.0.0.1", uint16_t(4800 + i), ""});
+  c.ring.key_file = kNoKey;
   CHECK(validate(c) == "");
   // 8 daemons holding an idle token 20 ms each: a quiet rotation takes 160 ms.
   c.ring.token_hold_us = 20000;
@@ -292,7 +297,7 @@ TEST_CASE("every problem of a file is reported, in the file's order", "[config]"
 }
 
 TEST_CASE("ring daemons with the same id, name or address and port are refused", "[config]") {
-  const std::string head = "[daemon]\nname = \"a\"\n[ring]\nid = 1\n";
+  const std::string head = "[daemon]\nname = \"a\"\n[ring]\nid = 1\nkey_file = \"k\"\n";
   auto entry = [](int id, const char* addr, int port, const char* name = nullptr) {
     std::string s = "[[ring.daemons]]\nid = " + std::to_string(id) + "\naddress = \"" + addr +
                     "\"\nport = " + std::to_string(port) + "\n";
@@ -305,7 +310,7 @@ TEST_CASE("ring daemons with the same id, name or address and port are refused",
   CHECK(has(check(head + entry(1, "10.0.0.1", 4810, "a") + entry(2, "10.0.0.2", 4810, "a")),
             "ring.daemons[2].name = \"a\": ring.daemons[1] has this name too"));
   auto same = check(head + entry(1, "::1", 4810) + entry(2, "0:0::1", 4810));
-  CHECK(has(same, ":9: ring.daemons[2] = 0:0::1:4810: ring.daemons[1] (id 1) has this address and port too"));
+  CHECK(has(same, ":10: ring.daemons[2] = 0:0::1:4810: ring.daemons[1] (id 1) has this address and port too"));
   CHECK(check(head + entry(1, "::1", 4810) + entry(2, "::1", 4811)) == "");
   // This daemon's own entry names another daemon.
   CHECK(has(check(head + entry(1, "10.0.0.1", 4810, "b")),
@@ -411,4 +416,33 @@ send = ["tcp:*"]
   CHECK(err.find("clients.unix_mode") != std::string::npos);
   err = load("[clients]\nunix_group = \"no-such-group-here\"\n");
   CHECK(err.find("no such group") != std::string::npos);
+}
+
+TEST_CASE("a ring of several daemons needs a key file or key_file = \"none\" said outright",
+          "[config]") {
+  Config c;
+  c.name = "a";
+  c.ring.id = 1;
+  c.ring.daemons = {{1, "127.0.0.1", 4810, ""}, {2, "127.0.0.1", 4811, ""}};
+  auto err = validate(c);
+  CHECK(err.find("ring.key_file = \"\" (not set): a ring of 2 daemons needs a cluster key") !=
+        std::string::npos);
+  CHECK(err.find("agentd keygen FILE") != std::string::npos);
+  c.ring.key_file = kNoKey;
+  CHECK(validate(c) == "");
+  CHECK_FALSE(ring_sealed(c));
+  c.ring.key_file = "/etc/agentd/ring.key";
+  CHECK(validate(c) == "");
+  CHECK(ring_sealed(c));
+  c.ring.key_file = kNoKey;
+  c.ring.accept_key_file = "/etc/agentd/new.key";
+  CHECK(validate(c).find("ring.accept_key_file") != std::string::npos);
+  // A ring of one sends nothing: no key needed.
+  Config one;
+  one.name = "a";
+  CHECK(validate(one) == "");
+  // Unknown spellings are caught as usual.
+  auto path = write_temp("[ring]\nkeyfile = \"x\"\n");
+  Config t;
+  CHECK(load_config_file(path, t).find("did you mean ring.key_file?") != std::string::npos);
 }

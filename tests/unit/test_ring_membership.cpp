@@ -389,3 +389,57 @@ TEST_CASE("daemons started at staggered times settle in one ring", "[membership]
     }
   }
 }
+
+TEST_CASE("a join carrying a ring sequence near 2^32 is refused: ring ids cannot be pushed to wrap",
+          "[membership]") {
+  Cluster c(3);
+  c.run();
+  uint64_t ring = c.r(1).ring_id();
+  REQUIRE(c.r(1).state() == RingState::kOperational);
+  uint64_t gathers = c.r(1).stats().gathers;
+  // What the forged join of the issue carried: 2^32 - 16, and one past 2^32 (which a u32 cut
+  // would have read as 16).
+  for (uint64_t seq : {(uint64_t{1} << 32) - 16, (uint64_t{1} << 32) + 16}) {
+    rw::Join j;
+    j.ring_seq = seq;
+    j.incarnation = 1;
+    j.proc = {1, 2, 3};
+    std::string b;
+    rw::encode_join(b, ring, 2, j);
+    c.r(1).on_packet(2, b, c.now);
+    c.collect(1);
+  }
+  c.run();
+  CHECK(c.r(1).stats().ring_seq_refused == 2);
+  CHECK(c.r(1).stats().gathers == gathers);
+  CHECK(c.r(1).ring_id() == ring);
+  // A later configuration change still gets a ring id above the old one, far below the limit.
+  c.crash(3);
+  c.run();
+  REQUIRE(c.r(1).state() == RingState::kOperational);
+  CHECK(c.r(1).ring_id() > ring);
+  CHECK((c.r(1).ring_id() >> 32) < 0x10000000u);
+}
+
+TEST_CASE("a daemon whose ring sequence reached the limit forms no ring rather than wrap",
+          "[membership]") {
+  RingConfig cfg;
+  cfg.members = {1};
+  cfg.ring_seq_floor = kMaxRingSeq - 8;
+  Ring near(1, cfg, 1000);  // one ring still fits
+  Time now = 1000;
+  for (int i = 0; i < 10 && near.state() != RingState::kOperational; ++i) {
+    now += 1000;
+    near.on_timeout(now);
+  }
+  near.take_actions();
+  CHECK(near.state() == RingState::kOperational);
+  CHECK((near.ring_id() >> 32) <= kMaxRingSeq);
+  cfg.ring_seq_floor = kMaxRingSeq - 2;
+  Ring full(1, cfg, 1000);
+  auto a = full.take_actions();
+  CHECK(full.state() == RingState::kGather);
+  bool warned = false;
+  for (auto& w : a.warnings) warned |= w.find("exhausted") != std::string::npos;
+  CHECK(warned);
+}

@@ -50,6 +50,25 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
+_ring_key: Optional[str] = None
+
+
+def ring_key_file() -> str:
+    """A cluster key for the rings of this test run (as `agentd keygen` writes it: 32 random
+    bytes, mode 0600), made on first use and removed at exit."""
+    global _ring_key
+    if _ring_key is None:
+        import atexit
+        d = tempfile.mkdtemp(prefix="agent-pytest-key-")
+        atexit.register(shutil.rmtree, d, True)
+        path = os.path.join(d, "ring.key")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+        _ring_key = path
+    return _ring_key
+
+
 def free_udp_ports(n: int) -> List[int]:
     socks = []
     try:

@@ -5,7 +5,7 @@ the connection, and the daemon lose what it had not read yet)."""
 import asyncio
 
 import agent
-from conftest import free_port, free_udp_ports
+from conftest import free_port, free_udp_ports, ring_key_file
 from util import membership
 
 N = 3000
@@ -20,7 +20,8 @@ def two_daemons(make_daemon):
     daemons = []
     for i in (1, 2):
         ring = ("[clients]\nmax_message_bytes = 32768\n[ring]\nid = %d\ntoken_loss_ms = 2000\n"
-                "consensus_timeout_ms = 500\nmax_pending_bytes = 65536\n" % i)
+                "consensus_timeout_ms = 500\nmax_pending_bytes = 65536\nkey_file = \"%s\"\n"
+                % (i, ring_key_file()))
         for k, port in enumerate(ports):
             ring += "[[ring.daemons]]\nid = %d\naddress = \"127.0.0.1\"\nport = %d\n" % (k + 1, port)
         daemons.append(make_daemon("d%d" % i, tcp=tcp if i == 1 else None, extra_config=ring,

@@ -2,7 +2,7 @@
 tests/integration/daemon_fixture.cpp ring_section())."""
 
 import agent
-from conftest import free_udp_ports
+from conftest import free_udp_ports, ring_key_file
 from util import data, membership
 
 RING_WAIT = 20.0
@@ -12,6 +12,7 @@ def ring_section(my_id, ports):
     # Patient timeouts: under sanitizers the daemons run many times slower, and a configuration
     # change in the middle of this test is not what it checks.
     s = "[ring]\nid = %d\ntoken_loss_ms = 2000\nconsensus_timeout_ms = 500\n" % my_id
+    s += "key_file = \"%s\"\n" % ring_key_file()
     for i, port in enumerate(ports):
         s += "[[ring.daemons]]\nid = %d\naddress = \"127.0.0.1\"\nport = %d\n" % (i + 1, port)
     return s

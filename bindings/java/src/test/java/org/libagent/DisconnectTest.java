@@ -5,6 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import java.io.IOException;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,14 +27,28 @@ class DisconnectTest {
 
   // d1 pauses reading its clients early (a small ring queue), so what a fast sender wrote is
   // still in d1's socket when it closes; the receiver sits on d2.
-  private static String config(int id, int[] ports) {
+  private static String config(int id, int[] ports, Path key) {
     StringBuilder s = new StringBuilder("[clients]\nmax_message_bytes = 32768\n[ring]\nid = " + id
-        + "\ntoken_loss_ms = 2000\nconsensus_timeout_ms = 500\nmax_pending_bytes = 65536\n");
+        + "\ntoken_loss_ms = 2000\nconsensus_timeout_ms = 500\nmax_pending_bytes = 65536\n"
+        + "key_file = \"" + key + "\"\n");
     for (int i = 0; i < ports.length; ++i) {
       s.append("[[ring.daemons]]\nid = ").append(i + 1).append("\naddress = \"127.0.0.1\"\nport = ")
           .append(ports[i]).append('\n');
     }
     return s.toString();
+  }
+
+  // The ring's cluster key, as `agentd keygen` writes it: 32 random bytes, mode 0600.
+  private static Path clusterKey() throws IOException {
+    Path dir = Files.createTempDirectory("agent-java-key-");
+    Path key = Files.createFile(dir.resolve("ring.key"),
+        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+    byte[] bytes = new byte[32];
+    new SecureRandom().nextBytes(bytes);
+    Files.write(key, bytes);
+    key.toFile().deleteOnExit();
+    dir.toFile().deleteOnExit();
+    return key;
   }
 
   private static int freeUdpPort() throws IOException {
@@ -42,8 +60,9 @@ class DisconnectTest {
   @Test
   void closeOverTcpLosesNothing() throws Exception {
     int[] ports = {freeUdpPort(), freeUdpPort()};
-    try (AgentDaemon d1 = AgentDaemon.start("d1", true, config(1, ports), false);
-        AgentDaemon d2 = AgentDaemon.start("d2", false, config(2, ports), false)) {
+    Path key = clusterKey();
+    try (AgentDaemon d1 = AgentDaemon.start("d1", true, config(1, ports, key), false);
+        AgentDaemon d2 = AgentDaemon.start("d2", false, config(2, ports, key), false)) {
       d1.waitReady();
       d2.waitReady();
       try (AgentConnection rx = d2.connect("rx")) {

@@ -106,7 +106,7 @@ void DaemonCore::absorb_received() {
 void DaemonCore::report_durable() {
   if (!gate_ || last_received_.zero()) return;
   uint64_t durable = unsynced_.empty() ? last_received_.ordinal : unsynced_.front().ordinal - 1;
-  ring_.set_durable(last_received_.ring, durable);
+  ring_.set_durable(last_received_.ring, durable, now_);
 }
 
 void DaemonCore::on_log_synced(persist::Position synced) {
@@ -180,10 +180,11 @@ void DaemonCore::run(Time now) {
   if (!throttled_) hub_.expire(now_);
   for (;;) {
     retry_backlog();
-    ring_.take_actions(actions_);
     absorb_received();  // logged before the deliveries that follow them
+    ring_.take_actions(actions_);
     auto& a = actions_;
-    if (a.store_ring_seq == 0 && a.sends.empty() && a.deliveries.empty() && a.warnings.empty())
+    if (a.store_ring_seq == 0 && a.sends.empty() && a.deliveries.empty() && a.warnings.empty() &&
+        !ring_.has_received())
       break;
     if (a.store_ring_seq != 0) {
       // Before the commit token that hands out ring ids up to this value leaves.

@@ -77,12 +77,20 @@ void Ring::take_received(std::vector<Delivered>& out) {
   std::swap(out, received_);
 }
 
-void Ring::set_durable(uint64_t ring_id, uint64_t ordinal) {
+void Ring::set_durable(uint64_t ring_id, uint64_t ordinal, Time now) {
   if (!cfg_.durable_gate || ring_id != ring_id_ || ring_id == 0) return;
   AGENT_CHECK(ordinal <= recv_msgs_);  // only what was handed out can be on disk
-  durable_ordinal_ = std::max(durable_ordinal_, ordinal);
+  if (ordinal <= durable_ordinal_) return;
+  durable_ordinal_ = ordinal;
+  uint64_t before = durable_seq();
   while (!not_durable_.empty() && not_durable_.front().first <= durable_ordinal_)
     not_durable_.pop_front();
+  if (waiting_disk_ && holding_ && durable_seq() > before) {
+    waiting_disk_ = false;
+    hold_until_ = 0;
+    visit(now);
+    run_self_passes(now);
+  }
 }
 
 bool Ring::has_packet(uint64_t ring_id, uint64_t seq) const {
@@ -394,10 +402,16 @@ void Ring::visit(Time now) {
   // messages instead of spinning the token at full speed.
   bool quiet = state_ == RingState::kOperational && pending_.empty() && t.rtr.empty() &&
                min_durable(t) == t.seq && fresh.empty();
+  // Every member has everything and only disks lag: a ring of one would pass the token to
+  // itself for ever, so it holds the token until its disk catches up (set_durable).
+  waiting_disk_ = members_.size() == 1 && fresh.empty() && t.rtr.empty() &&
+                  min_aru(t) == t.seq && min_durable(t) < t.seq;
   bool idle = quiet && !pass_next_ && (members_.size() == 1 || quiet_seq_ == t.seq);
   quiet_seq_ = quiet ? t.seq : kNotQuiet;
   pass_next_ = false;
-  if (idle) {
+  if (waiting_disk_) {
+    hold_until_ = std::numeric_limits<Time>::max();
+  } else if (idle) {
     ++stats_.held_tokens;
     hold_until_ = members_.size() == 1 ? std::numeric_limits<Time>::max() : now + cfg_.token_hold_us;
     // Tell the predecessor, or it would resend the token every token_retransmit until the

@@ -202,7 +202,9 @@ class Ring {
   void take_received(std::vector<Delivered>& out);
   // Every received message of ring ring_id up to this ordinal that this daemon keeps is on disk
   // (a message it does not keep counts at once). Another ring's (a stale report) is ignored.
-  void set_durable(uint64_t ring_id, uint64_t ordinal);
+  // A ring of one that waits for its disk goes on here.
+  void set_durable(uint64_t ring_id, uint64_t ordinal, Time now);
+  bool has_received() const { return !received_.empty(); }
 
   NodeId self() const { return self_; }
   const RingConfig& config() const { return cfg_; }
@@ -356,6 +358,8 @@ class Ring {
   Time hold_until_ = 0;           // an idle ring's holder passes the token at this time
   Time paced_until_ = 0;          // the held token's visit is put off until then
   bool pass_next_ = false;        // someone asked for the token (wake): pass it at the next visit
+  // A ring of one holds its token while only its disk can move things on (set_durable).
+  bool waiting_disk_ = false;
   bool wake_sent_ = false;        // this member asked for the token and has not had it since
   // This member's last visit sent new packets: every other member sees the seq move before
   // the token is back, so none can rest it meanwhile, and a new message needs no wake.

@@ -55,6 +55,7 @@ void Ring::start_gather(Time now, const char* why, bool send) {
   recovery_queue_.clear();
   holding_ = false;
   self_pass_ = false;
+  waiting_disk_ = false;
   retransmit_at_ = 0;
   hold_until_ = 0;
   paced_until_ = 0;

@@ -168,6 +168,10 @@ void Cluster::start_instance(Daemon& d) {
   membership::RingConfig rc = cfg_.ring;
   rc.incarnation = d.incarnation;
   rc.ring_seq_floor = d.stored_ring_seq;
+  // As agentd: rings after every one the daemon's log holds a message of (its positions grow).
+  if (!d.log.entries().empty())
+    rc.ring_seq_floor = std::max(rc.ring_seq_floor,
+                                 static_cast<uint32_t>(d.log.entries().back().pos.ring >> 32));
   d.clients.clear();
   d.timer_at = 0;
   d.retry_pending = false;

@@ -408,6 +408,7 @@ void Cluster::step(SimEvent ev) {
       Daemon& d = daemons_.at(ev.node - 1);
       if (!d.alive || ev.gen != d.gen) return;  // the crash lost the sync under way
       persist::Position synced = d.log.end_sync();
+      ++stats_.syncs;
       logging_ = &d.name;
       d.node->core.on_log_synced(synced);
       logging_ = nullptr;
@@ -665,6 +666,7 @@ void Cluster::check_safe(Daemon& d, const membership::Delivered& x) {
 }
 
 void Cluster::on_log_append(Daemon& d, std::vector<persist::Record>& batch) {
+  stats_.logged += batch.size();
   for (auto& r : batch)
     if (!d.log.append(r.entry, fingerprint(r.entry.payload), r.log_groups))
       violation(d.name + " handed its message log position " + r.entry.pos.str() +
@@ -698,6 +700,7 @@ void Cluster::check_durable(Daemon& d, const membership::Delivered& x, std::stri
   for (auto& g : ev->groups) persistent |= daemon::persistent_group(ps, g);
   if (!persistent) return;
   persist::Position pos{x.ring_id, x.ordinal};
+  ++stats_.safe_on_disk_checks;
   for (NodeId m : d.regular_members) {
     const Daemon& e = daemons_.at(m - 1);
     const SimLog::Entry* got = e.log.synced_at(pos);

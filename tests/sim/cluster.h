@@ -71,6 +71,8 @@ struct ClusterStats {
   uint64_t warnings = 0;
   uint64_t slow_clients_dropped = 0;  // clients the daemons dropped for not reading
   uint64_t crashes = 0, restarts = 0, partitions = 0, heals = 0;
+  uint64_t logged = 0, syncs = 0;     // message log records appended, syncs completed
+  uint64_t safe_on_disk_checks = 0;   // SAFE deliveries checked against every member's log
   membership::RingStats ring;  // summed over every daemon instance
   NetStats net;
 };

@@ -155,14 +155,14 @@ SeedResult run_seed(const SimParams& given) {
   res.verdict = check(cluster.records());
   ClusterStats s = cluster.stats();
   const Records& rec = cluster.records();
-  char buf[1024];
+  char buf[1536];
   std::snprintf(
       buf, sizeof buf,
       "nodes=%zu clients=%zu loss=%g dup=%g delay=%llu+%lluus packet=%u windows=%u/%u/acc%u pace=%lluus "
       "pending=%llu | actions=%zu submitted=%llu refused=%llu delivered=%llu configs=%llu "
       "client_deliveries=%llu slow_dropped=%llu packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu "
       "bad_pkts=%llu lost=%llu cut=%llu warnings=%llu | crashes=%llu restarts=%llu partitions=%llu "
-      "heals=%llu gathers=%llu rings=%llu recovered=%llu | events=%llu heal=%.1fms converged=%.1fms end=%.1fms%s",
+      "heals=%llu gathers=%llu rings=%llu recovered=%llu | logged=%llu syncs=%llu safe_on_disk=%llu | events=%llu heal=%.1fms converged=%.1fms end=%.1fms%s",
       cfg.nodes, cfg.nodes * cfg.clients_per_daemon, cfg.net.loss, cfg.net.duplicate,
       static_cast<unsigned long long>(cfg.net.base_delay_us),
       static_cast<unsigned long long>(cfg.net.jitter_us), cfg.ring.max_packet_bytes,
@@ -186,6 +186,8 @@ SeedResult run_seed(const SimParams& given) {
       static_cast<unsigned long long>(s.heals), static_cast<unsigned long long>(s.ring.gathers),
       static_cast<unsigned long long>(s.ring.rings_installed),
       static_cast<unsigned long long>(s.ring.recovered_packets),
+      static_cast<unsigned long long>(s.logged), static_cast<unsigned long long>(s.syncs),
+      static_cast<unsigned long long>(s.safe_on_disk_checks),
       static_cast<unsigned long long>(s.events), rec.heal_at / 1000.0,
       rec.converged_at / 1000.0, rec.end_at / 1000.0, rec.quiescent ? "" : " NOT-QUIESCENT");
   res.summary = buf;

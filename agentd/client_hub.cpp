@@ -418,14 +418,17 @@ void ClientHub::submit_event(const groups::Event& ev) {
 
 bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::DaemonId origin,
                               uint64_t ring) {
+  while (!undelivered_.empty() && undelivered_.front() <= persist::Position{ring, seq})
+    undelivered_.pop_front();
   // During a state exchange the group layer keeps events for later: those need their payload.
   std::string_view payload;
   // Decoded into the hub's own event: its strings keep their capacity from one to the next.
   bool viewed = !state_.exchanging();
   if (!groups::decode_event(bytes, event_, viewed ? &payload : nullptr)) return false;
   // Logged in the order the ring delivers (the total order), whatever the group layer holds.
-  if (event_.kind == groups::EventKind::kData && cfg_.persist.enabled())
+  if (event_.kind == groups::EventKind::kData && cfg_.persist.enabled() && !log_on_receipt_)
     log_message(ring, seq, event_, viewed ? payload : std::string_view(event_.payload));
+
   deliveries_.clear();
   state_.apply(seq, origin, event_, deliveries_);
   route(&event_, payload);
@@ -674,7 +677,8 @@ void ClientHub::start_read(ConnId id, Session& s, const proto::History& h,
     r.since_us = std::max<uint64_t>(h.since_us, 1);
   else
     r.after = {h.ring, h.ordinal};
-  r.before = before;
+  // Logged at reception: what this daemon has not delivered yet is not history yet.
+  r.before = undelivered_.empty() ? before : std::min(before, undelivered_.front());
   s.reads.push_back(std::move(r));
   if (s.reads.size() == 1) {
     s.read_count = 0;
@@ -792,6 +796,22 @@ void ClientHub::log_message(uint64_t ring, uint64_t seq, const groups::Event& ev
     rec->log_groups.push_back(g);
   }
   if (rec) ++stats_.logged;
+}
+
+bool ClientHub::log_received(uint64_t ring, uint64_t ordinal, std::string_view event) {
+  AGENT_CHECK(log_on_receipt_);
+  if (!cfg_.persist.enabled()) return false;
+  std::string_view payload;
+  if (!groups::decode_event(event, received_event_, &payload) ||
+      received_event_.kind != groups::EventKind::kData)
+    return false;  // an undecodable one is reported at its delivery
+  size_t before = log_batch_.size();
+  log_message(ring, ordinal, received_event_, payload);
+  if (log_batch_.size() == before) return false;
+  persist::Position pos{ring, ordinal};
+  AGENT_CHECK(undelivered_.empty() || undelivered_.back() < pos);  // the total order
+  undelivered_.push_back(pos);
+  return true;
 }
 
 void ClientHub::flush_log() {

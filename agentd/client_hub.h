@@ -130,6 +130,12 @@ class ClientHub {
   // Hands the messages collected for the message log to the io (before a read, and at the end
   // of each round of work).
   void flush_log();
+  // Logging at reception (the durability gate): messages go to the log when the ring hands
+  // them out as received (log_received), not when they are delivered.
+  void log_on_receipt(bool on) { log_on_receipt_ = on; }
+  // A received message (ring, ordinal: the position its delivery will have; event: what
+  // deliver_bytes will get): logged when it is data for a persistent group. True when logged.
+  bool log_received(uint64_t ring, uint64_t ordinal, std::string_view event);
   // The message log's answer to read `id` of connection conn: part of a history.
   void on_history(ConnId conn, uint64_t id, persist::ReadResult&& chunk);
   // The message log lost messages of these senders: each local one gets error 18 (at most one
@@ -243,6 +249,11 @@ class ClientHub {
   std::string positioned_frame_;
   size_t positions_sessions_ = 0;  // sessions that asked for positions
   std::vector<persist::Record> log_batch_;  // for the message log, not yet handed over
+  bool log_on_receipt_ = false;
+  groups::Event received_event_;  // log_received decodes into it (reused)
+  // Logged at reception, not yet delivered here: history reads stop before the first (the log
+  // holds them, the clients have not had them).
+  std::deque<persist::Position> undelivered_;
   std::unordered_map<std::string, bool> persistent_;  // persistent_group(), remembered
   std::unordered_map<std::string, uint32_t> per_user_;  // connections by Peer::user_key()
   uint64_t now_us_ = 0;  // the latest time given (on_open, expire): for rate-limited log lines

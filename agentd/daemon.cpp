@@ -289,7 +289,6 @@ struct DaemonState final : CoreIo {
   caf::actor log_actor;    // the message log's (persistence on)
   uint64_t log_failures = 0;
   Time log_failure_logged_at = 0;
-  persist::Position durable;  // what the log reported synced
 };
 
 }  // namespace
@@ -358,7 +357,13 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
           st->run();
         });
       },
-      [=](durable_atom, uint64_t ring, uint64_t ordinal) { st->durable = {ring, ordinal}; },
+      [=](durable_atom, uint64_t ring, uint64_t ordinal) {
+        // With durability "always", what is on disk here may let SAFE messages be delivered.
+        st->guarded([&] {
+          st->core.on_log_synced({ring, ordinal});
+          st->run();
+        });
+      },
       [=](abort_atom, caf::io::connection_handle h) {
         // A dropped slow client still open after its grace period: unless the socket now
         // belongs to a new client, cut it.

@@ -35,6 +35,9 @@ membership::RingConfig ring_config(const Config& cfg) {
   rc.consensus_timeout_us = r.consensus_timeout_us;
   rc.incarnation = cfg.incarnation;
   rc.ring_seq_floor = cfg.ring_seq_floor;
+  // "always": a SAFE message is delivered once every daemon has it on disk.
+  rc.durable_gate =
+      cfg.persist.enabled() && cfg.persist.durability == PersistSettings::Durability::kAlways;
   return rc;
 }
 
@@ -48,7 +51,10 @@ DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& i
       tap_(tap),
       ring_(cfg.ring.id, std::move(ring), now),
       hub_(cfg, io, [this](uint32_t service, std::string& ev) { submit(service, ev); }),
-      now_(now) {}
+      now_(now),
+      gate_(ring_.config().durable_gate) {
+  hub_.log_on_receipt(gate_);
+}
 
 bool DaemonCore::on_open(ConnId id, Time now, Peer peer) {
   now_ = std::max(now_, now);
@@ -76,6 +82,49 @@ void DaemonCore::on_datagram(NodeId from, std::string_view bytes, Time now,
   now_ = std::max(now_, now);
   if (stopped_) return;
   ring_.on_packet(from, bytes, now_, owner);
+  // Before the next datagram (the token, maybe): what this one completed may be durable at
+  // once (nothing to log), and the visit then says so.
+  absorb_received();
+}
+
+void DaemonCore::absorb_received() {
+  if (!gate_) return;
+  ring_.take_received(received_);
+  if (received_.empty()) return;
+  for (auto& d : received_) {
+    persist::Position pos{d.ring_id, d.ordinal};
+    AGENT_CHECK(last_received_ < pos);  // handed out in the total order, once each
+    // A newer ring's message: the older ring's unsynced ones hold nothing back any more.
+    if (!unsynced_.empty() && unsynced_.back().ring != pos.ring) unsynced_.clear();
+    std::string_view event = tap_ ? tap_->on_received(d) : d.payload;
+    if (hub_.log_received(d.ring_id, d.ordinal, event)) unsynced_.push_back(pos);
+    last_received_ = pos;
+  }
+  received_.clear();
+  report_durable();
+}
+
+void DaemonCore::report_durable() {
+  if (!gate_ || last_received_.zero()) return;
+  uint64_t durable = unsynced_.empty() ? last_received_.ordinal : unsynced_.front().ordinal - 1;
+  ring_.set_durable(last_received_.ring, durable, now_);
+}
+
+void DaemonCore::on_log_synced(persist::Position synced) {
+  while (!unsynced_.empty() && unsynced_.front() <= synced) unsynced_.pop_front();
+  report_durable();
+}
+
+void DaemonCore::on_log_failed(const std::vector<std::string>& senders, const std::string& what,
+                               Time now) {
+  hub_.on_log_failed(senders, what, now);
+  if (!gate_ || unsynced_.empty()) return;
+  // What failed will not reach the disk; the ring must not wait for it for ever (the senders
+  // are told their messages are missing from the history).
+  AGENT_LOG(kWarn, "message log failed: " << unsynced_.size()
+                                          << " messages no longer hold SAFE delivery back");
+  unsynced_.clear();
+  report_durable();
 }
 
 bool DaemonCore::offer(uint32_t service, std::string& bytes) {
@@ -132,9 +181,11 @@ void DaemonCore::run(Time now) {
   if (!throttled_) hub_.expire(now_);
   for (;;) {
     retry_backlog();
+    absorb_received();  // logged before the deliveries that follow them
     ring_.take_actions(actions_);
     auto& a = actions_;
-    if (a.store_ring_seq == 0 && a.sends.empty() && a.deliveries.empty() && a.warnings.empty())
+    if (a.store_ring_seq == 0 && a.sends.empty() && a.deliveries.empty() && a.warnings.empty() &&
+        !ring_.has_received())
       break;
     if (a.store_ring_seq != 0) {
       // Before the commit token that hands out ring ids up to this value leaves.

@@ -62,6 +62,9 @@ class RingTap {
   // An item the ring delivered. For a message, returns the event bytes the group layer gets
   // (a view into d.payload).
   virtual std::string_view on_delivered(const membership::Delivered& d) = 0;
+  // A message the ring handed out as received (the durability gate): the event bytes the
+  // message log gets (a view into d.payload).
+  virtual std::string_view on_received(const membership::Delivered& d) { return d.payload; }
 };
 
 struct CoreStats {
@@ -89,10 +92,12 @@ class DaemonCore {
     hub_.on_history(id, read_id, std::move(chunk));
   }
   // The message log could not write messages of these senders (private groups): the local
-  // ones are told (error 18, at most once a second each).
-  void on_log_failed(const std::vector<std::string>& senders, const std::string& what, Time now) {
-    hub_.on_log_failed(senders, what, now);
-  }
+  // ones are told (error 18, at most once a second each). With the durability gate, what was
+  // handed to the log so far no longer holds the ring back: it may never reach the disk.
+  void on_log_failed(const std::vector<std::string>& senders, const std::string& what, Time now);
+  // The message log has everything up to this position on disk (CoreIo::log_append's records).
+  // With the durability gate the ring learns what is durable (its token carries it).
+  void on_log_synced(persist::Position synced);
   // A datagram from daemon `from` (the driver maps source addresses to ids). Given the
   // owner of the bytes, the ring keeps them instead of copying.
   void on_datagram(NodeId from, std::string_view bytes, Time now,
@@ -128,6 +133,10 @@ class DaemonCore {
   void retry_backlog();
   void on_configuration(const membership::Delivered& d);
   void fail(std::string what, Time now);
+  // The durability gate: logs what the ring handed out as received, and tells the ring how
+  // far its messages are on disk.
+  void absorb_received();
+  void report_durable();
 
   const Config& cfg_;
   CoreIo& io_;
@@ -141,6 +150,13 @@ class DaemonCore {
   Time now_ = 0;            // the latest time an input gave
   membership::Actions actions_;  // run()'s, kept for the lists' capacity
   std::vector<membership::Owner> in_flight_;  // delivered payloads, until clients are flushed
+  // The durability gate (ring config durable_gate): received messages taken from the ring
+  // (reused), the positions handed to the log and not yet synced (the current ring's only:
+  // older rings' messages hold nothing back), and the last received message.
+  bool gate_ = false;
+  std::vector<membership::Delivered> received_;
+  std::deque<persist::Position> unsynced_;
+  persist::Position last_received_;
   std::string failure_;
   CoreStats stats_;
 };

@@ -1,4 +1,5 @@
 // agentd: the libagent daemon. See docs/agentd.md.
+#include <algorithm>
 #include <getopt.h>
 #include <grp.h>
 #include <malloc.h>
@@ -422,6 +423,11 @@ int main(int argc, char** argv) {
     AGENT_LOG(kInfo, "message log " << cfg.persist.dir << ": " << message_log->groups().size()
                                     << " groups, durability "
                                     << daemon::durability_name(cfg.persist.durability));
+    // The log keys messages by position, and a position must come after every one it holds:
+    // rings this daemon forms or joins from now on are newer than any ring it logged in. (The
+    // stored floor only covers rings it formed; one it joined may have a higher sequence
+    // than this incarnation would start at, and the log would skip what follows as repeats.)
+    cfg.ring_seq_floor = std::max(cfg.ring_seq_floor, message_log->last_ring_seq());
   }
 
   // TCP first: once the Unix socket answers, both listeners are up.

@@ -62,6 +62,40 @@ uint64_t Ring::min_aru(const Token& t) const {
   return t.arus.empty() ? 0 : m;
 }
 
+uint64_t Ring::min_durable(const Token& t) const {
+  uint64_t m = std::numeric_limits<uint64_t>::max();
+  for (auto& e : t.arus) m = std::min({m, e.aru, e.durable});
+  return t.arus.empty() ? 0 : m;
+}
+
+uint64_t Ring::durable_seq() const {
+  if (!cfg_.durable_gate) return my_aru_;
+  // Packets below the first message not yet on disk; packets without messages to keep count
+  // once received.
+  return not_durable_.empty() ? recv_seq_ : not_durable_.front().second - 1;
+}
+
+void Ring::take_received(std::vector<Delivered>& out) {
+  out.clear();
+  std::swap(out, received_);
+}
+
+void Ring::set_durable(uint64_t ring_id, uint64_t ordinal, Time now) {
+  if (!cfg_.durable_gate || ring_id != ring_id_ || ring_id == 0) return;
+  AGENT_CHECK(ordinal <= recv_msgs_);  // only what was handed out can be on disk
+  if (ordinal <= durable_ordinal_) return;
+  durable_ordinal_ = ordinal;
+  uint64_t before = durable_seq();
+  while (!not_durable_.empty() && not_durable_.front().first <= durable_ordinal_)
+    not_durable_.pop_front();
+  if (waiting_disk_ && holding_ && durable_seq() > before) {
+    waiting_disk_ = false;
+    hold_until_ = 0;
+    visit(now);
+    run_self_passes(now);
+  }
+}
+
 bool Ring::has_packet(uint64_t ring_id, uint64_t seq) const {
   if (ring_id == ring_id_ && ring_id != 0) return seq <= my_aru_ || packets_.count(seq);
   if (ring_id == old_.id && ring_id != 0) return seq <= old_.aru || old_.packets.count(seq);
@@ -314,7 +348,9 @@ void Ring::visit(Time now) {
     t.rtr.swap(still);
   }
   // 2. New packets, within the windows: old-ring packets during recovery, else client messages.
-  uint64_t outstanding = t.seq - std::min(t.seq, min_aru(t));
+  // Buffers hold packets until they are safe: with the durability gate, until on disk
+  // everywhere, so a slow disk holds the ring back here too.
+  uint64_t outstanding = t.seq - std::min(t.seq, min_durable(t));
   uint64_t allowed = cfg_.personal_window;
   allowed = std::min<uint64_t>(allowed, cfg_.global_window > t.fcc ? cfg_.global_window - t.fcc : 0);
   allowed = std::min<uint64_t>(
@@ -328,7 +364,7 @@ void Ring::visit(Time now) {
   // The windows hold: this visit never takes the ring further past its slowest member than
   // max_outstanding, nor itself past its personal window.
   AGENT_CHECK(fresh.size() <= cfg_.personal_window);
-  AGENT_CHECK(fresh.empty() || t.seq - std::min(t.seq, min_aru(t)) <= cfg_.max_outstanding);
+  AGENT_CHECK(fresh.empty() || t.seq - std::min(t.seq, min_durable(t)) <= cfg_.max_outstanding);
   t.fcc += static_cast<uint32_t>(fresh.size());
   my_fcc_ += static_cast<uint32_t>(fresh.size());
   sent_last_visit_ = !fresh.empty();
@@ -336,12 +372,16 @@ void Ring::visit(Time now) {
   high_seq_ = std::max(high_seq_, t.seq);
   size_t after = std::min<size_t>(cfg_.accelerated_window, fresh.size());
   for (size_t i = 0; i + after < fresh.size(); ++i) broadcast(fresh[i]);
-  // 3. This member's aru and its own requests.
+  // 3. This member's aru, durable position and its own requests.
   advance_aru();
+  receive();
   bool all_done = true;
   for (auto& e : t.arus) {
     if (e.member == self_) {
       e.aru = my_aru_;
+      e.durable = durable_seq();
+      AGENT_CHECK(e.durable <= e.aru);
+      if (cfg_.durable_gate) e.flags |= rw::kTokenDurable;
       if (recovering && recovery_queue_.empty()) e.flags |= rw::kTokenRecoveryDone;
     }
     all_done &= (e.flags & rw::kTokenRecoveryDone) != 0;
@@ -352,8 +392,10 @@ void Ring::visit(Time now) {
     for (uint64_t s = my_aru_ + 1; s <= t.seq && t.rtr.size() < cfg_.max_retransmit_requests; ++s)
       if (!packets_.count(s) && !asked.count(s)) t.rtr.push_back(s);
   }
-  // 4. What every member has is safe, and once delivered here, stable.
-  safe_seq_ = std::max(safe_seq_, min_aru(t));
+  // 4. What every member has (on disk, where members keep it) is safe, and once delivered
+  // here, stable.
+  bool ignore_durable = faults_ && faults_->ignore_durable;
+  safe_seq_ = std::max(safe_seq_, ignore_durable ? min_aru(t) : min_durable(t));
   if (recovering && t.recovery_end != 0 && min_aru(t) >= std::min(t.recovery_end, t.seq))
     finish_recovery(now);
   deliver();
@@ -364,11 +406,17 @@ void Ring::visit(Time now) {
   // asked for the token since. A busy ring never rests; a lightly used one rests between
   // messages instead of spinning the token at full speed.
   bool quiet = state_ == RingState::kOperational && pending_.empty() && t.rtr.empty() &&
-               min_aru(t) == t.seq && fresh.empty();
+               min_durable(t) == t.seq && fresh.empty();
+  // Every member has everything and only disks lag: a ring of one would pass the token to
+  // itself for ever, so it holds the token until its disk catches up (set_durable).
+  waiting_disk_ = members_.size() == 1 && fresh.empty() && t.rtr.empty() &&
+                  min_aru(t) == t.seq && min_durable(t) < t.seq;
   bool idle = quiet && !pass_next_ && (members_.size() == 1 || quiet_seq_ == t.seq);
   quiet_seq_ = quiet ? t.seq : kNotQuiet;
   pass_next_ = false;
-  if (idle) {
+  if (waiting_disk_) {
+    hold_until_ = std::numeric_limits<Time>::max();
+  } else if (idle) {
     ++stats_.held_tokens;
     hold_until_ = members_.size() == 1 ? std::numeric_limits<Time>::max() : now + cfg_.token_hold_us;
     // Tell the predecessor, or it would resend the token every token_retransmit until the
@@ -429,7 +477,60 @@ const Ring::Packet& Ring::build_recovery_packet(uint64_t seq) {
   return store(seq, self_, false, std::move(pkt));
 }
 
+void Ring::receive() {
+  if (!cfg_.durable_gate) return;
+  bool recovering = state_ == RingState::kRecovery;
+  if (!recovering && state_ != RingState::kOperational) return;
+  while (recv_seq_ < my_aru_) {
+    auto it = packets_.find(recv_seq_ + 1);
+    AGENT_CHECK(it != packets_.end());  // only delivered packets are discarded
+    const Packet& p = it->second;
+    auto d = rw::decode_data(p.bytes.substr(rw::kHeaderBytes));
+    AGENT_CHECK(d && d->seq == it->first);
+    if (recovering) {
+      // The old ring's messages come first (finish_recovery): new ones wait until then.
+      for (auto& c : d->chunks)
+        if (!(c.flags & rw::kRecovery)) return;
+      ++recv_seq_;
+      continue;
+    }
+    auto hand_out = [&](uint32_t service, Owner owner, std::string_view payload) {
+      Delivered x;
+      x.packet_seq = it->first;
+      x.origin = p.sender;
+      x.service = service;
+      x.payload = payload;
+      x.payload_owner = std::move(owner);
+      x.ring_id = ring_id_;
+      x.ordinal = ++recv_msgs_;
+      not_durable_.emplace_back(x.ordinal, x.packet_seq);
+      received_.push_back(std::move(x));
+    };
+    // The same reassembly as deliver(): the same messages, in the same order.
+    for (auto& c : d->chunks) {
+      if (c.flags & rw::kRecovery) continue;
+      if ((c.flags & rw::kFirst) && (c.flags & rw::kLast)) {
+        hand_out(c.service, p.owner, c.data);
+      } else if (c.flags & rw::kFirst) {
+        recv_reassembly_[p.sender].assign(c.data.data(), c.data.size());
+      } else {
+        auto r = recv_reassembly_.find(p.sender);
+        AGENT_CHECK(r != recv_reassembly_.end());
+        r->second.append(c.data.data(), c.data.size());
+        if (c.flags & rw::kLast) {
+          auto whole = std::make_shared<const std::string>(std::move(r->second));
+          std::string_view payload = *whole;
+          hand_out(c.service, std::move(whole), payload);
+          recv_reassembly_.erase(r);
+        }
+      }
+    }
+    ++recv_seq_;
+  }
+}
+
 void Ring::deliver() {
+  receive();  // what is delivered was received first
   if (state_ != RingState::kOperational) return;  // recovery delivers when it completes
   // SAFE packets wait until every member holds them (the safe line).
   const uint64_t safe_line = faults_ && faults_->deliver_safe_early ? ~uint64_t{0} : safe_seq_;
@@ -493,7 +594,21 @@ void Ring::emit(NodeId origin, uint32_t service, Owner owner, std::string_view p
   d.payload = payload;
   d.payload_owner = std::move(owner);
   d.ring_id = ring_id;
-  d.ordinal = ring_id == old_.id && old_.id != 0 ? ++old_.msgs : ++ring_msgs_;
+  bool old = ring_id == old_.id && old_.id != 0;
+  d.ordinal = old ? ++old_.msgs : ++ring_msgs_;
+  if (cfg_.durable_gate) {
+    if (!old) {
+      AGENT_CHECK(seq <= recv_seq_ && d.ordinal <= recv_msgs_);  // handed out as received
+    } else if (seq <= old_.received) {
+      AGENT_CHECK(d.ordinal <= old_.received_msgs);  // handed out with this ordinal before
+    } else {
+      AGENT_CHECK(d.ordinal > old_.received_msgs);
+      // Recovery obtained it: handed out now, as received, just before its delivery.
+      Delivered x = d;
+      x.index = 0;
+      received_.push_back(std::move(x));
+    }
+  }
   actions_.deliveries.push_back(std::move(d));
 }
 

@@ -13,6 +13,12 @@
 // when larger than one. A packet is delivered when every lower one has been (AGREED order); one
 // that carries SAFE messages waits until the token shows every member has it.
 //
+// Durability gate (RingConfig::durable_gate, off by default): the ring also hands out each
+// message as soon as it is complete and in order here (received, before it is delivered, with
+// the ordinal it will be delivered with), for the daemon to log; the daemon reports which of
+// them are on disk (set_durable), each member writes its durable position into the token next
+// to its aru, and "safe" means received and on disk at every member.
+//
 // Configuration changes (docs/ring-protocol.md): token loss or a foreign daemon's packet starts
 // a gather (join messages until the daemons agree who is in), then a commit token collects each
 // member's old-ring state, then recovery re-sends old-ring packets within the new ring until
@@ -72,6 +78,10 @@ struct RingConfig {
   // Give up on daemons that do not agree by then; a gather of n > 8 daemons waits n / 8 times
   // as long (n(n-1) joins must get through).
   Time consensus_timeout_us = 150000;
+  // Hand out received messages (take_received) and hold SAFE delivery, and buffers, until every
+  // member reported them durable (set_durable). A daemon without it counts what it received as
+  // durable, and still respects the durable positions of members that have it.
+  bool durable_gate = false;
 };
 
 enum class DeliveryKind : uint8_t {
@@ -159,6 +169,7 @@ struct RingFaults {
   bool deliver_safe_early = false;    // treat SAFE like AGREED
   bool skip_recovery = false;         // do not re-send old-ring packets in recovery
   bool deliver_past_gap = false;      // recovery: a departed sender's whole messages past a gap
+  bool ignore_durable = false;        // the safe line ignores durable positions (aru only)
 };
 
 class Ring {
@@ -188,6 +199,18 @@ class Ring {
   // The same into out, whose lists are emptied first and whose capacity the ring keeps using
   // (a caller that takes actions for every event allocates no new lists).
   void take_actions(Actions& out);
+  // With durable_gate: the messages received since the last call (out is emptied first), in
+  // order: complete, every earlier one received, not yet delivered. Each has the ring_id,
+  // ordinal, origin, service and payload its delivery will have (index 0). Messages of an old
+  // ring that recovery obtained and delivers without having received them before come here
+  // just before they are delivered. Take them after every input, before the next one: the
+  // sooner set_durable follows, the sooner this member's durable position moves.
+  void take_received(std::vector<Delivered>& out);
+  // Every received message of ring ring_id up to this ordinal that this daemon keeps is on disk
+  // (a message it does not keep counts at once). Another ring's (a stale report) is ignored.
+  // A ring of one that waits for its disk goes on here.
+  void set_durable(uint64_t ring_id, uint64_t ordinal, Time now);
+  bool has_received() const { return !received_.empty(); }
 
   NodeId self() const { return self_; }
   const RingConfig& config() const { return cfg_; }
@@ -198,6 +221,10 @@ class Ring {
   uint64_t my_aru() const { return my_aru_; }
   uint64_t highest_seq() const { return high_seq_; }
   uint64_t delivered_seq() const { return delivered_seq_; }
+  // With durable_gate: packets received (handed out by take_received) up to here, and of
+  // those, durable up to here (what this member writes into the token).
+  uint64_t received_seq() const { return recv_seq_; }
+  uint64_t durable_seq() const;
   uint64_t pending_bytes() const { return pending_bytes_; }
   size_t buffered_packets() const { return packets_.size() + old_.packets.size(); }
   bool holds_token() const { return holding_; }
@@ -228,6 +255,7 @@ class Ring {
     std::map<uint64_t, Packet> packets;
     uint64_t aru = 0, delivered = 0, high = 0, safe = 0;
     uint64_t msgs = 0;  // its messages delivered here
+    uint64_t received = 0, received_msgs = 0;  // handed out as received (durable_gate)
     std::map<NodeId, std::string> reassembly;
   };
 
@@ -262,6 +290,11 @@ class Ring {
   // Tells the predecessor that the token it passed rests here.
   void send_held();
   uint64_t min_aru(const Token& t) const;
+  // The lowest of every member's aru and durable position: what every member has on disk.
+  uint64_t min_durable(const Token& t) const;
+  // Hands out what became received (durable_gate): packets up to my_aru_, while operational;
+  // in recovery, only packets that carry nothing but old-ring packets.
+  void receive();
 
   // Configuration changes (ring_membership.cpp).
   // send: multicast this daemon's join now (else the caller does, once it has merged).
@@ -309,6 +342,15 @@ class Ring {
   uint64_t delivered_items_ = 0;        // index of the last Delivered
   uint64_t ring_msgs_ = 0;              // messages of the current ring delivered
   std::map<NodeId, std::string> reassembly_;  // per origin: the fragments so far
+  // Durability gate: the received cursor (packets <= recv_seq_ handed out, recv_msgs_ messages
+  // of this ring), its own reassembly, the received messages not yet reported durable
+  // (ordinal, packet), and the highest ordinal reported durable.
+  uint64_t recv_seq_ = 0;
+  uint64_t recv_msgs_ = 0;
+  std::map<NodeId, std::string> recv_reassembly_;
+  std::deque<std::pair<uint64_t, uint64_t>> not_durable_;
+  uint64_t durable_ordinal_ = 0;
+  std::vector<Delivered> received_;
 
   std::deque<Pending> pending_;
   std::vector<std::string> spares_;  // sent messages' buffers, for spare_buffer()
@@ -322,6 +364,8 @@ class Ring {
   Time hold_until_ = 0;           // an idle ring's holder passes the token at this time
   Time paced_until_ = 0;          // the held token's visit is put off until then
   bool pass_next_ = false;        // someone asked for the token (wake): pass it at the next visit
+  // A ring of one holds its token while only its disk can move things on (set_durable).
+  bool waiting_disk_ = false;
   bool wake_sent_ = false;        // this member asked for the token and has not had it since
   // This member's last visit sent new packets: every other member sees the seq move before
   // the token is back, so none can rest it meanwhile, and a new message needs no wake.

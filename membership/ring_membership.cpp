@@ -40,6 +40,8 @@ void Ring::start_gather(Time now, const char* why, bool send) {
     old_.safe = safe_seq_;
     old_.reassembly = std::move(reassembly_);
     old_.msgs = ring_msgs_;
+    old_.received = recv_seq_;
+    old_.received_msgs = recv_msgs_;
     // A message cut short by the ring's end is sent whole in the next one.
     if (!pending_.empty()) pending_.front().offset = 0;
   }
@@ -53,6 +55,7 @@ void Ring::start_gather(Time now, const char* why, bool send) {
   recovery_queue_.clear();
   holding_ = false;
   self_pass_ = false;
+  waiting_disk_ = false;
   retransmit_at_ = 0;
   hold_until_ = 0;
   paced_until_ = 0;
@@ -296,7 +299,7 @@ void Ring::handle_commit(NodeId from, const rw::Commit& c, Time now) {
         retransmit_at_ = 0;
         Token t;
         t.hop = 1;
-        for (NodeId m : members_) t.arus.push_back(rw::TokenEntry{m, 0, 0});
+        for (NodeId m : members_) t.arus.push_back(rw::TokenEntry{m, 0, 0, 0});
         arrive(std::move(t), now);
       }
       return;
@@ -362,6 +365,9 @@ void Ring::install_new_ring(const rw::Commit& c, Time now) {
   reassembly_.clear();
   my_aru_ = high_seq_ = delivered_seq_ = safe_seq_ = 0;
   ring_msgs_ = 0;
+  recv_seq_ = recv_msgs_ = durable_ordinal_ = 0;
+  recv_reassembly_.clear();
+  not_durable_.clear();
   pass_next_ = false;  // a wake heard in the old ring is no reason to keep this one busy
   wake_sent_ = false;
   sent_last_visit_ = false;

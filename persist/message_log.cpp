@@ -1,5 +1,7 @@
 #include "persist/message_log.h"
 
+#include <algorithm>
+
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -380,6 +382,12 @@ uint64_t MessageLog::expire(const std::string& group, const Retention& r, uint64
   }
   found->second = g;
   return removed;
+}
+
+uint32_t MessageLog::last_ring_seq() const {
+  uint64_t ring = 0;
+  for (auto& [group, g] : groups_) ring = std::max(ring, g.last.ring);
+  return static_cast<uint32_t>(ring >> 32);
 }
 
 const GroupInfo* MessageLog::info(const std::string& group) const {

@@ -70,6 +70,8 @@ class MessageLog {
                   std::string& error, uint64_t max_remove = 10000);
 
   const GroupInfo* info(const std::string& group) const;
+  // The sequence number of the newest ring any logged message comes from (0: none).
+  uint32_t last_ring_seq() const;
   const std::map<std::string, GroupInfo>& groups() const { return groups_; }
   // Bytes on disk (table files and write-ahead log), as RocksDB estimates them.
   uint64_t disk_bytes() const;

@@ -45,6 +45,7 @@ void encode_token(std::string& out, uint64_t ring_id, uint32_t sender, const Tok
     w.u32(e.member);
     w.u64(e.aru);
     w.u8(e.flags);
+    if (e.flags & kTokenDurable) w.u64(e.durable);
   }
   w.u16(static_cast<uint16_t>(t.rtr.size()));
   for (auto s : t.rtr) w.u64(s);
@@ -96,6 +97,8 @@ std::optional<Token> decode_token(std::string_view body, size_t max_members, siz
     e.member = r.u32();
     e.aru = r.u64();
     e.flags = r.u8();
+    e.durable = (e.flags & kTokenDurable) ? r.u64() : e.aru;
+    if (e.durable > e.aru) return std::nullopt;  // nobody has on disk what it has not received
     t.arus.push_back(e);
   }
   size_t k = r.u16();

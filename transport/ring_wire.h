@@ -4,7 +4,7 @@
 //   header  u16 magic 0x5241 ("AR") | u8 version | u8 type | u64 ring id | u32 sender
 //   data    u64 seq | u64 hop | u16 chunk count | chunks: u32 service, u8 flags, bytes32 data
 //   token   u64 hop | u64 seq | u32 fcc | u64 recovery_end | u16 n | n x (u32 member, u64 aru,
-//           u8 flags) | u16 m | m x u64 rtr
+//           u8 flags [, u64 durable when flags has kTokenDurable]) | u16 m | m x u64 rtr
 //   wake    (nothing)
 //   held    u64 hop (the token's hop its sender now holds: an idle ring's token rests there)
 //   join    u64 ring_seq | u64 incarnation | u16 n | n x u32 proc | u16 m | m x u32 fail
@@ -29,6 +29,9 @@ constexpr uint8_t kFirst = 0x01;  // chunk starts a message
 constexpr uint8_t kLast = 0x02;   // chunk ends a message (both: a whole message)
 constexpr uint8_t kRecovery = 0x04;  // chunk is a whole packet of an old ring, resent in recovery
 constexpr uint8_t kTokenRecoveryDone = 0x01;  // token aru flag: member has resent its old packets
+// Token aru flag: a durable position follows the flags (the member logs messages and holds SAFE
+// delivery until they are on disk everywhere). Without it the member's durable is its aru.
+constexpr uint8_t kTokenDurable = 0x02;
 
 enum class Type : uint8_t { kData = 1, kToken = 2, kWake = 3, kJoin = 4, kCommit = 5, kHeld = 6 };
 
@@ -54,6 +57,9 @@ struct TokenEntry {
   uint32_t member = 0;
   uint64_t aru = 0;  // the member's all-received-up-to, as of its last visit
   uint8_t flags = 0;
+  // Every packet up to here that the member logs is on its disk (<= aru). On the wire only
+  // with kTokenDurable; decoded as aru without it.
+  uint64_t durable = 0;
 };
 
 struct Token {

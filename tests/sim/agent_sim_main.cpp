@@ -2,7 +2,8 @@
 // every failing seed, the reason and the exact command that reproduces it.
 //
 //   agent-sim --seed S | --seeds N [--from S]  [--nodes K] [--loss P] [--faults]
-//             [--fault NAME [--fault-node K|all]] [--ignore TEXT]... [--seed-timeout SEC]
+//             [--fault NAME [--fault-node K|all]] [--persist always] [--ignore TEXT]...
+//             [--seed-timeout SEC]
 //             [--verbose] [--trace]
 //
 // A seed that runs longer than --seed-timeout seconds of wall clock (a core stuck in a loop:
@@ -29,8 +30,8 @@ namespace {
 void usage(const char* prog, FILE* out = stderr) {
   std::fprintf(out,
                "usage: %s (--seed S | --seeds N [--from S]) [--nodes K] [--loss P] [--faults] "
-               "[--fault skip-retransmit|out-of-order|safe-early|skip-recovery|deliver-past-gap] "
-               "[--fault-node K|all] "
+               "[--fault skip-retransmit|out-of-order|safe-early|skip-recovery|deliver-past-gap|"
+               "skip-durable-gate] [--fault-node K|all] [--persist always] "
                "[--ignore TEXT]... [--seed-timeout SEC] [--verbose] [--trace]\n"
                "  --seed S        run seed S only\n"
                "  --seeds N       run seeds 1..N (with --from S: S..S+N-1)\n"
@@ -41,6 +42,8 @@ void usage(const char* prog, FILE* out = stderr) {
                "                  (which of them, and how often: derived from the seed)\n"
                "  --fault NAME    switch on a ring fault, to prove the checker catches it\n"
                "  --fault-node K  the daemon that gets the fault (default: all)\n"
+               "  --persist always  daemons keep a message log (simulated disk) with durability\n"
+               "                  always: SAFE messages are delivered once on disk everywhere\n"
                "  --ignore TEXT   drop failures containing TEXT (triage of known problems; repeatable)\n"
                "  --seed-timeout SEC  report a seed still running after SEC s of wall clock as HANG\n"
                "                  and stop (default 60; 0: no limit)\n"
@@ -147,8 +150,14 @@ int main(int argc, char** argv) {
       if (!valid_fault(base.fault)) {
         std::fprintf(stderr,
                      "%s: unknown fault '%s' (skip-retransmit, out-of-order, safe-early, skip-recovery, "
-                     "deliver-past-gap)\n",
+                     "deliver-past-gap, skip-durable-gate)\n",
                      prog, base.fault.c_str());
+        return 2;
+      }
+    } else if (a == "--persist") {
+      base.persist = value();
+      if (base.persist != "always") {
+        std::fprintf(stderr, "%s: --persist wants always\n", prog);
         return 2;
       }
     } else if (a == "--fault-node") {

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 
+#include "agentd/config.h"
 #include "groups/event_codec.h"
 #include "tests/sim/checker_internal.h"
 #include "tests/sim/nonce.h"
+#include "tests/sim/rng.h"
 
 namespace agent::sim {
 
@@ -382,6 +384,51 @@ void check_ring_order(Ctx& c) {
   }
 }
 
+// c, on disk (the message log with durability "always"). A SAFE message to a persistent group
+// delivered in regular configuration R (before its transitional one) is in the log of every
+// daemon of R at the end of the run, as synced (what a crash did not take).
+void check_durable(Ctx& c) {
+  if (c.r.persist_groups.empty()) return;
+  daemon::PersistSettings ps;
+  ps.groups = c.r.persist_groups;
+  for (auto& [ring, segs] : c.by_ring) {
+    for (auto& [i, s] : segs) {
+      const Segment& seg = c.segments[i - 1][s];
+      const std::vector<NodeId>& members = c.inst(i).ring[seg.reg_pos].members;
+      for (uint64_t nonce : seg.regular) {
+        const RingRecord& x =
+            c.inst(i).ring[c.position[i - 1].at(ItemKey{DeliveryKind::kMessage, nonce, 0})];
+        if (!(x.service & membership::kSafeService)) continue;
+        auto ev = c.event_of(x);
+        if (!ev || ev->kind != groups::EventKind::kData) continue;
+        bool persistent = false;
+        for (auto& g : ev->groups) persistent |= daemon::persistent_group(ps, g);
+        if (!persistent) continue;
+        uint64_t fp = fingerprint(ev->payload);
+        for (NodeId m : members) {
+          auto lit = c.r.logs.find(m);
+          bool found = false;
+          if (lit != c.r.logs.end()) {
+            auto& log = lit->second;
+            auto it = std::lower_bound(log.begin(), log.end(), std::make_pair(x.ring_id, x.ordinal),
+                                       [](const LoggedMessage& e, const std::pair<uint64_t, uint64_t>& p) {
+                                         return std::make_pair(e.ring_id, e.ordinal) < p;
+                                       });
+            found = it != log.end() && it->ring_id == x.ring_id && it->ordinal == x.ordinal &&
+                    it->payload_fingerprint == fp;
+          }
+          if (found) continue;
+          c.fail("ring: SAFE on disk (c): " + c.iname(i) + " delivered SAFE " + c.describe_nonce(nonce) +
+                 " (ring " + ring_name(ring) + " ordinal " + std::to_string(x.ordinal) +
+                 ") in the regular configuration, but the log of " + c.r.daemon_names.at(m) +
+                 ", a member of it, does not hold it on disk");
+          return;
+        }
+      }
+    }
+  }
+}
+
 // Every message of ring R comes from a daemon instance that delivered Reg(R).
 void check_senders(Ctx& c) {
   for (auto& [ring, segs] : c.by_ring) {
@@ -504,6 +551,7 @@ void check_streams(Ctx& c) {
   check_configurations(c);
   check_senders(c);
   check_ring_order(c);
+  check_durable(c);
 }
 
 // e. Liveness. Without faults: every daemon delivered everything submitted. With faults: after

@@ -51,6 +51,9 @@ struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
     c.incarnation = d.incarnation;
     c.ring_seq_floor = d.stored_ring_seq;
     c.client_queue_bytes = cl.cfg_.client_queue_bytes;
+    c.persist.groups = cl.cfg_.persist_groups;
+    c.persist.durability = cl.cfg_.ring.durable_gate ? daemon::PersistSettings::Durability::kAlways
+                                                     : daemon::PersistSettings::Durability::kBatch;
     return c;
   }
 
@@ -84,11 +87,18 @@ struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
     daemon.stored_ring_seq = seq;
     return {};
   }
+  void log_append(std::vector<persist::Record>& batch) override {
+    cluster.on_log_append(daemon, batch);
+    batch.clear();
+  }
   // RingTap
   void on_submit(uint32_t service, std::string& event) override { cluster.on_submit(daemon, service, event); }
   void on_refused() override { cluster.on_refused(daemon); }
   std::string_view on_delivered(const membership::Delivered& d) override {
     return cluster.on_delivered(daemon, d);
+  }
+  std::string_view on_received(const membership::Delivered& d) override {
+    return cluster.on_received(daemon, d);
   }
 
   Cluster& cluster;
@@ -158,6 +168,10 @@ void Cluster::start_instance(Daemon& d) {
   membership::RingConfig rc = cfg_.ring;
   rc.incarnation = d.incarnation;
   rc.ring_seq_floor = d.stored_ring_seq;
+  // As agentd: rings after every one the daemon's log holds a message of (its positions grow).
+  if (!d.log.entries().empty())
+    rc.ring_seq_floor = std::max(rc.ring_seq_floor,
+                                 static_cast<uint32_t>(d.log.entries().back().pos.ring >> 32));
   d.clients.clear();
   d.timer_at = 0;
   d.retry_pending = false;
@@ -176,6 +190,7 @@ void Cluster::start_instance(Daemon& d) {
     else if (cfg_.fault == "safe-early") f.deliver_safe_early = true;
     else if (cfg_.fault == "skip-recovery") f.skip_recovery = true;
     else if (cfg_.fault == "deliver-past-gap") f.deliver_past_gap = true;
+    else if (cfg_.fault == "skip-durable-gate") f.ignore_durable = true;
     else if (!cfg_.fault.empty()) throw std::invalid_argument("unknown fault: " + cfg_.fault);
     if (!cfg_.fault.empty()) d.node->core.ring().set_faults(&f);
   }
@@ -218,6 +233,7 @@ void Cluster::crash(Daemon& d) {
   if (!d.alive) return;
   add_stats(dead_ring_stats_, d.ring().stats());
   d.node.reset();
+  d.log.crash();  // what was not synced is lost
   d.alive = false;
   d.gen = 0;
   d.timer_at = 0;
@@ -320,6 +336,15 @@ void Cluster::run() {
     violation(std::string("the protocol core threw: ") + e.what());
   }
   rec_.end_at = now_;
+  rec_.persist_groups = cfg_.ring.durable_gate ? cfg_.persist_groups : std::vector<std::string>{};
+  for (auto& d : daemons_) {
+    if (rec_.persist_groups.empty()) break;
+    auto& out = rec_.logs[d.id];
+    for (size_t i = 0; i < d.log.synced(); ++i) {
+      const SimLog::Entry& e = d.log.entries()[i];
+      out.push_back(LoggedMessage{e.pos.ring, e.pos.ordinal, e.payload_fingerprint});
+    }
+  }
   for (auto& c : clients_)
     if (c.alive && (!c.out.empty() || !c.next_out.empty()))
       rec_.unsent[c.name] = c.out.size() + c.next_out.size();
@@ -379,6 +404,18 @@ void Cluster::step(SimEvent ev) {
     case EventKind::kHeal:
       final_heal();
       break;
+    case EventKind::kSync: {
+      Daemon& d = daemons_.at(ev.node - 1);
+      if (!d.alive || ev.gen != d.gen) return;  // the crash lost the sync under way
+      persist::Position synced = d.log.end_sync();
+      ++stats_.syncs;
+      logging_ = &d.name;
+      d.node->core.on_log_synced(synced);
+      logging_ = nullptr;
+      begin_sync(d);  // what came meanwhile
+      settle(d);
+      break;
+    }
     case EventKind::kRetry: {
       Daemon& d = daemons_.at(ev.node - 1);
       if (!d.alive || ev.gen != d.gen) return;
@@ -628,6 +665,55 @@ void Cluster::check_safe(Daemon& d, const membership::Delivered& x) {
   }
 }
 
+void Cluster::on_log_append(Daemon& d, std::vector<persist::Record>& batch) {
+  stats_.logged += batch.size();
+  for (auto& r : batch)
+    if (!d.log.append(r.entry, fingerprint(r.entry.payload), r.log_groups))
+      violation(d.name + " handed its message log position " + r.entry.pos.str() +
+                " after " + d.log.entries().back().pos.str() + ": positions must grow");
+  begin_sync(d);
+}
+
+void Cluster::begin_sync(Daemon& d) {
+  if (!d.log.begin_sync()) return;
+  sched_.push(SimEvent{now_ + rng_.range(cfg_.sync_min_us, cfg_.sync_max_us), 0, EventKind::kSync,
+                       d.id, 0, {}, d.gen});
+}
+
+std::string_view Cluster::on_received(Daemon& d, const membership::Delivered& x) {
+  auto u = unframe(x.payload);
+  if (!u) {
+    violation(rec_.instances.at(d.instance - 1).name +
+              " received a message without the simulator's nonce");
+    return x.payload;
+  }
+  return u->event;
+}
+
+void Cluster::check_durable(Daemon& d, const membership::Delivered& x, std::string_view event) {
+  if (!cfg_.ring.durable_gate || cfg_.persist_groups.empty() || d.in_transitional) return;
+  auto ev = groups::decode_event(event);
+  if (!ev || ev->kind != groups::EventKind::kData) return;
+  daemon::PersistSettings ps;
+  ps.groups = cfg_.persist_groups;
+  bool persistent = false;
+  for (auto& g : ev->groups) persistent |= daemon::persistent_group(ps, g);
+  if (!persistent) return;
+  persist::Position pos{x.ring_id, x.ordinal};
+  ++stats_.safe_on_disk_checks;
+  for (NodeId m : d.regular_members) {
+    const Daemon& e = daemons_.at(m - 1);
+    const SimLog::Entry* got = e.log.synced_at(pos);
+    if (got && got->payload_fingerprint == fingerprint(ev->payload)) continue;
+    violation("SAFE delivered before it was on disk everywhere: " +
+              rec_.instances.at(d.instance - 1).name + " delivered index " +
+              std::to_string(x.index) + " (ring " + ring_name(x.ring_id) + " ordinal " +
+              std::to_string(x.ordinal) + ", regular configuration) while the log of " + e.name +
+              (e.alive ? "" : " (crashed)") +
+              (got ? " holds another message at that position" : " has not synced it"));
+  }
+}
+
 std::string_view Cluster::on_delivered(Daemon& d, const membership::Delivered& x) {
   ++stats_.ring_deliveries;
   last_progress_ = now_;
@@ -675,6 +761,7 @@ std::string_view Cluster::on_delivered(Daemon& d, const membership::Delivered& x
     violation(inst.name + " delivered a message without the simulator's nonce at index " + std::to_string(x.index));
     return x.payload;
   }
+  if (x.service & membership::kSafeService) check_durable(d, x, u->event);
   if (nonce_instance(u->nonce) == d.instance) ++d.own_delivered;
   auto late = late_.find(u->nonce);
   if (late != late_.end() && late->second.insert(d.id).second && late->second.size() == daemons_.size())

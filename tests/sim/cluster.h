@@ -27,6 +27,7 @@
 #include "tests/sim/network.h"
 #include "tests/sim/records.h"
 #include "tests/sim/scheduler.h"
+#include "tests/sim/sim_log.h"
 #include "tests/sim/workload.h"
 
 namespace agent::sim {
@@ -39,6 +40,10 @@ struct ClusterConfig {
   NetConfig net;                      // net.loss applies once the first ring is up
   WorkloadConfig workload;
   FaultConfig faults;
+  // The message log: the persistent groups (patterns; empty: no log), kept with durability
+  // "always" when ring.durable_gate is set. A sync takes sync_min_us..sync_max_us.
+  std::vector<std::string> persist_groups;
+  Time sync_min_us = 50, sync_max_us = 2000;
   std::string fault;                  // a ring fault switch: see valid_fault() in sim.h
   NodeId fault_node = 0;              // 0: every daemon
   Time retry_us = 1000;               // held submissions and unread client bytes: retried after this
@@ -66,6 +71,8 @@ struct ClusterStats {
   uint64_t warnings = 0;
   uint64_t slow_clients_dropped = 0;  // clients the daemons dropped for not reading
   uint64_t crashes = 0, restarts = 0, partitions = 0, heals = 0;
+  uint64_t logged = 0, syncs = 0;     // message log records appended, syncs completed
+  uint64_t safe_on_disk_checks = 0;   // SAFE deliveries checked against every member's log
   membership::RingStats ring;  // summed over every daemon instance
   NetStats net;
 };
@@ -107,6 +114,7 @@ class Cluster {
     bool alive = true;
     uint64_t incarnation = 1;
     uint32_t stored_ring_seq = 0;  // what its core stored "on disk": survives crashes
+    SimLog log;                    // its message log: what was synced survives crashes
     uint32_t instance = 0;  // in the records
     uint64_t gen = 0;       // this instance's generation (timers and retries carry it)
     std::unique_ptr<Node> node;
@@ -149,6 +157,12 @@ class Cluster {
   void on_close(Daemon& d, daemon::ConnId conn, bool aborted);
   void on_session_ended(Daemon& d, const std::string& member, const proto::Membership& notice);
   void check_safe(Daemon& d, const membership::Delivered& x);
+  // A SAFE message of a persistent group delivered in a regular configuration is on disk at
+  // every daemon of that configuration.
+  void check_durable(Daemon& d, const membership::Delivered& x, std::string_view event);
+  void on_log_append(Daemon& d, std::vector<persist::Record>& batch);
+  void begin_sync(Daemon& d);
+  std::string_view on_received(Daemon& d, const membership::Delivered& x);
   Client* client_of(Daemon& d, daemon::ConnId conn);
   size_t pending_client_bytes() const;
   void schedule_timer(Daemon& d);

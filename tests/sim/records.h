@@ -104,6 +104,13 @@ struct ClientRecord {
   std::string str() const;
 };
 
+// A message in a daemon's log, on disk at the end of the run.
+struct LoggedMessage {
+  uint64_t ring_id = 0;
+  uint64_t ordinal = 0;
+  uint64_t payload_fingerprint = 0;  // of the client's payload
+};
+
 struct Records {
   std::vector<NodeId> daemons;                 // configured, sorted
   std::map<NodeId, std::string> daemon_names;  // id -> "dN" (the GroupState's name)
@@ -123,6 +130,10 @@ struct Records {
   Time converged_at = 0;     // every daemon up and in one ring of all (0: never)
   Time end_at = 0;           // when the run stopped
   bool quiescent = false;    // everything due was delivered everywhere before the bound
+  // The message log (--persist always): the persistent groups' patterns, and per daemon what
+  // its log held on disk at the end (a crash lost the rest), in position order. Empty: off.
+  std::vector<std::string> persist_groups;
+  std::map<NodeId, std::vector<LoggedMessage>> logs;
 
   const Instance& instance(uint32_t i) const { return instances.at(i - 1); }
   // Whether client had no session when its daemon handed out ring item index.

@@ -22,6 +22,7 @@ enum class EventKind : uint8_t {
   kRetry,     // `node` retries submissions refused by back-pressure
   kHeal,      // the final heal: no more loss or partitions, crashed daemons restart
   kFault,     // the fault injector's next crash, restart, partition or heal
+  kSync,      // `node`'s message log finishes a sync
 };
 
 struct SimEvent {
@@ -31,7 +32,7 @@ struct SimEvent {
   NodeId node = 0;
   NodeId from = 0;
   std::string bytes;
-  uint64_t gen = 0;  // kTimer, kRetry: the daemon instance it was set for (stale once it crashed)
+  uint64_t gen = 0;  // kTimer, kRetry, kSync: the daemon instance it was set for (stale once it crashed)
 };
 
 class Scheduler {

@@ -28,7 +28,7 @@ std::string format_double(double v) {
 
 bool valid_fault(std::string_view f) {
   return f.empty() || f == "skip-retransmit" || f == "out-of-order" || f == "safe-early" ||
-         f == "skip-recovery" || f == "deliver-past-gap";
+         f == "skip-recovery" || f == "deliver-past-gap" || f == "skip-durable-gate";
 }
 
 SimParams resolve(SimParams p) {
@@ -121,6 +121,15 @@ ClusterConfig make_config(const SimParams& p) {
   Rng readers(p.seed, 0x52454144);
   c.p_pause = readers.pick(std::vector<double>{0, 0.02, 0.1});
   c.client_queue_bytes = readers.pick(std::vector<uint64_t>{16u << 10, 128u << 10, 64u << 20});
+  if (p.persist == "always") {
+    // The message log with durability "always": some or all groups persistent, and a disk whose
+    // syncs take from a few tens of microseconds (a rotation is faster) to several ms.
+    Rng disk(p.seed, 0x4449534b);
+    r.durable_gate = true;
+    c.persist_groups = disk.pick(std::vector<std::vector<std::string>>{{"g*"}, {"g0", "g1"}, {"g1"}});
+    c.sync_min_us = disk.pick(std::vector<uint64_t>{20, 200, 1000});
+    c.sync_max_us = c.sync_min_us * disk.range(2, 5);
+  }
   return c;
 }
 
@@ -129,6 +138,7 @@ std::string repro_command(const SimParams& p, std::string_view program) {
   s += " --seed " + std::to_string(p.seed) + " --nodes " + std::to_string(p.nodes) + " --loss " +
        format_double(p.loss);
   if (p.faults) s += " --faults";
+  if (!p.persist.empty()) s += " --persist " + p.persist;
   if (!p.fault.empty())
     s += " --fault " + p.fault + " --fault-node " +
          (p.fault_node == 0 ? std::string("all") : std::to_string(p.fault_node));
@@ -145,14 +155,14 @@ SeedResult run_seed(const SimParams& given) {
   res.verdict = check(cluster.records());
   ClusterStats s = cluster.stats();
   const Records& rec = cluster.records();
-  char buf[1024];
+  char buf[1536];
   std::snprintf(
       buf, sizeof buf,
       "nodes=%zu clients=%zu loss=%g dup=%g delay=%llu+%lluus packet=%u windows=%u/%u/acc%u pace=%lluus "
       "pending=%llu | actions=%zu submitted=%llu refused=%llu delivered=%llu configs=%llu "
       "client_deliveries=%llu slow_dropped=%llu packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu "
       "bad_pkts=%llu lost=%llu cut=%llu warnings=%llu | crashes=%llu restarts=%llu partitions=%llu "
-      "heals=%llu gathers=%llu rings=%llu recovered=%llu | events=%llu heal=%.1fms converged=%.1fms end=%.1fms%s",
+      "heals=%llu gathers=%llu rings=%llu recovered=%llu | logged=%llu syncs=%llu safe_on_disk=%llu | events=%llu heal=%.1fms converged=%.1fms end=%.1fms%s",
       cfg.nodes, cfg.nodes * cfg.clients_per_daemon, cfg.net.loss, cfg.net.duplicate,
       static_cast<unsigned long long>(cfg.net.base_delay_us),
       static_cast<unsigned long long>(cfg.net.jitter_us), cfg.ring.max_packet_bytes,
@@ -176,6 +186,8 @@ SeedResult run_seed(const SimParams& given) {
       static_cast<unsigned long long>(s.heals), static_cast<unsigned long long>(s.ring.gathers),
       static_cast<unsigned long long>(s.ring.rings_installed),
       static_cast<unsigned long long>(s.ring.recovered_packets),
+      static_cast<unsigned long long>(s.logged), static_cast<unsigned long long>(s.syncs),
+      static_cast<unsigned long long>(s.safe_on_disk_checks),
       static_cast<unsigned long long>(s.events), rec.heal_at / 1000.0,
       rec.converged_at / 1000.0, rec.end_at / 1000.0, rec.quiescent ? "" : " NOT-QUIESCENT");
   res.summary = buf;

@@ -18,8 +18,12 @@ struct SimParams {
   double loss = -1;      // < 0: derived from the seed (0, 0.05, 0.2 or 0.3)
   bool faults = false;   // crashes, restarts, partitions and heals (the mix derived from the seed)
   std::string fault;     // a ring fault switch: "", "skip-retransmit", "out-of-order",
-                         // "safe-early", "skip-recovery" or "deliver-past-gap"
+                         // "safe-early", "skip-recovery", "deliver-past-gap" or
+                         // "skip-durable-gate"
   NodeId fault_node = 0;  // the daemon the fault is set on; 0: every daemon
+  // The message log: "" none, "always" (durability always: the gate; persistent groups, sync
+  // times derived from the seed).
+  std::string persist;
   bool verbose = false;
   bool trace = false;    // print every packet arrival, ring state change and configuration
 };

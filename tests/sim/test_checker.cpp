@@ -373,3 +373,55 @@ TEST_CASE("the checker rejects a client stream that skips one of a sender's mess
   }
   FAIL("no client got three messages of one sender");
 }
+
+namespace {
+SimParams always(uint64_t seed, size_t nodes, bool faults, std::string fault = {}) {
+  SimParams p = params(seed, nodes, -1, std::move(fault), faults);
+  p.persist = "always";
+  return p;
+}
+}  // namespace
+
+TEST_CASE("with durability always, SAFE messages are on disk everywhere before delivery, through crashes",
+          "[sim][persist][faults]") {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    SeedResult r = run_seed(always(seed, 0, seed % 2 == 0));
+    INFO("seed " << seed << ": " << r.verdict.reason << "\n" << repro_command(r.params));
+    CHECK(r.verdict.ok);
+  }
+}
+
+TEST_CASE("the checker catches a ring that delivers SAFE messages before they are on disk everywhere",
+          "[sim][fault][persist]") {
+  std::vector<std::string> reasons;
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    auto r = run_seed(always(seed, 3, false, "skip-durable-gate"));
+    reasons.insert(reasons.end(), r.verdict.failures.begin(), r.verdict.failures.end());
+  }
+  CHECK(any_contains(reasons, "SAFE delivered before it was on disk everywhere"));
+}
+
+TEST_CASE("the checker rejects a SAFE message missing from a member's log", "[sim][checker][persist]") {
+  // A clean run in which some SAFE message of a persistent group was delivered.
+  for (uint64_t seed = 1; seed <= 50; ++seed) {
+    Cluster c(make_config(resolve(always(seed, 3, false))));
+    c.run();
+    Records r = c.records();
+    if (!check(r).ok) continue;
+    for (auto& inst : r.instances)
+      for (auto& x : inst.ring) {
+        if (!x.message() || !(x.service & agent::membership::kSafeService)) continue;
+        auto& log = r.logs[inst.daemon];
+        auto it = std::find_if(log.begin(), log.end(), [&](const LoggedMessage& e) {
+          return e.ring_id == x.ring_id && e.ordinal == x.ordinal;
+        });
+        if (it == log.end()) continue;  // not a persistent group's
+        log.erase(it);
+        Verdict v = check(r);
+        CHECK(!v.ok);
+        CHECK(any_contains(v.failures, "SAFE on disk (c)"));
+        return;
+      }
+  }
+  FAIL("no clean run with a logged SAFE message among 50 seeds");
+}

@@ -30,6 +30,10 @@ struct FakeIo : CoreIo {
     datagrams.emplace_back(to, std::string(bytes));
   }
   void set_client_input(bool on) override { input_switches.push_back(on); }
+  void log_append(std::vector<persist::Record>& batch) override {
+    for (auto& r : batch) appended.push_back(r.entry);
+    batch.clear();
+  }
   std::string store_ring_seq(uint32_t seq) override {
     log.push_back("store " + std::to_string(seq));
     if (!store_error.empty()) return store_error;
@@ -44,6 +48,7 @@ struct FakeIo : CoreIo {
   std::vector<bool> input_switches;
   std::string store_error;
   uint32_t stored = 0;
+  std::vector<persist::Entry> appended;  // the message log's records
 };
 
 Config config(NodeId id, std::vector<NodeId> ring = {}) {
@@ -272,4 +277,61 @@ TEST_CASE("a hello that waited unread while client input was paused gets its ful
   CHECK_FALSE(c.ios[0]->closed[2]);  // timed from the resumption, not from the open
   c.run_until(resumed + 250000);
   CHECK(c.ios[0]->closed[2]);        // and then it is timed out
+}
+
+TEST_CASE("durability always: a SAFE message is logged when received and delivered once on disk",
+          "[core][persist]") {
+  Cluster c({1});
+  c.cfgs[0].persist.groups = {"g"};
+  c.cfgs[0].persist.durability = PersistSettings::Durability::kAlways;
+  c.cores[0] = std::make_unique<DaemonCore>(c.cfgs[0], *c.ios[0], c.now);
+  c.run_until(100000);
+  DaemonCore& core = *c.cores[0];
+  REQUIRE(core.ring().config().durable_gate);
+  REQUIRE(core.on_open(7, c.now));
+  std::string in = hello("alice") + join("g") + join("h") + mcast("h", "not kept", svc::kSafe) +
+                   mcast("g", "kept", svc::kSafe);
+  core.on_bytes(7, in.data(), in.size(), c.now);
+  c.run_until(c.now + 100000);
+  auto count_data = [&] {
+    size_t n = 0;
+    for (auto& f : frames(c.ios[0]->out[7])) n += f.verb == Verb::kData;
+    return n;
+  };
+  // Logged on reception, once; the message of a group not kept is on disk at once (nothing to
+  // write) and is delivered, the kept one waits for the disk.
+  REQUIRE(c.ios[0]->appended.size() == 1);
+  CHECK(c.ios[0]->appended[0].payload == "kept");
+  CHECK(count_data() == 1);
+  core.on_log_synced(c.ios[0]->appended[0].pos);
+  c.run_until(c.now + 100000);
+  REQUIRE(count_data() == 2);
+  auto f = frames(c.ios[0]->out[7]);
+  CHECK(proto::decode_data(f.back().body)->payload == "kept");
+  CHECK(c.ios[0]->appended.size() == 1);  // not logged again at delivery
+}
+
+TEST_CASE("durability always: a log that fails does not hold SAFE delivery back for ever",
+          "[core][persist]") {
+  Cluster c({1});
+  c.cfgs[0].persist.groups = {"g"};
+  c.cfgs[0].persist.durability = PersistSettings::Durability::kAlways;
+  c.cores[0] = std::make_unique<DaemonCore>(c.cfgs[0], *c.ios[0], c.now);
+  c.run_until(100000);
+  DaemonCore& core = *c.cores[0];
+  REQUIRE(core.on_open(7, c.now));
+  std::string in = hello("alice") + join("g") + mcast("g", "m", svc::kSafe);
+  core.on_bytes(7, in.data(), in.size(), c.now);
+  c.run_until(c.now + 100000);
+  REQUIRE(c.ios[0]->appended.size() == 1);
+  core.on_log_failed({"#alice#d1"}, "cannot write 1 messages to the message log: disk", c.now);
+  c.run_until(c.now + 100000);
+  auto f = frames(c.ios[0]->out[7]);
+  bool data = false, error = false;
+  for (auto& x : f) {
+    data |= x.verb == Verb::kData;
+    error |= x.verb == Verb::kError;
+  }
+  CHECK(data);
+  CHECK(error);  // error 18: the sender is told it is missing from the history
 }

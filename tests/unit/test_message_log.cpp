@@ -225,3 +225,18 @@ TEST_CASE("message log: group patterns", "[persist]") {
   CHECK(glob_match("a?c*z", "abcxyz"));
   CHECK_FALSE(glob_match("a?c*z", "acxyz"));
 }
+
+TEST_CASE("message log: the newest logged ring's sequence survives reopening (a restarted "
+          "daemon's rings come after it)",
+          "[persist]") {
+  TempDir d;
+  {
+    auto log = open_ok(d.path);
+    CHECK(log->last_ring_seq() == 0);
+    uint64_t newer = (131080ull << 32) | 1, older = (131076ull << 32) | 4;
+    REQUIRE(log->append({record(newer, 1, {"a"}, "x")}, true).empty());
+    REQUIRE(log->append({record(older, 5, {"b"}, "y")}, true).empty());
+    CHECK(log->last_ring_seq() == 131080);
+  }
+  CHECK(open_ok(d.path)->last_ring_seq() == 131080);
+}

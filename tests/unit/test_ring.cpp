@@ -567,3 +567,90 @@ TEST_CASE("a daemon whose peers never answer forms a ring without them and says 
   REQUIRE_FALSE(warnings.empty());
   CHECK(warnings.back().find("daemons 2,3 do not answer") != std::string::npos);
 }
+
+TEST_CASE("a token entry carries a durable position only when its member gates on it", "[ring][wire]") {
+  rw::Token t;
+  t.hop = 4;
+  t.seq = 9;
+  t.arus.push_back(rw::TokenEntry{1, 9, rw::kTokenDurable, 5});
+  t.arus.push_back(rw::TokenEntry{2, 7, 0, 0});
+  std::string gated, plain;
+  rw::encode_token(gated, 1, 1, t);
+  t.arus[0].flags = 0;
+  rw::encode_token(plain, 1, 1, t);
+  CHECK(gated.size() == plain.size() + 8);  // no cost without the gate
+  auto d = rw::decode_token(std::string_view(gated).substr(rw::kHeaderBytes), 16, 16);
+  REQUIRE(d);
+  CHECK(d->arus[0].durable == 5);
+  CHECK(d->arus[1].durable == 7);  // without the flag: its aru
+  // Nobody has on disk what it has not received.
+  t.arus[0] = rw::TokenEntry{1, 4, rw::kTokenDurable, 5};
+  std::string bad;
+  rw::encode_token(bad, 1, 1, t);
+  CHECK(!rw::decode_token(std::string_view(bad).substr(rw::kHeaderBytes), 16, 16));
+}
+
+TEST_CASE("with the durability gate, SAFE waits until every member has it on disk", "[ring]") {
+  RingConfig c;
+  c.durable_gate = true;
+  Net n(3, c);
+  std::map<NodeId, std::vector<Delivered>> received;
+  auto take = [&] {
+    for (NodeId i = 1; i <= 3; ++i) {
+      std::vector<Delivered> v;
+      n.r(i).take_received(v);
+      received[i].insert(received[i].end(), v.begin(), v.end());
+    }
+  };
+  n.submit(1, kAgreed, "agreed");
+  n.run(300);
+  take();
+  // Received everywhere with the position its delivery has; AGREED needs no disk.
+  CHECK(n.payloads(2) == std::vector<std::string>{"agreed"});
+  for (NodeId i = 1; i <= 3; ++i) {
+    REQUIRE(received[i].size() == 1);
+    CHECK(received[i][0].ordinal == n.delivered[2][0].ordinal);
+    CHECK(received[i][0].ring_id == n.delivered[2][0].ring_id);
+    n.r(i).set_durable(received[i][0].ring_id, received[i][0].ordinal, n.now);
+  }
+  n.submit(1, kSafe, "safe");
+  n.run(300);
+  take();
+  for (NodeId i = 1; i <= 3; ++i) {
+    REQUIRE(received[i].size() == 2);
+    CHECK(std::string(received[i][1].payload) == "safe");
+  }
+  // Every member has it, none has it on disk: not delivered. Two of three: still not.
+  CHECK(n.payloads(2) == std::vector<std::string>{"agreed"});
+  uint64_t ring = received[1][1].ring_id, ordinal = received[1][1].ordinal;
+  n.r(1).set_durable(ring, ordinal, n.now);
+  n.r(2).set_durable(ring, ordinal, n.now);
+  n.run(300);
+  for (NodeId i = 1; i <= 3; ++i) CHECK(n.payloads(i).size() == 1);
+  CHECK(n.r(1).buffered_packets() >= 1);  // kept until safe
+  n.r(3).set_durable(ring, ordinal, n.now);
+  n.run(300);
+  for (NodeId i = 1; i <= 3; ++i) {
+    CHECK(n.payloads(i) == std::vector<std::string>{"agreed", "safe"});
+    CHECK(n.delivered[i][1].ordinal == ordinal);
+  }
+  // A stale report (another ring's) changes nothing.
+  n.r(1).set_durable(ring + 1, 99, n.now);
+}
+
+TEST_CASE("a ring of one with the durability gate holds its token until its disk catches up",
+          "[ring]") {
+  RingConfig c;
+  c.durable_gate = true;
+  Net n(1, c);
+  n.submit(1, kSafe, "b");
+  CHECK(n.payloads(1).empty());
+  CHECK(n.r(1).holds_token());
+  CHECK(n.r(1).next_timeout() > n.now + 1000000);  // no spinning
+  std::vector<Delivered> v;
+  n.r(1).take_received(v);
+  REQUIRE(v.size() == 1);
+  n.r(1).set_durable(v[0].ring_id, v[0].ordinal, n.now);
+  n.collect(1);
+  CHECK(n.payloads(1) == std::vector<std::string>{"b"});
+}

@@ -255,7 +255,13 @@ std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
       if (!g.last.zero() && r.entry.pos <= g.last) continue;
       if (value.empty()) value = encode_entry(r.entry);
       wb.Put(entry_key(group, r.entry.pos), value);
-      wb.Put(time_key(group, r.entry.time_us, r.entry.pos), rocksdb::Slice());
+      // The time index names the first entry of each run delivered at the same time (a batch
+      // shares one): reading from a time starts there, and half the keys are saved.
+      auto lt = last_time_.find(group);
+      if (lt == last_time_.end() || lt->second != r.entry.time_us) {
+        wb.Put(time_key(group, r.entry.time_us, r.entry.pos), rocksdb::Slice());
+        last_time_[group] = r.entry.time_us;
+      }
       if (g.count == 0) g.first = r.entry.pos;
       g.last = r.entry.pos;
       ++g.count;
@@ -370,6 +376,11 @@ uint64_t MessageLog::expire(const std::string& group, const Retention& r, uint64
       Position p = position_of(k, prefix.size());
       if (g.removed_upto < p) {
         g.first = p;
+        // The new first entry may have shared its time with removed ones that carried the
+        // run's index key: it carries one now.
+        Entry first;
+        if (decode_entry(k.ToString(), it->value().ToString(), first))
+          wb.Put(time_key(group, first.time_us, first.pos), rocksdb::Slice());
         break;
       }
     }

@@ -92,6 +92,7 @@ class MessageLog {
   std::string failure_;
   std::string dir_;
   std::map<std::string, GroupInfo> groups_;
+  std::map<std::string, uint64_t> last_time_;  // time of each group's last append (this run)
 };
 
 // Encodings, exposed for tests.

@@ -240,3 +240,28 @@ TEST_CASE("message log: the newest logged ring's sequence survives reopening (a 
   }
   CHECK(open_ok(d.path)->last_ring_seq() == 131080);
 }
+
+TEST_CASE("message log: a time shared by a batch is found, also after retention cut the batch",
+          "[persist]") {
+  TempDir dir;
+  auto log = open_ok(dir.path + "/log");
+  // Two batches, each delivered at one time.
+  std::vector<Record> b1, b2;
+  for (uint64_t i = 1; i <= 5; ++i) b1.push_back(record(8, i, {"g"}, "a", 1000));
+  for (uint64_t i = 6; i <= 10; ++i) b2.push_back(record(8, i, {"g"}, "b", 2000));
+  REQUIRE(log->append(b1, false).empty());
+  REQUIRE(log->append(b2, false).empty());
+  CHECK(ordinals(log->read("g", log->before_time("g", 2000)).entries) ==
+        std::vector<uint64_t>{6, 7, 8, 9, 10});
+  CHECK(log->read("g", log->before_time("g", 1000)).entries.size() == 10);
+  // Retention removes the first batch and two entries of the second (which held the second
+  // batch's index key): the rest of the second batch is still found from its time.
+  std::string err;
+  Retention r;
+  r.max_messages = 3;
+  CHECK(log->expire("g", r, 0, err) == 7);
+  CHECK(ordinals(log->read("g", log->before_time("g", 2000)).entries) ==
+        std::vector<uint64_t>{8, 9, 10});
+  CHECK(ordinals(log->read("g", log->before_time("g", 500)).entries) ==
+        std::vector<uint64_t>{8, 9, 10});
+}

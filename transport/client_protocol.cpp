@@ -66,6 +66,19 @@ bool get_names(wire::Reader& r, std::vector<std::string>& v, size_t max) {
   for (size_t i = 0; i < n; ++i) v.emplace_back(r.str8());
   return r.ok();
 }
+// The fields of a data frame up to its payload, in a frame begun at start; the length counts
+// the payload_bytes that will follow.
+void put_data_head(std::string& out, size_t start, uint32_t service, int16_t msg_type,
+                   std::string_view sender, const std::vector<std::string>& groups,
+                   size_t payload_bytes) {
+  wire::Writer w(out);
+  w.u32(service);
+  w.i16(msg_type);
+  w.str8(sender);
+  put_names(w, groups);
+  w.u32(static_cast<uint32_t>(payload_bytes));
+  w.patch_u32(start, static_cast<uint32_t>(out.size() - start - 4 + payload_bytes));
+}
 void encode_group_request(std::string& out, Verb v, std::string_view group) {
   size_t s = begin(out, v);
   wire::Writer(out).str8(group);
@@ -122,13 +135,7 @@ void encode_data_head(std::string& out, uint32_t service, int16_t msg_type,
                       std::string_view sender, const std::vector<std::string>& groups,
                       size_t payload_bytes) {
   size_t s = begin(out, Verb::kData);
-  wire::Writer w(out);
-  w.u32(service);
-  w.i16(msg_type);
-  w.str8(sender);
-  put_names(w, groups);
-  w.u32(static_cast<uint32_t>(payload_bytes));
-  w.patch_u32(s, static_cast<uint32_t>(out.size() - s - 4 + payload_bytes));
+  put_data_head(out, s, service, msg_type, sender, groups, payload_bytes);
 }
 void encode_positioned_data_head(std::string& out, uint64_t ring, uint64_t ordinal,
                                  uint32_t service, int16_t msg_type, std::string_view sender,
@@ -137,12 +144,7 @@ void encode_positioned_data_head(std::string& out, uint64_t ring, uint64_t ordin
   wire::Writer w(out);
   w.u64(ring);
   w.u64(ordinal);
-  w.u32(service);
-  w.i16(msg_type);
-  w.str8(sender);
-  put_names(w, groups);
-  w.u32(static_cast<uint32_t>(payload_bytes));
-  w.patch_u32(s, static_cast<uint32_t>(out.size() - s - 4 + payload_bytes));
+  put_data_head(out, s, service, msg_type, sender, groups, payload_bytes);
 }
 void encode(std::string& out, const History& m) {
   size_t s = begin(out, Verb::kHistory);

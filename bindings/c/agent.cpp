@@ -356,15 +356,25 @@ int decode_data_message(std::string_view body, agent_message** out) {
   return AGENT_OK;
 }
 
+// A positioned data frame's position, taken off the front of its body (the rest is a data
+// frame's body); false when the body is too short.
+bool take_position(std::string_view& body, agent_position& pos) {
+  if (body.size() < 16) return false;
+  agent::wire::Reader r(body.substr(0, 16));
+  pos.ring = r.u64();
+  pos.ordinal = r.u64();
+  body.remove_prefix(16);
+  return true;
+}
+
 int decode_frame(proto::Verb verb, std::string_view body, agent_message** out) {
   switch (verb) {
     case proto::Verb::kData:
       return decode_data_message(body, out);
     case proto::Verb::kPositionedData: {
-      if (body.size() < 16) return AGENT_ERR_PROTOCOL;
-      agent::wire::Reader r(body.substr(0, 16));
-      agent_position pos{r.u64(), r.u64()};
-      int rc = decode_data_message(body.substr(16), out);
+      agent_position pos{0, 0};
+      if (!take_position(body, pos)) return AGENT_ERR_PROTOCOL;
+      int rc = decode_data_message(body, out);
       if (rc == AGENT_OK) (*out)->position = pos;
       return rc;
     }
@@ -691,12 +701,7 @@ int agent_next(agent_conn* c, const agent_message** out, int timeout_ms) {
     return rc;
   }
   agent_position pos{0, 0};
-  if (verb == proto::Verb::kPositionedData) {
-    if (body.size() < 16) return AGENT_ERR_PROTOCOL;
-    agent::wire::Reader r(body.substr(0, 16));
-    pos = {r.u64(), r.u64()};
-    body.remove_prefix(16);
-  }
+  if (verb == proto::Verb::kPositionedData && !take_position(body, pos)) return AGENT_ERR_PROTOCOL;
   DataParts d;
   if (!parse_data(body, d)) return AGENT_ERR_PROTOCOL;
   c->borrowed.position = pos;

@@ -408,14 +408,23 @@ int receive(mailbox mbox, service* service_type, char* sender, int max_groups, i
   }
 }
 
+// The start of every call on a group: the session (one that has not failed) and the group's
+// name; 0, or the error to return.
+int open_call(mailbox mbox, const char* group_name, std::shared_ptr<FlSession>& s,
+              std::string& group) {
+  s = find(mbox);
+  if (!s) return ILLEGAL_SESSION;
+  if (s->failed) return NET_ERROR_ON_SESSION;
+  if (!parse_group(group_name, &group)) return ILLEGAL_GROUP;
+  return 0;
+}
+
 // Checks and sends one application message. receivers: empty for FL_multicast.
 int send(mailbox mbox, service serv_type, const char* group_name, bool subgroup,
          const std::vector<std::string>& receivers, int16 mess_type, const scatter* scat) {
-  auto s = find(mbox);
-  if (!s) return ILLEGAL_SESSION;
-  if (s->failed) return NET_ERROR_ON_SESSION;
+  std::shared_ptr<FlSession> s;
   std::string group;
-  if (!parse_group(group_name, &group)) return ILLEGAL_GROUP;
+  if (int err = open_call(mbox, group_name, s, group); err < 0) return err;
   if ((serv_type & REGULAR_MESS) == 0 || (serv_type & ~(REGULAR_MESS | SELF_DISCARD)))
     return ILLEGAL_SERVICE;
   if (mess_type < FL_MIN_LEGAL_MESS_TYPE) return ILLEGAL_MESSAGE_TYPE;
@@ -545,11 +554,10 @@ int FL_disconnect(mailbox mbox) {
 }
 
 int FL_join(mailbox mbox, const char* group_name_) {
-  auto s = find(mbox);
-  if (!s) return ILLEGAL_SESSION;
-  if (s->failed) return NET_ERROR_ON_SESSION;
+  std::shared_ptr<FlSession> s;
   std::string group;
-  if (!parse_group(group_name_, &group) || is_private(group)) return ILLEGAL_GROUP;
+  if (int err = open_call(mbox, group_name_, s, group); err < 0) return err;
+  if (is_private(group)) return ILLEGAL_GROUP;
   std::lock_guard<std::mutex> slock(s->send_mu);
   {
     std::lock_guard<std::mutex> lock(s->mu);
@@ -564,11 +572,9 @@ int FL_join(mailbox mbox, const char* group_name_) {
 }
 
 int FL_leave(mailbox mbox, const char* group_name_) {
-  auto s = find(mbox);
-  if (!s) return ILLEGAL_SESSION;
-  if (s->failed) return NET_ERROR_ON_SESSION;
+  std::shared_ptr<FlSession> s;
   std::string group;
-  if (!parse_group(group_name_, &group)) return ILLEGAL_GROUP;
+  if (int err = open_call(mbox, group_name_, s, group); err < 0) return err;
   std::lock_guard<std::mutex> slock(s->send_mu);
   {
     std::lock_guard<std::mutex> lock(s->mu);
@@ -581,11 +587,9 @@ int FL_leave(mailbox mbox, const char* group_name_) {
 }
 
 int FL_flush(mailbox mbox, const char* group_name_) {
-  auto s = find(mbox);
-  if (!s) return ILLEGAL_SESSION;
-  if (s->failed) return NET_ERROR_ON_SESSION;
+  std::shared_ptr<FlSession> s;
   std::string group;
-  if (!parse_group(group_name_, &group)) return ILLEGAL_GROUP;
+  if (int err = open_call(mbox, group_name_, s, group); err < 0) return err;
   std::lock_guard<std::mutex> slock(s->send_mu);
   Actions a;
   {

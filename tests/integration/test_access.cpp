@@ -125,11 +125,9 @@ TEST_CASE("one user's connections are limited", "[agentd][access]") {
   CHECK(agent_connect(d.socket_path().c_str(), "c", 0, 3000, &c) == AGENT_ERR_REJECTED);
   CHECK(d.log().find("connections (clients.max_clients_per_user)") != std::string::npos);
   a.reset();  // a slot is free again once a's session is over
-  bool connected = false;
-  for (int i = 0; i < 100 && !connected; ++i) {
-    connected = agent_connect(d.socket_path().c_str(), "c", 0, 3000, &c) == AGENT_OK;
-    if (!connected) ::usleep(20000);  // poll: the slot frees when the daemon sees the close
-  }
+  // The slot frees when the daemon sees the close.
+  bool connected = await(
+      [&] { return agent_connect(d.socket_path().c_str(), "c", 0, 3000, &c) == AGENT_OK; }, 2000);
   CHECK(connected);
   agent_disconnect(c);
 }

@@ -3,13 +3,13 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -70,17 +70,25 @@ Conn probe(const std::string& daemon) {
   return Conn(c);
 }
 
-// Waits (bounded) until the daemon's log holds n entries of group: asks for the history again
-// until it does. Returns the last history read.
+// Asks the daemon for the group's history until done(history) holds (the log is written
+// apart from delivery), for at most 10 s. Returns the last history read.
+History await_history(const std::string& daemon, const std::string& group,
+                      const std::function<bool(const History&)>& done) {
+  History h;
+  await(
+      [&] {
+        Conn r = probe(daemon);
+        REQUIRE(agent_history(r.get(), group.c_str(), nullptr, 0) == AGENT_OK);
+        h = read_history(r.get());
+        return done(h);
+      },
+      10000);
+  return h;
+}
+
+// Waits (bounded) until the daemon's log holds n entries of group.
 History await_logged(const std::string& daemon, const std::string& group, size_t n) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    Conn r = probe(daemon);
-    REQUIRE(agent_history(r.get(), group.c_str(), nullptr, 0) == AGENT_OK);
-    History h = read_history(r.get());
-    if (h.payloads.size() >= n || std::chrono::steady_clock::now() > deadline) return h;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // poll: the log is written apart
-  }
+  return await_history(daemon, group, [n](const History& h) { return h.payloads.size() >= n; });
 }
 
 std::vector<std::string> numbered(const std::string& prefix, int from, int to) {
@@ -181,10 +189,7 @@ TEST_CASE("joining with history under a steady stream loses and repeats nothing 
       if (i % 64 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (sent < 2000 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // until enough is history
-  REQUIRE(sent >= 2000);
+  REQUIRE(await([&] { return sent >= 2000; }, 20000));  // until enough is history
   Conn b = connect(d.socket_path(), "b");
   REQUIRE(agent_history(b.get(), "log.s", nullptr, 1) == AGENT_OK);
   History h = read_history(b.get());
@@ -270,15 +275,8 @@ TEST_CASE("retention keeps the newest messages and a reader learns of the gap", 
   Conn a = connect(d.socket_path(), "a");
   for (int i = 0; i < 30; ++i) send(a.get(), "log.t", "t" + std::to_string(i));
   // Expiry runs each second: wait until it has.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  History h;
-  do {
-    Conn r = probe(d.socket_path());
-    REQUIRE(agent_history(r.get(), "log.t", nullptr, 0) == AGENT_OK);
-    h = read_history(r.get());
-    if (h.payloads.size() == 10) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  } while (std::chrono::steady_clock::now() < deadline);
+  History h = await_history(d.socket_path(), "log.t",
+                            [](const History& x) { return x.payloads.size() == 10; });
   CHECK(h.payloads == numbered("t", 20, 30));
   REQUIRE(h.end);
   CHECK((h.end->history_flags & AGENT_HISTORY_GAP) != 0);
@@ -318,16 +316,10 @@ TEST_CASE("a log directory holding something else is refused at start and left a
       << dir << "/s.sock\"\ntcp = \"off\"\n[persist]\ngroups = [\"g\"]\ndir = \"" << dir
       << "/log\"\n";
   }
-  std::string cmd = std::string(AGENTD_PATH) + " --config " + dir + "/agentd.toml 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  int st = ::pclose(p);
-  INFO(out);
-  CHECK(WEXITSTATUS(st) == 1);
-  CHECK(out.find("holds files but no message log") != std::string::npos);
+  RunResult r = run_agentd({"--config", dir + "/agentd.toml"});
+  INFO(r.err);
+  CHECK(r.status == 1);
+  CHECK(r.err.find("holds files but no message log") != std::string::npos);
   CHECK(std::ifstream(dir + "/log/precious.txt").good());
   std::system(("rm -rf '" + dir + "'").c_str());
 }

@@ -11,6 +11,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -35,7 +36,9 @@ using ring_timer_atom = caf::atom_constant<caf::atom("ringtimer")>;
 constexpr Time kNever = std::numeric_limits<Time>::max();
 
 // Who connected: the kernel's peer credentials (Unix socket) or the peer's address (TCP).
-Peer peer_of(int fd) {
+// with_groups: also the user's supplementary groups (an account-database lookup, which may
+// block on a directory service: done only when an access rule names a group).
+Peer peer_of(int fd, bool with_groups) {
   Peer p;
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -49,7 +52,7 @@ Peer peer_of(int fd) {
     p.gid = cred.gid;
     p.pid = cred.pid;
     // Supplementary groups, as the account database lists them (group: principals).
-    if (passwd* pw = ::getpwuid(cred.uid)) {
+    if (passwd* pw = with_groups ? ::getpwuid(cred.uid) : nullptr) {
       int n = 64;
       std::vector<gid_t> gs(static_cast<size_t>(n));
       if (::getgrouplist(pw->pw_name, cred.gid, gs.data(), &n) < 0 && n > 64) {
@@ -287,6 +290,13 @@ struct DaemonState final : CoreIo {
   Time timer_at = kNever;  // the timer is armed for then
   Watch* timer = nullptr;  // owns the timerfd
   caf::actor log_actor;    // the message log's (persistence on)
+  // Whether an access rule names a group (group:, gid:): clients' supplementary groups are
+  // then looked up when they connect.
+  bool access_by_group = std::any_of(cfg.access.begin(), cfg.access.end(), [](const AccessRule& r) {
+    auto by_group = [](const Principal& p) { return p.kind == Principal::Kind::kGid; };
+    return std::any_of(r.join.begin(), r.join.end(), by_group) ||
+           std::any_of(r.send.begin(), r.send.end(), by_group);
+  });
   uint64_t log_failures = 0;
   Time log_failure_logged_at = 0;
 };
@@ -328,7 +338,7 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         // reading), while the ring's queue has room.
         st->guarded([&] {
           ConnId id = st->clients.add(m.handle);
-          st->core.on_open(id, now_us(), peer_of(static_cast<int>(id)));
+          st->core.on_open(id, now_us(), peer_of(static_cast<int>(id), st->access_by_group));
           st->run();  // the welcome or refusal goes out; the hello's deadline is timed
         });
       },

@@ -417,7 +417,7 @@ void ClientHub::submit_event(const groups::Event& ev) {
 }
 
 bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::DaemonId origin,
-                              uint64_t ring) {
+                              uint64_t ring, bool past_gap) {
   while (!undelivered_.empty() && undelivered_.front() <= persist::Position{ring, seq})
     undelivered_.pop_front();
   // During a state exchange the group layer keeps events for later: those need their payload.
@@ -427,7 +427,7 @@ bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::Daem
   if (!groups::decode_event(bytes, event_, viewed ? &payload : nullptr)) return false;
   // Logged in the order the ring delivers (the total order), whatever the group layer holds.
   if (event_.kind == groups::EventKind::kData && cfg_.persist.enabled() && !log_on_receipt_)
-    log_message(ring, seq, event_, viewed ? payload : std::string_view(event_.payload));
+    log_message(ring, seq, event_, viewed ? payload : std::string_view(event_.payload), past_gap);
 
   deliveries_.clear();
   state_.apply(seq, origin, event_, deliveries_);
@@ -689,6 +689,10 @@ void ClientHub::start_read(ConnId id, Session& s, const proto::History& h,
 
 void ClientHub::issue_read(Session& s) {
   AGENT_CHECK(!s.reads.empty() && !s.read_out);
+  if (reads_held_) {
+    s.read_parked = true;
+    return;
+  }
   flush_log();  // the read sees every message delivered before it
   s.read_out = true;
   s.reads.front().id = ++s.next_read;  // each chunk's read has its own: answers match
@@ -779,8 +783,19 @@ bool ClientHub::send_direct(ConnId id, Session& s, std::string_view bytes) {
   return check_queue(id, s) && !s.closing;
 }
 
+void ClientHub::hold_reads(bool held) {
+  if (held == reads_held_) return;
+  reads_held_ = held;
+  if (held) return;
+  for (auto& [id, s] : sessions_) {
+    if (!s.read_parked) continue;
+    s.read_parked = false;
+    if (!s.closing && !s.reads.empty() && !s.read_out) issue_read(s);
+  }
+}
+
 void ClientHub::log_message(uint64_t ring, uint64_t seq, const groups::Event& ev,
-                            std::string_view payload) {
+                            std::string_view payload, bool past_gap) {
   persist::Record* rec = nullptr;
   for (auto& g : ev.groups) {
     if (!persistent(g)) continue;
@@ -792,13 +807,15 @@ void ClientHub::log_message(uint64_t ring, uint64_t seq, const groups::Event& ev
       rec->entry.sender = ev.member;
       rec->entry.groups = ev.groups;
       rec->entry.payload.assign(payload.data(), payload.size());
+      rec->past_gap = past_gap;
     }
     rec->log_groups.push_back(g);
   }
   if (rec) ++stats_.logged;
 }
 
-bool ClientHub::log_received(uint64_t ring, uint64_t ordinal, std::string_view event) {
+bool ClientHub::log_received(uint64_t ring, uint64_t ordinal, std::string_view event,
+                             bool past_gap) {
   AGENT_CHECK(log_on_receipt_);
   if (!cfg_.persist.enabled()) return false;
   std::string_view payload;
@@ -806,7 +823,7 @@ bool ClientHub::log_received(uint64_t ring, uint64_t ordinal, std::string_view e
       received_event_.kind != groups::EventKind::kData)
     return false;  // an undecodable one is reported at its delivery
   size_t before = log_batch_.size();
-  log_message(ring, ordinal, received_event_, payload);
+  log_message(ring, ordinal, received_event_, payload, past_gap);
   if (log_batch_.size() == before) return false;
   persist::Position pos{ring, ordinal};
   AGENT_CHECK(undelivered_.empty() || undelivered_.back() < pos);  // the total order
@@ -815,6 +832,8 @@ bool ClientHub::log_received(uint64_t ring, uint64_t ordinal, std::string_view e
 }
 
 void ClientHub::flush_log() {
+  if (coverage_)
+    for (auto& r : log_batch_) persist::cover(*coverage_, r.entry.pos, r.past_gap);
   if (!log_batch_.empty()) io_.log_append(log_batch_);
   log_batch_.clear();
 }

@@ -125,8 +125,9 @@ class ClientHub {
   // valid until the io's next flush (it may send the payload from where it lies). False when
   // the bytes do not decode (nothing is delivered).
   // ring: the ring that ordered it (with seq, the message's position, for the message log).
+  // past_gap: membership::Delivered::past_gap (the message log keeps it with the entry).
   bool deliver_bytes(uint64_t seq, std::string_view event, groups::DaemonId origin = 0,
-                     uint64_t ring = 0);
+                     uint64_t ring = 0, bool past_gap = false);
   // Hands the messages collected for the message log to the io (before a read, and at the end
   // of each round of work).
   void flush_log();
@@ -135,7 +136,16 @@ class ClientHub {
   void log_on_receipt(bool on) { log_on_receipt_ = on; }
   // A received message (ring, ordinal: the position its delivery will have; event: what
   // deliver_bytes will get): logged when it is data for a persistent group. True when logged.
-  bool log_received(uint64_t ring, uint64_t ordinal, std::string_view event);
+  bool log_received(uint64_t ring, uint64_t ordinal, std::string_view event,
+                    bool past_gap = false);
+  // What the message log holds of recent rings: the hub notes there every record it hands to
+  // the log (persist::cover). Null: not kept.
+  void track_coverage(persist::Coverage* c) { coverage_ = c; }
+  // While held, history reads wait (the log is still catching up); released, they go on.
+  void hold_reads(bool held);
+  bool reads_held() const { return reads_held_; }
+  // Whether the daemon logs the group (persist.groups names it).
+  bool persistent(const std::string& group);
   // The message log's answer to read `id` of connection conn: part of a history.
   void on_history(ConnId conn, uint64_t id, persist::ReadResult&& chunk);
   // The message log lost messages of these senders: each local one gets error 18 (at most one
@@ -177,6 +187,7 @@ class ClientHub {
     std::deque<LogRead> reads;
     bool read_out = false;    // the front read is at the log
     bool read_waits = false;  // its next chunk waits until the client has read what it has
+    bool read_parked = false;  // its front read waits for the log's catch-up (hold_reads)
     uint64_t read_count = 0;  // entries sent for the front read
     bool read_gap = false;
     uint64_t next_read = 0;
@@ -191,7 +202,6 @@ class ClientHub {
   void handle_history(ConnId id, Session& s, std::string_view body);
   // Checks and submits a join; false (an error sent) when refused.
   bool request_join(ConnId id, Session& s, const std::string& group);
-  bool persistent(const std::string& group);
   // Whether the session may join (send: send to) group by the access rules; when not, it is
   // told (error 19) and the daemon logs it.
   bool allowed(ConnId id, Session& s, const std::string& group, bool send);
@@ -202,7 +212,8 @@ class ClientHub {
   void end_read(ConnId id, Session& s, uint8_t flags);
   // Queues bytes for the session outside the hold (history); false when that dropped it.
   bool send_direct(ConnId id, Session& s, std::string_view bytes);
-  void log_message(uint64_t ring, uint64_t seq, const groups::Event& ev, std::string_view payload);
+  void log_message(uint64_t ring, uint64_t seq, const groups::Event& ev, std::string_view payload,
+                   bool past_gap);
   void send_error(ConnId id, proto::ErrorCode code, std::string subject, std::string text);
   // Drops a session that does not read (error 14 with why), closing it without waiting for
   // its queue.
@@ -250,6 +261,8 @@ class ClientHub {
   size_t positions_sessions_ = 0;  // sessions that asked for positions
   std::vector<persist::Record> log_batch_;  // for the message log, not yet handed over
   bool log_on_receipt_ = false;
+  persist::Coverage* coverage_ = nullptr;
+  bool reads_held_ = false;
   groups::Event received_event_;  // log_received decodes into it (reused)
   // Logged at reception, not yet delivered here: history reads stop before the first (the log
   // holds them, the clients have not had them).

@@ -127,6 +127,17 @@ struct DaemonState final : CoreIo {
   void log_read(const LogRead& read) override {
     if (log_actor) self->send(log_actor, log_read_atom::value, std::make_shared<LogRead>(read));
   }
+  void log_read_ring(const FillRead& r, size_t max_bytes) override {
+    if (log_actor)
+      self->send(log_actor, log_read_ring_atom::value, r.config, r.ring, r.after, r.upto,
+                 uint64_t{max_bytes});
+  }
+  void log_fill(std::vector<persist::Record>& records, uint64_t ring, uint64_t upto) override {
+    if (log_actor)
+      self->send(log_actor, log_fill_atom::value,
+                 std::make_shared<std::vector<persist::Record>>(std::move(records)), ring, upto);
+    records.clear();
+  }
 
   // A write or sync of the message log failed: logged, at most one line per 10 s.
   void on_log_failed(const std::string& what) {
@@ -326,6 +337,7 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
   if (auto err = st->open_timer(); !err.empty()) AGENT_LOG(kWarn, err << "; using CAF's timers");
   // Last: an actor that is running keeps the actor system (and the daemon) up until it is told
   // to stop, which only a started daemon does.
+  if (log) st->core.set_log_coverage(log->coverage());  // before the actor owns the log
   if (log)
     st->log_actor = self->spawn<caf::detached>(daemon::log_actor, std::move(log), st->cfg.persist,
                                                caf::actor_cast<caf::actor>(self));
@@ -364,6 +376,14 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         st->guarded([&] {
           st->on_log_failed(what);
           st->core.on_log_failed(senders, what, now_us());
+          st->run();
+        });
+      },
+      [=](fill_read_atom, uint64_t config, uint64_t ring, uint64_t after, uint64_t upto,
+          const RecordBatch& records, uint64_t reached, const std::string& error) {
+        st->guarded([&] {
+          st->core.on_fill_read(FillRead{config, ring, after, upto}, std::move(*records), reached,
+                                error);
           st->run();
         });
       },

@@ -26,7 +26,9 @@ membership::RingConfig ring_config(const Config& cfg) {
   rc.accelerated_window = r.accelerated_window;
   rc.max_outstanding = r.max_outstanding;
   rc.max_pending_bytes = r.max_pending_bytes;
-  rc.max_message_bytes = cfg.max_message_bytes + 4096;  // an encoded event: payload + names
+  // An encoded event: the payload and names (a multicast's 256 group names, a catch-up
+  // chunk's entry).
+  rc.max_message_bytes = cfg.max_message_bytes + (64u << 10);
   rc.token_retransmit_us = r.token_retransmit_us;
   rc.token_hold_us = token_hold_for(r);
   rc.min_rotation_us = r.min_rotation_us;
@@ -52,8 +54,13 @@ DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& i
       ring_(cfg.ring.id, std::move(ring), now),
       hub_(cfg, io, [this](uint32_t service, std::string& ev) { submit(service, ev); }),
       now_(now),
-      gate_(ring_.config().durable_gate) {
+      gate_(ring_.config().durable_gate),
+      catch_up_(cfg.ring.id) {
   hub_.log_on_receipt(gate_);
+  if (cfg_.persist.enabled()) {
+    hub_.track_coverage(&coverage_);
+    hub_.hold_reads(true);  // until the first configuration's catch-up
+  }
 }
 
 bool DaemonCore::on_open(ConnId id, Time now, Peer peer) {
@@ -97,7 +104,7 @@ void DaemonCore::absorb_received() {
     // A newer ring's message: the older ring's unsynced ones hold nothing back any more.
     if (!unsynced_.empty() && unsynced_.back().ring != pos.ring) unsynced_.clear();
     std::string_view event = tap_ ? tap_->on_received(d) : d.payload;
-    if (hub_.log_received(d.ring_id, d.ordinal, event)) unsynced_.push_back(pos);
+    if (hub_.log_received(d.ring_id, d.ordinal, event, d.past_gap)) unsynced_.push_back(pos);
     last_received_ = pos;
   }
   received_.clear();
@@ -208,7 +215,13 @@ void DaemonCore::run(Time now) {
         continue;
       }
       std::string_view event = tap_ ? tap_->on_delivered(d) : d.payload;
-      if (!hub_.deliver_bytes(d.ordinal, event, d.origin, d.ring_id)) {
+      if (is_fill_event(event)) {
+        on_fill_event(d.origin, event);
+        continue;
+      }
+      if (event.size() >= 2 && event[1] == static_cast<char>(groups::EventKind::kState))
+        on_state_event(d, event);
+      if (!hub_.deliver_bytes(d.ordinal, event, d.origin, d.ring_id, d.past_gap)) {
         ++stats_.bad_events;
         AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
                                                                                  << "; skipped");
@@ -219,9 +232,78 @@ void DaemonCore::run(Time now) {
     }
   }
   hub_.flush_log();
+  next_fill_read();
+  if (cfg_.persist.enabled()) hub_.hold_reads(catch_up_.catching_up());
   io_.flush_clients();
   in_flight_.clear();
   running_ = false;
+}
+
+void DaemonCore::on_state_event(const membership::Delivered& d, std::string_view event) {
+  if (!groups::decode_event(event, state_event_) || state_event_.kind != groups::EventKind::kState)
+    return;  // the group layer reports it
+  bool planned = catch_up_.planned();
+  catch_up_.on_state(d.origin, state_event_.config, state_event_.log_summary);
+  if (planned || !catch_up_.planned() || !cfg_.persist.enabled()) return;
+  size_t donating = 0, needing = 0;
+  for (auto& t : catch_up_.plan()) {
+    if (t.donor == cfg_.ring.id) ++donating;
+    else if (catch_up_.catching_up()) ++needing;
+  }
+  if (!catch_up_.plan().empty())
+    AGENT_LOG(kInfo, "message log catch-up: " << catch_up_.plan().size() << " rings to fill, "
+                                              << donating << " from this daemon's log"
+                                              << (catch_up_.catching_up()
+                                                      ? "; this daemon's log misses messages "
+                                                        "(history reads wait for them)"
+                                                      : ""));
+}
+
+void DaemonCore::on_fill_event(NodeId origin, std::string_view event) {
+  FillEvent f;
+  if (!decode_fill(event, f)) {
+    ++stats_.bad_fills;
+    AGENT_LOG(kError, "ring delivered an undecodable catch-up chunk from daemon " << origin
+                                                                                 << "; skipped");
+    return;
+  }
+  bool was_catching_up = catch_up_.catching_up();
+  if (!catch_up_.on_fill(origin, f) || !cfg_.persist.enabled()) return;
+  // Only the groups this daemon logs (another daemon's persist.groups may name more).
+  std::vector<persist::Record> records;
+  for (auto& r : f.records) {
+    r.log_groups.erase(std::remove_if(r.log_groups.begin(), r.log_groups.end(),
+                                      [&](const std::string& g) { return !hub_.persistent(g); }),
+                       r.log_groups.end());
+    if (!r.log_groups.empty()) records.push_back(std::move(r));
+  }
+  persist::RingCover& c = coverage_[f.ring];
+  if (!c.past_gap) c.through = std::max(c.through, f.reached);
+  while (coverage_.size() > persist::kCoveredRings) coverage_.erase(coverage_.begin());
+  hub_.flush_log();  // the log writes in this order
+  io_.log_fill(records, f.ring, f.reached);
+  if (was_catching_up && !catch_up_.catching_up())
+    AGENT_LOG(kInfo, "message log catch-up: done; " << catch_up_.stats().filled_messages
+                                                    << " messages received so far");
+}
+
+void DaemonCore::next_fill_read() {
+  if (!cfg_.persist.enabled()) return;
+  if (auto r = catch_up_.next_read())
+    io_.log_read_ring(*r, std::min<size_t>(256u << 10, cfg_.max_message_bytes));
+}
+
+void DaemonCore::on_fill_read(const FillRead& r, std::vector<persist::Record>&& records,
+                              uint64_t reached, const std::string& error) {
+  if (!error.empty())
+    AGENT_LOG(kError, "message log catch-up: cannot read ring " << (r.ring >> 32) << "."
+                                                                 << (r.ring & 0xffffffffu)
+                                                                 << " for the others: " << error);
+  auto f = catch_up_.on_read(r, std::move(records), reached, error);
+  if (!f || stopped_) return;
+  std::string bytes;
+  encode_fill(bytes, *f);
+  if (!backlog_.empty() || !offer(kAgreed, bytes)) backlog_.emplace_back(kAgreed, std::move(bytes));
 }
 
 void DaemonCore::on_configuration(const membership::Delivered& d) {
@@ -234,11 +316,16 @@ void DaemonCore::on_configuration(const membership::Delivered& d) {
   AGENT_CHECK(!d.members.empty());
   // View ids are (ring, ordinal): the same at every daemon that delivers the same stream.
   if (!regular) {
+    catch_up_.on_transitional();
     hub_.on_transitional(d.ordinal, d.members, d.next_ring_id);
     return;
   }
   AGENT_CHECK(std::binary_search(d.members.begin(), d.members.end(), cfg_.ring.id));
+  catch_up_.on_regular(d.ring_id, d.members);
   auto state = hub_.on_regular(d.ordinal, d.ring_id, d.members);
+  // What this daemon's log holds goes with its state: every member plans the catch-up alike.
+  hub_.flush_log();
+  encode_log_summary(state.log_summary, LogSummary{cfg_.persist.enabled(), coverage_});
   std::string bytes;
   groups::encode_event(bytes, state);
   // First in line: the exchange waits for every daemon's state, clients' events can wait.

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "agentd/catch_up.h"
 #include "agentd/client_hub.h"
 #include "agentd/config.h"
 #include "membership/ring.h"
@@ -47,6 +48,20 @@ class CoreIo : public ClientIo {
   // Stores the ring sequence floor durably; called before any datagram that depends on it.
   // Returns "" on success, else what went wrong.
   virtual std::string store_ring_seq(uint32_t seq) = 0;
+  // Catch-up of the message log (agentd/catch_up.h). Reads the messages of ring r.ring with
+  // ordinals in (r.after, r.upto] from the log, about max_bytes of them (persist::MessageLog::
+  // read_ring); the answer comes back through DaemonCore::on_fill_read.
+  virtual void log_read_ring(const FillRead& r, size_t max_bytes) {
+    (void)r;
+    (void)max_bytes;
+  }
+  // Writes another daemon's messages of `ring` to the log (it skips those it holds); the log
+  // then holds the ring up to `upto` (persist::MessageLog::fill).
+  virtual void log_fill(std::vector<persist::Record>& records, uint64_t ring, uint64_t upto) {
+    (void)ring;
+    (void)upto;
+    records.clear();
+  }
 };
 
 // Watches the ring boundary: the simulator's recorder (agentd has none). It sees every event
@@ -70,6 +85,7 @@ class RingTap {
 struct CoreStats {
   uint64_t input_pauses = 0;  // times the ring's full queue paused client input
   uint64_t bad_events = 0;    // ring messages that did not decode as group events
+  uint64_t bad_fills = 0;     // catch-up fill events that did not decode
   uint64_t held_events = 0;   // events held because the ring's queue was full
 };
 
@@ -95,6 +111,14 @@ class DaemonCore {
   // ones are told (error 18, at most once a second each). With the durability gate, what was
   // handed to the log so far no longer holds the ring back: it may never reach the disk.
   void on_log_failed(const std::vector<std::string>& senders, const std::string& what, Time now);
+  // What the message log holds of recent rings when the daemon starts (its catch-up compares
+  // it with the other daemons').
+  void set_log_coverage(persist::Coverage c) { coverage_ = std::move(c); }
+  // The log's answer to CoreIo::log_read_ring: records, complete up to `reached` (or error).
+  void on_fill_read(const FillRead& r, std::vector<persist::Record>&& records, uint64_t reached,
+                    const std::string& error);
+  const CatchUp& catch_up() const { return catch_up_; }
+  const persist::Coverage& log_coverage() const { return coverage_; }
   // The message log has everything up to this position on disk (CoreIo::log_append's records).
   // With the durability gate the ring learns what is durable (its token carries it).
   void on_log_synced(persist::Position synced);
@@ -133,6 +157,10 @@ class DaemonCore {
   void retry_backlog();
   void on_configuration(const membership::Delivered& d);
   void fail(std::string what, Time now);
+  // Catch-up: a state event's summary, a fill event, the donor's next read.
+  void on_state_event(const membership::Delivered& d, std::string_view event);
+  void on_fill_event(NodeId origin, std::string_view event);
+  void next_fill_read();
   // The durability gate: logs what the ring handed out as received, and tells the ring how
   // far its messages are on disk.
   void absorb_received();
@@ -159,6 +187,10 @@ class DaemonCore {
   persist::Position last_received_;
   std::string failure_;
   CoreStats stats_;
+  // The message log's catch-up, and what the log holds (this daemon's handing over so far).
+  CatchUp catch_up_;
+  persist::Coverage coverage_;
+  groups::Event state_event_;  // on_state_event decodes into it
 };
 
 // The ring's settings from the daemon's configuration.

@@ -131,6 +131,32 @@ caf::behavior log_actor(caf::stateful_actor<LogActorState>* self,
         answer->after = after;
         self->send(st.daemon, history_atom::value, r->conn, r->id, answer);
       },
+      [=](log_read_ring_atom, uint64_t config, uint64_t ring, uint64_t after, uint64_t upto,
+          uint64_t max_bytes) {
+        auto& st = self->state;
+        ++st.ring_reads;
+        uint64_t reached = 0;
+        std::string error;
+        auto records = std::make_shared<std::vector<persist::Record>>(
+            st.log->read_ring(ring, after, upto, max_bytes, reached, error));
+        self->send(st.daemon, fill_read_atom::value, config, ring, after, upto, records, reached,
+                   error);
+      },
+      [=](log_fill_atom, const RecordBatch& batch, uint64_t ring, uint64_t upto) {
+        auto& st = self->state;
+        uint64_t now = wall_us();
+        std::string err = check_space(st, now, *batch);
+        if (err.empty()) err = st.log->fill(*batch, ring, upto);
+        if (!err.empty()) {
+          ++st.append_failures;
+          self->send(st.daemon, log_failed_atom::value,
+                     "cannot write " + std::to_string(batch->size()) +
+                         " messages from another daemon's log (catch-up): " + err,
+                     std::vector<std::string>{});
+          return;
+        }
+        ++st.fills;
+      },
       [=](log_expire_atom) {
         auto& st = self->state;
         persist::Retention ret;

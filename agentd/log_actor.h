@@ -28,11 +28,17 @@ using ReadAnswer = std::shared_ptr<persist::ReadResult>;
 using log_append_atom = caf::atom_constant<caf::atom("logappend")>;  // RecordBatch
 using log_read_atom = caf::atom_constant<caf::atom("logread")>;      // ReadRequest
 using log_stop_atom = caf::atom_constant<caf::atom("logstop")>;      // sync, report, quit
+// Catch-up (agentd/catch_up.h): config, ring, after, upto, max_bytes -> fill_read_atom.
+using log_read_ring_atom = caf::atom_constant<caf::atom("logreadrng")>;
+// Catch-up: another daemon's records of a ring (RecordBatch, ring, upto).
+using log_fill_atom = caf::atom_constant<caf::atom("logfill")>;
 // From it, to the daemon.
 using history_atom = caf::atom_constant<caf::atom("history")>;  // conn, read id, ReadAnswer
 // What went wrong, and the senders (private groups) of messages that were not written.
 using log_failed_atom = caf::atom_constant<caf::atom("logfailed")>;
 using durable_atom = caf::atom_constant<caf::atom("durable")>;  // ring, ordinal: all up to it synced
+// The answer to log_read_ring_atom: config, ring, after, upto, RecordBatch, reached, error.
+using fill_read_atom = caf::atom_constant<caf::atom("fillread")>;
 
 struct LogActorState {
   std::shared_ptr<persist::MessageLog> log;
@@ -41,6 +47,7 @@ struct LogActorState {
   persist::Position appended, synced;  // the last position written / made durable
   bool sync_queued = false;
   uint64_t appends = 0, append_failures = 0, syncs = 0, reads = 0, expired = 0;
+  uint64_t fills = 0, ring_reads = 0;
   uint64_t last_report_us = 0;
   uint64_t space_checked_us = 0, written_since_check = 0;
   uint64_t free_bytes = ~0ull;  // on the log's filesystem, when last checked

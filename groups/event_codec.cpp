@@ -33,6 +33,7 @@ void encode_event(std::string& out, const Event& ev) {
         w.str8(m);
         w.str8(g);
       }
+      if (!ev.log_summary.empty()) w.bytes32(ev.log_summary);
       break;
   }
 }
@@ -71,6 +72,7 @@ bool decode_event(std::string_view bytes, Event& ev, std::string_view* payload) 
   ev.payload.clear();
   ev.config = ev.old_config = 0;
   ev.memberships.clear();
+  ev.log_summary.clear();
   switch (ev.kind) {
     case EventKind::kJoin:
     case EventKind::kLeave:
@@ -101,6 +103,7 @@ bool decode_event(std::string_view bytes, Event& ev, std::string_view* payload) 
         std::string g(r.str8());
         ev.memberships.emplace_back(std::move(m), std::move(g));
       }
+      if (r.remaining()) ev.log_summary.assign(r.bytes32());
       break;
     }
   }

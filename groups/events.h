@@ -15,6 +15,8 @@ enum class EventKind : uint8_t {
   kDisconnect = 3,  // member's connection ended: it leaves every group
   kData = 4,        // member multicasts to groups
   kState = 5,       // after a configuration change: the sending daemon's local memberships
+  // 6 is the message log's catch-up (agentd/catch_up.h): the daemon core takes those events,
+  // the group layer never sees them.
 };
 
 struct Event {
@@ -30,6 +32,8 @@ struct Event {
   uint64_t config = 0;      // the configuration the state is for
   uint64_t old_config = 0;  // the configuration the sending daemon comes from
   std::vector<std::pair<std::string, std::string>> memberships;  // (member, group)
+  // What the daemon's message log holds (agentd/catch_up.h), opaque here; may be empty.
+  std::string log_summary;
 };
 
 }  // namespace agent::groups

@@ -594,6 +594,7 @@ void Ring::emit(NodeId origin, uint32_t service, Owner owner, std::string_view p
   d.payload = payload;
   d.payload_owner = std::move(owner);
   d.ring_id = ring_id;
+  d.past_gap = emitting_past_gap_;
   bool old = ring_id == old_.id && old_.id != 0;
   d.ordinal = old ? ++old_.msgs : ++ring_msgs_;
   if (cfg_.durable_gate) {

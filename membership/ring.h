@@ -111,6 +111,10 @@ struct Delivered {
   DeliveryKind kind = DeliveryKind::kMessage;
   uint64_t ring_id = 0;           // the ring the item belongs to (configurations: that ring)
   uint64_t next_ring_id = 0;      // transitional configurations: the ring being installed
+  // Messages of an old ring delivered after the transitional configuration past a gap (an old
+  // packet nobody here had): from there on a daemon's ordinals in that ring are its own — other
+  // daemons of the ring may have delivered other messages with the same ordinals.
+  bool past_gap = false;
   std::vector<NodeId> members;    // configurations: the members, sorted
 };
 
@@ -395,6 +399,7 @@ class Ring {
 
   // Recovery.
   OldRing old_;
+  bool emitting_past_gap_ = false;  // finish_recovery: old messages delivered past a gap
   std::deque<std::string> recovery_queue_;  // old packets to re-send in the new ring
   std::vector<NodeId> trans_members_;       // members that come from this daemon's old ring
   uint64_t trans_safe_ = 0;                 // highest safe line any of them knew

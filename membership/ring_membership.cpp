@@ -463,8 +463,10 @@ void Ring::finish_recovery(Time now) {
       if (seq > recovery_high_) break;  // beyond what the transitional set reported holding
       if (seq != expect) gap = true;
       expect = seq + 1;
+      emitting_past_gap_ = gap;
       deliver_old(seq, p, gap);
     }
+    emitting_past_gap_ = false;
   }
   // 4. The regular configuration.
   Delivered r;

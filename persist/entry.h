@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,33 @@ struct Entry {
 struct Record {
   Entry entry;
   std::vector<std::string> log_groups;
+  // Delivered past a gap in its ring's recovery (membership::Delivered::past_gap): its ordinal
+  // is this daemon's own, not the ring's.
+  bool past_gap = false;
 };
+
+// What a log holds of one ring: every message of a persistent group with an ordinal up to
+// `through` (ordinals there are the ring's: the same message at every daemon). past_gap: it
+// also holds messages delivered past a gap, whose ordinals are its own — it cannot take
+// another daemon's messages above `through` without mixing two numberings.
+struct RingCover {
+  uint64_t through = 0;
+  bool past_gap = false;
+  friend bool operator==(const RingCover& a, const RingCover& b) {
+    return a.through == b.through && a.past_gap == b.past_gap;
+  }
+};
+// By ring id. A log keeps the newest kCoveredRings.
+using Coverage = std::map<uint64_t, RingCover>;
+constexpr size_t kCoveredRings = 64;
+
+// A message at pos (past a gap or not) went to the log: what that says of its ring.
+inline void cover(Coverage& c, Position pos, bool past_gap) {
+  RingCover& r = c[pos.ring];
+  if (past_gap) r.past_gap = true;
+  else if (!r.past_gap && pos.ordinal > r.through) r.through = pos.ordinal;
+  while (c.size() > kCoveredRings) c.erase(c.begin());
+}
 
 // A range of one group's entries, read for a client.
 struct ReadResult {

@@ -89,6 +89,37 @@ bool decode_info(const std::string& v, GroupInfo& g) {
   return r.ok && r.p == r.end;
 }
 
+std::string cover_key(uint64_t ring) {
+  std::string k = "c";
+  put_be64(k, ring);
+  return k;
+}
+
+std::string encode_cover(const RingCover& c) {
+  std::string v;
+  put_le(v, c.through, 8);
+  put_le(v, c.past_gap ? 1 : 0, 1);
+  return v;
+}
+
+bool decode_cover(const std::string& v, RingCover& c) {
+  Reader r{v.data(), v.data() + v.size()};
+  c.through = r.le(8);
+  uint64_t flags = r.le(1);
+  c.past_gap = flags & 1;
+  return r.ok && r.p == r.end && flags <= 1;
+}
+
+// The coverage entries that differ between before and after, into the batch.
+void write_coverage(rocksdb::WriteBatch& wb, const Coverage& before, const Coverage& after) {
+  for (auto& [ring, c] : before)
+    if (!after.count(ring)) wb.Delete(cover_key(ring));
+  for (auto& [ring, c] : after) {
+    auto b = before.find(ring);
+    if (b == before.end() || !(b->second == c)) wb.Put(cover_key(ring), encode_cover(c));
+  }
+}
+
 Position position_of(const rocksdb::Slice& key, size_t prefix) {
   return {get_be64(key.data() + prefix), get_be64(key.data() + prefix + 8)};
 }
@@ -225,6 +256,14 @@ std::unique_ptr<MessageLog> MessageLog::open(const std::string& dir, std::string
     }
     log->groups_[group] = g;
   }
+  for (it->Seek("c"); it->Valid() && it->key().size() == 9 && it->key()[0] == 'c'; it->Next()) {
+    RingCover c;
+    if (!decode_cover(it->value().ToString(), c)) {
+      error = "the message log in " + dir + " has a damaged ring summary";
+      return nullptr;
+    }
+    log->coverage_[get_be64(it->key().data() + 1)] = c;
+  }
   if (!it->status().ok()) {
     error = "cannot read the message log in " + dir + ": " + it->status().ToString();
     return nullptr;
@@ -243,7 +282,9 @@ std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
   if (failed()) return failure_;
   rocksdb::WriteBatch wb;
   std::map<std::string, GroupInfo> changed;
+  Coverage coverage = coverage_;
   for (auto& r : batch) {
+    cover(coverage, r.entry.pos, r.past_gap);
     std::string value;
     for (auto& group : r.log_groups) {
       auto found = changed.find(group);
@@ -270,12 +311,128 @@ std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
   }
   if (changed.empty()) return {};
   for (auto& [group, g] : changed) wb.Put(group_prefix('g', group), encode_info(g));
+  write_coverage(wb, coverage_, coverage);
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = db_->Write(wo, &wb);
   if (!s.ok()) return failure_ = s.ToString();
   for (auto& [group, g] : changed) groups_[group] = g;
+  coverage_ = std::move(coverage);
   return {};
+}
+
+std::string MessageLog::fill(const std::vector<Record>& batch, uint64_t ring, uint64_t upto) {
+  if (failed()) return failure_;
+  Coverage coverage = coverage_;
+  RingCover& cov = coverage[ring];
+  if (cov.past_gap && upto > cov.through)
+    return "the log holds messages of ring " + Position{ring, 0}.str() +
+           " delivered past a gap: it cannot take others' above ordinal " +
+           std::to_string(cov.through);
+  rocksdb::WriteBatch wb;
+  std::map<std::string, GroupInfo> changed;
+  std::string existing;
+  for (auto& r : batch) {
+    if (r.entry.pos.ring != ring || r.entry.pos.ordinal > upto) return "a filled message is out of range";
+    std::string value;
+    for (auto& group : r.log_groups) {
+      auto found = changed.find(group);
+      if (found == changed.end()) {
+        auto cur = groups_.find(group);
+        found = changed.emplace(group, cur == groups_.end() ? GroupInfo{} : cur->second).first;
+      }
+      GroupInfo& g = found->second;
+      if (!g.removed_upto.zero() && r.entry.pos <= g.removed_upto) continue;  // expired here
+      std::string key = entry_key(group, r.entry.pos);
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &existing);
+      if (s.ok()) continue;  // held already
+      if (!s.IsNotFound()) return s.ToString();
+      if (value.empty()) value = encode_entry(r.entry);
+      wb.Put(key, value);
+      wb.Put(time_key(group, r.entry.time_us, r.entry.pos), rocksdb::Slice());
+      if (g.count == 0 || r.entry.pos < g.first) g.first = r.entry.pos;
+      if (g.count == 0 || g.last < r.entry.pos) g.last = r.entry.pos;
+      ++g.count;
+      g.bytes += r.entry.payload.size();
+    }
+  }
+  cov.through = std::max(cov.through, upto);
+  while (coverage.size() > kCoveredRings) coverage.erase(coverage.begin());
+  for (auto& [group, g] : changed) wb.Put(group_prefix('g', group), encode_info(g));
+  write_coverage(wb, coverage_, coverage);
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &wb);
+  if (!s.ok()) return failure_ = s.ToString();
+  for (auto& [group, g] : changed) groups_[group] = g;
+  coverage_ = std::move(coverage);
+  return {};
+}
+
+std::vector<Record> MessageLog::read_ring(uint64_t ring, uint64_t after, uint64_t upto,
+                                          size_t max_bytes, uint64_t& reached,
+                                          std::string& error) const {
+  reached = upto;
+  std::vector<Record> out;
+  if (!db_ || after >= upto) return out;
+  // One cursor per group, merged by ordinal: a message logged under several groups is one
+  // record with all of them.
+  struct Cursor {
+    const std::string* group;
+    std::string prefix;
+    std::unique_ptr<rocksdb::Iterator> it;
+    uint64_t ordinal = 0;  // 0: this group has no more of the range
+  };
+  std::vector<Cursor> cursors;
+  auto advance = [&](Cursor& c, bool first) {
+    if (!first) c.it->Next();
+    c.ordinal = 0;
+    if (!c.it->Valid()) return;
+    rocksdb::Slice k = c.it->key();
+    if (!k.starts_with(c.prefix) || k.size() != c.prefix.size() + 16) return;
+    Position p = position_of(k, c.prefix.size());
+    if (p.ring == ring && p.ordinal > after && p.ordinal <= upto) c.ordinal = p.ordinal;
+  };
+  for (auto& [group, info] : groups_) {
+    Cursor c{&group, group_prefix('m', group), nullptr};
+    c.it.reset(db_->NewIterator(rocksdb::ReadOptions()));
+    c.it->Seek(entry_key(group, {ring, after + 1}));
+    advance(c, true);
+    cursors.push_back(std::move(c));
+  }
+  size_t bytes = 0;
+  for (;;) {
+    uint64_t next = 0;
+    for (auto& c : cursors)
+      if (c.ordinal && (!next || c.ordinal < next)) next = c.ordinal;
+    if (!next) break;
+    Record r;
+    size_t cost = 0;
+    for (auto& c : cursors) {
+      if (c.ordinal != next) continue;
+      if (r.log_groups.empty()) {
+        if (!decode_entry(c.it->key().ToString(), c.it->value().ToString(), r.entry)) {
+          error = "damaged entry " + Position{ring, next}.str() + " of group " + *c.group;
+          return {};
+        }
+        cost += 64 + r.entry.payload.size() + r.entry.sender.size();
+        for (auto& g : r.entry.groups) cost += g.size() + 1;
+      }
+      r.log_groups.push_back(*c.group);
+      cost += c.group->size() + 1;
+      advance(c, false);
+    }
+    if (!out.empty() && bytes + cost > max_bytes) {
+      reached = out.back().entry.pos.ordinal;  // the chunk ends before this message
+      break;
+    }
+    bytes += cost;
+    out.push_back(std::move(r));
+  }
+  for (auto& c : cursors)
+    if (!c.it->status().ok()) {
+      error = c.it->status().ToString();
+      return {};
+    }
+  return out;
 }
 
 std::string MessageLog::sync() {

@@ -8,6 +8,7 @@
 //   'm' str8 group  be64 ring be64 ordinal   an entry (time, service, type, sender, groups, payload)
 //   't' str8 group  be64 time_us be64 ring be64 ordinal   (empty): replay from a time, expiry
 //   'g' str8 group                    the group's summary (count, bytes, first, last, removed)
+//   'c' be64 ring                     what the log holds of the ring (RingCover), the newest rings
 //   'i' name                          small durable values of the daemon (identity)
 #pragma once
 
@@ -56,6 +57,21 @@ class MessageLog {
   // Makes every append so far durable (fsync of the write-ahead log).
   std::string sync();
 
+  // What the log holds of each of the newest rings (appends and fills keep it, in the same
+  // atomic write as the entries).
+  const Coverage& coverage() const { return coverage_; }
+  // Messages of `ring` from another daemon's log (catch-up): writes those it does not hold,
+  // under their own time, and then holds every message of the ring up to `upto`. Refused (an
+  // error) when the log holds messages of the ring delivered past a gap above `upto`'s start
+  // (their ordinals are its own). Entries retention already removed here are not written back.
+  std::string fill(const std::vector<Record>& batch, uint64_t ring, uint64_t upto);
+  // The messages of `ring` with ordinals in (after, upto], every persistent group's, one record
+  // per message (its log groups merged), in ordinal order, about max_bytes of payload (at
+  // least one message when there is one). `reached`: the chunk holds every such message up to
+  // it (upto when complete).
+  std::vector<Record> read_ring(uint64_t ring, uint64_t after, uint64_t upto, size_t max_bytes,
+                                uint64_t& reached, std::string& error) const;
+
   // A group's entries after `after` and before `before`, in position order, at most max_entries
   // and about max_bytes of payload (at least one entry when there is one).
   ReadResult read(const std::string& group, Position after, Position before = kEnd,
@@ -92,6 +108,7 @@ class MessageLog {
   std::string failure_;
   std::string dir_;
   std::map<std::string, GroupInfo> groups_;
+  Coverage coverage_;
   std::map<std::string, uint64_t> last_time_;  // time of each group's last append (this run)
 };
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -415,4 +416,55 @@ TEST_CASE("durability always: every SAFE message delivered before a daemon is ki
   INFO(missing << " of " << delivered.size() << " delivered messages missing from d3's log, the "
                << "first " << first_missing << "; it holds " << h.payloads.size());
   CHECK(missing == 0);
+}
+
+namespace {
+
+// d1's and the other daemon's history of the group hold the same messages at the same positions.
+void check_same_history(const History& a, const History& b) {
+  CHECK(b.payloads == a.payloads);
+  REQUIRE(b.positions.size() == a.positions.size());
+  for (size_t i = 0; i < a.positions.size(); ++i) {
+    INFO("entry " << i);
+    CHECK(b.positions[i].ring == a.positions[i].ring);
+    CHECK(b.positions[i].ordinal == a.positions[i].ordinal);
+  }
+}
+
+// Kills d3 of a 3-daemon ring after it logged 100 messages, sends 200 more, restarts it (after
+// wipe(), which may empty its log) and returns d1's history and d3's once it holds 300.
+std::pair<History, History> rejoin_after_missing(const std::function<void(Daemon&)>& wipe) {
+  Cluster ring(3, kPatientProfile, "127.0.0.1", kPersist);
+  Conn a = connect(ring[0].socket_path(), "a");
+  for (int i = 0; i < 100; ++i) send(a.get(), "log.c", "c" + std::to_string(i), AGENT_SAFE);
+  REQUIRE(await_logged(ring[2].socket_path(), "log.c", 100).payloads.size() == 100);
+  ring[2].kill9();
+  for (int i = 100; i < 300; ++i) send(a.get(), "log.c", "c" + std::to_string(i), AGENT_SAFE);
+  History h1 = await_logged(ring[0].socket_path(), "log.c", 300);
+  REQUIRE(await_logged(ring[1].socket_path(), "log.c", 300).payloads.size() == 300);
+  wipe(ring[2]);
+  ring[2].restart();
+  // Its log gets the 200 (or all 300) from the others' logs once it is in their ring again.
+  History h3 = await_logged(ring[2].socket_path(), "log.c", 300);
+  INFO(ring[2].log());
+  CHECK(ring[2].log().find("message log catch-up: done") != std::string::npos);
+  return {std::move(h1), std::move(h3)};
+}
+
+}  // namespace
+
+TEST_CASE("a daemon that was down gets the history it missed from the others when it rejoins",
+          "[persist][ring][catch-up]") {
+  auto [h1, h3] = rejoin_after_missing([](Daemon&) {});
+  CHECK(h1.payloads == numbered("c", 0, 300));
+  check_same_history(h1, h3);
+}
+
+TEST_CASE("a daemon whose log was lost gets the ring's whole history when it rejoins",
+          "[persist][ring][catch-up]") {
+  auto [h1, h3] = rejoin_after_missing([](Daemon& d) {
+    REQUIRE(std::system(("rm -rf '" + d.dir() + "/state/log'").c_str()) == 0);
+  });
+  CHECK(h1.payloads == numbered("c", 0, 300));
+  check_same_history(h1, h3);
 }

@@ -265,3 +265,115 @@ TEST_CASE("message log: a time shared by a batch is found, also after retention 
   CHECK(ordinals(log->read("g", log->before_time("g", 500)).entries) ==
         std::vector<uint64_t>{8, 9, 10});
 }
+
+TEST_CASE("message log: what it holds of each ring is kept with the entries and survives "
+          "reopening",
+          "[persist][catch-up]") {
+  TempDir dir;
+  std::string path = dir.path + "/log";
+  {
+    auto log = open_ok(path);
+    REQUIRE(log->append({record(5, 1, {"g"}, "a"), record(5, 4, {"h"}, "b")}, false).empty());
+    Record late = record(5, 6, {"g"}, "past a gap");
+    late.past_gap = true;
+    REQUIRE(log->append({record(9, 2, {"g"}, "c"), late}, false).empty());
+    REQUIRE(log->coverage().size() == 2);
+    CHECK(log->coverage().at(5).through == 4);
+    CHECK(log->coverage().at(5).past_gap);
+    CHECK(log->coverage().at(9).through == 2);
+    CHECK_FALSE(log->coverage().at(9).past_gap);
+  }
+  auto log = open_ok(path);
+  REQUIRE(log->coverage().size() == 2);
+  CHECK(log->coverage().at(5).through == 4);
+  CHECK(log->coverage().at(5).past_gap);
+  CHECK(log->coverage().at(9).through == 2);
+  // Only the newest rings are described.
+  for (uint64_t ring = 100; ring < 100 + agent::persist::kCoveredRings; ++ring)
+    REQUIRE(log->append({record(ring, 1, {"g"}, "x")}, false).empty());
+  CHECK(log->coverage().size() == agent::persist::kCoveredRings);
+  CHECK(log->coverage().begin()->first == 100);
+  auto reopened = std::move(log);
+  reopened.reset();
+  CHECK(open_ok(path)->coverage().size() == agent::persist::kCoveredRings);
+}
+
+TEST_CASE("message log: a ring is read across groups in ordinal order, a chunk at a time",
+          "[persist][catch-up]") {
+  TempDir dir;
+  auto log = open_ok(dir.path + "/log");
+  std::vector<Record> batch;
+  for (uint64_t i = 1; i <= 40; ++i)
+    batch.push_back(record(7, i, i % 3 == 0 ? std::vector<std::string>{"g", "h"}
+                                            : std::vector<std::string>{i % 3 == 1 ? "g" : "h"},
+                           std::string(1000, 'a' + i % 26)));
+  REQUIRE(log->append(batch, false).empty());
+  REQUIRE(log->append({record(8, 1, {"g"}, "next ring")}, false).empty());
+  uint64_t reached = 0;
+  std::string err;
+  auto all = log->read_ring(7, 10, 40, 1 << 20, reached, err);
+  REQUIRE(err.empty());
+  CHECK(reached == 40);
+  REQUIRE(all.size() == 30);
+  for (size_t i = 0; i < all.size(); ++i) {
+    uint64_t o = 11 + i;
+    CHECK(all[i].entry.pos.ordinal == o);
+    CHECK(all[i].log_groups.size() == (o % 3 == 0 ? 2u : 1u));  // one record per message
+    CHECK(all[i].entry.payload == std::string(1000, 'a' + o % 26));
+  }
+  // Chunks of about 5 KB cover the range with nothing lost or repeated.
+  std::vector<uint64_t> seen;
+  for (uint64_t after = 0; after < 40;) {
+    auto chunk = log->read_ring(7, after, 40, 5000, reached, err);
+    REQUIRE(err.empty());
+    REQUIRE(reached > after);
+    REQUIRE(!chunk.empty());
+    CHECK(chunk.size() <= 5);
+    for (auto& r : chunk) {
+      CHECK(r.entry.pos.ordinal > after);
+      CHECK(r.entry.pos.ordinal <= reached);
+      seen.push_back(r.entry.pos.ordinal);
+    }
+    after = reached;
+  }
+  CHECK(seen.size() == 40);
+  for (size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == i + 1);
+  // Up to an ordinal only.
+  CHECK(log->read_ring(7, 0, 3, 1 << 20, reached, err).size() == 3);
+  CHECK(reached == 3);
+}
+
+TEST_CASE("message log: a fill writes only what the log lacks and then holds the ring",
+          "[persist][catch-up]") {
+  TempDir dir;
+  auto log = open_ok(dir.path + "/log");
+  REQUIRE(log->append({record(7, 1, {"g"}, "one"), record(7, 2, {"g"}, "two")}, false).empty());
+  REQUIRE(log->append({record(9, 1, {"g"}, "later ring")}, false).empty());
+  std::vector<Record> fill;
+  for (uint64_t i = 1; i <= 6; ++i)
+    fill.push_back(record(7, i, {"g"}, i <= 2 ? "changed" : "filled " + std::to_string(i),
+                          5000 + i));
+  REQUIRE(log->fill(fill, 7, 8).empty());
+  CHECK(log->coverage().at(7).through == 8);
+  auto r = log->read("g", {});
+  REQUIRE(r.entries.size() == 7);
+  CHECK(r.entries[0].payload == "one");  // held entries are kept as they were
+  CHECK(r.entries[1].payload == "two");
+  CHECK(r.entries[2].payload == "filled 3");
+  CHECK(r.entries[2].time_us == 5003);  // under their own time
+  CHECK(r.entries[6].payload == "later ring");
+  CHECK(log->info("g")->count == 7);
+  CHECK(log->info("g")->first == Position{7, 1});
+  CHECK(log->info("g")->last == Position{9, 1});
+  // Replay from a time finds a filled entry.
+  CHECK(log->before_time("g", 5004) == Position{7, 3});
+  // A second fill of the same messages changes nothing.
+  REQUIRE(log->fill(fill, 7, 8).empty());
+  CHECK(log->info("g")->count == 7);
+  // A log holding messages delivered past a gap in the ring takes nothing above its own.
+  Record late = record(11, 3, {"g"}, "mine past a gap");
+  late.past_gap = true;
+  REQUIRE(log->append({record(11, 1, {"g"}, "a"), late}, false).empty());
+  CHECK_FALSE(log->fill({record(11, 2, {"g"}, "theirs")}, 11, 4).empty());
+  CHECK(log->info("g")->count == 9);
+}

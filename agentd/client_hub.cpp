@@ -417,7 +417,8 @@ void ClientHub::submit_event(const groups::Event& ev) {
 }
 
 bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::DaemonId origin,
-                              uint64_t ring, bool past_gap) {
+                              uint64_t ring, bool past_gap,
+                              const std::shared_ptr<const void>& owner) {
   while (!undelivered_.empty() && undelivered_.front() <= persist::Position{ring, seq})
     undelivered_.pop_front();
   // During a state exchange the group layer keeps events for later: those need their payload.
@@ -427,7 +428,8 @@ bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::Daem
   if (!groups::decode_event(bytes, event_, viewed ? &payload : nullptr)) return false;
   // Logged in the order the ring delivers (the total order), whatever the group layer holds.
   if (event_.kind == groups::EventKind::kData && cfg_.persist.enabled() && !log_on_receipt_)
-    log_message(ring, seq, event_, viewed ? payload : std::string_view(event_.payload), past_gap);
+    log_message(ring, seq, event_, viewed ? payload : std::string_view(event_.payload), past_gap,
+                viewed ? owner : nullptr);
 
   deliveries_.clear();
   state_.apply(seq, origin, event_, deliveries_);
@@ -795,7 +797,8 @@ void ClientHub::hold_reads(bool held) {
 }
 
 void ClientHub::log_message(uint64_t ring, uint64_t seq, const groups::Event& ev,
-                            std::string_view payload, bool past_gap) {
+                            std::string_view payload, bool past_gap,
+                            const std::shared_ptr<const void>& owner) {
   persist::Record* rec = nullptr;
   for (auto& g : ev.groups) {
     if (!persistent(g)) continue;
@@ -806,7 +809,12 @@ void ClientHub::log_message(uint64_t ring, uint64_t seq, const groups::Event& ev
       rec->entry.msg_type = ev.msg_type;
       rec->entry.sender = ev.member;
       rec->entry.groups = ev.groups;
-      rec->entry.payload.assign(payload.data(), payload.size());
+      if (owner) {
+        rec->payload_owner = owner;
+        rec->payload_view = payload;
+      } else {
+        rec->entry.payload.assign(payload.data(), payload.size());
+      }
       rec->past_gap = past_gap;
     }
     rec->log_groups.push_back(g);
@@ -815,7 +823,7 @@ void ClientHub::log_message(uint64_t ring, uint64_t seq, const groups::Event& ev
 }
 
 bool ClientHub::log_received(uint64_t ring, uint64_t ordinal, std::string_view event,
-                             bool past_gap) {
+                             bool past_gap, const std::shared_ptr<const void>& owner) {
   AGENT_CHECK(log_on_receipt_);
   if (!cfg_.persist.enabled()) return false;
   std::string_view payload;
@@ -823,7 +831,7 @@ bool ClientHub::log_received(uint64_t ring, uint64_t ordinal, std::string_view e
       received_event_.kind != groups::EventKind::kData)
     return false;  // an undecodable one is reported at its delivery
   size_t before = log_batch_.size();
-  log_message(ring, ordinal, received_event_, payload, past_gap);
+  log_message(ring, ordinal, received_event_, payload, past_gap, owner);
   if (log_batch_.size() == before) return false;
   persist::Position pos{ring, ordinal};
   AGENT_CHECK(undelivered_.empty() || undelivered_.back() < pos);  // the total order

@@ -126,8 +126,11 @@ class ClientHub {
   // the bytes do not decode (nothing is delivered).
   // ring: the ring that ordered it (with seq, the message's position, for the message log).
   // past_gap: membership::Delivered::past_gap (the message log keeps it with the entry).
+  // owner: keeps the event's bytes alive (immutable): the message log's record then views the
+  // payload instead of copying it.
   bool deliver_bytes(uint64_t seq, std::string_view event, groups::DaemonId origin = 0,
-                     uint64_t ring = 0, bool past_gap = false);
+                     uint64_t ring = 0, bool past_gap = false,
+                     const std::shared_ptr<const void>& owner = nullptr);
   // Hands the messages collected for the message log to the io (before a read, and at the end
   // of each round of work).
   void flush_log();
@@ -137,7 +140,7 @@ class ClientHub {
   // A received message (ring, ordinal: the position its delivery will have; event: what
   // deliver_bytes will get): logged when it is data for a persistent group. True when logged.
   bool log_received(uint64_t ring, uint64_t ordinal, std::string_view event,
-                    bool past_gap = false);
+                    bool past_gap = false, const std::shared_ptr<const void>& owner = nullptr);
   // What the message log holds of recent rings: the hub notes there every record it hands to
   // the log (persist::cover). Null: not kept.
   void track_coverage(persist::Coverage* c) { coverage_ = c; }
@@ -212,8 +215,9 @@ class ClientHub {
   void end_read(ConnId id, Session& s, uint8_t flags);
   // Queues bytes for the session outside the hold (history); false when that dropped it.
   bool send_direct(ConnId id, Session& s, std::string_view bytes);
+  // owner: keeps payload's bytes alive (the record views them), or null (it copies them).
   void log_message(uint64_t ring, uint64_t seq, const groups::Event& ev, std::string_view payload,
-                   bool past_gap);
+                   bool past_gap, const std::shared_ptr<const void>& owner);
   void send_error(ConnId id, proto::ErrorCode code, std::string subject, std::string text);
   // Drops a session that does not read (error 14 with why), closing it without waiting for
   // its queue.

@@ -104,7 +104,8 @@ void DaemonCore::absorb_received() {
     // A newer ring's message: the older ring's unsynced ones hold nothing back any more.
     if (!unsynced_.empty() && unsynced_.back().ring != pos.ring) unsynced_.clear();
     std::string_view event = tap_ ? tap_->on_received(d) : d.payload;
-    if (hub_.log_received(d.ring_id, d.ordinal, event, d.past_gap)) unsynced_.push_back(pos);
+    if (hub_.log_received(d.ring_id, d.ordinal, event, d.past_gap, d.payload_owner))
+      unsynced_.push_back(pos);
     last_received_ = pos;
   }
   received_.clear();
@@ -221,7 +222,7 @@ void DaemonCore::run(Time now) {
       }
       if (event.size() >= 2 && event[1] == static_cast<char>(groups::EventKind::kState))
         on_state_event(d, event);
-      if (!hub_.deliver_bytes(d.ordinal, event, d.origin, d.ring_id, d.past_gap)) {
+      if (!hub_.deliver_bytes(d.ordinal, event, d.origin, d.ring_id, d.past_gap, d.payload_owner)) {
         ++stats_.bad_events;
         AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
                                                                                  << "; skipped");

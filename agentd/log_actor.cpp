@@ -44,7 +44,7 @@ void report(LogActorState& st) {
 // refused while the log's filesystem has less than persist.min_free_bytes free. Checked every
 // 100 ms or MiB written.
 std::string check_space(LogActorState& st, uint64_t now, const std::vector<persist::Record>& b) {
-  for (auto& r : b) st.written_since_check += r.entry.payload.size() + 64;
+  for (auto& r : b) st.written_since_check += r.payload().size() + 64;
   if (now - st.space_checked_us >= 100000 || st.written_since_check >= (1u << 20)) {
     st.space_checked_us = now;
     st.written_since_check = 0;

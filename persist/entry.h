@@ -3,7 +3,9 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace agent::persist {
@@ -49,6 +51,13 @@ struct Record {
   // Delivered past a gap in its ring's recovery (membership::Delivered::past_gap): its ordinal
   // is this daemon's own, not the ring's.
   bool past_gap = false;
+  // The payload may stay where the ring received it: a view into bytes payload_owner keeps
+  // alive (immutable, shared with the ring), instead of a copy in entry.payload.
+  std::shared_ptr<const void> payload_owner;
+  std::string_view payload_view;
+  std::string_view payload() const {
+    return payload_owner ? payload_view : std::string_view(entry.payload);
+  }
 };
 
 // What a log holds of one ring: every message of a persistent group with an ordinal up to

@@ -164,9 +164,9 @@ std::string entry_key(const std::string& group, Position p) {
   return k;
 }
 
-std::string encode_entry(const Entry& e) {
-  std::string v;
-  v.reserve(32 + e.sender.size() + e.payload.size());
+namespace {
+// An entry's value up to its payload (which follows it).
+void encode_entry_head(std::string& v, const Entry& e, size_t payload_size) {
   put_le(v, e.time_us, 8);
   put_le(v, e.service, 4);
   put_le(v, static_cast<uint16_t>(e.msg_type), 2);
@@ -177,7 +177,14 @@ std::string encode_entry(const Entry& e) {
     put_le(v, g.size(), 1);
     v.append(g);
   }
-  put_le(v, e.payload.size(), 4);
+  put_le(v, payload_size, 4);
+}
+}  // namespace
+
+std::string encode_entry(const Entry& e) {
+  std::string v;
+  v.reserve(32 + e.sender.size() + e.payload.size());
+  encode_entry_head(v, e, e.payload.size());
   v.append(e.payload);
   return v;
 }
@@ -280,12 +287,16 @@ MessageLog::~MessageLog() {
 
 std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
   if (failed()) return failure_;
-  rocksdb::WriteBatch wb;
+  size_t reserve = 64;
+  for (auto& r : batch) reserve += (r.payload().size() + 160) * r.log_groups.size();
+  rocksdb::WriteBatch wb(reserve);
   std::map<std::string, GroupInfo> changed;
   Coverage coverage = coverage_;
+  std::string head, key;
   for (auto& r : batch) {
     cover(coverage, r.entry.pos, r.past_gap);
-    std::string value;
+    std::string_view payload = r.payload();
+    head.clear();
     for (auto& group : r.log_groups) {
       auto found = changed.find(group);
       if (found == changed.end()) {
@@ -294,8 +305,11 @@ std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
       }
       GroupInfo& g = found->second;
       if (!g.last.zero() && r.entry.pos <= g.last) continue;
-      if (value.empty()) value = encode_entry(r.entry);
-      wb.Put(entry_key(group, r.entry.pos), value);
+      if (head.empty()) encode_entry_head(head, r.entry, payload.size());
+      // The value's head and the payload go into the batch as they lie: one copy.
+      key = entry_key(group, r.entry.pos);
+      rocksdb::Slice key_part(key), value_parts[2] = {head, {payload.data(), payload.size()}};
+      wb.Put(rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
       // The time index names the first entry of each run delivered at the same time (a batch
       // shares one): reading from a time starts there, and half the keys are saved.
       auto lt = last_time_.find(group);
@@ -306,7 +320,7 @@ std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
       if (g.count == 0) g.first = r.entry.pos;
       g.last = r.entry.pos;
       ++g.count;
-      g.bytes += r.entry.payload.size();
+      g.bytes += payload.size();
     }
   }
   if (changed.empty()) return {};
@@ -347,13 +361,16 @@ std::string MessageLog::fill(const std::vector<Record>& batch, uint64_t ring, ui
       rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &existing);
       if (s.ok()) continue;  // held already
       if (!s.IsNotFound()) return s.ToString();
-      if (value.empty()) value = encode_entry(r.entry);
+      if (value.empty()) {
+        encode_entry_head(value, r.entry, r.payload().size());
+        value.append(r.payload());
+      }
       wb.Put(key, value);
       wb.Put(time_key(group, r.entry.time_us, r.entry.pos), rocksdb::Slice());
       if (g.count == 0 || r.entry.pos < g.first) g.first = r.entry.pos;
       if (g.count == 0 || g.last < r.entry.pos) g.last = r.entry.pos;
       ++g.count;
-      g.bytes += r.entry.payload.size();
+      g.bytes += r.payload().size();
     }
   }
   cov.through = std::max(cov.through, upto);

@@ -1,5 +1,7 @@
 #include "transport/udp_socket.h"
 
+#include <atomic>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -113,6 +115,9 @@ size_t UdpSocket::receive_batch() {
   mmsghdr msgs[kBatch];
   iovec iov[kBatch];
   alignas(cmsghdr) char control[kBatch][kControlBytes];
+  // A kept buffer's owners may let go on other threads (the message log's writes payloads
+  // from where they were received): their reads happen before the buffer is filled again.
+  std::atomic_thread_fence(std::memory_order_acquire);
   for (size_t i = 0; i < kBatch; ++i) {
     if (bufs_[i].use_count() > 1) {  // kept: lent out until its owners are gone
       lent_.push_back(std::move(bufs_[i]));
@@ -168,6 +173,7 @@ UdpSocket::Buffer UdpSocket::take_free_buffer() {
     *out++ = std::move(b);
   }
   lent_.erase(out, lent_.end());
+  if (found) std::atomic_thread_fence(std::memory_order_acquire);  // as in receive_batch
   if (found) return found;
   return Buffer(new char[kMaxDatagram], std::default_delete<char[]>());
 }

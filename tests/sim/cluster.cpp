@@ -668,7 +668,7 @@ void Cluster::check_safe(Daemon& d, const membership::Delivered& x) {
 void Cluster::on_log_append(Daemon& d, std::vector<persist::Record>& batch) {
   stats_.logged += batch.size();
   for (auto& r : batch)
-    if (!d.log.append(r.entry, fingerprint(r.entry.payload), r.log_groups))
+    if (!d.log.append(r.entry, fingerprint(r.payload()), r.log_groups))
       violation(d.name + " handed its message log position " + r.entry.pos.str() +
                 " after " + d.log.entries().back().pos.str() + ": positions must grow");
   begin_sync(d);

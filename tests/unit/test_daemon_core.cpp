@@ -31,7 +31,10 @@ struct FakeIo : CoreIo {
   }
   void set_client_input(bool on) override { input_switches.push_back(on); }
   void log_append(std::vector<persist::Record>& batch) override {
-    for (auto& r : batch) appended.push_back(r.entry);
+    for (auto& r : batch) {
+      appended.push_back(r.entry);
+      appended.back().payload = std::string(r.payload());  // maybe a view into the ring's bytes
+    }
     batch.clear();
   }
   std::string store_ring_seq(uint32_t seq) override {

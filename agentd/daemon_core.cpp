@@ -288,10 +288,16 @@ void DaemonCore::on_fill_event(NodeId origin, std::string_view event) {
                                                     << " messages received so far");
 }
 
+// The largest catch-up chunk the ring takes: a message, and within its queue's bound.
+static size_t fill_limit(const membership::RingConfig& rc) {
+  return static_cast<size_t>(std::min<uint64_t>(rc.max_message_bytes, rc.max_pending_bytes));
+}
+
 void DaemonCore::next_fill_read() {
   if (!cfg_.persist.enabled()) return;
+  // Half the limit: the chunk's names and fields come on top of the payloads read.
   if (auto r = catch_up_.next_read())
-    io_.log_read_ring(*r, std::min<size_t>(256u << 10, cfg_.max_message_bytes));
+    io_.log_read_ring(*r, std::min<size_t>(256u << 10, fill_limit(ring_.config()) / 2));
 }
 
 void DaemonCore::on_fill_read(const FillRead& r, std::vector<persist::Record>&& records,
@@ -304,6 +310,24 @@ void DaemonCore::on_fill_read(const FillRead& r, std::vector<persist::Record>&& 
   if (!f || stopped_) return;
   std::string bytes;
   encode_fill(bytes, *f);
+  // Too large for the ring (it would refuse it for ever): the chunk ends earlier. A single
+  // message that does not fit with a chunk's fields around it is left out, and said so.
+  const size_t limit = fill_limit(ring_.config());
+  while (bytes.size() > limit && !f->records.empty()) {
+    if (f->records.size() == 1) {
+      AGENT_LOG(kWarn, "message log catch-up: message " << f->records[0].entry.pos.str()
+                                                        << " is too large to hand over ("
+                                                        << bytes.size() << " bytes); the others' "
+                                                                           "logs will lack it");
+      f->records.clear();
+    } else {
+      f->records.pop_back();
+      f->reached = f->records.back().entry.pos.ordinal;
+      f->final = false;
+    }
+    bytes.clear();
+    encode_fill(bytes, *f);
+  }
   if (!backlog_.empty() || !offer(kAgreed, bytes)) backlog_.emplace_back(kAgreed, std::move(bytes));
 }
 

@@ -91,6 +91,13 @@ struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
     cluster.on_log_append(daemon, batch);
     batch.clear();
   }
+  void log_fill(std::vector<persist::Record>& records, uint64_t ring, uint64_t upto) override {
+    cluster.on_log_fill(daemon, records, ring, upto);
+    records.clear();
+  }
+  void log_read_ring(const daemon::FillRead& r, size_t max_bytes) override {
+    cluster.on_log_read_ring(daemon, r, max_bytes);
+  }
   // RingTap
   void on_submit(uint32_t service, std::string& event) override { cluster.on_submit(daemon, service, event); }
   void on_refused() override { cluster.on_refused(daemon); }
@@ -169,9 +176,9 @@ void Cluster::start_instance(Daemon& d) {
   rc.incarnation = d.incarnation;
   rc.ring_seq_floor = d.stored_ring_seq;
   // As agentd: rings after every one the daemon's log holds a message of (its positions grow).
-  if (!d.log.entries().empty())
-    rc.ring_seq_floor = std::max(rc.ring_seq_floor,
-                                 static_cast<uint32_t>(d.log.entries().back().pos.ring >> 32));
+  if (d.log.last_ring() != 0)
+    rc.ring_seq_floor = std::max(rc.ring_seq_floor, static_cast<uint32_t>(d.log.last_ring() >> 32));
+  d.log_reads.clear();
   d.clients.clear();
   d.timer_at = 0;
   d.retry_pending = false;
@@ -183,6 +190,7 @@ void Cluster::start_instance(Daemon& d) {
   d.in_transitional = false;
   d.transitional_members.clear();
   d.node = std::make_unique<Node>(*this, d, rc);
+  if (!cfg_.persist_groups.empty()) d.node->core.set_log_coverage(d.log.coverage());
   auto& f = d.node->faults;
   if (cfg_.fault_node == 0 || cfg_.fault_node == d.id) {
     if (cfg_.fault == "skip-retransmit") f.skip_retransmissions = true;
@@ -332,6 +340,7 @@ void Cluster::run() {
       step(sched_.pop());
     }
     if (healed_ && everything_delivered()) rec_.quiescent = true;  // nothing left to happen
+    check_catch_up();
   } catch (const std::exception& e) {
     violation(std::string("the protocol core threw: ") + e.what());
   }
@@ -340,10 +349,8 @@ void Cluster::run() {
   for (auto& d : daemons_) {
     if (rec_.persist_groups.empty()) break;
     auto& out = rec_.logs[d.id];
-    for (size_t i = 0; i < d.log.synced(); ++i) {
-      const SimLog::Entry& e = d.log.entries()[i];
-      out.push_back(LoggedMessage{e.pos.ring, e.pos.ordinal, e.payload_fingerprint});
-    }
+    for (const SimLog::Entry* e : d.log.synced_entries())
+      out.push_back(LoggedMessage{e->entry.pos.ring, e->entry.pos.ordinal, e->payload_fingerprint});
   }
   for (auto& c : clients_)
     if (c.alive && (!c.out.empty() || !c.next_out.empty()))
@@ -413,6 +420,13 @@ void Cluster::step(SimEvent ev) {
       d.node->core.on_log_synced(synced);
       logging_ = nullptr;
       begin_sync(d);  // what came meanwhile
+      settle(d);
+      break;
+    }
+    case EventKind::kLogRead: {
+      Daemon& d = daemons_.at(ev.node - 1);
+      if (!d.alive || ev.gen != d.gen) return;  // the crash lost the read under way
+      answer_log_read(d);
       settle(d);
       break;
     }
@@ -668,10 +682,98 @@ void Cluster::check_safe(Daemon& d, const membership::Delivered& x) {
 void Cluster::on_log_append(Daemon& d, std::vector<persist::Record>& batch) {
   stats_.logged += batch.size();
   for (auto& r : batch)
-    if (!d.log.append(r.entry, fingerprint(r.payload()), r.log_groups))
+    if (!d.log.append(r, r.payload(), fingerprint(r.payload())))
       violation(d.name + " handed its message log position " + r.entry.pos.str() +
-                " after " + d.log.entries().back().pos.str() + ": positions must grow");
+                " after a later one: positions must grow");
   begin_sync(d);
+}
+
+void Cluster::on_log_fill(Daemon& d, std::vector<persist::Record>& records, uint64_t ring,
+                          uint64_t upto) {
+  stats_.filled += records.size();
+  if (!d.log.fill(records, ring, upto, &fingerprint))
+    violation(d.name + " was given messages of ring " + ring_name(ring) + " up to ordinal " +
+              std::to_string(upto) + ", but its log holds that ring's messages past a gap");
+  begin_sync(d);
+}
+
+void Cluster::on_log_read_ring(Daemon& d, const daemon::FillRead& r, size_t max_bytes) {
+  d.log_reads.emplace_back(r, max_bytes);
+  sched_.push(SimEvent{now_ + rng_.range(20, 500), 0, EventKind::kLogRead, d.id, 0, {}, d.gen});
+}
+
+void Cluster::answer_log_read(Daemon& d) {
+  if (d.log_reads.empty()) return;
+  auto [r, max_bytes] = d.log_reads.front();
+  d.log_reads.pop_front();
+  // As persist::MessageLog::read_ring: every message of the ring in (after, upto], as its
+  // log holds them now, about max_bytes at a time.
+  std::vector<persist::Record> out;
+  uint64_t reached = r.upto;
+  size_t bytes = 0;
+  for (const SimLog::Entry* e : d.log.entries()) {
+    const persist::Position& p = e->entry.pos;
+    if (p.ring != r.ring || p.ordinal <= r.after || p.ordinal > r.upto) continue;
+    size_t cost = 64 + e->entry.payload.size();
+    if (!out.empty() && bytes + cost > max_bytes) {
+      reached = out.back().entry.pos.ordinal;
+      break;
+    }
+    bytes += cost;
+    persist::Record rec;
+    rec.entry = e->entry;
+    rec.log_groups = e->log_groups;
+    out.push_back(std::move(rec));
+  }
+  logging_ = &d.name;
+  d.node->core.on_fill_read(r, std::move(out), reached, "");
+  logging_ = nullptr;
+}
+
+bool Cluster::catching_up() const {
+  if (cfg_.persist_groups.empty()) return false;
+  for (auto& d : daemons_)
+    if (d.alive && d.node && d.node->core.catch_up().catching_up()) return true;
+  return false;
+}
+
+void Cluster::check_catch_up() {
+  if (cfg_.persist_groups.empty()) return;
+  // Safety: a position every log that holds it numbers as the ring did (not past a gap) names
+  // one message.
+  std::map<persist::Position, std::pair<uint64_t, const std::string*>> seen;
+  for (auto& d : daemons_)
+    for (const SimLog::Entry* e : d.log.entries()) {
+      if (e->past_gap) continue;
+      auto [it, fresh] = seen.emplace(e->entry.pos, std::make_pair(e->payload_fingerprint, &d.name));
+      if (!fresh && it->second.first != e->payload_fingerprint) {
+        violation("catch-up: the logs of " + *it->second.second + " and " + d.name +
+                  " hold different messages at position " + e->entry.pos.str());
+        return;
+      }
+    }
+  // Liveness: after the heal, once every daemon is in the final ring and no catch-up is under
+  // way, each log holds every message any log holds of an older ring — unless it holds
+  // messages of that ring delivered past a gap (it keeps its own numbering), or the ring is
+  // older than the oldest one a daemon still describes.
+  if (!rec_.quiescent || !converged() || catching_up()) return;
+  uint64_t current = daemons_.front().ring().ring_id();
+  uint64_t horizon = 0;
+  for (auto& d : daemons_)
+    if (d.log.coverage().size() >= persist::kCoveredRings)
+      horizon = std::max(horizon, d.log.coverage().begin()->first);
+  for (auto& d : daemons_) {
+    for (auto& [pos, v] : seen) {
+      if (pos.ring >= current || pos.ring < horizon) continue;
+      auto c = d.log.coverage().find(pos.ring);
+      if (c != d.log.coverage().end() && c->second.past_gap && pos.ordinal > c->second.through)
+        continue;
+      if (d.log.at(pos)) continue;
+      violation("catch-up: after the heal the log of " + d.name + " lacks position " + pos.str() +
+                " (" + *v.second + "'s log holds it)");
+      return;
+    }
+  }
 }
 
 void Cluster::begin_sync(Daemon& d) {
@@ -923,6 +1025,7 @@ size_t Cluster::pending_client_bytes() const {
 
 bool Cluster::everything_delivered() const {
   if (!final_round_ || pending_client_bytes() != 0 || late_done_ < late_.size()) return false;
+  if (catching_up()) return false;  // the message logs' catch-up is part of settling
   for (auto& d : daemons_) {
     if (!d.alive || d.node->core.held() != 0 || d.own_delivered < d.own_submitted) return false;
     // Without faults there is one instance per daemon and all of them deliver everything.

@@ -72,6 +72,7 @@ struct ClusterStats {
   uint64_t slow_clients_dropped = 0;  // clients the daemons dropped for not reading
   uint64_t crashes = 0, restarts = 0, partitions = 0, heals = 0;
   uint64_t logged = 0, syncs = 0;     // message log records appended, syncs completed
+  uint64_t filled = 0;                // records other daemons' logs gave (catch-up)
   uint64_t safe_on_disk_checks = 0;   // SAFE deliveries checked against every member's log
   membership::RingStats ring;  // summed over every daemon instance
   NetStats net;
@@ -115,6 +116,7 @@ class Cluster {
     uint64_t incarnation = 1;
     uint32_t stored_ring_seq = 0;  // what its core stored "on disk": survives crashes
     SimLog log;                    // its message log: what was synced survives crashes
+    std::deque<std::pair<daemon::FillRead, size_t>> log_reads;  // catch-up reads, oldest first
     uint32_t instance = 0;  // in the records
     uint64_t gen = 0;       // this instance's generation (timers and retries carry it)
     std::unique_ptr<Node> node;
@@ -161,6 +163,14 @@ class Cluster {
   // every daemon of that configuration.
   void check_durable(Daemon& d, const membership::Delivered& x, std::string_view event);
   void on_log_append(Daemon& d, std::vector<persist::Record>& batch);
+  void on_log_fill(Daemon& d, std::vector<persist::Record>& records, uint64_t ring, uint64_t upto);
+  void on_log_read_ring(Daemon& d, const daemon::FillRead& r, size_t max_bytes);
+  void answer_log_read(Daemon& d);
+  // The catch-up's promises, at the end of a run (message log on): logs agree on every
+  // position both hold with the ring's numbering; once it healed and settled, every log holds
+  // what any other holds of the rings it can take.
+  void check_catch_up();
+  bool catching_up() const;
   void begin_sync(Daemon& d);
   std::string_view on_received(Daemon& d, const membership::Delivered& x);
   Client* client_of(Daemon& d, daemon::ConnId conn);

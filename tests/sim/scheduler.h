@@ -23,6 +23,7 @@ enum class EventKind : uint8_t {
   kHeal,      // the final heal: no more loss or partitions, crashed daemons restart
   kFault,     // the fault injector's next crash, restart, partition or heal
   kSync,      // `node`'s message log finishes a sync
+  kLogRead,   // `node`'s message log answers its oldest catch-up read
 };
 
 struct SimEvent {

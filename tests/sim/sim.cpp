@@ -162,7 +162,7 @@ SeedResult run_seed(const SimParams& given) {
       "pending=%llu | actions=%zu submitted=%llu refused=%llu delivered=%llu configs=%llu "
       "client_deliveries=%llu slow_dropped=%llu packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu "
       "bad_pkts=%llu lost=%llu cut=%llu warnings=%llu | crashes=%llu restarts=%llu partitions=%llu "
-      "heals=%llu gathers=%llu rings=%llu recovered=%llu | logged=%llu syncs=%llu safe_on_disk=%llu | events=%llu heal=%.1fms converged=%.1fms end=%.1fms%s",
+      "heals=%llu gathers=%llu rings=%llu recovered=%llu | logged=%llu syncs=%llu safe_on_disk=%llu filled=%llu | events=%llu heal=%.1fms converged=%.1fms end=%.1fms%s",
       cfg.nodes, cfg.nodes * cfg.clients_per_daemon, cfg.net.loss, cfg.net.duplicate,
       static_cast<unsigned long long>(cfg.net.base_delay_us),
       static_cast<unsigned long long>(cfg.net.jitter_us), cfg.ring.max_packet_bytes,
@@ -188,7 +188,7 @@ SeedResult run_seed(const SimParams& given) {
       static_cast<unsigned long long>(s.ring.recovered_packets),
       static_cast<unsigned long long>(s.logged), static_cast<unsigned long long>(s.syncs),
       static_cast<unsigned long long>(s.safe_on_disk_checks),
-      static_cast<unsigned long long>(s.events), rec.heal_at / 1000.0,
+      static_cast<unsigned long long>(s.filled), static_cast<unsigned long long>(s.events), rec.heal_at / 1000.0,
       rec.converged_at / 1000.0, rec.end_at / 1000.0, rec.quiescent ? "" : " NOT-QUIESCENT");
   res.summary = buf;
   res.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -53,7 +53,9 @@ const char* kUsage =
     "  -n, --name NAME       daemon name (default: the short host name)\n"
     "  -u, --unix PATH       client Unix socket (default /tmp/agentd.sock; \"\" disables)\n"
     "  -t, --tcp ADDR        client TCP endpoint host:port, [v6]:port or port\n"
-    "                        (default 127.0.0.1:4803; \"off\" disables)\n"
+    "                        (default 127.0.0.1:4803; \"off\" disables); it opens with\n"
+    "                        clients.secrets_file (TCP clients authenticate) or\n"
+    "                        clients.tcp_auth = \"none\" in the config file\n"
     "  -s, --state-dir DIR   where the daemon keeps its identity, locked while it runs\n"
     "                        (default /tmp/agentd-state/NAME)\n"
     "  -l, --log-level LVL   error, warn, info or debug (default info)\n"
@@ -61,8 +63,8 @@ const char* kUsage =
     "  -V, --version         show the version and exit\n"
     "\n"
     "Command-line options override the config file. SIGTERM, SIGINT, SIGQUIT, SIGUSR1 or\n"
-    "SIGUSR2 stop the daemon cleanly; SIGHUP reloads the config file (log_level and the ring's\n"
-    "key files take effect, other changes at the next start).\n";
+    "SIGUSR2 stop the daemon cleanly; SIGHUP reloads the config file (log_level, the ring's\n"
+    "key files and the client secrets file take effect, other changes at the next start).\n";
 
 // The signals that stop the daemon cleanly (it leaves the ring, tells its clients, removes its
 // socket): every catchable one whose default would end it, but for SIGHUP (a reload) and those

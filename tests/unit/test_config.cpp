@@ -105,6 +105,8 @@ TEST_CASE("the example configuration is accepted and says what the defaults are"
   CHECK(c.ring.min_rotation_us == d.ring.min_rotation_us);
   CHECK(c.ring.token_loss_us == d.ring.token_loss_us);
   CHECK(c.ring.personal_window == d.ring.personal_window);
+  CHECK(c.tcp_auth == d.tcp_auth);
+  CHECK(c.secrets_file == d.secrets_file);
 }
 
 TEST_CASE("config errors name the key", "[config]") {

@@ -279,12 +279,11 @@ void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
       handle_auth(id, s, f.body);
     } else {
       ++stats_.bad_frames;
+      std::string verb = std::to_string(static_cast<int>(f.verb));
       refuse_auth(id, s,
                   "daemon " + cfg_.name + " requires TCP clients to authenticate: answer its "
-                  "challenge with auth (verb 7), not verb " + std::to_string(static_cast<int>(f.verb)) +
-                  "; closing",
-                  "did not authenticate (sent verb " + std::to_string(static_cast<int>(f.verb)) +
-                  " instead of auth)");
+                  "challenge with auth (verb 7), not verb " + verb + "; closing",
+                  "did not authenticate (sent verb " + verb + " instead of auth)");
     }
     return;
   }
@@ -395,7 +394,8 @@ void ClientHub::handle_auth(ConnId id, Session& s, std::string_view body) {
   auto a = proto::decode_auth(body);
   if (!a) {
     ++stats_.bad_frames;
-    refuse_auth(id, s, "auth frame does not decode; closing", "sent an auth frame that does not decode");
+    refuse_auth(id, s, "auth frame does not decode; closing",
+                "sent an auth frame that does not decode");
     return;
   }
   if (a->method != clientauth::kMethodSecret) {
@@ -448,10 +448,9 @@ void ClientHub::refuse_auth(ConnId id, Session& s, const std::string& to_client,
   s.closing = true;
 }
 
-void ClientHub::finish_hello(ConnId id, Session& s, const proto::Hello& hello) {
-  const proto::Hello* h = &hello;
-  std::string name = h->name;
-  if (h->flags & proto::kHelloGenerateName) name = generate_name();
+void ClientHub::finish_hello(ConnId id, Session& s, const proto::Hello& h) {
+  std::string name = h.name;
+  if (h.flags & proto::kHelloGenerateName) name = generate_name();
   std::string pg = names::private_group(name, cfg_.name);
   if (by_group_.count(pg) || departing_.count(pg)) {
     send_error(id, ErrorCode::kNameTaken, name,
@@ -462,9 +461,10 @@ void ClientHub::finish_hello(ConnId id, Session& s, const proto::Hello& hello) {
     s.closing = true;
     return;
   }
+  AGENT_CHECK(!needs_auth(s.peer) || !s.peer.tcp_user.empty());  // no welcome without auth
   s.connected = true;
-  s.want_membership = (h->flags & proto::kHelloWantMembership) != 0;
-  s.positions = (h->flags & proto::kHelloPositions) != 0;
+  s.want_membership = (h.flags & proto::kHelloWantMembership) != 0;
+  s.positions = (h.flags & proto::kHelloPositions) != 0;
   if (s.positions) ++positions_sessions_;
   s.private_group = pg;
   by_group_.emplace(pg, id);

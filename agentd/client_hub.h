@@ -208,7 +208,8 @@ class ClientHub {
   void handle_auth(ConnId id, Session& s, std::string_view body);
   // Refuses a client that did not authenticate (error 20, closed); log_line: what the daemon
   // logs (rate-limited), "" for nothing.
-  void refuse_auth(ConnId id, Session& s, const std::string& to_client, const std::string& log_line);
+  void refuse_auth(ConnId id, Session& s, const std::string& to_client,
+                   const std::string& log_line);
   void handle_multicast(ConnId id, Session& s, std::string_view body);
   void handle_history(ConnId id, Session& s, std::string_view body);
   // Checks and submits a join; false (an error sent) when refused.

@@ -14,14 +14,22 @@ using proto::ErrorCode;
 using proto::Verb;
 
 ClientHub::ClientHub(const Config& cfg, ClientIo& io, Submit submit)
-    : cfg_(cfg), io_(io), submit_(std::move(submit)), state_(cfg.name) {}
+    : cfg_(cfg), io_(io), submit_(std::move(submit)), state_(cfg.name), secrets_(cfg.tcp_secrets) {}
+
+bool ClientHub::needs_auth(const Peer& peer) const {
+  return peer.kind == Peer::Kind::kTcp && cfg_.tcp_auth == Config::TcpAuth::kSecret;
+}
+
+void ClientHub::set_secrets(std::shared_ptr<const clientauth::Secrets> secrets) {
+  secrets_ = std::move(secrets);
+}
 
 std::string Peer::describe() const {
   switch (kind) {
     case Kind::kUnix:
       return "uid " + std::to_string(uid) + " (pid " + std::to_string(pid) + ")";
     case Kind::kTcp:
-      return address;
+      return tcp_user.empty() ? address : address + " (tcpuser " + tcp_user + ")";
     case Kind::kUnknown:
       break;
   }
@@ -44,11 +52,13 @@ bool Peer::matches(const Principal& p) const {
              (gid == p.id || std::find(groups.begin(), groups.end(), p.id) != groups.end());
     case K::kTcpAny: return kind == Kind::kTcp;
     case K::kTcpAddress: return kind == Kind::kTcp && address == p.address;
+    case K::kTcpUserAny: return kind == Kind::kTcp && !tcp_user.empty();
+    case K::kTcpUser: return kind == Kind::kTcp && !tcp_user.empty() && tcp_user == p.address;
   }
   return false;
 }
 
-bool ClientHub::on_open(ConnId id, uint64_t now_us, Peer peer) {
+bool ClientHub::on_open(ConnId id, uint64_t now_us, Peer peer, std::string_view nonce) {
   now_us_ = std::max(now_us_, now_us);
   std::string user = peer.user_key();
   if (!user.empty() && cfg_.max_clients_per_user > 0 &&
@@ -99,6 +109,11 @@ bool ClientHub::on_open(ConnId id, uint64_t now_us, Peer peer) {
       sessions_.emplace(id, Session(cfg_.max_message_bytes + proto::kFrameOverheadBytes));
   AGENT_CHECK(added);  // an id names one open connection
   if (!user.empty()) ++per_user_[user];
+  if (needs_auth(peer)) {
+    // The shell's randomness: a nonce that repeated would let a recorded answer in.
+    AGENT_CHECK(nonce.size() == clientauth::kNonceBytes);
+    it->second.nonce.assign(nonce);
+  }
   it->second.peer = std::move(peer);
   it->second.opened_due = now_us + uint64_t{cfg_.hello_timeout_ms} * 1000;
   hello_due_.emplace_back(it->second.opened_due, id);
@@ -258,6 +273,20 @@ void ClientHub::send_error(ConnId id, ErrorCode code, std::string subject, std::
 }
 
 void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
+  if (s.challenged) {
+    // Between the challenge and the welcome only the answer is taken.
+    if (f.verb == Verb::kAuth) {
+      handle_auth(id, s, f.body);
+    } else {
+      ++stats_.bad_frames;
+      std::string verb = std::to_string(static_cast<int>(f.verb));
+      refuse_auth(id, s,
+                  "daemon " + cfg_.name + " requires TCP clients to authenticate: answer its "
+                  "challenge with auth (verb 7), not verb " + verb + "; closing",
+                  "did not authenticate (sent verb " + verb + " instead of auth)");
+    }
+    return;
+  }
   if (!s.connected && f.verb != Verb::kHello) {
     ++stats_.bad_frames;
     send_error(id, ErrorCode::kNotConnected, "", "the first frame must be hello; closing");
@@ -313,6 +342,11 @@ void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
     case Verb::kBye:
       s.closing = true;
       return;
+    case Verb::kAuth:
+      ++stats_.bad_frames;
+      send_error(id, ErrorCode::kAuthFailed, "",
+                 "auth is only the answer to a challenge, and this connection has none pending");
+      return;
     default:
       ++stats_.bad_frames;
       send_error(id, ErrorCode::kUnknownVerb, "",
@@ -337,14 +371,86 @@ void ClientHub::handle_hello(ConnId id, Session& s, std::string_view body) {
     s.closing = true;
     return;
   }
-  std::string name = h->name;
-  if (h->flags & proto::kHelloGenerateName) {
-    name = generate_name();
-  } else if (!names::valid_private_name(name)) {
-    send_error(id, ErrorCode::kIllegalName, name, names::explain_private_name(name));
+  if (!(h->flags & proto::kHelloGenerateName) && !names::valid_private_name(h->name)) {
+    send_error(id, ErrorCode::kIllegalName, h->name, names::explain_private_name(h->name));
     s.closing = true;
     return;
   }
+  if (needs_auth(s.peer)) {
+    // The welcome waits for the answer to a challenge; the response covers this hello.
+    s.hello = std::move(*h);
+    s.hello_body.assign(body);
+    s.challenged = true;
+    frame_.clear();
+    proto::encode(frame_, proto::Challenge{clientauth::kMethodSecret, s.nonce});
+    io_.send(id, frame_);
+    return;
+  }
+  finish_hello(id, s, *h);
+}
+
+void ClientHub::handle_auth(ConnId id, Session& s, std::string_view body) {
+  s.challenged = false;
+  auto a = proto::decode_auth(body);
+  if (!a) {
+    ++stats_.bad_frames;
+    refuse_auth(id, s, "auth frame does not decode; closing",
+                "sent an auth frame that does not decode");
+    return;
+  }
+  if (a->method != clientauth::kMethodSecret) {
+    refuse_auth(id, s,
+                "auth method " + std::to_string(a->method) + " is not the challenge's (" +
+                    std::to_string(clientauth::kMethodSecret) + "); closing",
+                "answered with auth method " + std::to_string(a->method));
+    return;
+  }
+  static const clientauth::Secrets kNone;
+  auto verdict = clientauth::verify(secrets_ ? *secrets_ : kNone, a->name, a->mac, s.nonce,
+                                    s.hello_body);
+  // One answer per nonce: a second try on this connection would need a new challenge.
+  s.nonce.clear();
+  if (verdict != clientauth::Verdict::kOk) {
+    // The client is not told which of name and secret was wrong (names would be guessable);
+    // the log says.
+    std::string shown = clientauth::valid_name(a->name) ? a->name : "(not a valid name)";
+    refuse_auth(id, s,
+                "authentication failed: daemon " + cfg_.name +
+                    " does not accept this name and secret (clients.secrets_file); closing",
+                "failed to authenticate as '" + shown + "': " + clientauth::to_string(verdict) +
+                    (verdict == clientauth::Verdict::kUnknownName
+                         ? " (not in clients.secrets_file)"
+                         : ""));
+    return;
+  }
+  s.peer.tcp_user = a->name;
+  proto::Hello h = std::move(s.hello);
+  s.hello_body.clear();
+  finish_hello(id, s, h);
+}
+
+void ClientHub::refuse_auth(ConnId id, Session& s, const std::string& to_client,
+                            const std::string& log_line) {
+  // One line, then at most one per 10 s with the count: a client guessing secrets, or many
+  // clients without them, must not flood the log.
+  ++auth_failures_;
+  if (auth_failures_logged_at_ == 0 || now_us_ >= auth_failures_logged_at_ + 10'000'000) {
+    AGENT_LOG(kWarn, "refused TCP client " << s.peer.describe() << ": " << log_line
+                         << (auth_failures_ > 1
+                                 ? "; " + std::to_string(auth_failures_ - 1) +
+                                       " more refused authentications since the last report"
+                                 : std::string()));
+    auth_failures_ = 0;
+    auth_failures_logged_at_ = std::max<uint64_t>(now_us_, 1);
+  }
+  send_error(id, ErrorCode::kAuthFailed, "", to_client);
+  s.challenged = false;
+  s.closing = true;
+}
+
+void ClientHub::finish_hello(ConnId id, Session& s, const proto::Hello& h) {
+  std::string name = h.name;
+  if (h.flags & proto::kHelloGenerateName) name = generate_name();
   std::string pg = names::private_group(name, cfg_.name);
   if (by_group_.count(pg) || departing_.count(pg)) {
     send_error(id, ErrorCode::kNameTaken, name,
@@ -355,16 +461,19 @@ void ClientHub::handle_hello(ConnId id, Session& s, std::string_view body) {
     s.closing = true;
     return;
   }
+  AGENT_CHECK(!needs_auth(s.peer) || !s.peer.tcp_user.empty());  // no welcome without auth
   s.connected = true;
-  s.want_membership = (h->flags & proto::kHelloWantMembership) != 0;
-  s.positions = (h->flags & proto::kHelloPositions) != 0;
+  s.want_membership = (h.flags & proto::kHelloWantMembership) != 0;
+  s.positions = (h.flags & proto::kHelloPositions) != 0;
   if (s.positions) ++positions_sessions_;
   s.private_group = pg;
   by_group_.emplace(pg, id);
   frame_.clear();
   proto::encode(frame_, proto::Welcome{proto::kVersion, pg, cfg_.name, cfg_.max_message_bytes});
   io_.send(id, frame_);
-  AGENT_LOG(kInfo, "client " << pg << " connected");
+  AGENT_LOG(kInfo, "client " << pg << " connected"
+                              << (s.peer.tcp_user.empty() ? ""
+                                                          : " (tcpuser " + s.peer.tcp_user + ")"));
 }
 
 void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {

@@ -34,7 +34,9 @@ struct Peer {
   std::vector<uint32_t> groups;  // supplementary groups (Unix)
   int32_t pid = 0;
   std::string address;  // TCP
-  // "uid 1000 (pid 42)", "127.0.0.1": for messages.
+  // A TCP client that authenticated: its name in clients.secrets_file (tcpuser: principals).
+  std::string tcp_user;
+  // "uid 1000 (pid 42)", "127.0.0.1", "127.0.0.1 (tcpuser alice)": for messages.
   std::string describe() const;
   // The key the per-user limit counts by ("" for unknown peers: not counted).
   std::string user_key() const;
@@ -106,7 +108,15 @@ class ClientHub {
 
   // False when the connection is refused (too many clients); the hub has then closed it.
   // now_us: when (microseconds, any fixed origin): the hello is due hello_timeout_ms later.
-  bool on_open(ConnId id, uint64_t now_us = 0, Peer peer = {});
+  // nonce: clientauth::kNonceBytes fresh random bytes for a client that must authenticate
+  // (needs_auth(peer)): the challenge its hello gets. Ignored for others.
+  bool on_open(ConnId id, uint64_t now_us = 0, Peer peer = {}, std::string_view nonce = {});
+  // Whether a client connecting from peer must authenticate before its welcome: a TCP client
+  // while clients.tcp_auth = "secret".
+  bool needs_auth(const Peer& peer) const;
+  // The secrets TCP clients authenticate against (clients.secrets_file, reloaded on SIGHUP);
+  // connections already authenticated keep their name. Null: none (every name is unknown).
+  void set_secrets(std::shared_ptr<const clientauth::Secrets> secrets);
   // Closes connections whose hello is overdue at now_us (error 12).
   void expire(uint64_t now_us);
   // When the next hello falls due (~0: none waiting).
@@ -197,10 +207,23 @@ class ClientHub {
     std::string held;
     uint64_t log_error_at = 0;  // when it was last told the log lost its messages
     Peer peer;
+    // Authentication (TCP with clients.tcp_auth = "secret"): the nonce of its challenge, and
+    // the hello that waits for the answer (its body, as the response covers it).
+    std::string nonce;
+    bool challenged = false;  // the challenge went out; only auth may follow
+    proto::Hello hello;
+    std::string hello_body;
   };
 
   void handle_frame(ConnId id, Session& s, const proto::Frame& f);
   void handle_hello(ConnId id, Session& s, std::string_view body);
+  // The hello is accepted (after authentication where needed): the welcome, or why not.
+  void finish_hello(ConnId id, Session& s, const proto::Hello& h);
+  void handle_auth(ConnId id, Session& s, std::string_view body);
+  // Refuses a client that did not authenticate (error 20, closed); log_line: what the daemon
+  // logs (rate-limited), "" for nothing.
+  void refuse_auth(ConnId id, Session& s, const std::string& to_client,
+                   const std::string& log_line);
   void handle_multicast(ConnId id, Session& s, std::string_view body);
   void handle_history(ConnId id, Session& s, std::string_view body);
   // Checks and submits a join; false (an error sent) when refused.
@@ -275,6 +298,8 @@ class ClientHub {
   std::unordered_map<std::string, uint32_t> per_user_;  // connections by Peer::user_key()
   uint64_t now_us_ = 0;  // the latest time given (on_open, expire): for rate-limited log lines
   uint64_t denials_ = 0, denials_logged_at_ = 0;
+  uint64_t auth_failures_ = 0, auth_failures_logged_at_ = 0;  // refused authentications
+  std::shared_ptr<const clientauth::Secrets> secrets_;
   uint64_t user_refusals_ = 0, user_refusals_logged_at_ = 0;  // clients.max_clients_per_user  // access refusals not logged yet / last line
   std::string multicast_event_;  // handle_multicast encodes here; submit_ leaves a spare
   uint64_t generated_names_ = 0;

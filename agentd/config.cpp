@@ -56,8 +56,19 @@ std::string parse_principal(const std::string& text, Principal& p) {
       p.kind = Principal::Kind::kTcpAddress;
       p.address = what;
     }
+  } else if (kind == "tcpuser") {
+    if (what == "*") {
+      p.kind = Principal::Kind::kTcpUserAny;
+    } else if (clientauth::valid_name(what)) {
+      p.kind = Principal::Kind::kTcpUser;
+      p.address = what;
+    } else {
+      return "must be tcpuser:* or tcpuser:NAME (a name of clients.secrets_file: 1.." +
+             std::to_string(clientauth::kMaxNameBytes) + " of A-Z a-z 0-9 . _ @ -)";
+    }
   } else {
-    return "must be *, user:NAME, uid:N, group:NAME, gid:N, tcp:* or tcp:ADDRESS";
+    return "must be *, user:NAME, uid:N, group:NAME, gid:N, tcp:*, tcp:ADDRESS, tcpuser:* or "
+           "tcpuser:NAME";
   }
   return {};
 }
@@ -318,6 +329,16 @@ class Loader {
       Endpoint e;
       if (auto err = parse_endpoint(s, e); !err.empty()) problem(v, key + " = " + show(v) + ": " + err);
       else (key == "clients.tcp" ? cfg_.tcp : cfg_.ring.multicast) = e;
+    } else if (key == "clients.tcp_auth") {
+      if (!string_value(key, v, s)) return;
+      if (s == "secret") cfg_.tcp_auth = Config::TcpAuth::kSecret;
+      else if (s == "none") cfg_.tcp_auth = Config::TcpAuth::kNone;
+      else problem(v, key + " = " + show(v) + ": must be \"secret\" (TCP clients prove a shared "
+                                             "secret, clients.secrets_file) or \"none\"");
+    } else if (key == "clients.secrets_file") {
+      if (!string_value(key, v, s)) return;
+      if (s.empty()) problem(v, key + " = \"\": must name a secrets file (or leave the key out)");
+      else cfg_.secrets_file = s;
     } else if (key == "ring.udp_offload") {
       if (expect(key, v, v.is_boolean(), "true or false")) cfg_.ring.udp_offload = v.as_boolean();
     } else if (key == "ring.encrypt") {
@@ -512,6 +533,38 @@ std::string load_ring_keys(Config& cfg) {
     cfg.ring_keys.push_back(k);
   }
   return out;
+}
+
+const char* tcp_auth_name(Config::TcpAuth a) {
+  return a == Config::TcpAuth::kNone ? "none" : "secret";
+}
+
+bool tcp_listening(const Config& cfg) {
+  return !cfg.tcp.host.empty() &&
+         (cfg.tcp_auth == Config::TcpAuth::kNone || !cfg.secrets_file.empty());
+}
+
+std::string load_client_secrets(Config& cfg) {
+  cfg.tcp_secrets.reset();
+  if (cfg.secrets_file.empty() || cfg.tcp_auth != Config::TcpAuth::kSecret) return {};
+  auto secrets = std::make_shared<clientauth::Secrets>();
+  if (auto err = clientauth::load_secrets_file(cfg.secrets_file, *secrets); !err.empty()) {
+    auto it = cfg.origin.find("clients.secrets_file");
+    // A parse problem already starts with the file's name and line.
+    bool located = err.rfind(cfg.secrets_file + ":", 0) == 0 &&
+                   err.size() > cfg.secrets_file.size() + 1 &&
+                   std::isdigit(static_cast<unsigned char>(err[cfg.secrets_file.size() + 1]));
+    std::string prefix = (it == cfg.origin.end() ? "" : it->second + ": ") +
+                         std::string("clients.secrets_file ");
+    if (located) prefix = "clients.secrets_file: ";
+    std::string out;
+    std::istringstream in(err);
+    for (std::string line; std::getline(in, line);)
+      out += (out.empty() ? "" : "\n") + prefix + line;
+    return out;
+  }
+  cfg.tcp_secrets = std::move(secrets);
+  return {};
 }
 
 uint64_t token_hold_for(const RingSettings& r) {

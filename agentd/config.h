@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "agentd/log.h"
+#include "transport/client_auth.h"
 #include "transport/ring_seal.h"
 
 namespace agent::daemon {
@@ -82,13 +84,15 @@ const char* durability_name(PersistSettings::Durability d);
 
 // Who may join and send to groups (the [[access]] rules). A principal is "*" (anyone),
 // "user:NAME", "uid:N", "group:NAME", "gid:N" (Unix-socket clients, by the peer credentials
-// the kernel gives), "tcp:*" or "tcp:ADDRESS" (TCP clients, by address). Names are resolved
-// when the configuration is loaded.
+// the kernel gives), "tcp:*" or "tcp:ADDRESS" (TCP clients, by address), "tcpuser:*" or
+// "tcpuser:NAME" (TCP clients that authenticated, by their name in clients.secrets_file).
+// User and group names are resolved when the configuration is loaded; tcpuser names are the
+// secrets file's, a namespace of their own (a secrets entry "root" is not the Unix root).
 struct Principal {
-  enum class Kind { kAnyone, kUid, kGid, kTcpAny, kTcpAddress };
+  enum class Kind { kAnyone, kUid, kGid, kTcpAny, kTcpAddress, kTcpUserAny, kTcpUser };
   Kind kind = Kind::kAnyone;
   uint32_t id = 0;      // kUid, kGid
-  std::string address;  // kTcpAddress
+  std::string address;  // kTcpAddress; kTcpUser: the name
   std::string text;     // as written, for messages
 };
 struct AccessRule {
@@ -125,6 +129,14 @@ struct Config {
   uint32_t max_clients_per_user = 256;
   std::vector<AccessRule> access;  // first rule whose groups match a group decides
   Endpoint tcp{"127.0.0.1", 4803};               // host "" disables
+  // How TCP clients prove who they are (docs/security.md). kSecret: by a challenge-response
+  // over a shared secret of clients.secrets_file; without that file the TCP listener stays
+  // closed. kNone: not at all (known by address only), by explicit choice.
+  enum class TcpAuth { kSecret, kNone };
+  TcpAuth tcp_auth = TcpAuth::kSecret;
+  std::string secrets_file;  // "" : none (no authenticated TCP)
+  // Read from secrets_file at start and on SIGHUP; null without one.
+  std::shared_ptr<const clientauth::Secrets> tcp_secrets;
   uint32_t max_clients = 1024;
   // A connection that has not said hello by then is closed (error 12): idle connections
   // cannot hold the client slots. Time the daemon does not read clients (the ring's queue is
@@ -196,6 +208,13 @@ std::string validate(const Config& cfg);
 std::string load_ring_keys(Config& cfg);
 // Whether the ring's datagrams are sealed (a key is configured and the ring has peers).
 bool ring_sealed(const Config& cfg);
+// Reads clients.secrets_file into cfg.tcp_secrets (when set): "" or what is wrong, naming
+// where the key was set and the file.
+std::string load_client_secrets(Config& cfg);
+// Whether the daemon opens its TCP listener: clients.tcp is on, and TCP clients either
+// authenticate against a secrets file or (tcp_auth = "none") need not.
+bool tcp_listening(const Config& cfg);
+const char* tcp_auth_name(Config::TcpAuth a);
 
 // The settings that differ between a and b, by key, for a reload: which of them take effect.
 std::vector<std::string> changed_keys(const Config& a, const Config& b);

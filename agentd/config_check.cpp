@@ -69,6 +69,13 @@ class Checker {
   void check_clients() {
     if (cfg_.unix_socket.empty() && cfg_.tcp.host.empty())
       say("clients.unix_socket", "\"\": no client listener (clients.tcp is off too): set one");
+    else if (cfg_.unix_socket.empty() && !tcp_listening(cfg_))
+      say("clients.unix_socket", "\"\": no client listener (clients.tcp stays closed without "
+                                 "clients.secrets_file, since clients.tcp_auth = \"secret\"): "
+                                 "set clients.secrets_file, or a Unix socket");
+    if (cfg_.tcp_auth == Config::TcpAuth::kNone && !cfg_.secrets_file.empty())
+      say("clients.secrets_file", "\"" + cfg_.secrets_file + "\": clients.tcp_auth = \"none\" "
+                                  "asks TCP clients for no secret: remove one of the two");
     if (cfg_.unix_socket.size() >= sizeof(sockaddr_un{}.sun_path))
       say("clients.unix_socket", "\"" + cfg_.unix_socket + "\": longer than " +
                                      std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
@@ -198,6 +205,11 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
   differ("daemon.priority", a.priority != b.priority);
   differ("clients.unix_socket", a.unix_socket != b.unix_socket);
   differ("clients.tcp", a.tcp.host != b.tcp.host || a.tcp.port != b.tcp.port);
+  differ("clients.tcp_auth", a.tcp_auth != b.tcp_auth);
+  // The file's name, and what it holds (entries added, removed or changed under one name).
+  differ("clients.secrets_file",
+         a.secrets_file != b.secrets_file || !a.tcp_secrets != !b.tcp_secrets ||
+             (a.tcp_secrets && b.tcp_secrets && *a.tcp_secrets != *b.tcp_secrets));
   for (auto& k : int_keys()) differ(k.key, k.get(a) != k.get(b));
   differ("ring.udp_offload", a.ring.udp_offload != b.ring.udp_offload);
   differ("ring.encrypt", a.ring.encrypt != b.ring.encrypt);

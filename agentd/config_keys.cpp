@@ -57,6 +57,7 @@ const std::vector<IntKey> kIntKeys = {
 const char* kOtherKeys[] = {"daemon.name",      "daemon.log_level", "daemon.state_dir",
                             "daemon.priority",  "clients.unix_socket", "clients.tcp",
                             "clients.unix_mode", "clients.unix_group",
+                            "clients.tcp_auth", "clients.secrets_file",
                             "ring.udp_offload", "ring.multicast",   "ring.daemons",
                             "ring.key_file",    "ring.accept_key_file", "ring.encrypt"};
 

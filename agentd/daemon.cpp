@@ -19,6 +19,7 @@
 #include <memory>
 
 #include <caf/io/all.hpp>
+#include <openssl/rand.h>
 
 #include "agentd/caf_adapter.h"
 #include "agentd/client_sockets.h"
@@ -76,6 +77,14 @@ Peer peer_of(int fd, bool with_groups) {
   p.kind = Peer::Kind::kTcp;
   p.address = host;
   return p;
+}
+
+// A challenge's nonce: kNonceBytes from OpenSSL's generator; "" if it failed.
+std::string fresh_nonce() {
+  std::string n(clientauth::kNonceBytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(n.data()), static_cast<int>(n.size())) != 1)
+    return {};
+  return n;
 }
 
 Time now_us() {
@@ -350,7 +359,16 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         // reading), while the ring's queue has room.
         st->guarded([&] {
           ConnId id = st->clients.add(m.handle);
-          st->core.on_open(id, now_us(), peer_of(static_cast<int>(id), st->access_by_group));
+          Peer peer = peer_of(static_cast<int>(id), st->access_by_group);
+          std::string nonce;
+          if (st->core.hub().needs_auth(peer) && (nonce = fresh_nonce()).empty()) {
+            AGENT_LOG(kError, "refused TCP client " << peer.describe()
+                                  << ": no random bytes for its challenge (RAND_bytes failed)");
+            st->clients.close(id);
+            st->clients.flush();
+            return;
+          }
+          st->core.on_open(id, now_us(), std::move(peer), nonce);
           st->run();  // the welcome or refusal goes out; the hello's deadline is timed
         });
       },
@@ -407,6 +425,9 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         for (size_t i = 0; i < keys.size(); ++i)
           std::memcpy(keys[i].data(), bytes.data() + i * ringseal::kKeyBytes, ringseal::kKeyBytes);
         if (!keys.empty()) st->guarded([&] { st->ring.set_keys(std::move(keys)); });
+      },
+      [=](secrets_atom, const SecretsPtr& secrets) {
+        st->guarded([&] { st->core.set_client_secrets(secrets); });
       },
       [=](shutdown_atom) {
         AGENT_LOG(kInfo, "shutting down: " << st->core.hub().client_count() << " clients connected");

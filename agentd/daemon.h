@@ -14,6 +14,9 @@ namespace agent::daemon {
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 // New ring keys (SIGHUP): a string of 32-byte keys, the first seals.
 using rekey_atom = caf::atom_constant<caf::atom("rekey")>;
+// New client secrets (SIGHUP): clients.secrets_file as read again.
+using secrets_atom = caf::atom_constant<caf::atom("secrets")>;
+using SecretsPtr = std::shared_ptr<const clientauth::Secrets>;
 
 // unix_fd, tcp_fd: listening sockets created by the caller, or -1. log: the opened message
 // log (persistence on), or null.
@@ -21,3 +24,5 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
                            std::shared_ptr<persist::MessageLog> log);
 
 }  // namespace agent::daemon
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(agent::daemon::SecretsPtr)

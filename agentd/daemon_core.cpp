@@ -63,13 +63,13 @@ DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& i
   }
 }
 
-bool DaemonCore::on_open(ConnId id, Time now, Peer peer) {
+bool DaemonCore::on_open(ConnId id, Time now, Peer peer, std::string_view nonce) {
   now_ = std::max(now_, now);
   if (stopped_) {
     io_.close(id);
     return false;
   }
-  return hub_.on_open(id, now_, std::move(peer));
+  return hub_.on_open(id, now_, std::move(peer), nonce);
 }
 
 Time DaemonCore::next_timeout() const {

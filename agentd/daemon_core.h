@@ -96,8 +96,13 @@ class DaemonCore {
   DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& io, Time now,
              RingTap* tap = nullptr);
 
-  // Client connections. on_open: false when refused (the hub has closed it).
-  bool on_open(ConnId id, Time now, Peer peer = {});
+  // Client connections. on_open: false when refused (the hub has closed it). nonce: fresh
+  // random bytes for a client that must authenticate (ClientHub::on_open).
+  bool on_open(ConnId id, Time now, Peer peer = {}, std::string_view nonce = {});
+  // The secrets TCP clients authenticate against, anew (SIGHUP).
+  void set_client_secrets(std::shared_ptr<const clientauth::Secrets> secrets) {
+    hub_.set_secrets(std::move(secrets));
+  }
   void on_bytes(ConnId id, const char* data, size_t size, Time now);
   // The connection ended (the peer closed it, or it failed).
   void on_closed(ConnId id);

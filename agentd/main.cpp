@@ -53,7 +53,9 @@ const char* kUsage =
     "  -n, --name NAME       daemon name (default: the short host name)\n"
     "  -u, --unix PATH       client Unix socket (default /tmp/agentd.sock; \"\" disables)\n"
     "  -t, --tcp ADDR        client TCP endpoint host:port, [v6]:port or port\n"
-    "                        (default 127.0.0.1:4803; \"off\" disables)\n"
+    "                        (default 127.0.0.1:4803; \"off\" disables); it opens with\n"
+    "                        clients.secrets_file (TCP clients authenticate) or\n"
+    "                        clients.tcp_auth = \"none\" in the config file\n"
     "  -s, --state-dir DIR   where the daemon keeps its identity, locked while it runs\n"
     "                        (default /tmp/agentd-state/NAME)\n"
     "  -l, --log-level LVL   error, warn, info or debug (default info)\n"
@@ -61,8 +63,8 @@ const char* kUsage =
     "  -V, --version         show the version and exit\n"
     "\n"
     "Command-line options override the config file. SIGTERM, SIGINT, SIGQUIT, SIGUSR1 or\n"
-    "SIGUSR2 stop the daemon cleanly; SIGHUP reloads the config file (log_level and the ring's\n"
-    "key files take effect, other changes at the next start).\n";
+    "SIGUSR2 stop the daemon cleanly; SIGHUP reloads the config file (log_level, the ring's\n"
+    "key files and the client secrets file take effect, other changes at the next start).\n";
 
 // The signals that stop the daemon cleanly (it leaves the ring, tells its clients, removes its
 // socket): every catchable one whose default would end it, but for SIGHUP (a reload) and those
@@ -117,6 +119,7 @@ std::string build_config(const Options& o, daemon::Config& cfg) {
     return "--log-level " + o.level + ": must be error, warn, info or debug";
   if (auto err = daemon::validate(cfg); !err.empty()) return err;
   if (auto err = daemon::load_ring_keys(cfg); !err.empty()) return err;
+  if (auto err = daemon::load_client_secrets(cfg); !err.empty()) return err;
   if (cfg.state_dir.empty()) cfg.state_dir = daemon::default_state_dir(cfg.name);
   return {};
 }
@@ -133,9 +136,14 @@ std::string summary(const daemon::Config& cfg) {
     s += ", ring NOT authenticated";
   s += ", clients on ";
   if (!cfg.unix_socket.empty()) s += cfg.unix_socket;
-  if (!cfg.tcp.host.empty())
+  if (daemon::tcp_listening(cfg))
     s += std::string(cfg.unix_socket.empty() ? "" : " and ") + "TCP " + cfg.tcp.host + ":" +
-         std::to_string(cfg.tcp.port);
+         std::to_string(cfg.tcp.port) +
+         (cfg.tcp_secrets ? " (authenticated, " + std::to_string(cfg.tcp_secrets->by_name.size()) +
+                                " names)"
+                          : std::string(" (NOT authenticated)"));
+  else if (!cfg.tcp.host.empty())
+    s += " (TCP off: no clients.secrets_file)";
   return s + ", state in " + cfg.state_dir;
 }
 
@@ -149,7 +157,8 @@ void print_problems(const std::string& text) {
 // SIGHUP: reads the file again. What can change while the daemon runs (the log level) takes
 // effect; other changes are named and wait for a restart; a file with problems changes nothing.
 void reload(const Options& o, daemon::Config& running,
-            const std::function<void(const std::vector<ringseal::Key>&)>& rekey) {
+            const std::function<void(const std::vector<ringseal::Key>&)>& rekey,
+            const std::function<void(const daemon::SecretsPtr&)>& resecret) {
   if (o.config_path.empty()) {
     AGENT_LOG(kInfo, "received SIGHUP: no configuration file to reload (started without --config)");
     return;
@@ -174,6 +183,10 @@ void reload(const Options& o, daemon::Config& running,
   // stays sealed; turning the keys on or off needs a restart.
   bool keys_live = daemon::ring_sealed(running) && daemon::ring_sealed(fresh);
   bool rekeyed = false;
+  // The secrets file is read again while TCP clients authenticate against one before and
+  // after; opening or closing the TCP listener, or changing tcp_auth, needs a restart.
+  bool secrets_live = running.tcp_secrets && fresh.tcp_secrets && daemon::tcp_listening(running) &&
+                      running.tcp_auth == fresh.tcp_auth;
   for (auto& key : changed) {
     if (key == "daemon.log_level") {
       running.log_level = fresh.log_level;
@@ -188,6 +201,14 @@ void reload(const Options& o, daemon::Config& running,
         rekeyed = true;
       }
       now += (now.empty() ? "" : ", ") + key;
+    } else if (key == "clients.secrets_file" && secrets_live) {
+      running.secrets_file = fresh.secrets_file;
+      running.tcp_secrets = fresh.tcp_secrets;
+      resecret(running.tcp_secrets);
+      AGENT_LOG(kInfo, "client secrets reloaded from " << running.secrets_file << ": "
+                           << running.tcp_secrets->by_name.size()
+                           << " names; connected clients keep theirs");
+      now += (now.empty() ? "" : ", ") + key;
     } else {
       later += (later.empty() ? "" : ", ") + key;
     }
@@ -201,7 +222,7 @@ void reload(const Options& o, daemon::Config& running,
   }
   AGENT_LOG(kInfo, "received SIGHUP: reloaded " << o.config_path
                        << (level_changed ? "; daemon.log_level takes effect now" : "")
-                       << (rekeyed ? "; " + now + " take effect now" : std::string())
+                       << (!now.empty() ? "; " + now + " take effect now" : std::string())
                        << (later.empty() ? std::string()
                                          : "; changed, taking effect at the next start: " + later));
 }
@@ -432,14 +453,36 @@ int main(int argc, char** argv) {
 
   // TCP first: once the Unix socket answers, both listeners are up.
   int tcp_fd = -1;
-  if (!cfg.tcp.host.empty()) {
+  std::string tcp_where = cfg.tcp.host + ":" + std::to_string(cfg.tcp.port);
+  if (daemon::tcp_listening(cfg)) {
     std::string err;
     tcp_fd = listen_tcp(cfg.tcp, err);
     if (tcp_fd < 0) {
       AGENT_LOG(kError, err);
       return 1;
     }
-    AGENT_LOG(kInfo, "listening for clients on TCP " << cfg.tcp.host << ":" << cfg.tcp.port);
+    if (cfg.tcp_auth == daemon::Config::TcpAuth::kNone) {
+      AGENT_LOG(kWarn, "listening for clients on TCP " << tcp_where
+                           << ", NOT authenticated (clients.tcp_auth = \"none\"): whoever can "
+                              "reach it may connect, known by address only");
+    } else {
+      AGENT_LOG(kInfo, "listening for clients on TCP " << tcp_where << ", authenticated by "
+                                                       << cfg.secrets_file << " ("
+                                                       << cfg.tcp_secrets->by_name.size()
+                                                       << " names)");
+      if (cfg.tcp_secrets->by_name.empty())
+        AGENT_LOG(kWarn, "clients.secrets_file " << cfg.secrets_file
+                             << " names nobody: no TCP client can authenticate");
+    }
+  } else if (!cfg.tcp.host.empty()) {
+    // Said outright, louder where clients.tcp was set on purpose.
+    std::string why = "not listening for clients on TCP " + tcp_where +
+                      ": TCP clients must authenticate (clients.tcp_auth = \"secret\") and no "
+                      "clients.secrets_file is set; set clients.secrets_file = FILE (lines 'NAME "
+                      "SECRET', mode 0600) to let them in, or clients.tcp_auth = \"none\" to "
+                      "listen without authentication (docs/security.md)";
+    if (cfg.origin.count("clients.tcp")) AGENT_LOG(kWarn, why);
+    else AGENT_LOG(kInfo, why);
   }
 
   int unix_fd = -1;
@@ -480,6 +523,8 @@ int main(int argc, char** argv) {
           std::string bytes;
           for (auto& k : keys) bytes.append(reinterpret_cast<const char*>(k.data()), k.size());
           self->send(d, daemon::rekey_atom::value, bytes);
+        }, [&](const daemon::SecretsPtr& secrets) {
+          self->send(d, daemon::secrets_atom::value, secrets);
         });
       } else if (sig > 0 && !stopping) {
         AGENT_LOG(kInfo, "received " << signal_name(sig) << ": stopping");

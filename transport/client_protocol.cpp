@@ -38,6 +38,7 @@ const char* error_name(ErrorCode c) {
     case ErrorCode::kNotPersistent: return "not a persistent group";
     case ErrorCode::kLogFailed: return "message log failed";
     case ErrorCode::kAccessDenied: return "access denied";
+    case ErrorCode::kAuthFailed: return "authentication failed";
   }
   return "unknown error";
 }
@@ -94,6 +95,21 @@ void encode(std::string& out, const Hello& m) {
   w.u16(m.version);
   w.u8(m.flags);
   w.str8(m.name);
+  finish(out, s);
+}
+void encode(std::string& out, const Challenge& m) {
+  size_t s = begin(out, Verb::kChallenge);
+  wire::Writer w(out);
+  w.u8(m.method);
+  w.str8(m.nonce);
+  finish(out, s);
+}
+void encode(std::string& out, const Auth& m) {
+  size_t s = begin(out, Verb::kAuth);
+  wire::Writer w(out);
+  w.u8(m.method);
+  w.str8(m.name);
+  w.str8(m.mac);
   finish(out, s);
 }
 void encode_join(std::string& out, std::string_view g) { encode_group_request(out, Verb::kJoin, g); }
@@ -358,6 +374,24 @@ std::optional<Error> decode_error(std::string_view body) {
   m.code = static_cast<ErrorCode>(r.u16());
   m.subject = std::string(r.str8());
   m.text = std::string(r.bytes32());
+  if (!r.done()) return std::nullopt;
+  return m;
+}
+
+std::optional<Challenge> decode_challenge(std::string_view body) {
+  wire::Reader r(body);
+  Challenge m;
+  m.method = r.u8();
+  m.nonce = std::string(r.str8());
+  if (!r.done()) return std::nullopt;
+  return m;
+}
+std::optional<Auth> decode_auth(std::string_view body) {
+  wire::Reader r(body);
+  Auth m;
+  m.method = r.u8();
+  m.name = std::string(r.str8());
+  m.mac = std::string(r.str8());
   if (!r.done()) return std::nullopt;
   return m;
 }

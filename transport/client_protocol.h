@@ -29,6 +29,7 @@ enum class Verb : uint8_t {
   kMulticast = 0x04,
   kBye = 0x05,
   kHistory = 0x06,
+  kAuth = 0x07,  // the answer to a challenge (authenticated TCP, transport/client_auth.h)
   // daemon -> client
   kWelcome = 0x81,
   kData = 0x82,
@@ -36,6 +37,7 @@ enum class Verb : uint8_t {
   kError = 0x84,
   kPositionedData = 0x85,  // data with its position (hello flag kHelloPositions, and history)
   kHistoryEnd = 0x86,
+  kChallenge = 0x87,  // the answer to hello where the client must authenticate first
 };
 
 // Service bits; the values are Spread's so that sp.h maps one to one.
@@ -94,6 +96,7 @@ enum class ErrorCode : uint16_t {
   kNotPersistent = 17,   // history of a group this daemon keeps no log of
   kLogFailed = 18,       // the message log could not be read or written
   kAccessDenied = 19,    // an access rule does not let this client join or send to the group
+  kAuthFailed = 20,      // authentication required and not given, or name/secret refused; closed
 };
 const char* error_name(ErrorCode c);
 
@@ -159,6 +162,16 @@ struct HistoryEnd {
   uint64_t ring = 0;   // the last entry's position (the request's start when none was sent)
   uint64_t ordinal = 0;
 };
+// The daemon's challenge: answer with an Auth for the nonce (transport/client_auth.h).
+struct Challenge {
+  uint8_t method = 1;  // 1: a shared secret, HMAC-SHA256
+  std::string nonce;   // kNonceBytes random bytes, fresh for every connection
+};
+struct Auth {
+  uint8_t method = 1;
+  std::string name;  // the entry of the secrets file the client proves it knows
+  std::string mac;   // the response (clientauth::response)
+};
 struct Error {
   ErrorCode code = ErrorCode::kMalformedFrame;
   std::string subject;  // the group or name concerned, may be empty
@@ -191,6 +204,8 @@ void encode(std::string& out, const Membership& m);
 void encode(std::string& out, const Error& m);
 void encode(std::string& out, const History& m);
 void encode(std::string& out, const HistoryEnd& m);
+void encode(std::string& out, const Challenge& m);
+void encode(std::string& out, const Auth& m);
 
 // Splits a byte stream into frames. feed() takes bytes; next() yields one frame at a time.
 struct Frame {
@@ -244,5 +259,7 @@ std::optional<History> decode_history(std::string_view body);
 std::optional<HistoryEnd> decode_history_end(std::string_view body);
 std::optional<Membership> decode_membership(std::string_view body);
 std::optional<Error> decode_error(std::string_view body);
+std::optional<Challenge> decode_challenge(std::string_view body);
+std::optional<Auth> decode_auth(std::string_view body);
 
 }  // namespace agent::proto

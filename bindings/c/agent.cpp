@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "transport/client_auth.h"
 #include "transport/client_protocol.h"
 #include "transport/names.h"
 #include "transport/wire.h"
@@ -278,6 +279,7 @@ int map_error(proto::ErrorCode code) {
     case proto::ErrorCode::kIllegalName: return AGENT_ERR_ILLEGAL_NAME;
     case proto::ErrorCode::kNameTaken: return AGENT_ERR_NAME_TAKEN;
     case proto::ErrorCode::kVersionMismatch: return AGENT_ERR_VERSION;
+    case proto::ErrorCode::kAuthFailed: return AGENT_ERR_AUTH;
     default: return AGENT_ERR_REJECTED;
   }
 }
@@ -472,12 +474,55 @@ int flush_out(agent_conn* c) {
   return rc;
 }
 
-}  // namespace
 
-extern "C" {
+// Who the client is where a daemon asks (TCP with authentication).
+struct Credentials {
+  std::string user, secret;
+};
 
-int agent_connect(const char* daemon, const char* name, int flags, int timeout_ms,
-                  agent_conn** out) {
+// The credentials of the environment: $AGENT_SECRET_FILE (lines "NAME SECRET", mode 0600) and
+// $AGENT_USER (the line to use; may be left out when the file has one). False when there are
+// none that can be used.
+bool credentials_from_env(Credentials& out) {
+  const char* file = std::getenv("AGENT_SECRET_FILE");
+  if (!file || !*file) return false;
+  agent::clientauth::Secrets secrets;
+  if (!agent::clientauth::load_secrets_file(file, secrets).empty()) return false;
+  const char* user = std::getenv("AGENT_USER");
+  if (user && *user) {
+    auto it = secrets.by_name.find(user);
+    if (it == secrets.by_name.end()) return false;
+    out = {it->first, it->second};
+    return true;
+  }
+  if (secrets.by_name.size() != 1) return false;
+  out = {secrets.by_name.begin()->first, secrets.by_name.begin()->second};
+  return true;
+}
+
+// The first frame after hello is buffered: a welcome fills in c, an error says why not.
+int take_welcome(agent_conn* c) {
+  proto::Verb verb;
+  std::string_view body;
+  next_frame(c, verb, body);
+  if (verb == proto::Verb::kWelcome) {
+    auto w = proto::decode_welcome(body);
+    if (!w) return AGENT_ERR_PROTOCOL;
+    c->private_group = w->private_group;
+    c->daemon = w->daemon;
+    c->max_message = w->max_message_bytes;
+    c->max_frame = w->max_message_bytes + proto::kFrameOverheadBytes;
+    return AGENT_OK;
+  }
+  if (verb == proto::Verb::kError) {
+    auto e = proto::decode_error(body);
+    return e ? map_error(e->code) : AGENT_ERR_PROTOCOL;
+  }
+  return AGENT_ERR_PROTOCOL;
+}
+
+int connect_with(const char* daemon, const char* name, int flags, int timeout_ms,
+                 const Credentials* given, agent_conn** out) {
   if (!out) return AGENT_ERR_INVALID;
   *out = nullptr;
   bool generate = (flags & AGENT_GENERATE_NAME) != 0;
@@ -504,6 +549,8 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
   h.name = generate ? "" : nm;
   std::string frame;
   proto::encode(frame, h);
+  // The hello's body: an authentication's response covers it.
+  std::string hello_body = frame.substr(proto::kFrameHeaderBytes);
   int rc = send_frame(c, frame);
   if (rc != AGENT_OK) {
     // A daemon that refuses the connection (too many clients) says why and closes, maybe
@@ -517,31 +564,38 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
   } else {
     rc = fill(c, remaining_ms(deadline, timeout_ms));
   }
+  if (rc == AGENT_OK && c->in_len > proto::kFrameHeaderBytes &&
+      static_cast<proto::Verb>(static_cast<uint8_t>(c->in[c->in_pos + 4])) ==
+          proto::Verb::kChallenge) {
+    // The daemon wants to know who this is: prove the secret of a name, then the welcome.
+    proto::Verb verb;
+    std::string_view body;
+    next_frame(c, verb, body);
+    auto ch = proto::decode_challenge(body);
+    Credentials env;
+    const Credentials* cred = given ? given : credentials_from_env(env) ? &env : nullptr;
+    if (!ch || ch->method != agent::clientauth::kMethodSecret ||
+        ch->nonce.size() != agent::clientauth::kNonceBytes) {
+      rc = AGENT_ERR_PROTOCOL;
+    } else if (!cred) {
+      rc = AGENT_ERR_AUTH;  // nothing to answer with
+    } else {
+      auto mac = agent::clientauth::response(cred->secret, ch->nonce, hello_body, cred->user);
+      proto::Auth a;
+      a.name = cred->user;
+      a.mac.assign(reinterpret_cast<const char*>(mac.data()), mac.size());
+      frame.clear();
+      proto::encode(frame, a);
+      rc = send_frame(c, frame);
+      if (rc != AGENT_OK) c->closed = false;  // the daemon's refusal may still be readable
+      rc = fill(c, remaining_ms(deadline, timeout_ms));
+    }
+  }
   if (rc == AGENT_ERR_TIMEOUT) {
     rc = AGENT_ERR_CONNECT;
     errno = ETIMEDOUT;  // no welcome in time
   }
-  if (rc == AGENT_OK) {
-    proto::Verb verb;
-    std::string_view body;
-    next_frame(c, verb, body);
-    if (verb == proto::Verb::kWelcome) {
-      auto w = proto::decode_welcome(body);
-      if (!w) {
-        rc = AGENT_ERR_PROTOCOL;
-      } else {
-        c->private_group = w->private_group;
-        c->daemon = w->daemon;
-        c->max_message = w->max_message_bytes;
-        c->max_frame = w->max_message_bytes + proto::kFrameOverheadBytes;
-      }
-    } else if (verb == proto::Verb::kError) {
-      auto e = proto::decode_error(body);
-      rc = e ? map_error(e->code) : AGENT_ERR_PROTOCOL;
-    } else {
-      rc = AGENT_ERR_PROTOCOL;
-    }
-  }
+  if (rc == AGENT_OK) rc = take_welcome(c);
   if (rc != AGENT_OK) {
     ::close(c->fd);
     delete c;
@@ -549,6 +603,27 @@ int agent_connect(const char* daemon, const char* name, int flags, int timeout_m
   }
   *out = c;
   return AGENT_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+int agent_connect(const char* daemon, const char* name, int flags, int timeout_ms,
+                  agent_conn** out) {
+  return connect_with(daemon, name, flags, timeout_ms, nullptr, out);
+}
+
+int agent_connect_auth(const char* daemon, const char* name, int flags, int timeout_ms,
+                       const char* user, const void* secret, size_t secret_len,
+                       agent_conn** out) {
+  if (!user || !secret) return AGENT_ERR_INVALID;
+  Credentials cred{user, std::string(static_cast<const char*>(secret), secret_len)};
+  if (!agent::clientauth::valid_name(cred.user) ||
+      cred.secret.size() < agent::clientauth::kMinSecretBytes ||
+      cred.secret.size() > agent::clientauth::kMaxSecretBytes)
+    return AGENT_ERR_INVALID;
+  return connect_with(daemon, name, flags, timeout_ms, &cred, out);
 }
 
 void agent_disconnect(agent_conn* c) {
@@ -740,6 +815,9 @@ const char* agent_strerror(int err) {
     case AGENT_ERR_INVALID: return "invalid argument";
     case AGENT_ERR_NOMEM: return "out of memory";
     case AGENT_ERR_REJECTED: return "the daemon refused the connection";
+    case AGENT_ERR_AUTH:
+      return "authentication failed: the daemon refused the name or secret, or it asked for "
+             "them and none were given (agent_connect_auth, or AGENT_SECRET_FILE and AGENT_USER)";
   }
   return "unknown error";
 }

@@ -73,6 +73,7 @@ extern "C" {
 #define AGENT_ERR_INVALID -11        /* a NULL or out-of-range argument */
 #define AGENT_ERR_NOMEM -12
 #define AGENT_ERR_REJECTED -13       /* the daemon refused the connection for another reason */
+#define AGENT_ERR_AUTH -14           /* authentication failed, or was asked for and not possible */
 
 typedef struct agent_conn agent_conn;
 
@@ -132,6 +133,18 @@ typedef struct agent_message {
  * timeout_ms: for connect + handshake; <0 waits forever. */
 int agent_connect(const char *daemon, const char *name, int flags, int timeout_ms,
                   agent_conn **out);
+/* Authentication (TCP; docs/client-protocol.md): a daemon whose TCP listener requires it
+ * answers hello with a challenge, and the client proves that it knows the secret of a name of
+ * the daemon's secrets file (an HMAC over the daemon's fresh nonce; the secret is never sent).
+ * agent_connect answers with the credentials of the environment: $AGENT_SECRET_FILE names a
+ * file of "NAME SECRET" lines (the daemon's format; mode 0600, not readable by group or others)
+ * and $AGENT_USER the line to use (not needed when the file has one line). agent_connect_auth
+ * answers with the name and secret given (16..1024 bytes), whatever the environment says.
+ * Either returns AGENT_ERR_AUTH when the daemon refuses the name or secret, or asks and there
+ * is nothing to answer with. Unix-socket daemons ask nothing: the credentials go unused. */
+int agent_connect_auth(const char *daemon, const char *name, int flags, int timeout_ms,
+                       const char *user, const void *secret, size_t secret_len,
+                       agent_conn **out);
 /* Sends a goodbye, waits until the daemon has read everything sent before it (up to
  * AGENT_DISCONNECT_WAIT_MS; deliveries that arrive meanwhile are discarded), closes and frees.
  * Every message a send call accepted then reaches the daemon, over TCP as over the Unix

@@ -32,6 +32,7 @@ int map_connect_error(int rc) {
     case AGENT_ERR_NAME_TAKEN: return REJECT_NOT_UNIQUE;
     case AGENT_ERR_VERSION: return REJECT_VERSION;
     case AGENT_ERR_REJECTED: return REJECT_QUOTA;
+    case AGENT_ERR_AUTH: return REJECT_AUTH;
     case AGENT_ERR_INVALID: return ILLEGAL_SPREAD;
     case AGENT_ERR_NOMEM: return COULD_NOT_CONNECT;
     default: return CONNECTION_CLOSED;

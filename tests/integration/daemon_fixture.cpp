@@ -1,6 +1,8 @@
 #include "daemon_fixture.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -160,6 +162,14 @@ std::vector<std::unique_ptr<Daemon>> slow_reading_pair() {
   return d;
 }
 
+void write_private_file(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  REQUIRE(fd >= 0);
+  REQUIRE(::fchmod(fd, 0600) == 0);
+  REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  ::close(fd);
+}
+
 Daemon::Daemon(DaemonOptions opt) {
   char tmpl[] = "/tmp/agent-test-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
@@ -171,8 +181,14 @@ Daemon::Daemon(DaemonOptions opt) {
     std::ofstream f(config);
     f << "[daemon]\nname = \"" << opt.name << "\"\nlog_level = \"info\"\nstate_dir = \""
       << (opt.state_dir.empty() ? dir_ + "/state" : opt.state_dir) << "\"\n[clients]\nunix_socket = \"" << socket_ << "\"\ntcp = \""
-      << (opt.tcp ? "127.0.0.1:" + std::to_string(port_) : "off") << "\"\n"
-      << opt.extra_config;
+      << (opt.tcp ? "127.0.0.1:" + std::to_string(port_) : "off") << "\"\n";
+    if (opt.tcp && !opt.tcp_secrets.empty()) {
+      write_private_file(secrets_path(), opt.tcp_secrets);
+      f << "secrets_file = \"" << secrets_path() << "\"\n";
+    } else if (opt.tcp && !opt.tcp_auth_default) {
+      f << "tcp_auth = \"none\"\n";
+    }
+    f << opt.extra_config;
   }
   config_ = config;
   launch();

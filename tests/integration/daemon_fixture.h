@@ -17,6 +17,12 @@ struct DaemonOptions {
   bool tcp = false;             // also listen on a TCP port of loopback
   std::string extra_config;     // appended to the generated TOML file
   std::string state_dir;        // "" : a directory of its own
+  // With tcp, how TCP clients authenticate: tcp_secrets non-empty is a secrets file's text
+  // ("NAME SECRET" lines), written mode 0600 and named by clients.secrets_file. Empty:
+  // clients.tcp_auth = "none" (tests of other things over TCP), unless tcp_auth_default,
+  // which leaves both keys out (the daemon's default: authentication, and no file).
+  std::string tcp_secrets;
+  bool tcp_auth_default = false;
 };
 
 class Daemon {
@@ -31,6 +37,8 @@ class Daemon {
   pid_t pid() const { return pid_; }
   const std::string& dir() const { return dir_; }
   const std::string& config_path() const { return config_; }
+  // The secrets file clients.secrets_file names (with tcp_secrets): rewrite it, then SIGHUP.
+  std::string secrets_path() const { return dir_ + "/clients.secrets"; }
   // Sends SIGTERM and waits (bounded) for the exit status; -1 if it had to be killed.
   int stop();
   // Waits up to timeout_ms for it to exit (after a signal sent with signal()): its exit status;
@@ -58,6 +66,9 @@ struct RunResult {
   std::string out, err;
 };
 RunResult run_agentd(const std::vector<std::string>& args, int timeout_ms = 10000);
+
+// Writes text to path (replacing it), mode 0600: secrets and key files.
+void write_private_file(const std::string& path, const std::string& text);
 
 // Waits up to timeout_ms, polling, for pred to hold; whether it did.
 bool await(const std::function<bool()>& pred, int timeout_ms = 5000);

@@ -472,7 +472,7 @@ TEST_CASE("a client that falls behind gets every message in order once it reads 
           "[agentd]") {
   // Its daemon queues what the socket does not take and writes it when the socket drains
   // (a small socket buffer, so that the queue is what holds most of it).
-  Daemon d(DaemonOptions{"d1", false, "socket_buffer_bytes = 65536\n", ""});
+  Daemon d(DaemonOptions{"d1", false, "socket_buffer_bytes = 65536\n", "", "", false});
   auto r = connect(d.socket_path(), "slow");
   auto s = connect(d.socket_path(), "sender");
   REQUIRE(agent_join(r.get(), "g") == AGENT_OK);
@@ -525,7 +525,7 @@ TEST_CASE("a client whose socket no longer takes data is disconnected", "[agentd
 
 TEST_CASE("a client that stops reading is disconnected and the daemon stays bounded", "[agentd]") {
   Daemon d(DaemonOptions{"d1", false,
-                         "max_message_bytes = 65536\nqueue_limit_bytes = 1048576\n", ""});
+                         "max_message_bytes = 65536\nqueue_limit_bytes = 1048576\n", "", "", false});
   auto a = connect(d.socket_path(), "alice");
   REQUIRE(agent_join(a.get(), "g") == AGENT_OK);
   int fd = raw_member(d.socket_path(), a.get(), "stuck", "g", 4096);
@@ -552,7 +552,7 @@ TEST_CASE("a client that stops reading is disconnected and the daemon stays boun
 }
 
 TEST_CASE("clients connect over TCP too", "[agentd]") {
-  Daemon d(DaemonOptions{"d1", true, "", ""});
+  Daemon d(DaemonOptions{"d1", true, "", "", "", false});
   auto t = connect(d.tcp_address(), "tcp");
   auto u = connect(d.socket_path(), "unix");
   REQUIRE(agent_join(u.get(), "mixed") == AGENT_OK);

@@ -734,3 +734,26 @@ TEST_CASE("SP_disconnect over TCP loses none of the messages sent before it", "[
   REQUIRE(SP_disconnect(tx.mbox) == 0);
   CHECK(count_data_until_membership(rx.get()) == 3000);
 }
+
+TEST_CASE("SP_connect over TCP authenticates with AGENT_SECRET_FILE and AGENT_USER", "[sp][tcpauth]") {
+  DaemonOptions o;
+  o.tcp = true;
+  o.tcp_secrets = "spuser 0123456789abcdef0123\nother fedcba9876543210fedc\n";
+  Daemon d(o);
+  const std::string port = port_of(d);
+  std::string file = d.dir() + "/sp.secrets";
+  write_private_file(file, "spuser 0123456789abcdef0123\n");
+  ::setenv("AGENT_SECRET_FILE", file.c_str(), 1);
+  ::unsetenv("AGENT_USER");
+  {
+    Session s(sp_connect(port, "sp1"));  // Spread's "4803" form, over TCP
+    CHECK(s.private_group == "#sp1#d1");
+  }
+  mailbox m = -1;
+  char pg[MAX_GROUP_NAME];
+  write_private_file(file, "spuser fedcba9876543210fedc\n");  // the other's secret
+  CHECK(SP_connect(port.c_str(), "sp2", 0, 1, &m, pg) == REJECT_AUTH);
+  ::unsetenv("AGENT_SECRET_FILE");
+  CHECK(SP_connect(port.c_str(), "sp3", 0, 1, &m, pg) == REJECT_AUTH);
+  CHECK(std::string(SP_strerror(REJECT_AUTH)).find("authentication failed") != std::string::npos);
+}

@@ -81,6 +81,9 @@ for i in 1 2; do
   {
     printf '[daemon]\nname = "d%s"\nstate_dir = "%s/state%s"\n' "$i" "$work" "$i"
     printf '[clients]\nunix_socket = "%s/d%s.sock"\ntcp = "127.0.0.1:%s"\n' "$work" "$i" $((base + 10 + i))
+    # Spread's programs pass no credentials: a loopback listener without authentication, on
+    # purpose (AGENT_SECRET_FILE would let them authenticate, bindings/README.md).
+    printf 'tcp_auth = "none"\n'
     printf '[ring]\nid = %s\ntoken_loss_ms = 200\nconsensus_timeout_ms = 100\n' "$i"
     printf 'key_file = "%s/ring.key"\n' "$work"
     for j in 1 2; do

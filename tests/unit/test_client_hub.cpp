@@ -659,3 +659,96 @@ TEST_CASE("access rules: refusals answer every request, the log gets one line pe
   // Private groups are not subject to rules; a refused multicast sent nothing.
   CHECK(h.seq.last == 0);
 }
+
+namespace {
+
+// A hub whose TCP clients authenticate against alice's secret.
+Config auth_config() {
+  Config c = Hub::make_config();
+  auto s = std::make_shared<clientauth::Secrets>();
+  s->by_name["alice"] = "alice-secret-0123456789";
+  c.tcp_secrets = s;
+  return c;
+}
+
+Peer tcp_peer() {
+  Peer p;
+  p.kind = Peer::Kind::kTcp;
+  p.address = "192.0.2.7";
+  return p;
+}
+
+// Opens a TCP connection with this nonce and says hello: the hello's body.
+std::string tcp_hello(Hub& h, ConnId id, const std::string& nonce, const std::string& name) {
+  REQUIRE(h.hub.on_open(id, 0, tcp_peer(), nonce));
+  std::string b;
+  proto::encode(b, proto::Hello{proto::kMagic, proto::kVersion, proto::kHelloWantMembership, name});
+  h.bytes(id, b);
+  return b.substr(proto::kFrameHeaderBytes);
+}
+
+std::string auth(const std::string& name, const std::string& secret, const std::string& nonce,
+                 const std::string& body) {
+  auto mac = clientauth::response(secret, nonce, body, name);
+  std::string b;
+  proto::encode(b, proto::Auth{clientauth::kMethodSecret, name,
+                               std::string(reinterpret_cast<const char*>(mac.data()), mac.size())});
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("a TCP client's hello is answered with a challenge, the right answer with a welcome",
+          "[hub][tcpauth]") {
+  Hub h(auth_config());
+  const std::string nonce(clientauth::kNonceBytes, 'n');
+  std::string body = tcp_hello(h, 101, nonce, "alice");
+  auto f = h.frames(101);
+  REQUIRE(f.size() == 1);
+  REQUIRE(f[0].verb == Verb::kChallenge);
+  CHECK(proto::decode_challenge(f[0].body)->nonce == nonce);
+  h.bytes(101, auth("alice", "alice-secret-0123456789", nonce, body));
+  f = h.frames(101);
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].verb == Verb::kWelcome);
+  CHECK_FALSE(h.io.closed[101]);
+  // The name counts for access rules.
+  Principal p;
+  REQUIRE(parse_principal("tcpuser:alice", p) == "");
+  Peer authenticated = tcp_peer();
+  authenticated.tcp_user = "alice";
+  CHECK(authenticated.matches(p));
+  CHECK_FALSE(tcp_peer().matches(p));
+  // A Unix-socket client is not asked.
+  ConnId u = h.connect("unix");
+  CHECK(h.frames(u).at(0).verb == Verb::kWelcome);
+}
+
+TEST_CASE("a TCP client with a wrong answer, or none, gets error 20 and is closed",
+          "[hub][tcpauth]") {
+  Hub h(auth_config());
+  const std::string nonce(clientauth::kNonceBytes, 'n');
+  std::string body = tcp_hello(h, 101, nonce, "a");
+  h.bytes(101, auth("alice", "not-alice-secret-0000", nonce, body));
+  CHECK(h.errors(101) == std::vector<ErrorCode>{ErrorCode::kAuthFailed});
+  CHECK(h.io.closed[101]);
+  tcp_hello(h, 102, nonce, "b");
+  h.bytes(102, join("g"));  // not the answer
+  CHECK(h.errors(102) == std::vector<ErrorCode>{ErrorCode::kAuthFailed});
+  CHECK(h.io.closed[102]);
+  // An answer to another connection's nonce (a replay) is refused.
+  const std::string other(clientauth::kNonceBytes, 'o');
+  body = tcp_hello(h, 103, other, "c");
+  h.bytes(103, auth("alice", "alice-secret-0123456789", nonce, body));
+  CHECK(h.errors(103) == std::vector<ErrorCode>{ErrorCode::kAuthFailed});
+  CHECK(h.io.closed[103]);
+  CHECK(h.hub.client_count() == 0);
+}
+
+TEST_CASE("with tcp_auth = none TCP clients are welcomed at once", "[hub][tcpauth]") {
+  Config c = Hub::make_config();
+  c.tcp_auth = Config::TcpAuth::kNone;
+  Hub h(c);
+  tcp_hello(h, 101, "", "t");
+  CHECK(h.frames(101).at(0).verb == Verb::kWelcome);
+}

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agentd/config.h"
@@ -104,6 +105,8 @@ TEST_CASE("the example configuration is accepted and says what the defaults are"
   CHECK(c.ring.min_rotation_us == d.ring.min_rotation_us);
   CHECK(c.ring.token_loss_us == d.ring.token_loss_us);
   CHECK(c.ring.personal_window == d.ring.personal_window);
+  CHECK(c.tcp_auth == d.tcp_auth);
+  CHECK(c.secrets_file == d.secrets_file);
 }
 
 TEST_CASE("config errors name the key", "[config]") {
@@ -445,4 +448,74 @@ TEST_CASE("a ring of several daemons needs a key file or key_file = \"none\" sai
   auto path = write_temp("[ring]\nkeyfile = \"x\"\n");
   Config t;
   CHECK(load_config_file(path, t).find("did you mean ring.key_file?") != std::string::npos);
+}
+
+TEST_CASE("TCP authentication keys: tcp_auth is secret or none, secrets_file a file of its own",
+          "[config][tcpauth]") {
+  Config c;
+  CHECK(c.tcp_auth == Config::TcpAuth::kSecret);  // the default: TCP clients authenticate
+  CHECK_FALSE(tcp_listening(c));                  // ... and without a secrets file, no TCP
+  REQUIRE(load("[clients]\ntcp_auth = \"none\"\n", &c) == "");
+  CHECK(c.tcp_auth == Config::TcpAuth::kNone);
+  CHECK(tcp_listening(c));
+  REQUIRE(load("[clients]\nsecrets_file = \"/etc/agentd/clients.secrets\"\n", &c) == "");
+  CHECK(c.secrets_file == "/etc/agentd/clients.secrets");
+  CHECK(tcp_listening(c));
+  CHECK(has(load("[clients]\ntcp_auth = \"tls\"\n"),
+            ":2: clients.tcp_auth = \"tls\": must be \"secret\""));
+  CHECK(has(load("[clients]\ntcp_auth = true\n"), "clients.tcp_auth = true: must be a string"));
+  CHECK(has(load("[clients]\nsecrets_file = \"\"\n"), "clients.secrets_file = \"\": must name"));
+  CHECK(has(load("[clients]\ntcp_aut = \"none\"\n"), "did you mean clients.tcp_auth?"));
+  // Rules between keys.
+  CHECK(has(check("[clients]\ntcp_auth = \"none\"\nsecrets_file = \"/x\"\n"),
+            "clients.secrets_file = \"/x\": clients.tcp_auth = \"none\" asks TCP clients for no "
+            "secret"));
+  CHECK(has(check("[clients]\nunix_socket = \"\"\n"),
+            "clients.tcp stays closed without clients.secrets_file"));
+  CHECK(check("[clients]\nunix_socket = \"\"\ntcp_auth = \"none\"\n") == "");
+  // tcpuser: principals.
+  REQUIRE(load("[[access]]\ngroups = [\"g\"]\njoin = [\"tcpuser:alice\", \"tcpuser:*\"]\n", &c) ==
+          "");
+  CHECK(c.access[0].join[0].kind == Principal::Kind::kTcpUser);
+  CHECK(c.access[0].join[0].address == "alice");
+  CHECK(c.access[0].join[1].kind == Principal::Kind::kTcpUserAny);
+  CHECK(has(load("[[access]]\ngroups = [\"g\"]\njoin = [\"tcpuser:\"]\n"),
+            "must be tcpuser:* or tcpuser:NAME"));
+  CHECK(has(load("[[access]]\ngroups = [\"g\"]\njoin = [\"tcpuser:a b\"]\n"),
+            "must be tcpuser:* or tcpuser:NAME"));
+}
+
+TEST_CASE("the secrets file is loaded with the configuration and compared on reload",
+          "[config][tcpauth]") {
+  char tmpl[] = "/tmp/agent-secrets-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string file = std::string(tmpl) + "/clients.secrets";
+  std::ofstream(file) << "alice 0123456789abcdef0123\n";
+  REQUIRE(chmod(file.c_str(), 0600) == 0);
+  Config a;
+  a.secrets_file = file;
+  a.origin["clients.secrets_file"] = "agentd.toml:3";
+  REQUIRE(load_client_secrets(a) == "");
+  REQUIRE(a.tcp_secrets);
+  CHECK(a.tcp_secrets->by_name.at("alice") == "0123456789abcdef0123");
+  Config b = a;
+  std::ofstream(file) << "alice 0123456789abcdef0124\n";
+  REQUIRE(load_client_secrets(b) == "");
+  CHECK(changed_keys(a, b) == std::vector<std::string>{"clients.secrets_file"});
+  std::ofstream(file) << "alice short\n";
+  CHECK(load_client_secrets(b) ==
+        "clients.secrets_file: " + file + ":1: the secret of 'alice' has 5 bytes: must be "
+        "16..1024 printable ASCII bytes (make one with: openssl rand -hex 32)");
+  CHECK_FALSE(b.tcp_secrets);
+  REQUIRE(chmod(file.c_str(), 0640) == 0);
+  CHECK(load_client_secrets(b) == "agentd.toml:3: clients.secrets_file " + file +
+                                      ": mode 0640 lets group or others at the secrets: chmod 600 " +
+                                      file);
+  b.secrets_file = std::string(tmpl) + "/none";
+  CHECK(has(load_client_secrets(b), "none: No such file or directory"));
+  // With tcp_auth = "none" the file is not read.
+  b.tcp_auth = Config::TcpAuth::kNone;
+  CHECK(load_client_secrets(b) == "");
+  std::remove(file.c_str());
+  rmdir(tmpl);
 }

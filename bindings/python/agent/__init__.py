@@ -18,7 +18,7 @@ from . import aio  # noqa: F401  (agent.aio.connect)
 from ._address import DEFAULT_UNIX_SOCKET
 from ._protocol import MAX_GROUPS_PER_MESSAGE, VERSION as PROTOCOL_VERSION
 from .client import Connection, connect
-from .errors import (AgentError, BadGroupCount, ConnectError, ConnectionClosed, ErrorCode,
+from .errors import (AgentError, AuthFailed, BadGroupCount, ConnectError, ConnectionClosed, ErrorCode,
                      IllegalGroup, IllegalName, IllegalService, MessageTooLarge, NameTaken,
                      ProtocolError, Rejected, Timeout, VersionMismatch)
 from .messages import (AGREED, CAUSAL, CAUSED_BY_DISCONNECT, CAUSED_BY_JOIN, CAUSED_BY_LEAVE,
@@ -38,7 +38,7 @@ __all__ = [
     "UNRELIABLE", "RELIABLE", "FIFO", "CAUSAL", "AGREED", "SAFE", "SELF_DISCARD",
     "CAUSED_BY_JOIN", "CAUSED_BY_LEAVE", "CAUSED_BY_DISCONNECT", "CAUSED_BY_NETWORK",
     "REG_MEMB_MESS", "TRANSITION_MESS", "service_name",
-    "AgentError", "ConnectError", "ConnectionClosed", "Timeout", "ProtocolError", "Rejected",
+    "AgentError", "AuthFailed", "ConnectError", "ConnectionClosed", "Timeout", "ProtocolError", "Rejected",
     "VersionMismatch", "NameTaken", "IllegalName", "IllegalGroup", "IllegalService",
     "BadGroupCount", "MessageTooLarge", "ErrorCode",
     "MAX_GROUP_NAME", "MAX_PRIVATE_NAME", "MAX_DAEMON_NAME", "MAX_GROUPS_PER_MESSAGE",

@@ -25,6 +25,7 @@ from . import _address
 from . import _protocol as P
 from . import names as _names
 from . import client as _client  # _version_for_tests: the tests change it
+from . import _auth
 from .client import handle_first_frame, hello_flags
 from .errors import ConnectError, ConnectionClosed, ProtocolError, Timeout
 from .messages import AGREED, Message, Position
@@ -37,13 +38,13 @@ __all__ = ["connect", "Connection"]
 
 def connect(daemon: Optional[str] = None, name: Optional[str] = None, *,
             membership: bool = True, timeout: Optional[float] = 5.0,
-            positions: bool = False) -> "_Connecting":
+            positions: bool = False, user=None, secret=None) -> "_Connecting":
     """Connects to an agentd; the arguments are those of :func:`agent.connect`.
 
     Await it (``conn = await agent.aio.connect(...)``) or use it as an async context manager
     (``async with agent.aio.connect(...) as conn:``), which closes the connection at the end.
     """
-    return _Connecting(_connect(daemon, name, membership, timeout, positions))
+    return _Connecting(_connect(daemon, name, membership, timeout, positions, user, secret))
 
 
 class _Connecting:
@@ -94,7 +95,7 @@ async def _open_socket(loop, addr: _address.Address) -> socket.socket:
     raise last or OSError("no address for %s" % addr.host)
 
 
-async def _connect(daemon, name, membership, timeout, positions) -> "Connection":
+async def _connect(daemon, name, membership, timeout, positions, user, secret) -> "Connection":
     addr = _address.parse(daemon)
     flags = hello_flags(name, membership, positions)
     loop = asyncio.get_running_loop()
@@ -110,13 +111,17 @@ async def _connect(daemon, name, membership, timeout, positions) -> "Connection"
         except OSError as e:
             raise ConnectError("cannot reach agentd at %s: %s" % (addr, e)) from e
         send_error = None
+        hello = P.encode_hello(name or "", flags, _client._version_for_tests)
         try:
-            await loop.sock_sendall(sock, P.encode_hello(name or "", flags,
-                                                         _client._version_for_tests))
+            await loop.sock_sendall(sock, hello)
         except (BrokenPipeError, ConnectionResetError) as e:
             send_error = e
         while True:
             frame = frames.next()
+            if frame is not None and frame[0] == _auth.CHALLENGE:
+                await loop.sock_sendall(sock, _auth.answer(frames.buf, frame[1], frame[2],
+                                                           hello[P.HEADER_BYTES:], user, secret))
+                continue
             if frame is not None:
                 return handle_first_frame(frames, frame)
             data = await loop.sock_recv(sock, _READ_BYTES)

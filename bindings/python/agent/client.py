@@ -9,6 +9,7 @@ import time
 from typing import Iterable, Iterator, Optional, Union
 
 from . import _address
+from . import _auth
 from . import _protocol as P
 from . import names as _names
 from .errors import (ConnectError, ConnectionClosed, ProtocolError, Timeout,
@@ -74,7 +75,8 @@ def _open_socket(addr: _address.Address, timeout: Optional[float]) -> socket.soc
 
 def connect(daemon: Optional[str] = None, name: Optional[str] = None, *,
             membership: bool = True, timeout: Optional[float] = 5.0,
-            positions: bool = False) -> "Connection":
+            positions: bool = False, user: Optional[Union[str, bytes]] = None,
+            secret: Optional[Union[str, bytes]] = None) -> "Connection":
     """Connects to an agentd and returns a :class:`Connection`.
 
     daemon: ``"/path/to.sock"`` (Unix socket), ``"host:port"``, ``"port"`` (127.0.0.1) or
@@ -82,9 +84,12 @@ def connect(daemon: Optional[str] = None, name: Optional[str] = None, *,
     name: the private name (1..10 printable ASCII characters, no '#'); None lets the daemon
     choose a unique one. membership: deliver membership messages. timeout: seconds for the
     connection and the handshake (None: wait forever). positions: live DataMessages carry
-    their ``position`` in the total order (history entries always do).
+    their ``position`` in the total order (history entries always do). user, secret: a name
+    of the daemon's secrets file and its secret, for a TCP listener that asks clients to
+    authenticate; without them ``$AGENT_SECRET_FILE`` (and ``$AGENT_USER``) are used.
 
-    Raises ConnectError (unreachable), IllegalName, NameTaken, VersionMismatch or Rejected.
+    Raises ConnectError (unreachable), IllegalName, NameTaken, VersionMismatch, AuthFailed or
+    Rejected.
     """
     addr = _address.parse(daemon)
     flags = hello_flags(name, membership, positions)
@@ -93,14 +98,20 @@ def connect(daemon: Optional[str] = None, name: Optional[str] = None, *,
     frames = P.FrameBuffer(P.MAX_INCOMING_FRAME)
     try:
         send_error = None
+        hello = P.encode_hello(name or "", flags, _version_for_tests)
         try:
-            sock.sendall(P.encode_hello(name or "", flags, _version_for_tests))
+            sock.sendall(hello)
         except (BrokenPipeError, ConnectionResetError) as e:
             # A daemon that refuses a connection at once (too many clients, shutting down)
             # sends its error and closes, maybe before the hello arrived: read the error.
             send_error = e
         while True:
             frame = frames.next()
+            if frame is not None and frame[0] == _auth.CHALLENGE:
+                # The daemon wants to know who this is first.
+                sock.sendall(_auth.answer(frames.buf, frame[1], frame[2],
+                                          hello[P.HEADER_BYTES:], user, secret))
+                continue
             if frame is not None:
                 welcome = handle_first_frame(frames, frame)
                 break

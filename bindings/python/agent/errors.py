@@ -33,6 +33,7 @@ class ErrorCode(enum.IntEnum):
     NOT_PERSISTENT = 17    # history of a group the daemon keeps no log of
     LOG_FAILED = 18        # the daemon's message log could not be read or written
     ACCESS_DENIED = 19     # an access rule does not let this client join, read or send
+    AUTH_FAILED = 20       # authentication required and not given, or name/secret refused
 
 
 # The protocol document's name for each code (the same strings as proto::error_name in C++).
@@ -56,6 +57,7 @@ ERROR_NAMES = {
     ErrorCode.NOT_PERSISTENT: "not a persistent group",
     ErrorCode.LOG_FAILED: "message log failed",
     ErrorCode.ACCESS_DENIED: "access denied",
+    ErrorCode.AUTH_FAILED: "authentication failed",
 }
 
 # Codes after which the daemon closes the connection (the table's "after it" column). Code 12
@@ -68,6 +70,7 @@ CLOSING_CODES = frozenset({
     ErrorCode.SLOW_CLIENT,
     ErrorCode.SHUTTING_DOWN,
     ErrorCode.TOO_MANY_CLIENTS,
+    ErrorCode.AUTH_FAILED,
 })
 
 
@@ -124,6 +127,12 @@ class NameTaken(Rejected):
     """Another client with this private name is connected to the daemon (error 6)."""
 
 
+class AuthFailed(Rejected):
+    """The daemon asked this TCP client to authenticate and refused its name or secret
+    (error 20), or there was nothing to answer with (no ``user``/``secret`` and no
+    ``$AGENT_SECRET_FILE``)."""
+
+
 class IllegalName(AgentError, ValueError):
     """A private name that is empty, longer than 10 bytes or has a forbidden character."""
 
@@ -150,6 +159,7 @@ CONNECT_ERRORS = {
     ErrorCode.VERSION_MISMATCH: VersionMismatch,
     ErrorCode.ILLEGAL_NAME: IllegalName,
     ErrorCode.NAME_TAKEN: NameTaken,
+    ErrorCode.AUTH_FAILED: AuthFailed,
 }
 
 

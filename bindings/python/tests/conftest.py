@@ -86,12 +86,27 @@ class Daemon:
     """One agentd in a temporary directory."""
 
     def __init__(self, binary: str, name: str = "d1", tcp: Optional[str] = None,
-                 extra_config: str = ""):
+                 extra_config: str = "", tcp_secrets: Optional[str] = None):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="agent-py-")
         self.socket = os.path.join(self.dir, "s.sock")
         self.tcp = tcp
         self.log_path = os.path.join(self.dir, "agentd.log")
+        self.secrets_path = os.path.join(self.dir, "clients.secrets")
+        if tcp:
+            # TCP clients authenticate against tcp_secrets ("NAME SECRET" lines); tests of other
+            # things over TCP run the listener without authentication, deliberately.
+            if tcp_secrets is not None:
+                fd = os.open(self.secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(tcp_secrets)
+                keys = 'secrets_file = "%s"\n' % self.secrets_path
+            else:
+                keys = 'tcp_auth = "none"\n'
+            if "[clients]\n" in extra_config:
+                extra_config = extra_config.replace("[clients]\n", "[clients]\n" + keys, 1)
+            else:
+                extra_config = "[clients]\n" + keys + extra_config
         args = [binary]
         if extra_config:
             config = os.path.join(self.dir, "agentd.toml")
@@ -174,13 +189,15 @@ def agentd_binary() -> str:
 
 @pytest.fixture
 def make_daemon(agentd_binary, request):
-    """make_daemon(name="d1", tcp=None, extra_config="") -> a running Daemon, stopped after."""
+    """make_daemon(name="d1", tcp=None, extra_config="", tcp_secrets=None) -> a running Daemon,
+    stopped after. With tcp, TCP clients authenticate against tcp_secrets (a secrets file's
+    text); without it the TCP listener takes them unauthenticated (clients.tcp_auth = "none")."""
     started: List[Daemon] = []
     request.node._agent_daemons = started  # for the logs of a failed test
 
     def make(name: str = "d1", tcp: Optional[str] = None, extra_config: str = "",
-             wait: bool = True) -> Daemon:
-        d = Daemon(agentd_binary, name, tcp, extra_config)
+             wait: bool = True, tcp_secrets: Optional[str] = None) -> Daemon:
+        d = Daemon(agentd_binary, name, tcp, extra_config, tcp_secrets)
         started.append(d)
         if wait:
             d.wait_ready()

@@ -142,14 +142,33 @@ public final class AgentConnection implements AutoCloseable {
    */
   public static AgentConnection connect(String daemon, String name, boolean membership,
       boolean positions, Duration timeout) {
+    return connect(daemon, name, membership, positions, timeout, null);
+  }
+
+  /**
+   * {@link #connect(String, String, boolean, boolean, Duration)} answering a TCP daemon that
+   * asks clients to authenticate with these credentials. Without them (null) the environment's
+   * are used ({@link Credentials#fromEnvironment()}: {@code AGENT_SECRET_FILE},
+   * {@code AGENT_USER}); a daemon that asks nothing (the Unix socket) leaves them unused.
+   *
+   * @throws AuthFailedException the daemon refused the name or secret (error 20), or asked and
+   *     there was nothing to answer with
+   */
+  public static AgentConnection connect(String daemon, String name, boolean membership,
+      boolean positions, Duration timeout, Credentials credentials) {
     int flags = (membership ? Protocol.HELLO_WANT_MEMBERSHIP : 0)
         | (positions ? Protocol.HELLO_POSITIONS : 0);
-    return connect(daemon, name, flags, Protocol.MAGIC, Protocol.VERSION, timeout);
+    return connect(daemon, name, flags, Protocol.MAGIC, Protocol.VERSION, timeout, credentials);
   }
 
   /** The handshake with any magic and version: tests use it to provoke version mismatch. */
   static AgentConnection connect(String daemon, String name, int flags, int magic, int version,
       Duration timeout) {
+    return connect(daemon, name, flags, magic, version, timeout, null);
+  }
+
+  private static AgentConnection connect(String daemon, String name, int flags, int magic,
+      int version, Duration timeout, Credentials credentials) {
     if (name == null) {
       flags |= Protocol.HELLO_GENERATE_NAME;
       name = "";
@@ -191,7 +210,7 @@ public final class AgentConnection implements AutoCloseable {
       ch.register(rs, SelectionKey.OP_READ);
       conn = new AgentConnection(ch, rs, ws, addr.toString());
       conn.positions = (flags & Protocol.HELLO_POSITIONS) != 0;
-      conn.handshake(flags, magic, version, name, deadline, timeout);
+      conn.handshake(flags, magic, version, name, deadline, timeout, credentials);
       return conn;
     } catch (IOException | IllegalArgumentException e) {
       closeQuietly(ch, rs, ws);
@@ -204,12 +223,16 @@ public final class AgentConnection implements AutoCloseable {
   }
 
   private void handshake(int flags, int magic, int version, String name, long deadline,
-      Duration timeout) throws IOException {
+      Duration timeout, Credentials credentials) throws IOException {
+    byte[] helloBody;
     sendLock.lock();
     try {
       sendBuffer.clear();
       Protocol.putHello(sendBuffer, magic, version, flags, name);
       sendBuffer.flip();
+      // An authentication's response covers the hello's body (after length and verb).
+      helloBody = new byte[sendBuffer.remaining() - 5];
+      sendBuffer.get(5, helloBody);
       writeFully(sendBuffer, null);
     } finally {
       sendLock.unlock();
@@ -235,6 +258,26 @@ public final class AgentConnection implements AutoCloseable {
         }
         int from = frameBodyStart;
         int to = frameBodyEnd;
+        if (verb == Protocol.CHALLENGE) {
+          // The daemon wants to know who this is before its welcome.
+          byte[] nonce = ClientAuth.decodeChallenge(rbuf, from, to);
+          Credentials c = credentials != null ? credentials : Credentials.fromEnvironment();
+          if (c == null) {
+            throw new AuthFailedException("agentd at " + address + " asks TCP clients to "
+                + "authenticate: give Credentials, or set AGENT_SECRET_FILE (and AGENT_USER)");
+          }
+          byte[] mac = ClientAuth.response(c.secret(), nonce, helloBody, c.user());
+          sendLock.lock();
+          try {
+            sendBuffer.clear();
+            ClientAuth.putAuth(sendBuffer, c.user(), mac);
+            sendBuffer.flip();
+            writeFully(sendBuffer, null);
+          } finally {
+            sendLock.unlock();
+          }
+          continue;
+        }
         if (verb == Protocol.WELCOME) {
           Protocol.Welcome w = Protocol.decodeWelcome(rbuf, from, to);
           if (w.version() != version) {
@@ -258,6 +301,8 @@ public final class AgentConnection implements AutoCloseable {
               throw new IllegalNameException(text, 5);
             case 6:
               throw new NameTakenException(text);
+            case 20:
+              throw new AuthFailedException(text);
             default:
               throw new RejectedException(text + " (error " + e.code() + ")", e.code());
           }

@@ -23,7 +23,9 @@ public enum ErrorCode {
   /** The daemon's message log could not be read or written; a history ends with failed. */
   LOG_FAILED(18, "message log failed"),
   /** An access rule does not let this client join, read or send to the group. */
-  ACCESS_DENIED(19, "access denied");
+  ACCESS_DENIED(19, "access denied"),
+  /** Authentication was required and not given, or the name or secret was refused. */
+  AUTH_FAILED(20, "authentication failed");
 
   private final int code;
   private final String description;

@@ -27,12 +27,14 @@ final class Protocol {
   static final int MULTICAST = 0x04;
   static final int BYE = 0x05;
   static final int HISTORY = 0x06;
+  static final int AUTH = 0x07; // the answer to a challenge (ClientAuth)
   static final int WELCOME = 0x81;
   static final int DATA = 0x82;
   static final int MEMBERSHIP = 0x83;
   static final int ERROR = 0x84;
   static final int POSITIONED_DATA = 0x85;
   static final int HISTORY_END = 0x86;
+  static final int CHALLENGE = 0x87; // the daemon asks a TCP client to authenticate
 
   static final int HELLO_WANT_MEMBERSHIP = 0x01;
   static final int HELLO_GENERATE_NAME = 0x02;

@@ -10,6 +10,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -66,11 +67,36 @@ final class AgentDaemon implements AutoCloseable {
    */
   static AgentDaemon start(String name, boolean tcp, String config, boolean wait)
       throws IOException {
+    return start(name, tcp, config, wait, null);
+  }
+
+  /**
+   * With tcp, TCP clients authenticate against tcpSecrets (a secrets file's text, "NAME SECRET"
+   * lines); null: the TCP listener takes them unauthenticated ({@code tcp_auth = "none"}), for
+   * tests of other things over TCP.
+   */
+  static AgentDaemon start(String name, boolean tcp, String config, boolean wait,
+      String tcpSecrets) throws IOException {
     IOException last = null;
     for (int attempt = 0; attempt < 3; ++attempt) { // a free port may be taken meanwhile
       int port = tcp ? freePort() : 0;
       Path dir = Files.createTempDirectory("agent-java-");
       List<String> cmd = new ArrayList<>(List.of(binary()));
+      if (tcp) {
+        String keys;
+        if (tcpSecrets != null) {
+          Path secrets = dir.resolve("clients.secrets");
+          Files.createFile(secrets, PosixFilePermissions.asFileAttribute(
+              PosixFilePermissions.fromString("rw-------")));
+          Files.writeString(secrets, tcpSecrets, StandardCharsets.UTF_8);
+          keys = "secrets_file = \"" + secrets + "\"\n";
+        } else {
+          keys = "tcp_auth = \"none\"\n";
+        }
+        String c = config == null ? "" : config;
+        config = c.contains("[clients]\n") ? c.replaceFirst("\\[clients]\n", "[clients]\n" + keys)
+            : "[clients]\n" + keys + c;
+      }
       if (config != null) {
         Files.writeString(dir.resolve("agentd.toml"), config, StandardCharsets.UTF_8);
         cmd.addAll(List.of("--config", dir.resolve("agentd.toml").toString()));

@@ -338,3 +338,31 @@ TEST_CASE("durability always: a log that fails does not hold SAFE delivery back 
   CHECK(data);
   CHECK(error);  // error 18: the sender is told it is missing from the history
 }
+
+TEST_CASE("a largest message to the most groups with the longest names goes through the ring",
+          "[core]") {
+  // The ring's message limit leaves room for the event's names around the payload: 256 group
+  // names of 31 characters are 8 KiB (a limit 4 KiB above the payload's refused this for
+  // ever, and the client's input stayed paused).
+  Cluster c({1});
+  c.cfgs[0].max_message_bytes = 4000;
+  c.cores[0] = std::make_unique<DaemonCore>(c.cfgs[0], *c.ios[0], c.now);
+  c.run_until(100000);
+  DaemonCore& core = *c.cores[0];
+  REQUIRE(core.on_open(7, c.now));
+  proto::Multicast m;
+  for (int i = 0; i < 256; ++i) {
+    std::string g = "g" + std::to_string(i);
+    m.groups.push_back(g + std::string(31 - g.size(), 'x'));
+  }
+  m.payload.assign(4000, 'p');
+  std::string in = hello("alice") + join(m.groups[0]);
+  proto::encode(in, m);
+  core.on_bytes(7, in.data(), in.size(), c.now);
+  c.run_until(c.now + 100000);
+  size_t data = 0;
+  for (auto& f : frames(c.ios[0]->out[7])) data += f.verb == Verb::kData;
+  CHECK(data == 1);
+  CHECK(core.held() == 0);
+  CHECK(core.reading_clients());
+}

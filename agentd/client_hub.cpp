@@ -224,6 +224,7 @@ void ClientHub::forget(ConnId id, bool close) {
     by_group_.erase(member);
   }
   if (s.positions) --positions_sessions_;
+  for (auto& g : s.groups) state_bytes_ -= membership_bytes(s, g);
   if (std::string user = s.peer.user_key(); !user.empty()) {
     auto u = per_user_.find(user);
     if (u != per_user_.end() && --u->second == 0) per_user_.erase(u);
@@ -325,6 +326,7 @@ void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
         return;
       }
       s.groups.erase(m->group);
+      state_bytes_ -= membership_bytes(s, m->group);
       s.history_joins.erase(m->group);
       groups::Event ev;
       ev.kind = groups::EventKind::kLeave;
@@ -724,7 +726,18 @@ bool ClientHub::request_join(ConnId id, Session& s, const std::string& group) {
                    " groups (clients.max_groups)");
     return false;
   }
+  // Every local membership travels in this daemon's state event at each configuration change:
+  // one that could not carry them all would stall the exchange (the ring refuses a message
+  // above its limit). The ring leaves room above max_message_bytes; joins stop below it.
+  if (state_bytes_ + membership_bytes(s, group) > cfg_.max_message_bytes) {
+    send_error(id, ErrorCode::kTooManyGroups, group,
+               "daemon " + cfg_.name + " hosts as many memberships as its state exchange can " +
+                   "carry (" + std::to_string(state_bytes_) + " bytes of names; " +
+                   "clients.max_message_bytes bounds them)");
+    return false;
+  }
   s.groups.insert(group);
+  state_bytes_ += membership_bytes(s, group);
   groups::Event ev;
   ev.kind = groups::EventKind::kJoin;
   ev.member = s.private_group;

@@ -288,6 +288,11 @@ class ClientHub {
   size_t positions_sessions_ = 0;  // sessions that asked for positions
   std::vector<persist::Record> log_batch_;  // for the message log, not yet handed over
   bool log_on_receipt_ = false;
+  // The local memberships' size in a state event (groups::encode_event: two names each).
+  uint64_t state_bytes_ = 0;
+  static uint64_t membership_bytes(const Session& s, const std::string& group) {
+    return 2 + s.private_group.size() + group.size();
+  }
   persist::Coverage* coverage_ = nullptr;
   bool reads_held_ = false;
   groups::Event received_event_;  // log_received decodes into it (reused)

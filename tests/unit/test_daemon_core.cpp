@@ -366,3 +366,43 @@ TEST_CASE("a largest message to the most groups with the longest names goes thro
   CHECK(core.held() == 0);
   CHECK(core.reading_clients());
 }
+
+TEST_CASE("joins stop before the daemon's memberships outgrow its state event", "[core]") {
+  // Every local membership travels in the daemon's state event at each configuration change;
+  // one the ring could not carry would stall the exchange for every group.
+  Cluster c({1});
+  c.cfgs[0].max_message_bytes = 1000;
+  c.cores[0] = std::make_unique<DaemonCore>(c.cfgs[0], *c.ios[0], c.now);
+  c.run_until(100000);
+  DaemonCore& core = *c.cores[0];
+  REQUIRE(core.on_open(7, c.now));
+  std::string in = hello("alice");
+  for (int i = 0; i < 200; ++i) in += join("group" + std::to_string(i));
+  core.on_bytes(7, in.data(), in.size(), c.now);
+  c.run_until(c.now + 100000);
+  size_t refused = 0, views = 0;
+  uint64_t bytes = 0;
+  for (auto& f : frames(c.ios[0]->out[7])) {
+    if (f.verb == Verb::kMembership) ++views;
+    if (f.verb == Verb::kError) {
+      auto e = proto::decode_error(f.body);
+      REQUIRE(e);
+      CHECK(e->code == ErrorCode::kTooManyGroups);
+      ++refused;
+    }
+  }
+  auto cost = [](size_t i) { return 2 + std::string("#alice#d1").size() + ("group" + std::to_string(i)).size(); };
+  for (size_t i = 0; i < views; ++i) bytes += cost(i);
+  CHECK(refused > 0);
+  CHECK(views + refused == 200);
+  CHECK(bytes <= 1000);
+  CHECK(bytes + cost(views) > 1000);  // joins went on up to the bound
+  // A leave makes room again.
+  std::string more;
+  proto::encode_leave(more, "group0");
+  more += join("again");
+  core.on_bytes(7, more.data(), more.size(), c.now);
+  c.run_until(c.now + 100000);
+  auto f = frames(c.ios[0]->out[7]);
+  CHECK(f.back().verb == Verb::kMembership);
+}

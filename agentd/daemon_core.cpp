@@ -37,9 +37,12 @@ membership::RingConfig ring_config(const Config& cfg) {
   rc.consensus_timeout_us = r.consensus_timeout_us;
   rc.incarnation = cfg.incarnation;
   rc.ring_seq_floor = cfg.ring_seq_floor;
-  // "always": a SAFE message is delivered once every daemon has it on disk.
-  rc.durable_gate =
-      cfg.persist.enabled() && cfg.persist.durability == PersistSettings::Durability::kAlways;
+  // With a log, the ring goes at the pace of the slowest daemon's log: what a daemon reports as
+  // durable is what its log has written ("none", "batch") or synced ("always"); flow control
+  // keeps the ring within ring.max_outstanding packets of it, and a SAFE message is delivered
+  // once every daemon's log has it (on disk everywhere with "always"). Without it a log that
+  // cannot keep up would queue the ring's messages in memory without bound.
+  rc.durable_gate = cfg.persist.enabled();
   return rc;
 }
 

@@ -111,6 +111,9 @@ caf::behavior log_actor(caf::stateful_actor<LogActorState>* self,
         ++st.appends;
         st.appended = batch->back().entry.pos;
         using D = PersistSettings::Durability;
+        // Written: what "none" and "batch" report to the ring (its pace follows the log's).
+        if (st.settings.durability != D::kAlways)
+          self->send(st.daemon, durable_atom::value, st.appended.ring, st.appended.ordinal);
         if (st.settings.durability == D::kNone || st.sync_queued) return;
         st.sync_queued = true;
         // Group commit: one sync covers every batch that arrived before it runs.

@@ -36,7 +36,8 @@ using log_fill_atom = caf::atom_constant<caf::atom("logfill")>;
 using history_atom = caf::atom_constant<caf::atom("history")>;  // conn, read id, ReadAnswer
 // What went wrong, and the senders (private groups) of messages that were not written.
 using log_failed_atom = caf::atom_constant<caf::atom("logfailed")>;
-using durable_atom = caf::atom_constant<caf::atom("durable")>;  // ring, ordinal: all up to it synced
+// ring, ordinal: everything up to it is written ("none", "batch") or synced ("always")
+using durable_atom = caf::atom_constant<caf::atom("durable")>;
 // The answer to log_read_ring_atom: config, ring, after, upto, RecordBatch, reached, error.
 using fill_read_atom = caf::atom_constant<caf::atom("fillread")>;
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,12 @@ uint64_t token_hold_for(const RingSettings& r);
 
 // The message log (persist/message_log.h): which groups' messages this daemon keeps, where, how
 // durably and for how long. Off while groups is empty.
+// Retention for the groups a rule names ([[persist.retain]]); an unset limit is [persist]'s.
+struct RetainRule {
+  std::vector<std::string> groups;  // names or patterns
+  std::optional<uint64_t> messages, bytes, seconds;
+};
+
 struct PersistSettings {
   std::vector<std::string> groups;  // names or patterns ('*', '?') of persistent groups
   std::string dir;                  // "" : <state_dir>/log
@@ -78,8 +85,16 @@ struct PersistSettings {
   // Writes stop (and are reported) while the log's filesystem has less free: a full disk
   // would stop the log until a restart.
   uint64_t min_free_bytes = 64u << 20;
+  std::vector<RetainRule> retain;  // the first rule naming a group gives its retention
   bool enabled() const { return !groups.empty(); }
+  // Whether any group has a retention limit.
+  bool retains() const;
 };
+// The retention of one group: its first [[persist.retain]] rule over [persist]'s limits.
+struct GroupRetention {
+  uint64_t messages = 0, bytes = 0, seconds = 0;  // 0: no limit
+};
+GroupRetention retention_for(const PersistSettings& p, const std::string& group);
 const char* durability_name(PersistSettings::Durability d);
 
 // Who may join and send to groups (the [[access]] rules). A principal is "*" (anyone),

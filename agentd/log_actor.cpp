@@ -84,9 +84,8 @@ caf::behavior log_actor(caf::stateful_actor<LogActorState>* self,
   st.settings = std::move(settings);
   st.daemon = std::move(daemon);
   st.last_report_us = wall_us();
-  bool retention = st.settings.retain_messages || st.settings.retain_bytes ||
-                   st.settings.retain_seconds;
-  if (retention) self->delayed_send(self, kExpireEvery, log_expire_atom::value);
+  // Every second: retention, and every 5 minutes the report.
+  self->delayed_send(self, kExpireEvery, log_expire_atom::value);
   return {
       [=](log_append_atom, const RecordBatch& batch) {
         auto& st = self->state;
@@ -162,14 +161,17 @@ caf::behavior log_actor(caf::stateful_actor<LogActorState>* self,
       },
       [=](log_expire_atom) {
         auto& st = self->state;
-        persist::Retention ret;
-        ret.max_messages = st.settings.retain_messages;
-        ret.max_bytes = st.settings.retain_bytes;
-        ret.max_age_us = st.settings.retain_seconds * 1000000;
         uint64_t now = wall_us();
         std::vector<std::string> groups;
-        for (auto& [group, g] : st.log->groups()) groups.push_back(group);
+        if (st.settings.retains())
+          for (auto& [group, g] : st.log->groups()) groups.push_back(group);
         for (auto& group : groups) {
+          GroupRetention r = retention_for(st.settings, group);
+          if (!r.messages && !r.bytes && !r.seconds) continue;
+          persist::Retention ret;
+          ret.max_messages = r.messages;
+          ret.max_bytes = r.bytes;
+          ret.max_age_us = r.seconds * 1000000;
           std::string err;
           st.expired += st.log->expire(group, ret, now, err);
           if (!err.empty())

@@ -283,6 +283,22 @@ TEST_CASE("retention keeps the newest messages and a reader learns of the gap", 
   CHECK((h.end->history_flags & AGENT_HISTORY_GAP) != 0);
 }
 
+TEST_CASE("retention rules give groups limits of their own", "[persist]") {
+  Daemon d = persistent_daemon("retain_messages = 20\n[[persist.retain]]\ngroups = [\"log.s*\"]\n"
+                               "messages = 5\n");
+  Conn a = connect(d.socket_path(), "a");
+  for (int i = 0; i < 30; ++i) {
+    send(a.get(), "log.short", "s" + std::to_string(i));
+    send(a.get(), "log.long", "l" + std::to_string(i));
+  }
+  History s = await_history(d.socket_path(), "log.short",
+                            [](const History& x) { return x.payloads.size() == 5; });
+  History l = await_history(d.socket_path(), "log.long",
+                            [](const History& x) { return x.payloads.size() == 20; });
+  CHECK(s.payloads == numbered("s", 25, 30));
+  CHECK(l.payloads == numbered("l", 10, 30));
+}
+
 TEST_CASE("history of a group without a log, or of a private group, is refused", "[persist]") {
   Daemon d = persistent_daemon();
   Conn b = connect(d.socket_path(), "b");

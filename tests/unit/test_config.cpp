@@ -519,3 +519,41 @@ TEST_CASE("the secrets file is loaded with the configuration and compared on rel
   std::remove(file.c_str());
   rmdir(tmpl);
 }
+
+TEST_CASE("per-group retention: the first rule naming a group, over [persist]'s limits",
+          "[config][persist]") {
+  Config c;
+  REQUIRE(load("[persist]\ngroups = [\"log.*\", \"audit\"]\nretain_seconds = 3600\n"
+               "retain_messages = 1000\n"
+               "[[persist.retain]]\ngroups = [\"audit\"]\nseconds = 2592000\n"
+               "[[persist.retain]]\ngroups = [\"log.big*\", \"log.b?\"]\nmessages = 0\nbytes = 1000000\n"
+               "[[persist.retain]]\ngroups = [\"log.*\"]\nmessages = 5\n",
+               &c) == "");
+  REQUIRE(c.persist.retain.size() == 3);
+  CHECK(check("[persist]\ngroups = [\"x\"]\n[[persist.retain]]\ngroups = [\"x\"]\nmessages = 1\n") == "");
+  auto audit = retention_for(c.persist, "audit");
+  CHECK(audit.seconds == 2592000);
+  CHECK(audit.messages == 1000);  // unset in the rule: [persist]'s
+  auto big = retention_for(c.persist, "log.bigger");
+  CHECK(big.messages == 0);  // set to no limit
+  CHECK(big.bytes == 1000000);
+  CHECK(big.seconds == 3600);
+  CHECK(retention_for(c.persist, "log.bx").bytes == 1000000);
+  CHECK(retention_for(c.persist, "log.other").messages == 5);  // the first rule that names it
+  CHECK(retention_for(c.persist, "elsewhere").messages == 1000);
+  CHECK(c.persist.retains());
+  Config none;
+  REQUIRE(load("[persist]\ngroups = [\"a\"]\n[[persist.retain]]\ngroups = [\"a\"]\nmessages = 0\n",
+               &none) == "");
+  CHECK_FALSE(none.persist.retains());
+
+  CHECK(has(load("[persist]\ngroups = [\"a\"]\n[[persist.retain]]\nmessages = 5\n"),
+            "persist.retain[1] names no groups"));
+  CHECK(has(load("[persist]\ngroups = [\"a\"]\n[[persist.retain]]\ngroups = [\"a\"]\ncount = 5\n"),
+            "unknown key persist.retain[1].count"));
+  CHECK(has(load("[persist]\ngroups = [\"a\"]\n[[persist.retain]]\ngroups = [\"a\"]\nbytes = -1\n"),
+            "out of range"));
+  CHECK(has(load("[persist]\ngroups = [\"a\"]\nretain = 5\n"), "persist.retain must be tables"));
+  CHECK(has(check("[persist]\ngroups = [\"a\"]\n[[persist.retain]]\ngroups = [\"bad name\"]\n"),
+            "persist.retain[1].groups: 'bad name' is not a group name or pattern"));
+}

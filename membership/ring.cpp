@@ -211,6 +211,14 @@ void Ring::on_packet(NodeId from, std::string_view bytes, Time now, const Owner&
         }
         break;
       }
+      // This ring's packets come from its members (a data packet's origin too): a daemon
+      // outside it has no say in its order, and a ring of one would pass its token to itself
+      // for ever waiting for a sequence number only such a packet announced.
+      if (!std::binary_search(members_.begin(), members_.end(), from) ||
+          !std::binary_search(members_.begin(), members_.end(), h->sender)) {
+        ++stats_.bad_packets;
+        break;
+      }
       if (h->type == rw::Type::kData) {
         handle_data(*h, bytes, owner);
       } else if (h->type == rw::Type::kToken) {

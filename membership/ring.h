@@ -389,6 +389,7 @@ class Ring {
   Time commit_deadline_ = 0;
   uint64_t commit_hop_ = 0;       // highest commit token hop seen
   uint64_t commit_ring_ = 0;      // the ring the commit token in hand forms
+  std::vector<NodeId> commit_ids_;  // its members (sorted), as the first rotation named them
   NodeId last_commit_to_ = 0;     // where the commit token went (for retransmission)
   std::vector<NodeId> warned_absent_list_;
   bool warned_exhausted_ = false;  // kMaxRingSeq reached: said once

@@ -19,7 +19,7 @@ using namespace agent;
 
 namespace {
 
-const bool quiet = (log::set_level(log::Level::kError), true);
+const bool quiet = (log::set_level(log::Level::kError), log::set_sink([](log::Level, const std::string&) {}), true);
 
 std::string file_path() {
   const char* dir = std::getenv("TMPDIR");

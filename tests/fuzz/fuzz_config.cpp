@@ -31,6 +31,8 @@ std::string file_path() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = file_path();
+  static const bool cleanup = (std::atexit([] { ::unlink(path.c_str()); }), true);
+  (void)cleanup;
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) std::abort();
   if (size && std::fwrite(data, 1, size, f) != size) std::abort();

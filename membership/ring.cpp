@@ -523,7 +523,7 @@ void Ring::receive() {
         recv_reassembly_[p.sender].assign(c.data.data(), c.data.size());
       } else {
         auto r = recv_reassembly_.find(p.sender);
-        AGENT_CHECK(r != recv_reassembly_.end());
+        if (r == recv_reassembly_.end()) continue;  // an orphan fragment: deliver() counts it
         r->second.append(c.data.data(), c.data.size());
         if (c.flags & rw::kLast) {
           auto whole = std::make_shared<const std::string>(std::move(r->second));
@@ -559,7 +559,12 @@ void Ring::deliver() {
         reassembly_[p.sender].assign(c.data.data(), c.data.size());
       } else {
         auto r = reassembly_.find(p.sender);
-        AGENT_CHECK(r != reassembly_.end());
+        if (r == reassembly_.end()) {
+          // No first fragment: the sender's fault, seen alike by every member (the packets
+          // are the same everywhere), so every member skips it alike.
+          ++stats_.orphan_fragments;
+          continue;
+        }
         r->second.append(c.data.data(), c.data.size());
         if (c.flags & rw::kLast) {
           emit(p.sender, c.service, std::move(r->second), seq, ring_id_);

@@ -149,6 +149,9 @@ struct RingStats {
   uint64_t duplicate_tokens = 0;
   uint64_t duplicate_packets = 0;
   uint64_t bad_packets = 0;         // undecodable or from nowhere: dropped
+  // Fragments that continue a message whose first fragment this ring never carried (a
+  // faulty sender's): skipped alike at every member, in delivery and in reception.
+  uint64_t orphan_fragments = 0;
   uint64_t messages_delivered = 0;
   uint64_t held_tokens = 0;         // times an idle ring's token was held
   uint64_t wakes_sent = 0;          // requests for a token that may rest elsewhere

@@ -12,7 +12,15 @@ namespace agent::fuzz {
 namespace {
 
 // Nothing is written (a fuzzer's inputs make the daemon log a lot); the lines are still made.
-const bool quiet = (log::set_level(log::Level::kError), log::set_sink([](log::Level, const std::string&) {}), true);
+// Set when the first driver is made: log.cpp's sink may be initialised after this file's
+// statics.
+void quiet() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  log::set_level(log::Level::kError);
+  log::set_sink([](log::Level, const std::string&) {});
+}
 
 [[noreturn]] void oracle_failed(const char* what, daemon::ConnId id, proto::Verb verb) {
   std::fprintf(stderr, "fuzz oracle: the daemon sent connection %llu %s (verb 0x%02x)\n",
@@ -147,6 +155,7 @@ ringseal::Key fuzz_key() {
 // ---- driver ----
 
 Driver::Driver(daemon::Config cfg) : cfg_(std::make_unique<daemon::Config>(std::move(cfg))) {
+  quiet();
   for (auto& d : cfg_->ring.daemons)
     if (d.id != cfg_->ring.id) peers_.push_back(d.id);
   core_ = std::make_unique<daemon::DaemonCore>(*cfg_, io_, now_);

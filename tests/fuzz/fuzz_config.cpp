@@ -19,8 +19,6 @@ using namespace agent;
 
 namespace {
 
-const bool quiet = (log::set_level(log::Level::kError), log::set_sink([](log::Level, const std::string&) {}), true);
-
 std::string file_path() {
   const char* dir = std::getenv("TMPDIR");
   return std::string(dir && *dir ? dir : "/tmp") + "/fuzz_config." + std::to_string(getpid()) +
@@ -31,6 +29,10 @@ std::string file_path() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = file_path();
+  // Nothing is written; set here, not in a static (log.cpp's sink may be initialised later).
+  static const bool quiet =
+      (log::set_level(log::Level::kError), log::set_sink([](log::Level, const std::string&) {}), true);
+  (void)quiet;
   static const bool cleanup = (std::atexit([] { ::unlink(path.c_str()); }), true);
   (void)cleanup;
   FILE* f = std::fopen(path.c_str(), "wb");

@@ -181,6 +181,43 @@ std::string show(const toml::value& v) {
   return s.str();
 }
 
+}  // namespace
+
+size_t first_invalid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (s.size() - i <= n) return i;
+    for (size_t k = 1; k <= n; ++k) {
+      auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xc0) != 0x80) return i;
+      cp = cp << 6 | (d & 0x3f);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return i;
+    i += n + 1;
+  }
+  return std::string::npos;
+}
+
+namespace {
+
 // Reads a configuration file whole: "" or a message with the path and the system's reason.
 std::string read_file(const std::string& path, std::string& text) {
   auto fail = [&](const std::string& why) {
@@ -489,6 +526,11 @@ class Loader {
 std::string load_config_file(const std::string& path, Config& cfg) {
   std::string text;
   if (auto err = read_file(path, text); !err.empty()) return err;
+  // TOML is UTF-8. toml11 (3.7) reads out of bounds when it reports invalid UTF-8 inside a
+  // multi-line string: such a file never reaches it.
+  if (size_t bad = first_invalid_utf8(text); bad != std::string::npos)
+    return path + ":" + std::to_string(1 + std::count(text.begin(), text.begin() + bad, '\n')) +
+           ": not UTF-8 text (byte " + std::to_string(bad) + "): a TOML file is UTF-8";
   toml::value root;
   try {
     std::istringstream in(text);

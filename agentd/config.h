@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agentd/log.h"
@@ -204,6 +205,8 @@ std::string default_daemon_name();
 // path and the system's reason. Values are checked against their ranges here; checks between
 // keys are validate()'s.
 std::string load_config_file(const std::string& path, Config& cfg);
+// The offset of the first byte of s that does not belong to valid UTF-8 (npos: none).
+size_t first_invalid_utf8(std::string_view s);
 
 // Parses "host:port", "[v6addr]:port" or "port" (host 127.0.0.1). "" or "off" disables.
 std::string parse_endpoint(const std::string& text, Endpoint& out);

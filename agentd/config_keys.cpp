@@ -16,7 +16,7 @@ const std::vector<IntKey> kIntKeys = {
     {"clients.max_clients", Unit::kCount, 1, kMaxClients, "", AGENT_FIELD(max_clients)},
     {"clients.hello_timeout_ms", Unit::kMs, 1, kMaxTimeoutUs / 1000, "",
      AGENT_FIELD(hello_timeout_ms)},
-    {"clients.max_message_bytes", Unit::kBytes, 1, proto::kDefaultMaxMessageBytes, "",
+    {"clients.max_message_bytes", Unit::kBytes, 1, proto::kMaxMessageBytes, "",
      AGENT_FIELD(max_message_bytes)},
     {"clients.queue_limit_bytes", Unit::kBytes, 1, kMaxQueueBytes, "",
      AGENT_FIELD(client_queue_bytes)},

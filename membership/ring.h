@@ -153,6 +153,9 @@ struct RingStats {
   uint64_t duplicate_tokens = 0;
   uint64_t duplicate_packets = 0;
   uint64_t bad_packets = 0;         // undecodable or from nowhere: dropped
+  // Fragments that continue a message whose first fragment this ring never carried (a
+  // faulty sender's): skipped alike at every member, in delivery and in reception.
+  uint64_t orphan_fragments = 0;
   uint64_t messages_delivered = 0;
   uint64_t held_tokens = 0;         // times an idle ring's token was held
   uint64_t wakes_sent = 0;          // requests for a token that may rest elsewhere
@@ -393,6 +396,7 @@ class Ring {
   Time commit_deadline_ = 0;
   uint64_t commit_hop_ = 0;       // highest commit token hop seen
   uint64_t commit_ring_ = 0;      // the ring the commit token in hand forms
+  std::vector<NodeId> commit_ids_;  // its members (sorted), as the first rotation named them
   NodeId last_commit_to_ = 0;     // where the commit token went (for retransmission)
   std::vector<NodeId> warned_absent_list_;
   bool warned_exhausted_ = false;  // kMaxRingSeq reached: said once

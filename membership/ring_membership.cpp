@@ -256,6 +256,9 @@ void Ring::handle_commit(NodeId from, const rw::Commit& c, Time now) {
       ++stats_.stale_commits;
       return;
     }
+  // A commit token that does not name this daemon is not for it (installing it would leave
+  // this daemon out of its own ring).
+  if (!std::binary_search(ids.begin(), ids.end(), self_)) return;
   NodeId rep = ids.front();
   rw::Commit next = c;
   switch (state_) {
@@ -267,6 +270,7 @@ void Ring::handle_commit(NodeId from, const rw::Commit& c, Time now) {
       state_ = RingState::kCommit;
       commit_hop_ = c.hop;
       commit_ring_ = c.ring_id;
+      commit_ids_ = ids;
       break;
     }
     case RingState::kCommit:
@@ -280,9 +284,12 @@ void Ring::handle_commit(NodeId from, const rw::Commit& c, Time now) {
         if (ids != need) return;
         commit_hop_ = c.hop;
         commit_ring_ = c.ring_id;
+        commit_ids_ = ids;
         break;
       }
-      if (c.ring_id != commit_ring_ || c.hop <= commit_hop_) return;
+      // The second rotation carries the members of the first: a token for this ring with
+      // others is not the one this daemon filled.
+      if (c.ring_id != commit_ring_ || c.hop <= commit_hop_ || ids != commit_ids_) return;
       commit_hop_ = c.hop;
       if (!all_filled) return;  // a duplicate of the first rotation
       install_new_ring(c, now);
@@ -292,7 +299,7 @@ void Ring::handle_commit(NodeId from, const rw::Commit& c, Time now) {
       }
       break;
     case RingState::kRecovery:
-      if (c.ring_id != ring_id_ || c.hop <= commit_hop_) return;
+      if (c.ring_id != ring_id_ || c.hop <= commit_hop_ || ids != members_) return;
       commit_hop_ = c.hop;
       if (self_ == rep && all_filled && last_token_hop_ == 0) {
         // Second rotation done: every member is in recovery. The first token of the new ring.

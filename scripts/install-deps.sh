@@ -4,6 +4,7 @@
 set -eu
 PKGS="build-essential cmake ninja-build pkg-config git ca-certificates
       libcaf-dev liblz4-dev librocksdb-dev catch2 libtoml11-dev libssl-dev
+      clang-14 libclang-rt-14-dev llvm-14
       python3 python3-pytest openjdk-17-jdk-headless junit5
       iproute2 procps nftables gnuplot-nox"
 missing=""

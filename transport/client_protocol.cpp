@@ -303,7 +303,8 @@ std::optional<Welcome> decode_welcome(std::string_view body) {
   m.private_group = std::string(r.str8());
   m.daemon = std::string(r.str8());
   m.max_message_bytes = r.u32();
-  if (!r.done()) return std::nullopt;
+  if (!r.done() || m.max_message_bytes == 0 || m.max_message_bytes > kMaxMessageBytes)
+    return std::nullopt;
   return m;
 }
 std::optional<Data> decode_data(std::string_view body) {

@@ -18,6 +18,9 @@ constexpr uint16_t kVersion = 1;
 constexpr size_t kFrameHeaderBytes = 5;  // u32 length + u8 verb
 constexpr size_t kMaxGroupsPerMessage = 256;
 constexpr uint32_t kDefaultMaxMessageBytes = 16u << 20;  // payload limit a daemon announces
+// The most a welcome may announce (and a daemon be configured with): a client sizes its
+// buffers by the announcement, so a larger one is malformed.
+constexpr uint32_t kMaxMessageBytes = 16u << 20;
 // Room for a frame's fields around the largest payload (names, counts, groups).
 constexpr uint32_t kFrameOverheadBytes = 64 * 1024;
 

@@ -179,6 +179,8 @@ std::optional<Commit> decode_commit(std::string_view body, size_t max_members) {
   for (size_t i = 0; i < n; ++i) {
     CommitEntry e;
     e.member = r.u32();
+    // Sorted by member, each once: the ring's order is the members' (a daemon installs it).
+    if (!c.members.empty() && e.member <= c.members.back().member) return std::nullopt;
     e.incarnation = r.u64();
     e.old_ring = r.u64();
     e.old_aru = r.u64();

@@ -9,7 +9,7 @@
 //   held    u64 hop (the token's hop its sender now holds: an idle ring's token rests there)
 //   join    u64 ring_seq | u64 incarnation | u16 n | n x u32 proc | u16 m | m x u32 fail
 //   commit  u64 new ring id | u64 hop | u16 n | n x (u32 member, u64 incarnation, u64 old ring,
-//           u64 old aru, u64 old high, u64 old safe, u8 filled)
+//           u64 old aru, u64 old high, u64 old safe, u8 filled); members strictly increasing
 #pragma once
 
 #include <cstdint>

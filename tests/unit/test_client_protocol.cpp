@@ -199,3 +199,17 @@ TEST_CASE("service validation accepts exactly one regular service", "[codec]") {
   CHECK_FALSE(service::valid_multicast(service::kAgreed | service::kCausedByJoin));
   CHECK(service::strongest(service::kFifo | service::kReliable) == service::kFifo);
 }
+
+// Found by fuzz_client_library: libagent sized its read buffer by the frame length the welcome's
+// limit allowed, so a welcome announcing 4 GiB and a frame head claiming as much made it
+// allocate 4 GiB (and a limit near 2^32 wrapped the frame limit).
+TEST_CASE("a welcome announcing no limit or more than 16 MiB does not decode", "[codec]") {
+  for (uint32_t limit : {kMaxMessageBytes, 1u}) {
+    auto [v, b] = one_frame([&](std::string& o) { encode(o, Welcome{1, "#a#d1", "d1", limit}); });
+    CHECK(decode_welcome(b));
+  }
+  for (uint32_t limit : {0u, kMaxMessageBytes + 1, 0xffffffffu}) {
+    auto [v, b] = one_frame([&](std::string& o) { encode(o, Welcome{1, "#a#d1", "d1", limit}); });
+    CHECK_FALSE(decode_welcome(b));
+  }
+}

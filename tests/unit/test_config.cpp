@@ -557,3 +557,20 @@ TEST_CASE("per-group retention: the first rule naming a group, over [persist]'s 
   CHECK(has(check("[persist]\ngroups = [\"a\"]\n[[persist.retain]]\ngroups = [\"bad name\"]\n"),
             "persist.retain[1].groups: 'bad name' is not a group name or pattern"));
 }
+
+// Found by fuzz_config: toml11 read past its buffer while reporting invalid UTF-8 inside a
+// multi-line literal string (ASan: heap-buffer-overflow in toml::detail::location::reset).
+TEST_CASE("a config file that is not UTF-8 is refused before it is parsed, naming the line",
+          "[config]") {
+  std::string bad = "[daemon]\nname = '''\nab\xff\xfe'''\n";
+  auto path = write_temp(bad);
+  Config cfg;
+  auto err = load_config_file(path, cfg);
+  CHECK(err.find(path + ":3: not UTF-8 text") == 0);
+  CHECK(first_invalid_utf8("plain ascii") == std::string::npos);
+  CHECK(first_invalid_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80") == std::string::npos);
+  CHECK(first_invalid_utf8("a\xc0\xafz") == 1);          // overlong '/'
+  CHECK(first_invalid_utf8("ab\xed\xa0\x80") == 2);      // a surrogate
+  CHECK(first_invalid_utf8("abc\xf4\x90\x80\x80") == 3); // past U+10FFFF
+  CHECK(first_invalid_utf8("abcd\xe2\x82") == 4);        // cut short
+}

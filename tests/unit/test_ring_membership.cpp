@@ -2,10 +2,12 @@
 // in-process network where a test decides who can reach whom.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "membership/ring.h"
@@ -442,4 +444,153 @@ TEST_CASE("a daemon whose ring sequence reached the limit forms no ring rather t
   bool warned = false;
   for (auto& w : a.warnings) warned |= w.find("exhausted") != std::string::npos;
   CHECK(warned);
+}
+
+TEST_CASE("a commit token's members must be sorted and distinct to decode", "[membership][wire]") {
+  rw::Commit c;
+  c.ring_id = 7;
+  c.hop = 1;
+  auto body = [&](std::vector<NodeId> members) {
+    c.members.clear();
+    for (NodeId m : members) c.members.push_back(rw::CommitEntry{m, 1, 0, 0, 0, 0, 1});
+    std::string b;
+    rw::encode_commit(b, 5, 1, c);
+    return b.substr(rw::kHeaderBytes);
+  };
+  CHECK(rw::decode_commit(body({1, 2, 3}), 16));
+  CHECK_FALSE(rw::decode_commit(body({3, 1, 2}), 16));  // found by fuzz_membership_packet
+  CHECK_FALSE(rw::decode_commit(body({1, 2, 2}), 16));
+}
+
+// Found by fuzz_membership_packet: a second-rotation commit token with other members than the
+// first made a daemon install a ring it is not in (an invariant failure that stopped it).
+TEST_CASE("a commit token for the ring in hand with other members than it agreed to is dropped",
+          "[membership]") {
+  Cluster c(3);
+  c.run();
+  REQUIRE(c.r(2).state() == RingState::kOperational);
+  c.crash(3);
+  // Step until daemon 2 has filled the commit token of the ring {1, 2}.
+  std::optional<rw::Commit> filled;
+  for (int step = 0; step < 100000 && !filled; ++step) {
+    if (c.queue.empty()) {
+      c.now = std::max(c.now, std::min(c.r(1).next_timeout(), c.r(2).next_timeout()));
+      for (NodeId i : {1u, 2u})
+        if (c.r(i).next_timeout() <= c.now) {
+          c.r(i).on_timeout(c.now);
+          c.collect(i);
+        }
+      continue;
+    }
+    auto [from, to, bytes] = c.queue.front();
+    c.queue.pop_front();
+    if (!c.linked(from, to)) continue;
+    c.r(to).on_packet(from, bytes, c.now);
+    c.collect(to);
+    auto h = rw::decode_header(bytes);
+    if (to == 2 && h && h->type == rw::Type::kCommit && c.r(2).state() == RingState::kCommit)
+      for (auto& [f, t, b] : c.queue)
+        if (f == 2 && rw::decode_header(b)->type == rw::Type::kCommit)
+          filled = rw::decode_commit(std::string_view(b).substr(rw::kHeaderBytes), 16);
+  }
+  REQUIRE(filled);
+  REQUIRE(filled->members.size() == 2);
+  uint64_t old_ring = c.r(2).ring_id();
+  // The same ring, a later hop, every entry filled: without daemon 2, and with daemon 3 too.
+  for (std::vector<NodeId> members : {std::vector<NodeId>{1, 3}, std::vector<NodeId>{1, 2, 3}}) {
+    rw::Commit forged = *filled;
+    forged.hop += 10;
+    forged.members.clear();
+    for (NodeId m : members) {
+      rw::CommitEntry e = filled->members.front();
+      e.member = m;
+      if (m == 2) e = filled->members.back();
+      e.filled = 1;
+      forged.members.push_back(e);
+    }
+    std::string b;
+    rw::encode_commit(b, old_ring, 1, forged);
+    c.r(2).on_packet(1, b, c.now);
+    c.collect(2);
+    CHECK(c.r(2).state() == RingState::kCommit);
+    CHECK(c.r(2).ring_id() == old_ring);
+  }
+  c.run();
+  REQUIRE(c.r(2).state() == RingState::kOperational);
+  CHECK(c.r(2).members() == ids({1, 2}));
+}
+
+// Found by fuzz_ring_packet: a data packet of a ring of one from a daemon outside it raised the
+// daemon's aru past the token's seq, and the lone member passed its token to itself for ever.
+TEST_CASE("a ring's packets from a daemon outside it are dropped: a ring of one does not spin",
+          "[membership]") {
+  Cluster c(3);
+  c.run();
+  c.crash(2);
+  c.crash(3);
+  c.run();
+  REQUIRE(c.r(1).state() == RingState::kOperational);
+  REQUIRE(c.r(1).members() == ids({1}));
+  uint64_t bad = c.r(1).stats().bad_packets;
+  for (uint64_t seq = 1; seq <= 4; ++seq) {
+    std::string b;
+    rw::encode_header(b, rw::Header{rw::Type::kData, c.r(1).ring_id(), 2});
+    rw::begin_data(b, seq, 1);
+    rw::add_chunk(b, kAgreed, rw::kFirst | rw::kLast, "from outside");
+    c.r(1).on_packet(2, b, c.now);
+    c.collect(1);
+  }
+  CHECK(c.r(1).stats().bad_packets == bad + 4);
+  c.submit(1, kAgreed, "mine");
+  c.run();
+  auto m = c.messages(1);
+  REQUIRE(!m.empty());
+  CHECK(m.back() == "mine");
+  CHECK(std::count(m.begin(), m.end(), "from outside") == 0);
+}
+
+// Found by fuzz_ring_packet: a member's packet with a fragment that continues no message (its
+// first fragment never sent) failed the reassembly's invariant check and stopped the daemon.
+TEST_CASE("a fragment continuing no message is skipped, and the ring goes on", "[membership]") {
+  Cluster c(2);
+  c.run();
+  REQUIRE(c.r(1).state() == RingState::kOperational);
+  c.submit(2, kAgreed, "cut");
+  // Daemon 2's packet to daemon 1, its chunk made a middle fragment on the way.
+  bool changed = false;
+  for (int step = 0; step < 100000 && !changed; ++step) {
+    if (c.queue.empty()) {
+      c.now = std::max(c.now, std::min(c.r(1).next_timeout(), c.r(2).next_timeout()));
+      for (NodeId i : {1u, 2u})
+        if (c.r(i).next_timeout() <= c.now) {
+          c.r(i).on_timeout(c.now);
+          c.collect(i);
+        }
+      continue;
+    }
+    auto [from, to, bytes] = c.queue.front();
+    c.queue.pop_front();
+    auto h = rw::decode_header(bytes);
+    if (from == 2 && to == 1 && h && h->type == rw::Type::kData) {
+      auto d = rw::decode_data(std::string_view(bytes).substr(rw::kHeaderBytes));
+      REQUIRE(d);
+      std::string b;
+      rw::encode_header(b, *h);
+      rw::begin_data(b, d->seq, d->hop);
+      for (auto& ch : d->chunks) rw::add_chunk(b, ch.service, 0, ch.data);
+      bytes = b;
+      changed = true;
+    }
+    c.r(to).on_packet(from, bytes, c.now);
+    c.collect(to);
+  }
+  REQUIRE(changed);
+  c.run();
+  CHECK(c.r(1).stats().orphan_fragments == 1);
+  c.submit(2, kAgreed, "after");
+  c.run();
+  auto m = c.messages(1);
+  REQUIRE(!m.empty());
+  CHECK(m.back() == "after");
+  CHECK(std::count(m.begin(), m.end(), "cut") == 0);
 }

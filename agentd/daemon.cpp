@@ -340,11 +340,13 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
     return {};
   }
   // A slow client that read its queue may end a hold of the ring (back-pressure): the ring
-  // learns it at once.
+  // learns it at once. The clients keep this hook, and the state keeps them: a raw pointer
+  // (a shared one would keep the state, and the log actor it holds, alive for ever).
+  DaemonState* state = st.get();
   if (auto err = st->clients.start([st] { st->guarded([&] { st->on_client_input(); }); },
-                                   [st] {
-                                     st->guarded([&] {
-                                       if (st->core.wants_run()) st->run();
+                                   [state] {
+                                     state->guarded([&] {
+                                       if (state->core.wants_run()) state->run();
                                      });
                                    });
       !err.empty()) {

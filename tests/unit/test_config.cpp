@@ -108,6 +108,8 @@ TEST_CASE("the example configuration is accepted and says what the defaults are"
   CHECK(c.ring.personal_window == d.ring.personal_window);
   CHECK(c.tcp_auth == d.tcp_auth);
   CHECK(c.secrets_file == d.secrets_file);
+  CHECK(c.slow_policy == d.slow_policy);
+  CHECK(c.slow_timeout_ms == d.slow_timeout_ms);
 }
 
 TEST_CASE("config errors name the key", "[config]") {

@@ -277,7 +277,8 @@ class ClientHub {
   void send_to(const std::string& member, std::string_view head, std::string_view tail,
                bool membership, bool tail_lives = false,
                std::string_view positioned_head = {});
-  // Whether the session's queue is over a limit (then it is dropped as slow).
+  // Whether the session's queue is over a limit (then it is dropped as slow). With
+  // back-pressure, a queue past the high-water mark starts the session's hold of the ring.
   bool check_queue(ConnId id, Session& s);
   std::string generate_name();
   // Sends deliveries_ to the local clients. A data delivery of event `viewed` takes its payload

@@ -201,6 +201,67 @@ void ClientHub::on_sent(ConnId id, uint64_t remaining) {
     s.read_waits = false;
     issue_read(s);
   }
+  if (remaining <= hold_low_bytes() && holding_.count(id)) end_hold(id, s, /*drained=*/true);
+}
+
+uint64_t ClientHub::hold_deadline() const {
+  uint64_t first = ~0ull;
+  for (auto& [id, since] : holding_) first = std::min(first, since);
+  return first == ~0ull ? first : first + uint64_t{cfg_.slow_timeout_ms} * 1000;
+}
+
+void ClientHub::expire_holds(uint64_t now_us) {
+  now_us_ = std::max(now_us_, now_us);
+  if (holding_.empty() || now_us_ < hold_deadline()) return;
+  std::vector<ConnId> late;
+  for (auto& [id, since] : holding_)
+    if (now_us_ >= since + uint64_t{cfg_.slow_timeout_ms} * 1000) late.push_back(id);
+  for (ConnId id : late) {
+    Session& s = sessions_.at(id);  // holding_ names only live sessions
+    ++stats_.slow_hold_timeouts;
+    drop_slow(id, s,
+              "the client did not read its messages: its queue stayed over " +
+                  std::to_string(hold_low_bytes()) + " bytes for clients.slow_timeout_ms (" +
+                  std::to_string(cfg_.slow_timeout_ms) +
+                  " ms) while it held the ring's senders back (clients.slow_policy = "
+                  "\"backpressure\"), " + std::to_string(s.queued_bytes) + " bytes unread");
+  }
+  AGENT_CHECK(holding_.empty() || now_us_ < hold_deadline());
+  process_drops();
+}
+
+void ClientHub::start_hold(ConnId id, Session& s) {
+  AGENT_CHECK(cfg_.slow_policy == Config::SlowPolicy::kBackpressure && !s.closing);
+  bool fresh = holding_.emplace(id, now_us_).second;
+  AGENT_CHECK(fresh);
+  ++stats_.slow_holds;
+  // A client that reads in bursts may start and end holds often: the log gets a sample.
+  if (hold_logged_at_ != 0 && now_us_ < hold_logged_at_ + 10'000'000) {
+    ++holds_unlogged_;
+    return;
+  }
+  AGENT_LOG(kWarn, "client " << (s.connected ? s.private_group : std::to_string(id))
+                             << " has " << s.queued_bytes
+                             << " bytes unread (over half of clients.queue_limit_bytes): it "
+                                "holds the ring's senders back until it reads"
+                             << (holds_unlogged_ > 0 ? "; " + std::to_string(holds_unlogged_) +
+                                                           " more holds since the last such line"
+                                                     : ""));
+  holds_unlogged_ = 0;
+  hold_logged_at_ = std::max<uint64_t>(now_us_, 1);
+  s.hold_logged = true;
+}
+
+void ClientHub::end_hold(ConnId id, Session& s, bool drained) {
+  auto it = holding_.find(id);
+  AGENT_CHECK(it != holding_.end());
+  uint64_t held_ms = (now_us_ - std::min(now_us_, it->second)) / 1000;
+  holding_.erase(it);
+  if (s.hold_logged && drained)
+    AGENT_LOG(kInfo, "client " << (s.connected ? s.private_group : std::to_string(id))
+                               << " read its queue down to " << s.queued_bytes << " bytes after "
+                               << held_ms << " ms: it no longer holds the ring back");
+  s.hold_logged = false;
 }
 
 void ClientHub::process_drops() {
@@ -216,6 +277,7 @@ void ClientHub::forget(ConnId id, bool close) {
   auto it = sessions_.find(id);
   AGENT_CHECK(it != sessions_.end());
   Session& s = it->second;
+  if (holding_.count(id)) end_hold(id, s, /*drained=*/false);
   AGENT_CHECK(queued_total_ >= s.queued_bytes);
   queued_total_ -= s.queued_bytes;
   std::string member;
@@ -636,12 +698,18 @@ void ClientHub::send_to(const std::string& member, std::string_view head, std::s
 }
 
 bool ClientHub::check_queue(ConnId id, Session& s) {
+  bool backpressure = cfg_.slow_policy == Config::SlowPolicy::kBackpressure;
   if (s.queued_bytes > cfg_.client_queue_bytes) {
+    // With back-pressure the ring stops within ring.max_outstanding packets of the hold; a
+    // client still passes the limit when that is more than the half of it left.
     drop_slow(id, s,
               "the client did not read its messages and its queue passed " +
-                  std::to_string(cfg_.client_queue_bytes) + " bytes");
+                  std::to_string(cfg_.client_queue_bytes) + " bytes" +
+                  (backpressure ? " although it held the ring's senders back" : ""));
     return false;
   }
+  if (backpressure && !s.closing && s.queued_bytes > hold_high_bytes() && !holding_.count(id))
+    start_hold(id, s);
   if (queued_total_ > cfg_.client_queue_total_bytes) {
     // All clients' queues together are over the daemon's bound: the one holding the most goes.
     ConnId worst = 0;
@@ -667,6 +735,7 @@ void ClientHub::drop_slow(ConnId id, Session& s, const std::string& why) {
   AGENT_LOG(kWarn, "client " << (s.connected ? s.private_group : std::to_string(id)) << ": "
                              << why << "; disconnecting it");
   ++stats_.slow_clients_dropped;
+  if (holding_.count(id)) end_hold(id, s, /*drained=*/false);
   // It cannot read this error before the queue drains; it is sent for the record.
   send_error(id, proto::ErrorCode::kSlowClient, s.private_group, why);
   // Its queue is cut, not waited for: it stops counting now (or the next send could find the

@@ -93,6 +93,10 @@ struct HubStats {
   uint64_t bad_frames = 0;
   uint64_t messages_delivered = 0;  // data messages handed to clients (per recipient)
   uint64_t slow_clients_dropped = 0;
+  // clients.slow_policy = "backpressure": times a client's queue passed the high-water mark
+  // and it began to hold the ring back, and holds that ended in its drop (slow_timeout_ms).
+  uint64_t slow_holds = 0;
+  uint64_t slow_hold_timeouts = 0;
   uint64_t logged = 0;            // messages handed to the message log
   uint64_t history_entries = 0;   // logged messages sent to clients as history
 };
@@ -117,6 +121,19 @@ class ClientHub {
   // The secrets TCP clients authenticate against (clients.secrets_file, reloaded on SIGHUP);
   // connections already authenticated keep their name. Null: none (every name is unknown).
   void set_secrets(std::shared_ptr<const clientauth::Secrets> secrets);
+  // Back-pressure (clients.slow_policy = "backpressure"): a session whose queue passes half of
+  // clients.queue_limit_bytes holds the ring back until it has read down to a quarter. The
+  // daemon core keeps the ring's senders from getting further ahead while any session holds.
+  bool holding_ring() const { return !holding_.empty(); }
+  size_t holding_clients() const { return holding_.size(); }
+  // When the oldest hold passes clients.slow_timeout_ms (~0: none held).
+  uint64_t hold_deadline() const;
+  // Drops (error 14) the sessions that have held the ring back longer than slow_timeout_ms at
+  // now_us. Called whether or not client input is paused (it is, while the ring is held).
+  void expire_holds(uint64_t now_us);
+  // Queue marks of the back-pressure policy, in bytes.
+  uint64_t hold_high_bytes() const { return cfg_.client_queue_bytes / 2; }
+  uint64_t hold_low_bytes() const { return cfg_.client_queue_bytes / 4; }
   // Closes connections whose hello is overdue at now_us (error 12).
   void expire(uint64_t now_us);
   // When the next hello falls due (~0: none waiting).
@@ -191,6 +208,7 @@ class ClientHub {
     std::set<std::string> groups;  // joined or join submitted
     uint64_t queued_bytes = 0;
     bool closing = false;  // no more input is read and nothing more is sent
+    bool hold_logged = false;  // its hold's start was logged (so its end is too)
     uint64_t opened_due = 0;  // when its hello is due (its entry in hello_due_)
     bool positions = false;  // data frames carry their position
     // History. Joins that asked for it wait for their own view; reads are served in order,
@@ -242,6 +260,10 @@ class ClientHub {
   void log_message(uint64_t ring, uint64_t seq, const groups::Event& ev, std::string_view payload,
                    bool past_gap, const std::shared_ptr<const void>& owner);
   void send_error(ConnId id, proto::ErrorCode code, std::string subject, std::string text);
+  // The session's queue passed the high-water mark / fell to the low-water mark
+  // (back-pressure). end_hold: also when it leaves or is dropped (drained: it read its queue).
+  void start_hold(ConnId id, Session& s);
+  void end_hold(ConnId id, Session& s, bool drained);
   // Drops a session that does not read (error 14 with why), closing it without waiting for
   // its queue.
   void drop_slow(ConnId id, Session& s, const std::string& why);
@@ -255,7 +277,8 @@ class ClientHub {
   void send_to(const std::string& member, std::string_view head, std::string_view tail,
                bool membership, bool tail_lives = false,
                std::string_view positioned_head = {});
-  // Whether the session's queue is over a limit (then it is dropped as slow).
+  // Whether the session's queue is over a limit (then it is dropped as slow). With
+  // back-pressure, a queue past the high-water mark starts the session's hold of the ring.
   bool check_queue(ConnId id, Session& s);
   std::string generate_name();
   // Sends deliveries_ to the local clients. A data delivery of event `viewed` takes its payload
@@ -309,6 +332,10 @@ class ClientHub {
   std::string multicast_event_;  // handle_multicast encodes here; submit_ leaves a spare
   uint64_t generated_names_ = 0;
   uint64_t queued_total_ = 0;  // the sessions' queued_bytes, summed
+  // Sessions holding the ring back: since when (µs, as now_us_). Holds logged: one start line
+  // per 10 s at most (with the count of those not logged), and the end of each logged one.
+  std::unordered_map<ConnId, uint64_t> holding_;
+  uint64_t holds_unlogged_ = 0, hold_logged_at_ = 0;
   int depth_ = 0;  // > 0 while handling; drops wait until the outermost handler finishes
   HubStats stats_;
 };

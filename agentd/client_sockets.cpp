@@ -21,7 +21,8 @@ ClientSockets::ClientSockets(caf::io::broker* self, uint32_t socket_buffer, Sent
       input_(std::move(input)),
       closed_(std::move(closed)) {}
 
-std::string ClientSockets::start(std::function<void()> ready) {
+std::string ClientSockets::start(std::function<void()> ready, std::function<void()> written) {
+  written_ = std::move(written);
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) return std::string("epoll_create1: ") + std::strerror(errno);
   int in = ::epoll_create1(EPOLL_CLOEXEC);
@@ -284,6 +285,7 @@ void ClientSockets::on_writable() {
     write_queue(it->first, it->second);
     finish_if_done(it);
   }
+  if (n > 0 && written_) written_();
 }
 
 void ClientSockets::read_one(ConnId id) {

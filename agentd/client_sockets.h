@@ -45,8 +45,9 @@ class ClientSockets : public ClientIo {
                 Closed closed);
 
   // Hooks the writability and readability sets into the multiplexer; "" on success. ready is
-  // called whenever some connection is readable; it calls read_input().
-  std::string start(std::function<void()> ready);
+  // called whenever some connection is readable; it calls read_input(). written, when given,
+  // after the queues that became writable were written (sent reported for each).
+  std::string start(std::function<void()> ready, std::function<void()> written = {});
   void stop();
   // Reads every readable connection (a bounded amount each), handing the bytes to input and
   // reporting ends to closed.
@@ -121,6 +122,7 @@ class ClientSockets : public ClientIo {
   Input input_;
   Closed closed_;
   Watch* hook_ = nullptr;  // writability
+  std::function<void()> written_;
   int epoll_fd_ = -1;
   Watch* in_hook_ = nullptr;  // readability
   int in_fd_ = -1;

@@ -372,6 +372,13 @@ class Loader {
       else if (s == "none") cfg_.tcp_auth = Config::TcpAuth::kNone;
       else problem(v, key + " = " + show(v) + ": must be \"secret\" (TCP clients prove a shared "
                                              "secret, clients.secrets_file) or \"none\"");
+    } else if (key == "clients.slow_policy") {
+      if (!string_value(key, v, s)) return;
+      if (s == "disconnect") cfg_.slow_policy = Config::SlowPolicy::kDisconnect;
+      else if (s == "backpressure") cfg_.slow_policy = Config::SlowPolicy::kBackpressure;
+      else problem(v, key + " = " + show(v) + ": must be \"disconnect\" (a client that does not "
+                                             "read is dropped, error 14) or \"backpressure\" "
+                                             "(it holds the ring's senders back)");
     } else if (key == "clients.secrets_file") {
       if (!string_value(key, v, s)) return;
       if (s.empty()) problem(v, key + " = \"\": must name a secrets file (or leave the key out)");
@@ -579,6 +586,10 @@ std::string load_ring_keys(Config& cfg) {
 
 const char* tcp_auth_name(Config::TcpAuth a) {
   return a == Config::TcpAuth::kNone ? "none" : "secret";
+}
+
+const char* slow_policy_name(Config::SlowPolicy p) {
+  return p == Config::SlowPolicy::kBackpressure ? "backpressure" : "disconnect";
 }
 
 bool tcp_listening(const Config& cfg) {

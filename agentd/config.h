@@ -165,6 +165,14 @@ struct Config {
   // limit alone allows max_clients times it).
   uint64_t client_queue_total_bytes = 256u << 20;
   uint32_t max_groups_per_client = 4096;  // joins beyond this are refused (error 13)
+  // What happens to a client that does not read its messages (docs/agentd.md, "Slow clients").
+  // kDisconnect: past client_queue_bytes it is dropped (error 14). kBackpressure: past half of
+  // client_queue_bytes it holds the whole ring back (no sender gets further ahead) until it has
+  // read down to a quarter; one that holds the ring longer than slow_timeout_ms is dropped
+  // (error 14). client_queue_bytes and client_queue_total_bytes stay hard bounds in both.
+  enum class SlowPolicy { kDisconnect, kBackpressure };
+  SlowPolicy slow_policy = SlowPolicy::kDisconnect;
+  uint32_t slow_timeout_ms = 10000;
   // Kernel send buffer of each client connection (SO_SNDBUF; 0 keeps the system's default).
   // A receiver that reads in bursts then finds its messages in the socket instead of the
   // daemon copying what the socket did not take into its own queue.
@@ -233,6 +241,7 @@ std::string load_client_secrets(Config& cfg);
 // authenticate against a secrets file or (tcp_auth = "none") need not.
 bool tcp_listening(const Config& cfg);
 const char* tcp_auth_name(Config::TcpAuth a);
+const char* slow_policy_name(Config::SlowPolicy p);
 
 // The settings that differ between a and b, by key, for a reload: which of them take effect.
 std::vector<std::string> changed_keys(const Config& a, const Config& b);

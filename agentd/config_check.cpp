@@ -206,6 +206,7 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
   differ("clients.unix_socket", a.unix_socket != b.unix_socket);
   differ("clients.tcp", a.tcp.host != b.tcp.host || a.tcp.port != b.tcp.port);
   differ("clients.tcp_auth", a.tcp_auth != b.tcp_auth);
+  differ("clients.slow_policy", a.slow_policy != b.slow_policy);
   // The file's name, and what it holds (entries added, removed or changed under one name).
   differ("clients.secrets_file",
          a.secrets_file != b.secrets_file || !a.tcp_secrets != !b.tcp_secrets ||

@@ -22,6 +22,8 @@ const std::vector<IntKey> kIntKeys = {
      AGENT_FIELD(client_queue_bytes)},
     {"clients.queue_total_bytes", Unit::kBytes, 1, kMaxQueueBytes, "",
      AGENT_FIELD(client_queue_total_bytes)},
+    {"clients.slow_timeout_ms", Unit::kMs, 1, kMaxTimeoutUs / 1000, "",
+     AGENT_FIELD(slow_timeout_ms)},
     {"clients.max_clients_per_user", Unit::kCount, 0, kMaxClients, "no limit",
      AGENT_FIELD(max_clients_per_user)},
     {"clients.max_groups", Unit::kCount, 1, kMaxGroupsPerClient, "",
@@ -57,7 +59,7 @@ const std::vector<IntKey> kIntKeys = {
 const char* kOtherKeys[] = {"daemon.name",      "daemon.log_level", "daemon.state_dir",
                             "daemon.priority",  "clients.unix_socket", "clients.tcp",
                             "clients.unix_mode", "clients.unix_group",
-                            "clients.tcp_auth", "clients.secrets_file",
+                            "clients.tcp_auth", "clients.secrets_file", "clients.slow_policy",
                             "ring.udp_offload", "ring.multicast",   "ring.daemons",
                             "ring.key_file",    "ring.accept_key_file", "ring.encrypt"};
 

@@ -282,7 +282,10 @@ struct DaemonState final : CoreIo {
                          << "), bad client frames "
                          << hs.bad_frames << ", slow clients dropped "
                          << hs.slow_clients_dropped << ", client input paused "
-                         << core.stats().input_pauses << " times; datagrams dropped on send "
+                         << core.stats().input_pauses << " times, slow clients held the ring "
+                         << core.stats().ring_holds << " times (" << hs.slow_holds
+                         << " client holds, " << hs.slow_hold_timeouts
+                         << " dropped at slow_timeout_ms); datagrams dropped on send "
                          << u.send_drops() << ", refused " << u.send_errors()
                          << "; offloaded sends " << u.offloaded_sends() << " carrying "
                          << u.offloaded_datagrams() << " datagrams");
@@ -336,7 +339,16 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
     self->quit(caf::exit_reason::user_shutdown);
     return {};
   }
-  if (auto err = st->clients.start([st] { st->guarded([&] { st->on_client_input(); }); });
+  // A slow client that read its queue may end a hold of the ring (back-pressure): the ring
+  // learns it at once. The clients keep this hook, and the state keeps them: a raw pointer
+  // (a shared one would keep the state, and the log actor it holds, alive for ever).
+  DaemonState* state = st.get();
+  if (auto err = st->clients.start([st] { st->guarded([&] { st->on_client_input(); }); },
+                                   [state] {
+                                     state->guarded([&] {
+                                       if (state->core.wants_run()) state->run();
+                                     });
+                                   });
       !err.empty()) {
     AGENT_LOG(kError, "client I/O: " << err);
     st->ring.close();

@@ -41,8 +41,11 @@ membership::RingConfig ring_config(const Config& cfg) {
   // durable is what its log has written ("none", "batch") or synced ("always"); flow control
   // keeps the ring within ring.max_outstanding packets of it, and a SAFE message is delivered
   // once every daemon's log has it (on disk everywhere with "always"). Without it a log that
-  // cannot keep up would queue the ring's messages in memory without bound.
-  rc.durable_gate = cfg.persist.enabled();
+  // cannot keep up would queue the ring's messages in memory without bound. Back-pressure: a
+  // slow client's daemon holds its reported position back, and flow control stops every
+  // sender ring.max_outstanding packets beyond it.
+  rc.durable_gate =
+      cfg.persist.enabled() || cfg.slow_policy == Config::SlowPolicy::kBackpressure;
   return rc;
 }
 
@@ -58,8 +61,13 @@ DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& i
       hub_(cfg, io, [this](uint32_t service, std::string& ev) { submit(service, ev); }),
       now_(now),
       gate_(ring_.config().durable_gate),
+      // With a log, messages are logged as received and count once the log reports them
+      // (written or synced); without one (back-pressure alone) what is received counts at once.
+      log_gate_(gate_ && cfg.persist.enabled()),
       catch_up_(cfg.ring.id) {
-  hub_.log_on_receipt(gate_);
+  // A hold needs the gate: the ring then counts this daemon's reported position.
+  AGENT_CHECK(gate_ || cfg.slow_policy != Config::SlowPolicy::kBackpressure);
+  hub_.log_on_receipt(log_gate_);
   if (cfg_.persist.enabled()) {
     hub_.track_coverage(&coverage_);
     hub_.hold_reads(true);  // until the first configuration's catch-up
@@ -76,7 +84,7 @@ bool DaemonCore::on_open(ConnId id, Time now, Peer peer, std::string_view nonce)
 }
 
 Time DaemonCore::next_timeout() const {
-  Time ring = ring_.next_timeout();
+  Time ring = std::min<Time>(ring_.next_timeout(), hub_.hold_deadline());
   return throttled_ ? ring : std::min(ring, hub_.next_hello_deadline());
 }
 
@@ -106,9 +114,11 @@ void DaemonCore::absorb_received() {
     AGENT_CHECK(last_received_ < pos);  // handed out in the total order, once each
     // A newer ring's message: the older ring's unsynced ones hold nothing back any more.
     if (!unsynced_.empty() && unsynced_.back().ring != pos.ring) unsynced_.clear();
-    std::string_view event = tap_ ? tap_->on_received(d) : d.payload;
-    if (hub_.log_received(d.ring_id, d.ordinal, event, d.past_gap, d.payload_owner))
-      unsynced_.push_back(pos);
+    if (log_gate_) {
+      std::string_view event = tap_ ? tap_->on_received(d) : d.payload;
+      if (hub_.log_received(d.ring_id, d.ordinal, event, d.past_gap, d.payload_owner))
+        unsynced_.push_back(pos);
+    }
     last_received_ = pos;
   }
   received_.clear();
@@ -118,7 +128,24 @@ void DaemonCore::absorb_received() {
 void DaemonCore::report_durable() {
   if (!gate_ || last_received_.zero()) return;
   uint64_t durable = unsynced_.empty() ? last_received_.ordinal : unsynced_.front().ordinal - 1;
+  // Held: nothing received since the hold began counts (a newer ring's messages none).
+  if (hold_) durable = std::min(durable, hold_at_.ring == last_received_.ring ? hold_at_.ordinal : 0);
   ring_.set_durable(last_received_.ring, durable, now_);
+}
+
+void DaemonCore::update_hold() {
+  bool want = hub_.holding_ring();
+  if (want == hold_) return;
+  AGENT_CHECK(gate_);  // only back-pressure holds, and it turns the gate on
+  hold_ = want;
+  if (hold_) {
+    hold_at_ = last_received_;
+    ++stats_.ring_holds;
+    AGENT_LOG(kDebug, "holding the ring back for slow clients at " << hold_at_.str());
+  } else {
+    AGENT_LOG(kDebug, "no longer holding the ring back");
+    report_durable();
+  }
 }
 
 void DaemonCore::on_log_synced(persist::Position synced) {
@@ -185,14 +212,24 @@ void DaemonCore::run(Time now) {
   // Deliveries may cause submissions (a slow client's disconnect), whose actions the loop
   // below picks up in order.
   if (running_ || stopped_) return;
+  run_once();
+  // Flushing the clients may have ended a hold (a client read its queue): the ring learns it
+  // now, not at the next input. Bounded: each round needs a client to read again.
+  for (int round = 0; round < 4 && wants_run(); ++round) run_once();
+}
+
+void DaemonCore::run_once() {
   running_ = true;
   // A timeout that is due is handled here: the timer's, and one that another event meets
   // first (a paced token's visit goes with it, not with a wake-up later).
   if (now_ >= ring_.next_timeout()) ring_.on_timeout(now_);
   if (!throttled_) hub_.expire(now_);
+  // Held clients are timed while input is paused too: the hold is what pauses it.
+  hub_.expire_holds(now_);
   for (;;) {
     retry_backlog();
     absorb_received();  // logged before the deliveries that follow them
+    update_hold();      // before the token leaves with this daemon's position
     ring_.take_actions(actions_);
     auto& a = actions_;
     if (a.store_ring_seq == 0 && a.sends.empty() && a.deliveries.empty() && a.warnings.empty() &&

@@ -87,6 +87,7 @@ struct CoreStats {
   uint64_t bad_events = 0;    // ring messages that did not decode as group events
   uint64_t bad_fills = 0;     // catch-up fill events that did not decode
   uint64_t held_events = 0;   // events held because the ring's queue was full
+  uint64_t ring_holds = 0;    // times slow clients began to hold the ring back (back-pressure)
 };
 
 class DaemonCore {
@@ -106,8 +107,15 @@ class DaemonCore {
   void on_bytes(ConnId id, const char* data, size_t size, Time now);
   // The connection ended (the peer closed it, or it failed).
   void on_closed(ConnId id);
-  // How many bytes the connection still has unsent (slow clients are dropped past a limit).
+  // How many bytes the connection still has unsent (slow clients are dropped past a limit,
+  // or hold the ring back). When wants_run() then holds, call run() (a hold ended).
   void on_sent(ConnId id, uint64_t queued) { hub_.on_sent(id, queued); }
+  // The hub's slow clients began or ceased to hold the ring back and the ring does not know
+  // yet: run() tells it.
+  bool wants_run() const { return !running_ && !stopped_ && hold_ != hub_.holding_ring(); }
+  // Whether this daemon holds the ring back for a slow client (clients.slow_policy =
+  // "backpressure"): the durable position it reports stays where it was when the hold began.
+  bool holding_ring() const { return hold_; }
   // The message log's answer to a read (CoreIo::log_read); run() sends it on.
   void on_history(ConnId id, uint64_t read_id, persist::ReadResult&& chunk) {
     hub_.on_history(id, read_id, std::move(chunk));
@@ -170,6 +178,9 @@ class DaemonCore {
   // far its messages are on disk.
   void absorb_received();
   void report_durable();
+  // Starts or ends the hold of the ring (back-pressure) as the hub's slow clients say.
+  void update_hold();
+  void run_once();
 
   const Config& cfg_;
   CoreIo& io_;
@@ -187,6 +198,13 @@ class DaemonCore {
   // (reused), the positions handed to the log and not yet synced (the current ring's only:
   // older rings' messages hold nothing back), and the last received message.
   bool gate_ = false;
+  // The gate is on for the message log (log_gate_) or for back-pressure,
+  // or both; the position reported is the lowest of what each allows.
+  bool log_gate_ = false;
+  // Back-pressure: while hold_, the reported position stays at hold_at_ (what was received
+  // when the hold began; nothing of a newer ring).
+  bool hold_ = false;
+  persist::Position hold_at_;
   std::vector<membership::Delivered> received_;
   std::deque<persist::Position> unsynced_;
   persist::Position last_received_;

@@ -136,13 +136,15 @@ std::string ring_section(uint32_t id, const std::vector<uint16_t>& ports, const 
 }
 
 Cluster::Cluster(size_t n, const std::string& ring_extra, const std::string& address,
-                 const std::string& daemon_extra) {
+                 const std::string& daemon_extra, const std::string& clients_extra) {
   auto ports = free_udp_ports(n);
   for (size_t i = 0; i < n; ++i) {
     DaemonOptions o;
     o.name = "d" + std::to_string(i + 1);
-    o.extra_config =
-        ring_section(static_cast<uint32_t>(i + 1), ports, ring_extra, address) + daemon_extra;
+    // (The generated file's [clients] table is still open here.)
+    o.extra_config = clients_extra +
+                     ring_section(static_cast<uint32_t>(i + 1), ports, ring_extra, address) +
+                     daemon_extra;
     daemons_.push_back(std::make_unique<Daemon>(o));
   }
 }

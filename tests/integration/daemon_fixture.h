@@ -91,8 +91,10 @@ constexpr const char* kPatientProfile = "token_loss_ms = 2000\nconsensus_timeout
 class Cluster {
  public:
   // daemon_extra: appended to every daemon's configuration (after its [ring] section).
+  // clients_extra: more [clients] keys for every daemon.
   explicit Cluster(size_t n, const std::string& ring_extra = kPatientProfile,
-                   const std::string& address = "127.0.0.1", const std::string& daemon_extra = "");
+                   const std::string& address = "127.0.0.1", const std::string& daemon_extra = "",
+                   const std::string& clients_extra = "");
   Daemon& operator[](size_t i) { return *daemons_[i]; }
   size_t size() const { return daemons_.size(); }
 

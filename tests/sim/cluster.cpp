@@ -42,7 +42,13 @@ void add_stats(membership::RingStats& s, const membership::RingStats& r) {
 // the cluster.
 struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
   Node(Cluster& cl, Daemon& d, membership::RingConfig rc)
-      : cluster(cl), daemon(d), config(make_config(cl, d)), core(config, std::move(rc), *this, cl.now_, this) {}
+      : cluster(cl), daemon(d), config(make_config(cl, d)), core(config, gated(std::move(rc), cl), *this, cl.now_, this) {}
+
+  // Back-pressure holds the ring through its durable gate (daemon::ring_config does the same).
+  static membership::RingConfig gated(membership::RingConfig rc, const Cluster& cl) {
+    rc.durable_gate |= cl.cfg_.backpressure;
+    return rc;
+  }
 
   static daemon::Config make_config(const Cluster& cl, const Daemon& d) {
     daemon::Config c;
@@ -51,6 +57,9 @@ struct Cluster::Node final : daemon::CoreIo, daemon::RingTap {
     c.incarnation = d.incarnation;
     c.ring_seq_floor = d.stored_ring_seq;
     c.client_queue_bytes = cl.cfg_.client_queue_bytes;
+    c.slow_policy = cl.cfg_.backpressure ? daemon::Config::SlowPolicy::kBackpressure
+                                         : daemon::Config::SlowPolicy::kDisconnect;
+    c.slow_timeout_ms = cl.cfg_.slow_timeout_ms;
     c.persist.groups = cl.cfg_.persist_groups;
     c.persist.durability = cl.cfg_.ring.durable_gate ? daemon::PersistSettings::Durability::kAlways
                                                      : daemon::PersistSettings::Durability::kBatch;
@@ -240,6 +249,7 @@ void Cluster::connect(Client& c) {
 void Cluster::crash(Daemon& d) {
   if (!d.alive) return;
   add_stats(dead_ring_stats_, d.ring().stats());
+  dead_slow_holds_ += d.node->core.hub().stats().slow_holds;
   d.node.reset();
   d.log.crash();  // what was not synced is lost
   d.alive = false;
@@ -1037,8 +1047,12 @@ bool Cluster::everything_delivered() const {
 ClusterStats Cluster::stats() const {
   ClusterStats s = stats_;
   s.ring = dead_ring_stats_;
+  s.slow_holds = dead_slow_holds_;
   for (auto& d : daemons_)
-    if (d.alive) add_stats(s.ring, d.ring().stats());
+    if (d.alive) {
+      add_stats(s.ring, d.ring().stats());
+      s.slow_holds += d.node->core.hub().stats().slow_holds;
+    }
   s.net = net_->stats();
   return s;
 }

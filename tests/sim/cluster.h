@@ -50,6 +50,10 @@ struct ClusterConfig {
   double p_cut_mid_frame = 0.3;       // a disconnect cuts the connection in the middle of a frame
   double p_pause = 0;                 // a client action also stops its reading for 1..30 ms
   uint64_t client_queue_bytes = 64u << 20;  // the daemons' limit on a client's unread bytes
+  // What the daemons do with a client that does not read (clients.slow_policy): drop it, or
+  // hold the ring back (the ring's durable gate on) until it reads or slow_timeout_ms passes.
+  bool backpressure = false;
+  uint32_t slow_timeout_ms = 10000;
   Time lossy_tail_us = 100000;        // the network heals this long after the last action
   Time settle_us = 50000;             // run on this long after everything is delivered
   Time start_bound_us = 2000000;      // the workload starts by then even without a first ring
@@ -70,6 +74,7 @@ struct ClusterStats {
   uint64_t client_deliveries = 0;
   uint64_t warnings = 0;
   uint64_t slow_clients_dropped = 0;  // clients the daemons dropped for not reading
+  uint64_t slow_holds = 0;            // times a slow client began to hold the ring back
   uint64_t crashes = 0, restarts = 0, partitions = 0, heals = 0;
   uint64_t logged = 0, syncs = 0;     // message log records appended, syncs completed
   uint64_t filled = 0;                // records other daemons' logs gave (catch-up)
@@ -197,6 +202,7 @@ class Cluster {
   Records rec_;
   ClusterStats stats_;
   membership::RingStats dead_ring_stats_;  // of crashed instances
+  uint64_t dead_slow_holds_ = 0;
   Time now_ = 0;
   uint64_t gen_ = 0;             // instance generations: timers of a crashed one are stale
   uint64_t fault_gen_ = 0;       // kFault events of an older plan are stale

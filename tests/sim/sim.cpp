@@ -121,6 +121,12 @@ ClusterConfig make_config(const SimParams& p) {
   Rng readers(p.seed, 0x52454144);
   c.p_pause = readers.pick(std::vector<double>{0, 0.02, 0.1});
   c.client_queue_bytes = readers.pick(std::vector<uint64_t>{16u << 10, 128u << 10, 64u << 20});
+  // The slow-client policy on half of the seeds (its own stream: the other settings stay):
+  // back-pressure holds the ring while a paused client catches up, with a timeout shorter than
+  // a pause (the client is dropped after holding), about one, or agentd's default.
+  Rng slow(p.seed, 0x534c4f57);
+  c.backpressure = slow.below(2) == 0;
+  c.slow_timeout_ms = slow.pick(std::vector<uint32_t>{5, 20, 10000});
   if (p.persist == "always") {
     // The message log with durability "always": some or all groups persistent, and a disk whose
     // syncs take from a few tens of microseconds (a rotation is faster) to several ms.
@@ -160,7 +166,7 @@ SeedResult run_seed(const SimParams& given) {
       buf, sizeof buf,
       "nodes=%zu clients=%zu loss=%g dup=%g delay=%llu+%lluus packet=%u windows=%u/%u/acc%u pace=%lluus "
       "pending=%llu | actions=%zu submitted=%llu refused=%llu delivered=%llu configs=%llu "
-      "client_deliveries=%llu slow_dropped=%llu packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu "
+      "client_deliveries=%llu slow_dropped=%llu policy=%s/%ums holds=%llu packets=%llu retransmitted=%llu tokens=%llu token_retx=%llu dup_pkts=%llu "
       "bad_pkts=%llu lost=%llu cut=%llu warnings=%llu | crashes=%llu restarts=%llu partitions=%llu "
       "heals=%llu gathers=%llu rings=%llu recovered=%llu | logged=%llu syncs=%llu safe_on_disk=%llu filled=%llu | events=%llu heal=%.1fms converged=%.1fms end=%.1fms%s",
       cfg.nodes, cfg.nodes * cfg.clients_per_daemon, cfg.net.loss, cfg.net.duplicate,
@@ -174,6 +180,8 @@ SeedResult run_seed(const SimParams& given) {
       static_cast<unsigned long long>(s.configurations),
       static_cast<unsigned long long>(s.client_deliveries),
       static_cast<unsigned long long>(s.slow_clients_dropped),
+      cfg.backpressure ? "backpressure" : "disconnect", cfg.slow_timeout_ms,
+      static_cast<unsigned long long>(s.slow_holds),
       static_cast<unsigned long long>(s.ring.packets_sent),
       static_cast<unsigned long long>(s.ring.packets_retransmitted),
       static_cast<unsigned long long>(s.ring.tokens_received),

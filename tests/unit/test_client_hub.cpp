@@ -752,3 +752,67 @@ TEST_CASE("with tcp_auth = none TCP clients are welcomed at once", "[hub][tcpaut
   tcp_hello(h, 101, "", "t");
   CHECK(h.frames(101).at(0).verb == Verb::kWelcome);
 }
+
+TEST_CASE("back-pressure: a client past half its queue limit holds the ring until it has read "
+          "down to a quarter, or leaves, or passes slow_timeout_ms", "[hub][slow]") {
+  Config c = Hub::make_config();  // queue limit 4000 bytes: hold past 2000, release at 1000
+  c.slow_policy = Config::SlowPolicy::kBackpressure;
+  c.slow_timeout_ms = 100;
+  Hub h(c);
+  CHECK(h.hub.hold_high_bytes() == 2000);
+  CHECK(h.hub.hold_low_bytes() == 1000);
+  ConnId slow = h.connect("slow");
+  ConnId fast = h.connect("fast");
+  h.bytes(slow, join("g"));
+  h.bytes(fast, join("g"));
+  h.hub.on_sent(slow, 0);
+  h.hub.expire_holds(1'000'000);
+  auto send = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      h.bytes(fast, mcast({"g"}, std::string(900, 'x')));
+      h.hub.on_sent(fast, 0);
+    }
+  };
+  send(2);
+  CHECK_FALSE(h.hub.holding_ring());  // under 2000 bytes
+  send(1);
+  REQUIRE(h.hub.holding_ring());
+  CHECK(h.hub.holding_clients() == 1);
+  CHECK(h.hub.stats().slow_holds == 1);
+  CHECK(h.hub.hold_deadline() == 1'100'000);
+  // Read down to 1500: still held; to 1000: released.
+  h.hub.on_sent(slow, 1500);
+  CHECK(h.hub.holding_ring());
+  h.hub.on_sent(slow, 1000);
+  CHECK_FALSE(h.hub.holding_ring());
+  CHECK(h.hub.hold_deadline() == ~0ull);
+  // Held again, then it disconnects: the hold ends with it.
+  send(2);
+  REQUIRE(h.hub.holding_ring());
+  CHECK(h.hub.stats().slow_holds == 2);
+  h.hub.on_closed(slow);
+  CHECK_FALSE(h.hub.holding_ring());
+  CHECK(h.hub.stats().slow_clients_dropped == 0);
+  // Another holds past slow_timeout_ms: dropped with error 14 saying so.
+  ConnId late = h.connect("late");
+  h.bytes(late, join("g"));
+  h.hub.on_sent(late, 0);
+  send(3);
+  REQUIRE(h.hub.holding_ring());
+  h.hub.expire_holds(1'099'999);
+  CHECK_FALSE(h.io.closed[late]);
+  h.hub.expire_holds(1'100'000);
+  CHECK(h.io.closed[late]);
+  CHECK_FALSE(h.hub.holding_ring());
+  CHECK(h.hub.stats().slow_hold_timeouts == 1);
+  CHECK(h.hub.stats().slow_clients_dropped == 1);
+  bool told = false;
+  for (auto& f : h.frames(late))
+    if (f.verb == Verb::kError) {
+      auto e = proto::decode_error(f.body);
+      told = e->code == ErrorCode::kSlowClient &&
+             e->text.find("clients.slow_timeout_ms (100 ms)") != std::string::npos;
+    }
+  CHECK(told);
+  CHECK_FALSE(h.io.closed[fast]);
+}

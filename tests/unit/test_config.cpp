@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sys/stat.h>
@@ -107,6 +108,8 @@ TEST_CASE("the example configuration is accepted and says what the defaults are"
   CHECK(c.ring.personal_window == d.ring.personal_window);
   CHECK(c.tcp_auth == d.tcp_auth);
   CHECK(c.secrets_file == d.secrets_file);
+  CHECK(c.slow_policy == d.slow_policy);
+  CHECK(c.slow_timeout_ms == d.slow_timeout_ms);
 }
 
 TEST_CASE("config errors name the key", "[config]") {
@@ -573,4 +576,30 @@ TEST_CASE("a config file that is not UTF-8 is refused before it is parsed, namin
   CHECK(first_invalid_utf8("ab\xed\xa0\x80") == 2);      // a surrogate
   CHECK(first_invalid_utf8("abc\xf4\x90\x80\x80") == 3); // past U+10FFFF
   CHECK(first_invalid_utf8("abcd\xe2\x82") == 4);        // cut short
+}
+
+TEST_CASE("slow-client keys: slow_policy is disconnect or backpressure, slow_timeout_ms in range",
+          "[config][slow]") {
+  Config c;
+  CHECK(c.slow_policy == Config::SlowPolicy::kDisconnect);  // the default: error 14
+  CHECK(c.slow_timeout_ms == 10000);
+  REQUIRE(load("[clients]\nslow_policy = \"backpressure\"\nslow_timeout_ms = 2500\n", &c) == "");
+  CHECK(c.slow_policy == Config::SlowPolicy::kBackpressure);
+  CHECK(c.slow_timeout_ms == 2500);
+  CHECK(std::string(slow_policy_name(c.slow_policy)) == "backpressure");
+  REQUIRE(load("[clients]\nslow_policy = \"disconnect\"\n", &c) == "");
+  CHECK(c.slow_policy == Config::SlowPolicy::kDisconnect);
+  CHECK(has(load("[clients]\nslow_policy = \"drop\"\n"),
+            ":2: clients.slow_policy = \"drop\": must be \"disconnect\""));
+  CHECK(has(load("[clients]\nslow_policy = 1\n"), "clients.slow_policy = 1: must be a string"));
+  CHECK(has(load("[clients]\nslow_timeout_ms = 0\n"),
+            ":2: clients.slow_timeout_ms = 0: must be 1..3600000 ms"));
+  CHECK(has(load("[clients]\nslow_timeout_ms = 3600001\n"), "must be 1..3600000 ms"));
+  CHECK(has(load("[clients]\nslow_polcy = \"backpressure\"\n"),
+            "did you mean clients.slow_policy?"));
+  // The ring's durable gate follows the policy (a reload that changes it needs a restart).
+  Config b = c;
+  b.slow_policy = Config::SlowPolicy::kBackpressure;
+  auto changed = changed_keys(c, b);
+  CHECK(std::find(changed.begin(), changed.end(), "clients.slow_policy") != changed.end());
 }

@@ -2,6 +2,7 @@
 // datagrams and durable writes out, in the order the core asks for them.
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -94,10 +95,13 @@ std::string mcast(const std::string& g, const std::string& payload, uint32_t ser
 
 // Cores joined by a loss-free network in virtual time.
 struct Cluster {
-  explicit Cluster(std::vector<NodeId> ids, uint64_t max_pending_bytes = 64u << 20) {
+  // tweak: changes each daemon's configuration before its core starts.
+  explicit Cluster(std::vector<NodeId> ids, uint64_t max_pending_bytes = 64u << 20,
+                   const std::function<void(Config&)>& tweak = {}) {
     for (NodeId id : ids) {
       cfgs.push_back(config(id, ids.size() > 1 ? ids : std::vector<NodeId>{}));
       cfgs.back().ring.max_pending_bytes = max_pending_bytes;
+      if (tweak) tweak(cfgs.back());
     }
     for (size_t i = 0; i < ids.size(); ++i) {
       ios.push_back(std::make_unique<FakeIo>());
@@ -405,4 +409,201 @@ TEST_CASE("joins stop before the daemon's memberships outgrow its state event", 
   c.run_until(c.now + 100000);
   auto f = frames(c.ios[0]->out[7]);
   CHECK(f.back().verb == Verb::kMembership);
+}
+
+namespace {
+
+// Two daemons: "slow" on daemon 1 joins g and never reads (the fake io reports nothing sent, so
+// its queue only grows); "fast" on daemon 2 sends n messages of about 1000 bytes to g. Small
+// packets and a small window: the ring stops 8 packets (16 KiB) beyond a held position, well
+// within the quarter of the 128 KiB queue limit above the high-water mark.
+struct SlowReader {
+  static constexpr int kMessages = 300;
+  explicit SlowReader(Config::SlowPolicy policy, uint32_t slow_timeout_ms = 10000)
+      : c({1, 2}, 64u << 20, [&](Config& cfg) {
+          cfg.slow_policy = policy;
+          cfg.slow_timeout_ms = slow_timeout_ms;
+          cfg.client_queue_bytes = 128u << 10;
+          cfg.ring.packet_bytes = 2048;
+          cfg.ring.max_outstanding = 8;
+          // While held, the token goes round without news: paced, as in agentd by default
+          // (else virtual time would stand still).
+          cfg.ring.min_rotation_us = 500;
+        }) {
+    c.run_until(1000000);
+    REQUIRE(c.cores[0]->ring().members() == std::vector<NodeId>{1, 2});
+    REQUIRE(c.cores[0]->on_open(kSlow, c.now));
+    std::string in = hello("slow") + join("g");
+    c.cores[0]->on_bytes(kSlow, in.data(), in.size(), c.now);
+    c.run_until(c.now + 100000);
+    REQUIRE(c.cores[1]->on_open(kFast, c.now));
+    in = hello("fast");
+    for (int i = 0; i < kMessages; ++i) in += mcast("g", std::to_string(i) + std::string(1000, 'x'));
+    c.cores[1]->on_bytes(kFast, in.data(), in.size(), c.now);
+  }
+  // The data messages the slow client was sent, checked to be 0, 1, 2... in order.
+  int data_in_order() {
+    int n = 0;
+    for (auto& f : frames(c.ios[0]->out[kSlow]))
+      if (f.verb == Verb::kData) {
+        auto d = proto::decode_data(f.body);
+        REQUIRE(d->payload.substr(0, d->payload.find('x')) == std::to_string(n));
+        ++n;
+      }
+    return n;
+  }
+  std::vector<proto::Error> errors() {
+    std::vector<proto::Error> v;
+    for (auto& f : frames(c.ios[0]->out[kSlow]))
+      if (f.verb == Verb::kError) v.push_back(*proto::decode_error(f.body));
+    return v;
+  }
+  static constexpr ConnId kSlow = 5, kFast = 6;
+  Cluster c;
+};
+
+}  // namespace
+
+TEST_CASE("back-pressure: a client that stops reading is not dropped; it holds the ring "
+          "until it reads, and then gets every message in order", "[core][slow]") {
+  SlowReader t(Config::SlowPolicy::kBackpressure);
+  DaemonCore& core = *t.c.cores[0];
+  REQUIRE(core.ring().config().durable_gate);  // back-pressure turns the gate on
+  t.c.run_until(t.c.now + 1000000);
+  REQUIRE(core.holding_ring());
+  CHECK(core.hub().holding_clients() == 1);
+  CHECK(core.hub().stats().slow_holds == 1);
+  // The reported position stays put and the ring stops within max_outstanding of it: the
+  // sender is held back, nothing is dropped.
+  uint64_t durable = core.ring().durable_seq();
+  int got = t.data_in_order();
+  t.c.run_until(t.c.now + 1000000);
+  CHECK(core.ring().durable_seq() == durable);
+  CHECK(core.ring().highest_seq() <= durable + 8);
+  CHECK(t.data_in_order() == got);
+  CHECK(got < SlowReader::kMessages);
+  CHECK(t.c.cores[1]->ring().pending_bytes() > 0);  // the sender's messages wait
+  CHECK_FALSE(t.c.ios[0]->closed[SlowReader::kSlow]);
+  CHECK(t.errors().empty());
+  // It reads (everything it was sent, each round): the hold ends and the ring goes on.
+  for (int round = 0; round < 200 && t.data_in_order() < SlowReader::kMessages; ++round) {
+    core.on_sent(SlowReader::kSlow, 0);
+    t.c.run_until(t.c.now + 20000);
+  }
+  CHECK(t.data_in_order() == SlowReader::kMessages);
+  CHECK(core.ring().durable_seq() > durable);
+  CHECK(core.hub().stats().slow_clients_dropped == 0);
+  CHECK(core.stats().ring_holds >= 1);
+  CHECK(t.errors().empty());
+  CHECK_FALSE(t.c.ios[0]->closed[SlowReader::kSlow]);
+  core.on_sent(SlowReader::kSlow, 0);
+  t.c.run_until(t.c.now + 100000);
+  CHECK_FALSE(core.holding_ring());
+}
+
+TEST_CASE("disconnect policy: a client that stops reading is dropped with error 14 past "
+          "queue_limit_bytes and the ring is never held", "[core][slow]") {
+  SlowReader t(Config::SlowPolicy::kDisconnect);
+  DaemonCore& core = *t.c.cores[0];
+  CHECK_FALSE(core.ring().config().durable_gate);
+  t.c.run_until(t.c.now + 2000000);
+  REQUIRE(t.c.ios[0]->closed[SlowReader::kSlow]);
+  auto e = t.errors();
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].code == ErrorCode::kSlowClient);
+  CHECK(e[0].text.find("queue passed 131072 bytes") != std::string::npos);
+  CHECK(core.hub().stats().slow_clients_dropped == 1);
+  CHECK(core.hub().stats().slow_holds == 0);
+  CHECK(core.stats().ring_holds == 0);
+  CHECK_FALSE(core.holding_ring());
+  CHECK(t.c.cores[1]->ring().pending_bytes() == 0);  // the sender was never held back
+}
+
+TEST_CASE("back-pressure: a client that holds the ring longer than slow_timeout_ms is dropped "
+          "with error 14 saying so, and the ring goes on", "[core][slow]") {
+  SlowReader t(Config::SlowPolicy::kBackpressure, 500);
+  DaemonCore& core = *t.c.cores[0];
+  Time start = t.c.now;
+  while (!core.holding_ring() && t.c.now < start + 1000000) t.c.run_until(t.c.now + 1000);
+  REQUIRE(core.holding_ring());
+  Time held = t.c.now;
+  t.c.run_until(held + 450000);
+  CHECK_FALSE(t.c.ios[0]->closed[SlowReader::kSlow]);
+  CHECK(core.holding_ring());
+  t.c.run_until(held + 550000);
+  REQUIRE(t.c.ios[0]->closed[SlowReader::kSlow]);
+  CHECK_FALSE(core.holding_ring());
+  auto e = t.errors();
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].code == ErrorCode::kSlowClient);
+  CHECK(e[0].text.find("clients.slow_timeout_ms (500 ms)") != std::string::npos);
+  CHECK(core.hub().stats().slow_hold_timeouts == 1);
+  // Released: the sender's messages all go out.
+  t.c.run_until(t.c.now + 2000000);
+  CHECK(t.c.cores[1]->ring().pending_bytes() == 0);
+  CHECK(core.ring().durable_seq() == core.ring().highest_seq());
+}
+
+TEST_CASE("back-pressure with durability always: the position reported is the lower of the "
+          "disk's and the hold's", "[core][slow][persist]") {
+  Cluster c({1}, 64u << 20, [](Config& cfg) {
+    cfg.slow_policy = Config::SlowPolicy::kBackpressure;
+    cfg.client_queue_bytes = 128u << 10;
+    cfg.ring.packet_bytes = 2048;
+    cfg.ring.max_outstanding = 8;
+    cfg.persist.groups = {"g"};
+    cfg.persist.durability = PersistSettings::Durability::kAlways;
+  });
+  c.run_until(100000);
+  DaemonCore& core = *c.cores[0];
+  FakeIo& io = *c.ios[0];
+  REQUIRE(core.ring().config().durable_gate);
+  REQUIRE(core.on_open(7, c.now));
+  std::string in = hello("alice") + join("g");
+  for (int i = 0; i < 200; ++i) in += mcast("g", std::to_string(i) + std::string(1000, 'x'));
+  core.on_bytes(7, in.data(), in.size(), c.now);
+  // The log syncs everything it is given: only the hold keeps the position back.
+  auto sync = [&] {
+    if (!io.appended.empty()) core.on_log_synced(io.appended.back().pos);
+  };
+  for (int i = 0; i < 100; ++i) {
+    sync();
+    c.run_until(c.now + 10000);
+  }
+  REQUIRE(core.holding_ring());
+  uint64_t durable = core.ring().durable_seq();
+  size_t logged = io.appended.size();
+  for (int i = 0; i < 50; ++i) {
+    sync();
+    c.run_until(c.now + 10000);
+  }
+  CHECK(core.ring().durable_seq() == durable);
+  CHECK(io.appended.size() <= logged + 8);  // the ring stopped within max_outstanding
+  // Drained, but the disk has not synced the rest: the disk now holds the position.
+  core.on_sent(7, 0);
+  c.run_until(c.now + 10000);
+  CHECK_FALSE(core.holding_ring());
+  uint64_t unsynced = core.ring().durable_seq();
+  CHECK(unsynced < core.ring().received_seq());
+  sync();
+  c.run_until(c.now + 10000);
+  CHECK(core.ring().durable_seq() > unsynced);
+  // Everything arrives, in order, once the client reads and the disk keeps up.
+  for (int round = 0; round < 200 && !io.appended.empty() && io.appended.size() < 200; ++round) {
+    core.on_sent(7, 0);
+    sync();
+    c.run_until(c.now + 10000);
+  }
+  core.on_sent(7, 0);
+  sync();
+  c.run_until(c.now + 100000);
+  int n = 0;
+  for (auto& f : frames(io.out[7]))
+    if (f.verb == Verb::kData) {
+      auto d = proto::decode_data(f.body);
+      CHECK(d->payload.substr(0, d->payload.find('x')) == std::to_string(n));
+      ++n;
+    }
+  CHECK(n == 200);
+  CHECK(io.appended.size() == 200);
 }

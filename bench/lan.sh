@@ -201,7 +201,10 @@ else
   packet_bytes=8192
   echo "lan: $daemons daemons on loopback (127.0.0.1, MTU 65536, ring packets $packet_bytes B$([ "$multicast" = 1 ] && echo ", multicast"), ring datagrams: $auth)${why:+; no namespaces: $why}" >&2
 fi
-base_port=$((20000 + $$ % 20000))
+# Below the kernel's ephemeral range (32768..), where clients' own ports land, 10 apart (up to 9
+# daemons and the multicast port): two runs at once (ctest -j2) collide only when their PIDs
+# agree modulo 1200.
+base_port=$((20000 + ($$ % 1200) * 10))
 # One cluster key for every daemon of the run (--auth encrypt or auth).
 if [ "$auth" != none ]; then
   "$agentd" --keygen "$dir/ring.key" >/dev/null || die "agentd --keygen failed"

@@ -1,5 +1,7 @@
 #include "tests/fuzz/driver.h"
 
+#include "transport/client_auth.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -88,6 +90,7 @@ void FuzzIo::send(daemon::ConnId id, std::string_view bytes) {
       case proto::Verb::kMembership: ok = proto::decode_membership(f.body).has_value(); break;
       case proto::Verb::kError: ok = proto::decode_error(f.body).has_value(); break;
       case proto::Verb::kHistoryEnd: ok = proto::decode_history_end(f.body).has_value(); break;
+      case proto::Verb::kChallenge: ok = proto::decode_challenge(f.body).has_value(); break;
       default: oracle_failed("a frame of a verb clients do not get", id, f.verb);
     }
     if (!ok) oracle_failed("a frame that does not decode", id, f.verb);
@@ -246,7 +249,10 @@ void Driver::open(uint8_t slot) {
     p.kind = daemon::Peer::Kind::kTcp;
     p.address = "127.0.0." + std::to_string(1 + slot % 3);
   }
-  core_->on_open(id, now_, std::move(p));
+  // TCP clients authenticate: a nonce as the shell would give (fixed here, so that a run
+  // replays exactly; the fuzzer then reaches the challenge and the answers to it).
+  std::string nonce(clientauth::kNonceBytes, static_cast<char>(id));
+  core_->on_open(id, now_, std::move(p), nonce);
 }
 
 void Driver::bytes(uint8_t slot, std::string_view bytes) {

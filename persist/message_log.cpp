@@ -298,12 +298,7 @@ std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
     std::string_view payload = r.payload();
     head.clear();
     for (auto& group : r.log_groups) {
-      auto found = changed.find(group);
-      if (found == changed.end()) {
-        auto cur = groups_.find(group);
-        found = changed.emplace(group, cur == groups_.end() ? GroupInfo{} : cur->second).first;
-      }
-      GroupInfo& g = found->second;
+      GroupInfo& g = staged(changed, group);
       if (!g.last.zero() && r.entry.pos <= g.last) continue;
       if (head.empty()) encode_entry_head(head, r.entry, payload.size());
       // The value's head and the payload go into the batch as they lie: one copy.
@@ -324,6 +319,22 @@ std::string MessageLog::append(const std::vector<Record>& batch, bool sync) {
     }
   }
   if (changed.empty()) return {};
+  return commit(wb, changed, std::move(coverage), sync);
+}
+
+GroupInfo& MessageLog::staged(std::map<std::string, GroupInfo>& changed,
+                              const std::string& group) const {
+  auto found = changed.find(group);
+  if (found == changed.end()) {
+    auto cur = groups_.find(group);
+    found = changed.emplace(group, cur == groups_.end() ? GroupInfo{} : cur->second).first;
+  }
+  return found->second;
+}
+
+std::string MessageLog::commit(rocksdb::WriteBatch& wb,
+                               const std::map<std::string, GroupInfo>& changed,
+                               Coverage coverage, bool sync) {
   for (auto& [group, g] : changed) wb.Put(group_prefix('g', group), encode_info(g));
   write_coverage(wb, coverage_, coverage);
   rocksdb::WriteOptions wo;
@@ -350,12 +361,7 @@ std::string MessageLog::fill(const std::vector<Record>& batch, uint64_t ring, ui
     if (r.entry.pos.ring != ring || r.entry.pos.ordinal > upto) return "a filled message is out of range";
     std::string value;
     for (auto& group : r.log_groups) {
-      auto found = changed.find(group);
-      if (found == changed.end()) {
-        auto cur = groups_.find(group);
-        found = changed.emplace(group, cur == groups_.end() ? GroupInfo{} : cur->second).first;
-      }
-      GroupInfo& g = found->second;
+      GroupInfo& g = staged(changed, group);
       if (!g.removed_upto.zero() && r.entry.pos <= g.removed_upto) continue;  // expired here
       std::string key = entry_key(group, r.entry.pos);
       rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &existing);
@@ -375,13 +381,7 @@ std::string MessageLog::fill(const std::vector<Record>& batch, uint64_t ring, ui
   }
   cov.through = std::max(cov.through, upto);
   while (coverage.size() > kCoveredRings) coverage.erase(coverage.begin());
-  for (auto& [group, g] : changed) wb.Put(group_prefix('g', group), encode_info(g));
-  write_coverage(wb, coverage_, coverage);
-  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &wb);
-  if (!s.ok()) return failure_ = s.ToString();
-  for (auto& [group, g] : changed) groups_[group] = g;
-  coverage_ = std::move(coverage);
-  return {};
+  return commit(wb, changed, std::move(coverage), false);
 }
 
 std::vector<Record> MessageLog::read_ring(uint64_t ring, uint64_t after, uint64_t upto,

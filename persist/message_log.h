@@ -23,6 +23,7 @@
 
 namespace rocksdb {
 class DB;
+class WriteBatch;
 }
 
 namespace agent::persist {
@@ -104,6 +105,12 @@ class MessageLog {
 
  private:
   MessageLog() = default;
+  // A group's summary as a write changes it: a copy of the kept one, staged in changed.
+  GroupInfo& staged(std::map<std::string, GroupInfo>& changed, const std::string& group) const;
+  // Writes wb with the changed summaries and the new coverage, atomically; on success they
+  // become the log's. "" or what went wrong.
+  std::string commit(rocksdb::WriteBatch& wb, const std::map<std::string, GroupInfo>& changed,
+                     Coverage coverage, bool sync);
   std::unique_ptr<rocksdb::DB> db_;
   std::string failure_;
   std::string dir_;

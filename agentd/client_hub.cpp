@@ -604,6 +604,7 @@ bool ClientHub::deliver_bytes(uint64_t seq, std::string_view bytes, groups::Daem
     log_message(ring, seq, event_, viewed ? payload : std::string_view(event_.payload), past_gap,
                 viewed ? owner : nullptr);
 
+  last_payload_ = payload;
   deliveries_.clear();
   state_.apply(seq, origin, event_, deliveries_);
   route(&event_, payload);

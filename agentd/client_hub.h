@@ -197,6 +197,13 @@ class ClientHub {
   // Unsent bytes of all sessions together (as the shell last reported, plus what was sent).
   uint64_t queued_total() const { return queued_total_; }
   const groups::GroupState& group_state() const { return state_; }
+  groups::GroupState& group_state() { return state_; }
+  // The event deliver_bytes() last decoded, and its payload (a view while it lives in the
+  // delivered bytes; else in the event): valid until the next call.
+  const groups::Event& last_event() const { return event_; }
+  std::string_view last_payload() const {
+    return last_payload_.empty() ? std::string_view(event_.payload) : last_payload_;
+  }
 
  private:
   struct Session {
@@ -305,6 +312,7 @@ class ClientHub {
   bool refusal_logged_ = false;
   std::vector<groups::Delivery> deliveries_;
   groups::Event event_;  // the event deliver_bytes decodes into (reused)
+  std::string_view last_payload_;  // its payload, viewed in the delivered bytes
   proto::MulticastView multicast_;  // the multicast handle_multicast decodes into (reused)
   std::string frame_;  // scratch buffer for encoding
   std::string positioned_frame_;

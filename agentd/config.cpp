@@ -260,13 +260,16 @@ class Loader {
     for (auto& [k, v] : root.as_table()) {
       if (k == "access") {
         load_access(v);
-      } else if (k != "daemon" && k != "clients" && k != "ring" && k != "persist") {
+      } else if (k != "daemon" && k != "clients" && k != "ring" && k != "persist" &&
+                 k != "bridge") {
         problem(v, "unknown section [" + k + "]" +
-                       suggestion(k, {"daemon", "clients", "ring", "persist", "access"}));
+                       suggestion(k, {"daemon", "clients", "ring", "persist", "access", "bridge"}));
       } else if (!v.is_table()) {
         problem(v, k + " = " + show(v) + ": must be a table [" + k + "]");
       } else if (k == "persist") {
         if (auto err = load_persist_section(&v, cfg_.persist); !err.empty()) problem(v, err);
+      } else if (k == "bridge") {
+        if (auto err = load_bridge_section(&v, cfg_.bridge); !err.empty()) problem(v, err);
       } else {
         for (auto& [key, value] : v.as_table()) load_key(k + "." + key, value);
       }

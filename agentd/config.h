@@ -98,6 +98,29 @@ struct GroupRetention {
 GroupRetention retention_for(const PersistSettings& p, const std::string& group);
 const char* durability_name(PersistSettings::Durability d);
 
+// The WAN bridge ([bridge]; docs/bridge.md). One daemon of a site runs it; it links the site
+// with the other sites listed, each site's bridge linked to every other's (a full mesh).
+struct BridgeSite {
+  std::string name;
+  Endpoint address;  // where its bridge listens; dialed only by the site whose name sorts first
+};
+struct BridgeSettings {
+  std::string site;      // this site's name; "" : no bridge
+  Endpoint listen;       // where this bridge accepts links ("" : accepts none)
+  std::vector<BridgeSite> sites;
+  std::vector<std::string> groups;  // bridged groups, names or patterns; empty: every group
+  std::string key_file;  // the link key, shared by the sites (agentd keygen makes one)
+  bool compress = true;  // LZ4 on batches
+  uint64_t queue_bytes = 256u << 20;   // this site's traffic kept until every site has it
+  uint64_t window_bytes = 8u << 20;    // unacknowledged bytes per link
+  uint32_t heartbeat_ms = 1000;
+  uint32_t link_timeout_ms = 5000;
+  uint32_t backoff_min_ms = 100;   // reconnect delays, doubling up to backoff_max_ms
+  uint32_t backoff_max_ms = 5000;
+  std::string key;  // read from key_file at start
+  bool enabled() const { return !site.empty(); }
+};
+
 // Who may join and send to groups (the [[access]] rules). A principal is "*" (anyone),
 // "user:NAME", "uid:N", "group:NAME", "gid:N" (Unix-socket clients, by the peer credentials
 // the kernel gives), "tcp:*" or "tcp:ADDRESS" (TCP clients, by address), "tcpuser:*" or
@@ -179,6 +202,7 @@ struct Config {
   uint32_t client_socket_buffer_bytes = 4u << 20;
   RingSettings ring;
   PersistSettings persist;
+  BridgeSettings bridge;
   // Where each setting came from ("agentd.toml:12", "--tcp"), by key ("clients.tcp",
   // "ring.daemons[2]"), so that messages about them can say so.
   std::map<std::string, std::string> origin;
@@ -222,6 +246,13 @@ std::string parse_endpoint(const std::string& text, Endpoint& out);
 // The [persist] section (agentd/config_persist.cpp); "" or what is wrong, naming the key.
 std::string load_persist_section(const void* toml_table, PersistSettings& p);
 std::string validate_persist(const Config& cfg);
+// The [bridge] section (agentd/config_bridge.cpp), its checks, and its key file read into
+// cfg.bridge.key.
+std::string load_bridge_section(const void* toml_table, BridgeSettings& b);
+std::string validate_bridge(const Config& cfg);
+std::string load_bridge_key(Config& cfg);
+// The names of this site's daemons (the ring's, or this daemon's alone).
+std::vector<std::string> site_daemons(const Config& cfg);
 // Whether group is persistent under these settings.
 bool persistent_group(const PersistSettings& p, const std::string& group);
 

@@ -49,6 +49,7 @@ class Checker {
     check_ring_daemons();
     check_ring();
     if (auto err = validate_persist(cfg_); !err.empty()) out_ += (out_.empty() ? "" : "\n") + err;
+    if (auto err = validate_bridge(cfg_); !err.empty()) out_ += (out_.empty() ? "" : "\n") + err;
     return out_;
   }
 

@@ -16,11 +16,13 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 
 #include <caf/io/all.hpp>
 #include <openssl/rand.h>
 
+#include "agentd/bridge_link.h"
 #include "agentd/caf_adapter.h"
 #include "agentd/client_sockets.h"
 #include "agentd/daemon_core.h"
@@ -79,6 +81,8 @@ Peer peer_of(int fd, bool with_groups) {
   return p;
 }
 
+static_assert(bridge::kNonceBytes == clientauth::kNonceBytes, "one nonce maker for both");
+
 // A challenge's nonce: kNonceBytes from OpenSSL's generator; "" if it failed.
 std::string fresh_nonce() {
   std::string n(clientauth::kNonceBytes, '\0');
@@ -117,7 +121,22 @@ struct DaemonState final : CoreIo {
   void close(ConnId id) override { clients.close(id); }
   void abort(ConnId id) override { clients.abort(id); }
   void flush_clients() override { clients.flush(); }
-  void set_client_input(bool on) override { clients.set_reading(on); }
+  void set_client_input(bool on) override {
+    clients.set_reading(on);
+    // Other sites' traffic waits with the clients' while the ring's queue is full.
+    for (auto& [id, link] : bridge_links) self->send(link, bridge_read_atom::value, on);
+    bridge_reading = on;
+  }
+  void bridge_send(uint64_t link, std::string& bytes) override {
+    auto it = bridge_links.find(link);
+    if (it != bridge_links.end()) self->send(it->second, bridge_out_atom::value, std::move(bytes));
+    bytes.clear();
+  }
+  void bridge_close(uint64_t link, const std::string& reason) override {
+    (void)reason;  // the core logged it
+    auto it = bridge_links.find(link);
+    if (it != bridge_links.end()) self->send(it->second, bridge_close_atom::value);
+  }
   void send_datagram(NodeId to, std::string_view bytes,
                      const std::vector<NodeId>& ring_members) override {
     ring.send(to, bytes, ring_members);
@@ -289,6 +308,28 @@ struct DaemonState final : CoreIo {
                          << u.send_drops() << ", refused " << u.send_errors()
                          << "; offloaded sends " << u.offloaded_sends() << " carrying "
                          << u.offloaded_datagrams() << " datagrams");
+    if (const auto* b = core.bridge()) {
+      for (auto& [site, st] : b->stats())
+        AGENT_LOG(kInfo, "totals: bridge link with site "
+                             << site << ": " << (st.up ? "up" : "down") << ", up " << st.links
+                             << " times; items sent " << st.items_sent << " ("
+                             << st.raw_bytes_sent << " bytes, " << st.wire_bytes_sent
+                             << " on the link" << ratio(st.raw_bytes_sent, st.wire_bytes_sent)
+                             << "), acknowledged up to " << st.acked << "; received "
+                             << st.items_received << ", duplicates dropped " << st.duplicates
+                             << ", applied up to " << st.applied << "; gaps " << st.gaps << " ("
+                             << st.gap_items << " items)");
+      AGENT_LOG(kInfo, "totals: bridge queue " << b->queued_items() << " items, "
+                                               << b->queued_bytes() << " bytes; newest item "
+                                               << b->head());
+    }
+  }
+
+  static std::string ratio(uint64_t raw, uint64_t wire) {
+    if (wire == 0) return "";
+    char buf[48];
+    std::snprintf(buf, sizeof buf, ", compression %.2f:1", static_cast<double>(raw) / wire);
+    return buf;
   }
 
   // Leaves the ring and closes everything.
@@ -322,6 +363,8 @@ struct DaemonState final : CoreIo {
   });
   uint64_t log_failures = 0;
   Time log_failure_logged_at = 0;
+  std::map<uint64_t, caf::actor> bridge_links;  // the WAN bridge's links, by id
+  bool bridge_reading = true;
 };
 
 }  // namespace
@@ -362,6 +405,17 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
   if (log)
     st->log_actor = self->spawn<caf::detached>(daemon::log_actor, std::move(log), st->cfg.persist,
                                                caf::actor_cast<caf::actor>(self));
+  if (st->cfg.bridge.enabled()) {
+    if (auto err = start_bridge(self, st->cfg.bridge); !err.empty()) {
+      AGENT_LOG(kError, err);
+      st->stopped = true;
+      st->stop();
+      self->quit(caf::exit_reason::user_shutdown);
+      return {};
+    }
+    AGENT_LOG(kInfo, "bridge: site " << st->cfg.bridge.site << ", "
+                                     << st->cfg.bridge.sites.size() << " other sites");
+  }
   if (unix_fd >= 0) self->add_doorman(unix_fd);
   if (tcp_fd >= 0) self->add_doorman(tcp_fd);
   st->guarded([&] { st->run(); });  // the first token, if this daemon creates it
@@ -396,6 +450,33 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         AGENT_LOG(kWarn, "a client listener closed");
       },
       [=](ring_timer_atom, uint64_t target) { st->guarded([&] { st->on_timer(target); }); },
+      [=](bridge_open_atom, const caf::actor& link) {
+        st->guarded([&] {
+          std::string nonce = fresh_nonce();
+          if (nonce.empty()) {
+            AGENT_LOG(kError, "bridge: no random bytes for a link's nonce; closing it");
+            self->send(link, bridge_close_atom::value);
+            return;
+          }
+          st->bridge_links[link.id()] = link;
+          if (!st->bridge_reading) self->send(link, bridge_read_atom::value, false);
+          st->core.bridge_opened(link.id(), std::move(nonce), now_us());
+          st->run();
+        });
+      },
+      [=](bridge_in_atom, uint64_t link, const std::string& bytes) {
+        st->guarded([&] {
+          st->core.bridge_bytes(link, bytes.data(), bytes.size(), now_us());
+          st->run();
+        });
+      },
+      [=](bridge_closed_atom, uint64_t link) {
+        st->guarded([&] {
+          st->bridge_links.erase(link);
+          st->core.bridge_closed(link, now_us());
+          st->run();
+        });
+      },
       [=](history_atom, uint64_t conn, uint64_t read_id, const ReadAnswer& answer) {
         st->guarded([&] {
           st->core.on_history(conn, read_id, std::move(*answer));

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "agentd/log.h"
+#include "bridge/bridge_wire.h"
 #include "groups/event_codec.h"
 #include "base/check.h"
 
@@ -68,6 +69,25 @@ DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& i
   // A hold needs the gate: the ring then counts this daemon's reported position.
   AGENT_CHECK(gate_ || cfg.slow_policy != Config::SlowPolicy::kBackpressure);
   hub_.log_on_receipt(log_gate_);
+  if (cfg_.bridge.enabled()) {
+    const BridgeSettings& b = cfg_.bridge;
+    bridge::SiteSettings s;
+    s.site = b.site;
+    s.daemons = site_daemons(cfg_);
+    for (auto& site : b.sites) s.sites.push_back(site.name);
+    s.groups = b.groups;
+    s.key = b.key;
+    s.queue_bytes = b.queue_bytes;
+    s.window_bytes = b.window_bytes;
+    // A batch is one ring message at the other site: within its message limit.
+    s.batch_bytes = std::min<size_t>(256u << 10, cfg_.max_message_bytes);
+    s.compress = b.compress;
+    s.heartbeat_us = uint64_t{b.heartbeat_ms} * 1000;
+    s.link_timeout_us = uint64_t{b.link_timeout_ms} * 1000;
+    // The incarnation is new at every start: it names this run's outgoing stream.
+    bridge_ = std::make_unique<bridge::SiteBridge>(std::move(s),
+                                                   std::max<uint64_t>(1, cfg_.incarnation));
+  }
   if (cfg_.persist.enabled()) {
     hub_.track_coverage(&coverage_);
     hub_.hold_reads(true);  // until the first configuration's catch-up
@@ -85,6 +105,7 @@ bool DaemonCore::on_open(ConnId id, Time now, Peer peer, std::string_view nonce)
 
 Time DaemonCore::next_timeout() const {
   Time ring = std::min<Time>(ring_.next_timeout(), hub_.hold_deadline());
+  if (bridge_) ring = std::min<Time>(ring, bridge_->next_timeout());
   return throttled_ ? ring : std::min(ring, hub_.next_hello_deadline());
 }
 
@@ -115,7 +136,7 @@ void DaemonCore::absorb_received() {
     // A newer ring's message: the older ring's unsynced ones hold nothing back any more.
     if (!unsynced_.empty() && unsynced_.back().ring != pos.ring) unsynced_.clear();
     if (log_gate_) {
-      std::string_view event = tap_ ? tap_->on_received(d) : d.payload;
+      std::string_view event = unwrap(tap_ ? tap_->on_received(d) : d.payload, nullptr);
       if (hub_.log_received(d.ring_id, d.ordinal, event, d.past_gap, d.payload_owner))
         unsynced_.push_back(pos);
     }
@@ -226,6 +247,10 @@ void DaemonCore::run_once() {
   if (!throttled_) hub_.expire(now_);
   // Held clients are timed while input is paused too: the hold is what pauses it.
   hub_.expire_holds(now_);
+  if (bridge_) {
+    if (now_ >= bridge_->next_timeout()) bridge_->tick(now_);
+    bridge_submissions();
+  }
   for (;;) {
     retry_backlog();
     absorb_received();  // logged before the deliveries that follow them
@@ -253,9 +278,11 @@ void DaemonCore::run_once() {
       if (d.kind != membership::DeliveryKind::kMessage) {
         if (tap_) tap_->on_delivered(d);
         on_configuration(d);
+        members_dirty_ = true;
         continue;
       }
-      std::string_view event = tap_ ? tap_->on_delivered(d) : d.payload;
+      bridge::RemoteTag remote;
+      std::string_view event = unwrap(tap_ ? tap_->on_delivered(d) : d.payload, &remote);
       if (is_fill_event(event)) {
         on_fill_event(d.origin, event);
         continue;
@@ -266,6 +293,15 @@ void DaemonCore::run_once() {
         ++stats_.bad_events;
         AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
                                                                                  << "; skipped");
+      } else if (bridge_) {
+        // The bridge sees the site's stream: its own traffic to send on, other sites' items
+        // ordered here, and when membership may have changed.
+        auto kind = hub_.last_event().kind;
+        if (remote.seq != 0)
+          bridge_->on_remote_delivered(remote);
+        else if (kind == groups::EventKind::kData)
+          bridge_->on_local_data(hub_.last_event(), hub_.last_payload());
+        if (kind != groups::EventKind::kData) members_dirty_ = true;
       }
       // The clients' batches view the payload: its packet lives until they are flushed.
       if (in_flight_.empty() || in_flight_.back() != d.payload_owner)
@@ -275,9 +311,62 @@ void DaemonCore::run_once() {
   hub_.flush_log();
   next_fill_read();
   if (cfg_.persist.enabled()) hub_.hold_reads(catch_up_.catching_up());
+  if (bridge_) bridge_frames();
   io_.flush_clients();
   in_flight_.clear();
   running_ = false;
+}
+
+std::string_view DaemonCore::unwrap(std::string_view event, bridge::RemoteTag* tag) const {
+  if (!bridge::is_remote_event(event)) return event;
+  bridge::RemoteTag t;
+  std::string_view inner;
+  // An undecodable one goes on as it is: the group layer reports it.
+  if (!bridge::decode_remote(event, t, inner)) return event;
+  if (tag) *tag = t;
+  return inner;
+}
+
+void DaemonCore::bridge_opened(uint64_t link, std::string nonce, Time now) {
+  now_ = std::max(now_, now);
+  if (bridge_ && !stopped_) bridge_->link_opened(link, std::move(nonce), now_);
+}
+
+void DaemonCore::bridge_bytes(uint64_t link, const char* data, size_t size, Time now) {
+  now_ = std::max(now_, now);
+  if (bridge_ && !stopped_) bridge_->on_bytes(link, data, size, now_);
+}
+
+void DaemonCore::bridge_closed(uint64_t link, Time now) {
+  now_ = std::max(now_, now);
+  if (bridge_ && !stopped_) bridge_->link_closed(link, now_);
+}
+
+void DaemonCore::bridge_submissions() {
+  auto& out = bridge_->output();
+  // Proxies are known to the group table before their joins can be delivered.
+  auto& gs = hub_.group_state();
+  for (auto& m : out.proxies_added) gs.add_proxy(m);
+  out.proxies_added.clear();
+  for (auto& [service, bytes] : out.submissions) submit(service, bytes);
+  out.submissions.clear();
+  for (auto& m : out.proxies_dropped) gs.drop_proxy(m);
+  out.proxies_dropped.clear();
+}
+
+void DaemonCore::bridge_frames() {
+  if (members_dirty_) {
+    members_dirty_ = false;
+    bridge_->on_members(hub_.group_state().member_groups());
+  }
+  bridge_->pump();
+  auto& out = bridge_->output();
+  for (auto& line : out.log) AGENT_LOG(kInfo, line);
+  out.log.clear();
+  for (auto& [link, bytes] : out.frames) io_.bridge_send(link, bytes);
+  out.frames.clear();
+  for (auto& [link, reason] : out.close) io_.bridge_close(link, reason);
+  out.close.clear();
 }
 
 void DaemonCore::on_state_event(const membership::Delivered& d, std::string_view event) {

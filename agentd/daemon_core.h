@@ -23,6 +23,7 @@
 #include "agentd/catch_up.h"
 #include "agentd/client_hub.h"
 #include "agentd/config.h"
+#include "bridge/site_bridge.h"
 #include "membership/ring.h"
 
 namespace agent::daemon {
@@ -61,6 +62,13 @@ class CoreIo : public ClientIo {
     (void)ring;
     (void)upto;
     records.clear();
+  }
+  // The WAN bridge (bridge/site_bridge.h): bytes for one of its links; a link to close (its
+  // end comes back as DaemonCore::bridge_closed).
+  virtual void bridge_send(uint64_t link, std::string& bytes) { (void)link, bytes.clear(); }
+  virtual void bridge_close(uint64_t link, const std::string& reason) {
+    (void)link;
+    (void)reason;
   }
 };
 
@@ -135,6 +143,13 @@ class DaemonCore {
   // The message log has everything up to this position on disk (CoreIo::log_append's records).
   // With the durability gate the ring learns what is durable (its token carries it).
   void on_log_synced(persist::Position synced);
+  // The WAN bridge's links (bridge.site set): a TCP connection to or from another site's
+  // bridge opened (nonce: bridge::kNonceBytes fresh random bytes), bytes arrived, it ended.
+  void bridge_opened(uint64_t link, std::string nonce, Time now);
+  void bridge_bytes(uint64_t link, const char* data, size_t size, Time now);
+  void bridge_closed(uint64_t link, Time now);
+  const bridge::SiteBridge* bridge() const { return bridge_.get(); }
+
   // A datagram from daemon `from` (the driver maps source addresses to ids). Given the
   // owner of the bytes, the ring keeps them instead of copying.
   void on_datagram(NodeId from, std::string_view bytes, Time now,
@@ -181,6 +196,11 @@ class DaemonCore {
   // Starts or ends the hold of the ring (back-pressure) as the hub's slow clients say.
   void update_hold();
   void run_once();
+  // The bridge's events for the ring (at the start of a round) and its frames (at the end).
+  void bridge_submissions();
+  void bridge_frames();
+  // A delivered event as the group layer takes it: another site's is unwrapped (tag set).
+  std::string_view unwrap(std::string_view event, bridge::RemoteTag* tag) const;
 
   const Config& cfg_;
   CoreIo& io_;
@@ -214,6 +234,10 @@ class DaemonCore {
   CatchUp catch_up_;
   persist::Coverage coverage_;
   groups::Event state_event_;  // on_state_event decodes into it
+  // The WAN bridge, on the daemon that runs it; members_dirty_: a membership change since
+  // the bridge last looked at the group table.
+  std::unique_ptr<bridge::SiteBridge> bridge_;
+  bool members_dirty_ = false;
 };
 
 // The ring's settings from the daemon's configuration.

@@ -119,6 +119,7 @@ std::string build_config(const Options& o, daemon::Config& cfg) {
     return "--log-level " + o.level + ": must be error, warn, info or debug";
   if (auto err = daemon::validate(cfg); !err.empty()) return err;
   if (auto err = daemon::load_ring_keys(cfg); !err.empty()) return err;
+  if (auto err = daemon::load_bridge_key(cfg); !err.empty()) return err;
   if (auto err = daemon::load_client_secrets(cfg); !err.empty()) return err;
   if (cfg.state_dir.empty()) cfg.state_dir = daemon::default_state_dir(cfg.name);
   return {};

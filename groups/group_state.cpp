@@ -88,8 +88,7 @@ void GroupState::apply_event(uint64_t seq, DaemonId origin, const Event& ev,
     case EventKind::kState:
       return;
     case EventKind::kJoin: {
-      bool local = is_local(ev.member);
-      if (local) add_local(ev.member, ev.group);
+      if (is_hosted(ev.member)) add_local(ev.member, ev.group);
       // After Trans(C), a join ordered by a daemon that did not come along has no member here.
       if (mode_ == Mode::kTransitional && !trans_.count(origin)) {
         ++stats_.ignored;
@@ -108,7 +107,7 @@ void GroupState::apply_event(uint64_t seq, DaemonId origin, const Event& ev,
     }
     case EventKind::kLeave: {
       bool was_local = remove_local(ev.member, ev.group);
-      if (was_local) {
+      if (was_local && is_local(ev.member)) {
         // The leaver learns its leave took effect: a notice without view bits, as in Spread.
         Delivery d;
         d.recipients = {ev.member};
@@ -257,7 +256,8 @@ void GroupState::on_transitional(uint64_t ordinal, const std::vector<DaemonId>& 
     auto it = groups_.find(name);
     Delivery d;
     for (auto& m : locals)
-      if (it == groups_.end() || !it->second.members.count(m)) d.recipients.push_back(m);
+      if ((it == groups_.end() || !it->second.members.count(m)) && is_local(m))
+        d.recipients.push_back(m);
     if (d.recipients.empty()) continue;
     std::set<std::string> members(locals.begin(), locals.end());
     if (it != groups_.end()) members.insert(it->second.members.begin(), it->second.members.end());
@@ -378,7 +378,8 @@ void GroupState::apply_data(const Event& ev, std::vector<Delivery>& out) {
     }
     auto it = local_members_.find(group);
     if (it == local_members_.end()) continue;
-    d.recipients.insert(d.recipients.end(), it->second.begin(), it->second.end());
+    for (auto& m : it->second)
+      if (proxies_.empty() || !proxies_.count(m)) d.recipients.push_back(m);
   }
   if (self_discard)
     d.recipients.erase(std::remove(d.recipients.begin(), d.recipients.end(), ev.member),

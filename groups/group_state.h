@@ -112,6 +112,19 @@ class GroupState {
   const GroupStats& stats() const { return stats_; }
   bool is_local(const std::string& member) const;
 
+  // Proxies: members of another site (the WAN bridge, bridge/site_bridge.h) that this daemon
+  // hosts. Registered before their join is ordered, they enter the local table like local
+  // members (the state exchange announces them, so they outlive configuration changes as long
+  // as this daemon stays) but get no deliveries: they have no session here.
+  void add_proxy(const std::string& member) { proxies_.insert(member); }
+  // Forgets the proxy once it has left (its disconnect was delivered).
+  void drop_proxy(const std::string& member) { proxies_.erase(member); }
+  bool is_proxy(const std::string& member) const { return proxies_.count(member) != 0; }
+  // The shared table: every member and the groups it is in.
+  const std::unordered_map<std::string, std::set<std::string>>& member_groups() const {
+    return member_groups_;
+  }
+
  private:
   enum class Mode { kRegular, kExchange, kTransitional };
   struct Group {
@@ -142,6 +155,10 @@ class GroupState {
                      uint32_t cause, std::vector<Delivery>& out);
   void add_local(const std::string& member, const std::string& group);
   bool remove_local(const std::string& member, const std::string& group);
+  // A member of the local table: local, or a proxy of this daemon.
+  bool is_hosted(const std::string& member) const {
+    return is_local(member) || (!proxies_.empty() && proxies_.count(member));
+  }
   void apply_data(const Event& ev, std::vector<Delivery>& out);
   void take_state(const Event& ev, DaemonId origin);
   // Replaces the shared table by what the exchange's states say.
@@ -161,6 +178,7 @@ class GroupState {
   // The local table: group -> this daemon's members in it, and member -> its groups.
   std::unordered_map<std::string, std::set<std::string>> local_members_;
   std::unordered_map<std::string, std::set<std::string>> local_groups_;
+  std::set<std::string> proxies_;
   Exchange exchange_;
   std::deque<Held> replayed_;  // held events applied last call: deliveries point into them
   GroupStats stats_;

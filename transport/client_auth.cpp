@@ -39,7 +39,9 @@ std::string transcript(std::string_view nonce, std::string_view hello_body,
   return t;
 }
 
-Mac hmac(std::string_view key, std::string_view data) {
+}  // namespace
+
+Mac hmac_sha256(std::string_view key, std::string_view data) {
   Mac out{};
   unsigned int len = 0;
   // An empty key is legal for HMAC; OpenSSL wants a non-null pointer for it.
@@ -50,8 +52,6 @@ Mac hmac(std::string_view key, std::string_view data) {
     throw std::runtime_error("HMAC-SHA256 failed");  // OpenSSL broken: a bug, not input
   return out;
 }
-
-}  // namespace
 
 bool valid_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameBytes) return false;
@@ -163,7 +163,7 @@ std::string load_secrets_file(const std::string& path, Secrets& out, bool privat
 
 Mac response(std::string_view secret, std::string_view nonce, std::string_view hello_body,
              std::string_view name) {
-  return hmac(secret, transcript(nonce, hello_body, name));
+  return hmac_sha256(secret, transcript(nonce, hello_body, name));
 }
 
 const char* to_string(Verdict v) {

@@ -58,6 +58,9 @@ std::string parse_secrets(std::string_view text, const std::string& path, Secret
 // "" on success, else a message naming the file and what to do.
 std::string load_secrets_file(const std::string& path, Secrets& out, bool private_only = true);
 
+// HMAC-SHA256 of data under key.
+Mac hmac_sha256(std::string_view key, std::string_view data);
+
 // The client's response to nonce (see above).
 Mac response(std::string_view secret, std::string_view nonce, std::string_view hello_body,
              std::string_view name);

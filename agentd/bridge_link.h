@@ -1,0 +1,32 @@
+// The WAN bridge's actors (docs/bridge.md): one CAF broker per TCP link to another site's
+// bridge, a listener that accepts links, and a dialer per site this one connects to (with
+// backoff). They only move bytes: the link protocol and everything it decides is the daemon
+// core's (bridge/site_bridge.h), which runs in the daemon's actor. A link tells the daemon when
+// it opens, what it reads and when it ends; the daemon sends it bytes to write, pauses and
+// resumes its reading (while the ring's queue is full), and closes it.
+#pragma once
+
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/io/broker.hpp>
+
+#include "agentd/config.h"
+
+namespace agent::daemon {
+
+// Link -> daemon.
+using bridge_open_atom = caf::atom_constant<caf::atom("bropen")>;    // actor link
+using bridge_in_atom = caf::atom_constant<caf::atom("brin")>;        // u64 link, string bytes
+using bridge_closed_atom = caf::atom_constant<caf::atom("brclosed")>;  // u64 link
+// Daemon -> link.
+using bridge_out_atom = caf::atom_constant<caf::atom("brout")>;      // string bytes
+using bridge_close_atom = caf::atom_constant<caf::atom("brclose")>;  // (none)
+using bridge_read_atom = caf::atom_constant<caf::atom("brread")>;    // bool: read or pause
+
+// Spawns the bridge's listener (bridge.listen) and its dialers (the sites whose names sort
+// after this site's); links report to daemon. "" or what went wrong (the listener's address).
+std::string start_bridge(caf::io::broker* daemon, const BridgeSettings& settings);
+
+}  // namespace agent::daemon

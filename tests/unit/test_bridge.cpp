@@ -1,0 +1,411 @@
+// The WAN bridge's pure core (bridge/site_bridge.h) and its wire (bridge/bridge_wire.h): two
+// sites' bridges wired back to back through an in-memory link that can be cut, each with a
+// stand-in for its ring that orders what the bridge submits in submission order.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "bridge/bridge_wire.h"
+#include "bridge/site_bridge.h"
+#include "groups/event_codec.h"
+#include "transport/client_protocol.h"
+
+using namespace agent;
+using namespace agent::bridge;
+
+namespace {
+
+const std::string kKey(32, 'k');
+
+std::string nonce(char c) { return std::string(kNonceBytes, c); }
+
+groups::Event data(const std::string& sender, std::vector<std::string> groups, std::string payload,
+                   uint32_t service = proto::service::kAgreed) {
+  groups::Event ev;
+  ev.kind = groups::EventKind::kData;
+  ev.member = sender;
+  ev.groups = std::move(groups);
+  ev.payload = std::move(payload);
+  ev.service = service;
+  return ev;
+}
+
+SiteSettings settings(const std::string& site, std::vector<std::string> daemons,
+                      std::vector<std::string> others) {
+  SiteSettings s;
+  s.site = site;
+  s.daemons = std::move(daemons);
+  s.sites = std::move(others);
+  s.key = kKey;
+  s.queue_bytes = 1u << 20;
+  s.window_bytes = 64u << 10;
+  s.batch_bytes = 8u << 10;
+  return s;
+}
+
+// One site: its bridge and what its ring ordered of the bridge's submissions.
+struct Site {
+  Site(SiteSettings s, uint64_t epoch) : b(std::move(s), epoch) {}
+  SiteBridge b;
+  std::vector<groups::Event> ordered;  // events the ring delivered (unwrapped)
+  std::vector<std::string> origins;    // "site/seq" of each remote one, "" for plain ones
+  std::set<std::string> proxies;
+  std::vector<std::string> log;
+  std::vector<LinkId> closed;
+
+  // The ring orders every submission, in order; remote ones are acknowledged.
+  void order() {
+    auto& out = b.output();
+    for (auto& m : out.proxies_added) proxies.insert(m);
+    out.proxies_added.clear();
+    for (auto& [service, bytes] : out.submissions) {
+      RemoteTag tag;
+      std::string_view inner = bytes;
+      if (is_remote_event(bytes)) {
+        REQUIRE(decode_remote(bytes, tag, inner));
+        b.on_remote_delivered(tag);
+        origins.push_back(std::string(tag.site) + "/" + std::to_string(tag.seq));
+      } else {
+        origins.push_back("");
+      }
+      auto ev = groups::decode_event(inner);
+      REQUIRE(ev);
+      ordered.push_back(*ev);
+    }
+    out.submissions.clear();
+    for (auto& m : out.proxies_dropped) proxies.erase(m);
+    out.proxies_dropped.clear();
+    for (auto& l : out.log) log.push_back(l);
+    out.log.clear();
+  }
+  std::vector<std::string> payloads() const {
+    std::vector<std::string> v;
+    for (auto& e : ordered)
+      if (e.kind == groups::EventKind::kData) v.push_back(e.payload);
+    return v;
+  }
+};
+
+// Two sites and the link between them (ids 1 at a, 2 at b), moved by hand.
+struct Pair {
+  Site a{settings("east", {"e1", "e2"}, {"west"}), 100};
+  Site b{settings("west", {"w1", "w2"}, {"east"}), 200};
+  bool up = false;
+  LinkId la = 1, lb = 2;
+  uint64_t t = 1000;
+
+  void open() {
+    la += 2;
+    lb += 2;
+    a.b.link_opened(la, nonce('a'), t);
+    b.b.link_opened(lb, nonce('b'), t);
+    up = true;
+  }
+  void cut() {
+    if (!up) return;
+    up = false;
+    a.b.output().frames.clear();
+    b.b.output().frames.clear();
+    a.b.link_closed(la, t);
+    b.b.link_closed(lb, t);
+  }
+  // Moves frames both ways until quiet (or max rounds); drop_after: cut after that many
+  // frames from a (mid-stream), -1: never.
+  void run(int rounds = 200, int drop_after = -1) {
+    int from_a = 0;
+    for (int i = 0; i < rounds; ++i) {
+      t += 1000;
+      a.order();
+      b.order();
+      a.b.pump();
+      b.b.pump();
+      auto fa = std::move(a.b.output().frames);
+      auto fb = std::move(b.b.output().frames);
+      a.b.output().frames.clear();
+      b.b.output().frames.clear();
+      auto ca = std::move(a.b.output().close), cb = std::move(b.b.output().close);
+      a.b.output().close.clear();
+      b.b.output().close.clear();
+      if (fa.empty() && fb.empty() && ca.empty() && cb.empty()) return;
+      if (!up) continue;
+      for (auto& [id, bytes] : fa) {
+        REQUIRE(id == la);
+        if (drop_after >= 0 && from_a++ == drop_after) {
+          cut();
+          break;
+        }
+        b.b.on_bytes(lb, bytes.data(), bytes.size(), t);
+      }
+      if (!up) continue;
+      for (auto& [id, bytes] : fb) {
+        REQUIRE(id == lb);
+        a.b.on_bytes(la, bytes.data(), bytes.size(), t);
+      }
+      if (!ca.empty() || !cb.empty()) {
+        for (auto& c : ca) a.closed.push_back(c.first);
+        for (auto& c : cb) b.closed.push_back(c.first);
+        cut();
+      }
+    }
+  }
+};
+
+std::map<std::string, std::set<std::string>> table(
+    std::initializer_list<std::pair<const char*, std::vector<std::string>>> rows) {
+  std::map<std::string, std::set<std::string>> t;
+  for (auto& [m, gs] : rows) t[m].insert(gs.begin(), gs.end());
+  return t;
+}
+
+void members(Site& s, const std::map<std::string, std::set<std::string>>& t) {
+  std::unordered_map<std::string, std::set<std::string>> u(t.begin(), t.end());
+  s.b.on_members(u);
+}
+
+}  // namespace
+
+TEST_CASE("bridge wire: frames round-trip and malformed ones are refused", "[bridge]") {
+  Hello h{kLinkVersion, "east", 7, {"e1", "e2"}, nonce('x')};
+  std::string bytes;
+  encode_hello(bytes, h);
+  Item i1{1, "hello"}, i2{2, std::string(5000, 'z')};
+  encode_batch(bytes, {&i1, &i2}, true);
+  encode_ack(bytes, 42);
+  FrameReader r;
+  // Byte by byte: frames come out whole and only then.
+  size_t frames = 0;
+  for (char c : bytes) {
+    r.feed(&c, 1);
+    while (auto f = r.next()) {
+      ++frames;
+      if (f->first == FrameType::kHello) {
+        Hello back;
+        REQUIRE(decode_hello(f->second, back));
+        CHECK(back.site == "east");
+        CHECK(back.epoch == 7);
+        CHECK(back.daemons == std::vector<std::string>{"e1", "e2"});
+      } else if (f->first == FrameType::kBatch) {
+        std::vector<Item> items;
+        REQUIRE(decode_batch(f->second, items));
+        REQUIRE(items.size() == 2);
+        CHECK(items[1].event == i2.event);
+        CHECK(f->second.size() < 1000);  // 5000 equal bytes compress
+      } else {
+        uint64_t v = 0;
+        REQUIRE(decode_u64(f->second, v));
+        CHECK(v == 42);
+      }
+    }
+  }
+  CHECK(frames == 3);
+  CHECK(r.error().empty());
+
+  // Random bytes do not compress: the batch goes raw.
+  std::mt19937 rng(5);
+  Item rnd{3, std::string(4000, '\0')};
+  for (auto& c : rnd.event) c = static_cast<char>(rng());
+  std::string raw;
+  size_t before = encode_batch(raw, {&rnd}, true);
+  CHECK(raw.size() < before + 16);
+  CHECK(raw[5] == 0);  // flags: not compressed
+
+  // Damaged: a compressed batch cut short, a length past the limit, an unknown type.
+  std::string cut = bytes.substr(0, bytes.size() - 20);
+  std::vector<Item> items;
+  FrameReader r2;
+  std::string huge = std::string("\xff\xff\xff\x7f\x04", 5);
+  r2.feed(huge.data(), huge.size());
+  CHECK(!r2.next());
+  CHECK(!r2.error().empty());
+  std::string body = std::string("\x01\x10\x00\x00\x00\x01\x00\x00\x00", 9) + "garbage";
+  CHECK(!decode_batch(body, items));
+  FrameReader r3;
+  std::string unknown = std::string("\x01\x00\x00\x00\x63", 5);
+  r3.feed(unknown.data(), unknown.size());
+  CHECK(!r3.next());
+  CHECK(!r3.error().empty());
+}
+
+TEST_CASE("bridge: a site's own traffic reaches the other site in order, acknowledged",
+          "[bridge]") {
+  Pair p;
+  p.open();
+  p.run();
+  REQUIRE(p.a.b.stats().at("west").up);
+  REQUIRE(p.b.b.stats().at("east").up);
+  for (int i = 0; i < 500; ++i)
+    p.a.b.on_local_data(data("#alice#e1", {"chat"}, "m" + std::to_string(i)), {});
+  // Another site's member's message, and one of a member of no site: not sent on.
+  p.a.b.on_local_data(data("#bob#w1", {"chat"}, "from-west"), {});
+  p.a.b.on_local_data(data("#carol#x9", {"chat"}, "unknown"), {});
+  p.run(2000);
+  auto got = p.b.payloads();
+  REQUIRE(got.size() == 500);
+  for (int i = 0; i < 500; ++i) CHECK(got[i] == "m" + std::to_string(i));
+  CHECK(p.b.ordered[0].member == "#alice#e1");
+  // Acknowledged once ordered: the queue is empty.
+  CHECK(p.a.b.stats().at("west").acked == 500);
+  CHECK(p.a.b.queued_items() == 0);
+  // The window bounded each round: many batches, not one.
+  CHECK(p.a.b.stats().at("west").items_sent == 500);
+}
+
+TEST_CASE("bridge: members of the other site appear as proxies, leave when the link goes, "
+          "return with it", "[bridge]") {
+  Pair p;
+  p.open();
+  p.run();
+  members(p.a, table({{"#alice#e1", {"chat", "ops"}}, {"#bob#e2", {"chat"}}}));
+  p.run();
+  CHECK(p.b.proxies == std::set<std::string>{"#alice#e1", "#bob#e2"});
+  size_t joins = 0;
+  for (auto& e : p.b.ordered) joins += e.kind == groups::EventKind::kJoin;
+  CHECK(joins == 3);
+  // bob leaves chat: a leave; his last group, so no longer a proxy.
+  members(p.a, table({{"#alice#e1", {"chat", "ops"}}}));
+  p.run();
+  CHECK(p.b.proxies == std::set<std::string>{"#alice#e1"});
+  CHECK(p.b.ordered.back().kind == groups::EventKind::kLeave);
+  CHECK(p.b.ordered.back().member == "#bob#e2");
+  // The link goes: alice disconnects at west.
+  p.cut();
+  p.b.order();
+  CHECK(p.b.proxies.empty());
+  CHECK(p.b.ordered.back().kind == groups::EventKind::kDisconnect);
+  // Meanwhile dave joins at east; the next link's snapshot brings both.
+  members(p.a, table({{"#alice#e1", {"chat", "ops"}}, {"#dave#e2", {"ops"}}}));
+  p.open();
+  p.run();
+  CHECK(p.b.proxies == std::set<std::string>{"#alice#e1", "#dave#e2"});
+  // Membership items older than the snapshot are not applied twice.
+  std::map<std::pair<std::string, std::string>, int> net;
+  for (auto& e : p.b.ordered) {
+    if (e.kind == groups::EventKind::kJoin) ++net[{e.member, e.group}];
+    if (e.kind == groups::EventKind::kLeave) --net[{e.member, e.group}];
+    if (e.kind == groups::EventKind::kDisconnect)
+      for (auto& [k, v] : net)
+        if (k.first == e.member) v = 0;
+  }
+  for (auto& [k, v] : net) CHECK((v == 0 || v == 1));
+  CHECK(net[{"#alice#e1", "ops"}] == 1);
+  CHECK(net[{"#dave#e2", "ops"}] == 1);
+  CHECK(net[{"#bob#e2", "chat"}] == 0);
+}
+
+TEST_CASE("bridge: a link cut mid-stream resumes without loss or duplicates", "[bridge]") {
+  for (int cut_at : {0, 1, 2}) {
+    Pair p;
+    p.open();
+    p.run();
+    for (int i = 0; i < 400; ++i)
+      p.a.b.on_local_data(data("#alice#e1", {"chat"}, std::string(300, 'x') + std::to_string(i)),
+                          {});
+    p.run(2000, cut_at);
+    REQUIRE(!p.up);
+    p.open();
+    p.run(2000);
+    auto got = p.b.payloads();
+    REQUIRE(got.size() == 400);
+    for (int i = 0; i < 400; ++i) CHECK(got[i] == std::string(300, 'x') + std::to_string(i));
+    CHECK(p.a.b.queued_items() == 0);
+  }
+}
+
+TEST_CASE("bridge: items resent after a reconnect are dropped as duplicates", "[bridge]") {
+  Pair p;
+  p.open();
+  p.run();
+  for (int i = 0; i < 50; ++i) p.a.b.on_local_data(data("#alice#e1", {"chat"}, std::to_string(i)), {});
+  // West receives and submits, but its ring has not ordered them when the link goes.
+  p.a.b.pump();
+  auto frames = std::move(p.a.b.output().frames);
+  p.a.b.output().frames.clear();
+  for (auto& [id, bytes] : frames) p.b.b.on_bytes(p.lb, bytes.data(), bytes.size(), p.t);
+  auto pending = std::move(p.b.b.output().submissions);
+  p.b.b.output().submissions.clear();
+  REQUIRE(pending.size() == 50);
+  p.cut();
+  // Reconnect while they are still in west's ring: east resends from west's last applied
+  // (0); west drops what it already handed to its ring.
+  p.open();
+  p.run(2000);
+  CHECK(p.b.b.stats().at("east").duplicates == 50);
+  CHECK(p.b.payloads().empty());
+  // Now the ring orders them: once each, and east learns they are applied.
+  p.b.b.output().submissions.insert(p.b.b.output().submissions.begin(), pending.begin(),
+                                    pending.end());
+  p.run(2000);
+  auto got = p.b.payloads();
+  REQUIRE(got.size() == 50);
+  for (int i = 0; i < 50; ++i) CHECK(got[i] == std::to_string(i));
+  CHECK(p.a.b.stats().at("west").acked == 50);
+}
+
+TEST_CASE("bridge: links with the wrong key, an unknown site or shared daemon names are refused",
+          "[bridge]") {
+  SECTION("wrong key") {
+    Pair p;
+    auto s = settings("west", {"w1"}, {"east"});
+    s.key = std::string(32, 'q');
+    p.b.~Site();
+    new (&p.b) Site(s, 200);
+    p.open();
+    p.run();
+    CHECK(!p.a.b.stats().at("west").up);
+    CHECK(!p.a.closed.empty());
+    bool said = false;
+    for (auto& l : p.a.log) said |= l.find("wrong link key") != std::string::npos;
+    for (auto& l : p.b.log) said |= l.find("wrong link key") != std::string::npos;
+    CHECK(said);
+  }
+  SECTION("unknown site") {
+    Pair p;
+    p.b.~Site();
+    new (&p.b) Site(settings("north", {"n1"}, {"east"}), 200);
+    p.open();
+    p.run();
+    bool said = false;
+    for (auto& l : p.a.log) said |= l.find("not among bridge.sites") != std::string::npos;
+    CHECK(said);
+    CHECK(!p.a.closed.empty());
+  }
+  SECTION("a daemon name in both sites") {
+    Pair p;
+    p.b.~Site();
+    new (&p.b) Site(settings("west", {"e2"}, {"east"}), 200);
+    p.open();
+    p.run();
+    bool said = false;
+    for (auto& l : p.a.log) said |= l.find("used by both sites") != std::string::npos;
+    CHECK(said);
+  }
+}
+
+TEST_CASE("bridge: the queue bound drops the oldest and the other site is told", "[bridge]") {
+  Pair p;
+  // West is not linked yet: east's traffic queues, 1 MiB at most.
+  for (int i = 0; i < 3000; ++i)
+    p.a.b.on_local_data(data("#alice#e1", {"chat"}, std::string(1000, 'y') + std::to_string(i)), {});
+  CHECK(p.a.b.queued_bytes() <= (1u << 20));
+  size_t kept = p.a.b.queued_items();
+  CHECK(kept < 3000);
+  p.open();
+  p.run(4000);
+  auto got = p.b.payloads();
+  CHECK(got.size() == kept);
+  CHECK(got.back() == std::string(1000, 'y') + "2999");
+  CHECK(p.b.b.stats().at("east").gaps == 1);
+  CHECK(p.b.b.stats().at("east").gap_items == 3000 - kept);
+}
+
+TEST_CASE("bridge: only bridged groups and other sites' private names are sent", "[bridge]") {
+  auto s = settings("east", {"e1"}, {"west"});
+  s.groups = {"orders.*"};
+  SiteBridge b(s, 9);
+  b.on_local_data(data("#a#e1", {"chat"}, "no"), {});
+  CHECK(b.head() == 0);
+  b.on_local_data(data("#a#e1", {"orders.eu"}, "yes"), {});
+  b.on_local_data(data("#a#e1", {"#bob#w1"}, "p2p"), {});
+  b.on_local_data(data("#a#e1", {"#carl#e1"}, "local p2p"), {});
+  CHECK(b.head() == 2);
+}

@@ -27,8 +27,9 @@ constexpr size_t kReadBytes = 256u << 10;
 // One link: the TCP connection hdl, to or from another site's bridge.
 caf::behavior link_actor(caf::io::broker* self, caf::io::connection_handle hdl,
                          caf::actor daemon) {
-  // The daemon going (or failing) takes the links with it.
-  self->link_to(daemon);
+  // The daemon going takes its links with it (a link's end does not take the daemon).
+  self->monitor(daemon);
+  self->set_down_handler([=](const caf::down_msg&) { self->quit(caf::exit_reason::user_shutdown); });
   // Acks and small batches go at once: the link frames and batches by itself.
   int one = 1;
   ::setsockopt(socket_of(hdl), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -67,7 +68,8 @@ caf::behavior link_actor(caf::io::broker* self, caf::io::connection_handle hdl,
 
 // Accepts links on a listening socket; each becomes a link actor.
 caf::behavior listener_actor(caf::io::broker* self, int fd, caf::actor daemon) {
-  self->link_to(daemon);
+  self->monitor(daemon);
+  self->set_down_handler([=](const caf::down_msg&) { self->quit(caf::exit_reason::user_shutdown); });
   self->add_doorman(fd);
   return {
       [=](const caf::io::new_connection_msg& m) { self->fork(link_actor, m.handle, daemon); },
@@ -90,9 +92,13 @@ const char* DialerState::name = "bridge-dialer";
 // on a thread of its own: connecting blocks.
 caf::behavior dialer_actor(caf::stateful_actor<DialerState>* self, BridgeSite site,
                            uint32_t backoff_min_ms, uint32_t backoff_max_ms, caf::actor daemon) {
-  self->link_to(daemon);
+  self->monitor(daemon);
   self->state.backoff_ms = backoff_min_ms;
   self->set_down_handler([=](const caf::down_msg& m) {
+    if (m.source == daemon.address()) {
+      self->quit(caf::exit_reason::user_shutdown);
+      return;
+    }
     if (m.source != self->state.link.address()) return;
     self->state.link = caf::actor{};
     self->delayed_send(self, std::chrono::milliseconds(backoff_min_ms), dial_atom::value);
@@ -101,7 +107,12 @@ caf::behavior dialer_actor(caf::stateful_actor<DialerState>* self, BridgeSite si
   return {
       [=](dial_atom) {
         auto& mm = self->home_system().middleman();
-        auto r = mm.spawn_client(link_actor, site.address.host, site.address.port, daemon);
+        caf::expected<caf::actor> r = caf::sec::cannot_connect_to_node;
+        try {
+          r = mm.spawn_client(link_actor, site.address.host, site.address.port, daemon);
+        } catch (const std::exception& e) {
+          AGENT_LOG(kWarn, "bridge: connecting to site " << site.name << ": " << e.what());
+        }
         if (r) {
           if (self->state.failures > 0)
             AGENT_LOG(kInfo, "bridge: connected to site " << site.name << " at "
@@ -153,18 +164,20 @@ int listen_on(const Endpoint& ep, std::string& err) {
 
 }  // namespace
 
-std::string start_bridge(caf::io::broker* daemon, const BridgeSettings& b) {
+std::string start_bridge(caf::io::broker* daemon, const BridgeSettings& b,
+                         std::vector<caf::actor>& helpers) {
   auto me = caf::actor_cast<caf::actor>(daemon);
   auto& mm = daemon->home_system().middleman();
   if (!b.listen.host.empty()) {
     std::string err;
     int fd = listen_on(b.listen, err);
     if (fd < 0) return err;
-    mm.spawn_broker(listener_actor, fd, me);
+    helpers.push_back(mm.spawn_broker(listener_actor, fd, me));
   }
   for (auto& s : b.sites)
     if (b.site < s.name)
-      daemon->spawn<caf::detached>(dialer_actor, s, b.backoff_min_ms, b.backoff_max_ms, me);
+      helpers.push_back(
+          daemon->spawn<caf::detached>(dialer_actor, s, b.backoff_min_ms, b.backoff_max_ms, me));
   return {};
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/atom.hpp>
@@ -27,6 +28,8 @@ using bridge_read_atom = caf::atom_constant<caf::atom("brread")>;    // bool: re
 
 // Spawns the bridge's listener (bridge.listen) and its dialers (the sites whose names sort
 // after this site's); links report to daemon. "" or what went wrong (the listener's address).
-std::string start_bridge(caf::io::broker* daemon, const BridgeSettings& settings);
+// helpers: the listener and dialers, for the daemon to stop when it stops.
+std::string start_bridge(caf::io::broker* daemon, const BridgeSettings& settings,
+                         std::vector<caf::actor>& helpers);
 
 }  // namespace agent::daemon

@@ -338,6 +338,8 @@ struct DaemonState final : CoreIo {
     core.shutdown(now_us());
     // After the last records: the log syncs and closes (the actor system waits for it).
     if (log_actor) self->send(log_actor, log_stop_atom::value);
+    for (auto& a : bridge_helpers) self->send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& [id, a] : bridge_links) self->send_exit(a, caf::exit_reason::user_shutdown);
     clients.drain_now();  // what the sockets take now; the rest is lost with the daemon
     clients.stop();
     ring.close();
@@ -364,6 +366,7 @@ struct DaemonState final : CoreIo {
   uint64_t log_failures = 0;
   Time log_failure_logged_at = 0;
   std::map<uint64_t, caf::actor> bridge_links;  // the WAN bridge's links, by id
+  std::vector<caf::actor> bridge_helpers;        // its listener and dialers
   bool bridge_reading = true;
 };
 
@@ -406,7 +409,7 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
     st->log_actor = self->spawn<caf::detached>(daemon::log_actor, std::move(log), st->cfg.persist,
                                                caf::actor_cast<caf::actor>(self));
   if (st->cfg.bridge.enabled()) {
-    if (auto err = start_bridge(self, st->cfg.bridge); !err.empty()) {
+    if (auto err = start_bridge(self, st->cfg.bridge, st->bridge_helpers); !err.empty()) {
       AGENT_LOG(kError, err);
       st->stopped = true;
       st->stop();

@@ -111,6 +111,7 @@ struct BridgeSettings {
   std::vector<std::string> groups;  // bridged groups, names or patterns; empty: every group
   std::string key_file;  // the link key, shared by the sites (agentd keygen makes one)
   bool compress = true;  // LZ4 on batches
+  bool encrypt = true;   // AES-256-GCM on the link after the handshake
   uint64_t queue_bytes = 256u << 20;   // this site's traffic kept until every site has it
   uint64_t window_bytes = 8u << 20;    // unacknowledged bytes per link
   uint32_t heartbeat_ms = 1000;

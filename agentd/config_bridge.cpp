@@ -78,6 +78,9 @@ std::string load_bridge_section(const void* table, BridgeSettings& b) {
     } else if (k == "compress") {
       if (!v.is_boolean()) return "bridge.compress must be true or false";
       b.compress = v.as_boolean();
+    } else if (k == "encrypt") {
+      if (!v.is_boolean()) return "bridge.encrypt must be true or false";
+      b.encrypt = v.as_boolean();
     } else if (k == "queue_bytes") {
       err = get_count("queue_bytes", v, b.queue_bytes, 1u << 20, kMaxQueueBytes);
     } else if (k == "window_bytes") {
@@ -92,7 +95,7 @@ std::string load_bridge_section(const void* table, BridgeSettings& b) {
       err = get_count("backoff_max_ms", v, b.backoff_max_ms, 1, 3600000);
     } else {
       return "unknown key bridge." + k +
-             " (site, listen, sites, groups, key_file, compress, queue_bytes, window_bytes, "
+             " (site, listen, sites, groups, key_file, compress, encrypt, queue_bytes, window_bytes, "
              "heartbeat_ms, link_timeout_ms, backoff_min_ms, backoff_max_ms)";
     }
     if (!err.empty()) return err;

@@ -82,6 +82,7 @@ DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& i
     // A batch is one ring message at the other site: within its message limit.
     s.batch_bytes = std::min<size_t>(256u << 10, cfg_.max_message_bytes);
     s.compress = b.compress;
+    s.encrypt = b.encrypt;
     s.heartbeat_us = uint64_t{b.heartbeat_ms} * 1000;
     s.link_timeout_us = uint64_t{b.link_timeout_ms} * 1000;
     // The incarnation is new at every start: it names this run's outgoing stream.

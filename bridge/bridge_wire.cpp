@@ -30,6 +30,7 @@ void encode_hello(std::string& out, const Hello& h) {
   size_t at = begin(out, FrameType::kHello);
   wire::Writer w(out);
   w.u8(h.version);
+  w.u8(h.sealed ? 1 : 0);
   w.str8(h.site);
   w.u64(h.epoch);
   w.u16(static_cast<uint16_t>(h.daemons.size()));
@@ -127,7 +128,7 @@ std::optional<std::pair<FrameType, std::string_view>> FrameReader::next() {
   uint8_t type = static_cast<uint8_t>(buf_[pos_ + 4]);
   std::string_view body(buf_.data() + pos_ + 5, len - 1);
   pos_ += 4 + len;
-  if (type < static_cast<uint8_t>(FrameType::kHello) || type > static_cast<uint8_t>(FrameType::kBye)) {
+  if (type < static_cast<uint8_t>(FrameType::kHello) || type > static_cast<uint8_t>(FrameType::kSealed)) {
     error_ = "a frame of unknown type " + std::to_string(type);
     return std::nullopt;
   }
@@ -137,13 +138,15 @@ std::optional<std::pair<FrameType, std::string_view>> FrameReader::next() {
 bool decode_hello(std::string_view body, Hello& h) {
   wire::Reader r(body);
   h.version = r.u8();
+  uint8_t flags = r.u8();
+  h.sealed = (flags & 1) != 0;
   h.site = std::string(r.str8());
   h.epoch = r.u64();
   uint16_t n = r.u16();
   h.daemons.clear();
   for (uint16_t i = 0; i < n && r.ok(); ++i) h.daemons.emplace_back(r.str8());
   h.nonce = std::string(r.bytes(kNonceBytes));
-  return r.done() && !h.site.empty();
+  return r.done() && !h.site.empty() && flags <= 1;
 }
 
 bool decode_proof(std::string_view body, std::string& mac) {

@@ -3,7 +3,8 @@
 // decoded with bounds checks (tests/fuzz covers the decoders).
 //
 // A link is a stream of frames: u32 length (of what follows), u8 type, body.
-//   hello     u8 version, str8 site, u64 epoch, u16 n, n × str8 daemon, 32-byte nonce
+//   hello     u8 version, u8 flags (1: sealed), str8 site, u64 epoch, u16 n, n × str8 daemon,
+//             32-byte nonce
 //             epoch: names the sender's outgoing stream (new when its bridge starts)
 //   proof     32-byte HMAC-SHA256(key, "agent-bridge-proof" | site | peer's nonce | own nonce)
 //   Once both proofs check, each side's first frame is an ack: where the peer's stream resumes
@@ -17,6 +18,8 @@
 //   gap       u64 from, u64 to: items the peer will never get (they left the sender's bounded
 //             queue before the peer acknowledged them)
 //   bye       str8 reason: the link is refused or ends
+//   sealed    AES-256-GCM of one whole frame above, 16-byte tag (bridge/link_seal.h): with
+//             bridge.encrypt, every frame a side sends after its proof
 #pragma once
 
 #include <array>
@@ -44,10 +47,12 @@ enum class FrameType : uint8_t {
   kHeartbeat = 6,
   kGap = 7,
   kBye = 8,
+  kSealed = 9,  // bridge/link_seal.h: every frame after a side's proof, when encrypting
 };
 
 struct Hello {
   uint8_t version = kLinkVersion;
+  bool sealed = true;  // the sender seals its frames after its proof
   std::string site;
   uint64_t epoch = 0;
   std::vector<std::string> daemons;

@@ -134,6 +134,11 @@ void SiteBridge::trim() {
 
 void SiteBridge::send(Link& l, std::string bytes) {
   l.last_tx = now_;
+  if (l.seal_out) {
+    std::string sealed;
+    l.seal_out->seal(sealed, bytes);
+    bytes = std::move(sealed);
+  }
   if (!out_.frames.empty() && out_.frames.back().first == l.id)
     out_.frames.back().second.append(bytes);
   else
@@ -161,6 +166,7 @@ void SiteBridge::link_opened(LinkId id, std::string nonce, Time now) {
   h.epoch = epoch_;
   h.daemons = s_.daemons;
   h.nonce = l.own_nonce;
+  h.sealed = s_.encrypt;
   std::string bytes;
   encode_hello(bytes, h);
   send(l, std::move(bytes));
@@ -176,7 +182,7 @@ void SiteBridge::on_bytes(LinkId id, const char* data, size_t size, Time now) {
   while (links_.count(id)) {
     auto f = l.reader.next();
     if (!f) break;
-    on_frame(l, f->first, f->second, now_);
+    on_wire_frame(l, f->first, f->second, now_);
     // A refused link reads nothing more.
     if (!out_.close.empty() && out_.close.back().first == id) return;
   }
@@ -186,6 +192,23 @@ void SiteBridge::on_bytes(LinkId id, const char* data, size_t size, Time now) {
 SiteBridge::Remote* SiteBridge::remote_of(const Link& l) {
   auto it = remotes_.find(l.peer.site);
   return it == remotes_.end() || it->second.link != l.id ? nullptr : &it->second;
+}
+
+void SiteBridge::on_wire_frame(Link& l, FrameType t, std::string_view body, Time now) {
+  if (!l.seal_in) {
+    if (t == FrameType::kSealed) return refuse(l, "a sealed frame before the proof");
+    return on_frame(l, t, body, now);
+  }
+  if (t != FrameType::kSealed) return refuse(l, "an unsealed frame after the proof");
+  if (!l.seal_in->open(body, l.opened))
+    return refuse(l, "a sealed frame that does not open (altered, replayed or out of order)");
+  // One whole frame inside.
+  FrameReader inner;
+  inner.feed(l.opened.data(), l.opened.size());
+  auto f = inner.next();
+  if (!f || f->first == FrameType::kSealed || inner.buffered() != 0)
+    return refuse(l, "a sealed frame that holds no frame");
+  on_frame(l, f->first, f->second, now);
 }
 
 void SiteBridge::on_frame(Link& l, FrameType t, std::string_view body, Time now) {
@@ -268,11 +291,17 @@ void SiteBridge::on_hello(Link& l, std::string_view body) {
       return refuse(l, "daemon name " + d + " is used by both sites (names must be unique "
                        "across bridged sites)");
   if (r->second.link != 0) return refuse(l, "site " + l.peer.site + " is linked already");
+  if (l.peer.sealed != s_.encrypt)
+    return refuse(l, std::string("bridge.encrypt is ") + (s_.encrypt ? "true" : "false") +
+                         " here and not at site " + l.peer.site);
   l.peer_nonce = l.peer.nonce;
   l.phase = Phase::kProof;
   std::string bytes;
   encode_proof(bytes, link_proof(s_.key, s_.site, l.peer_nonce, l.own_nonce));
   send(l, std::move(bytes));
+  // Everything after the proof is sealed.
+  if (s_.encrypt)
+    l.seal_out = std::make_unique<LinkSeal>(s_.key, s_.site, l.own_nonce, l.peer_nonce, true);
 }
 
 void SiteBridge::on_proof(Link& l, std::string_view body) {
@@ -281,6 +310,8 @@ void SiteBridge::on_proof(Link& l, std::string_view body) {
   std::string want = link_proof(s_.key, l.peer.site, l.own_nonce, l.peer_nonce);
   if (CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0)
     return refuse(l, "wrong link key (bridge.key_file differs between the sites)");
+  if (s_.encrypt)
+    l.seal_in = std::make_unique<LinkSeal>(s_.key, l.peer.site, l.peer_nonce, l.own_nonce, false);
   Remote& r = remotes_[l.peer.site];
   if (r.link != 0) return refuse(l, "site " + l.peer.site + " is linked already");
   r.link = l.id;

@@ -29,12 +29,14 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "bridge/bridge_wire.h"
+#include "bridge/link_seal.h"
 #include "groups/events.h"
 
 namespace agent::bridge {
@@ -52,6 +54,7 @@ struct SiteSettings {
   uint64_t window_bytes = 8u << 20;   // unacknowledged bytes in flight per link
   size_t batch_bytes = 256u << 10;    // a batch frame's target size (before compression)
   bool compress = true;               // LZ4 batches (sent raw when that saves nothing)
+  bool encrypt = true;                // seal frames after the handshake (both sites alike)
   Time heartbeat_us = 1000000;        // a frame at least this often on an idle link
   Time link_timeout_us = 5000000;     // nothing heard this long: the link is dead
 };
@@ -125,6 +128,8 @@ class SiteBridge {
     Hello peer;
     bool own_proof_checked = false;
     FrameReader reader;
+    std::unique_ptr<LinkSeal> seal_out, seal_in;  // with encrypt: after each side's proof
+    std::string opened;                            // the last sealed frame's plain bytes
     Time last_rx = 0, last_tx = 0;
     uint64_t next = 0;            // the next item of our stream to send
     uint64_t snapshot_as_of = 0;  // membership items up to here are in the snapshot sent
@@ -149,6 +154,8 @@ class SiteBridge {
   void send(Link& l, std::string bytes);
   void refuse(Link& l, const std::string& reason);
   void on_frame(Link& l, FrameType t, std::string_view body, Time now);
+  // A frame as read: a sealed one is opened first.
+  void on_wire_frame(Link& l, FrameType t, std::string_view body, Time now);
   void on_hello(Link& l, std::string_view body);
   void on_proof(Link& l, std::string_view body);
   void on_resume(Link& l, uint64_t resume);

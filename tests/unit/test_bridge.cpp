@@ -165,7 +165,7 @@ void members(Site& s, const std::map<std::string, std::set<std::string>>& t) {
 }  // namespace
 
 TEST_CASE("bridge wire: frames round-trip and malformed ones are refused", "[bridge]") {
-  Hello h{kLinkVersion, "east", 7, {"e1", "e2"}, nonce('x')};
+  Hello h{kLinkVersion, true, "east", 7, {"e1", "e2"}, nonce('x')};
   std::string bytes;
   encode_hello(bytes, h);
   Item i1{1, "hello"}, i2{2, std::string(5000, 'z')};
@@ -408,4 +408,56 @@ TEST_CASE("bridge: only bridged groups and other sites' private names are sent",
   b.on_local_data(data("#a#e1", {"#bob#w1"}, "p2p"), {});
   b.on_local_data(data("#a#e1", {"#carl#e1"}, "local p2p"), {});
   CHECK(b.head() == 2);
+}
+
+TEST_CASE("bridge: unsealed links work too, mixed settings are refused, an altered sealed frame "
+          "ends the link", "[bridge]") {
+  SECTION("both unsealed") {
+    Pair p;
+    auto a = settings("east", {"e1", "e2"}, {"west"}), b = settings("west", {"w1", "w2"}, {"east"});
+    a.encrypt = b.encrypt = false;
+    p.a.~Site();
+    new (&p.a) Site(a, 100);
+    p.b.~Site();
+    new (&p.b) Site(b, 200);
+    p.open();
+    p.run();
+    for (int i = 0; i < 20; ++i) p.a.b.on_local_data(data("#x#e1", {"g"}, std::to_string(i)), {});
+    p.run();
+    CHECK(p.b.payloads().size() == 20);
+  }
+  SECTION("one side unsealed") {
+    Pair p;
+    auto b = settings("west", {"w1", "w2"}, {"east"});
+    b.encrypt = false;
+    p.b.~Site();
+    new (&p.b) Site(b, 200);
+    p.open();
+    p.run();
+    CHECK(!p.a.b.stats().at("west").up);
+    bool said = false;
+    for (auto& l : p.a.log) said |= l.find("bridge.encrypt") != std::string::npos;
+    for (auto& l : p.b.log) said |= l.find("bridge.encrypt") != std::string::npos;
+    CHECK(said);
+  }
+  SECTION("a flipped bit") {
+    Pair p;
+    p.open();
+    p.run();
+    REQUIRE(p.b.b.stats().at("east").up);
+    p.a.b.on_local_data(data("#x#e1", {"g"}, "secret payload"), {});
+    p.a.b.pump();
+    auto frames = std::move(p.a.b.output().frames);
+    p.a.b.output().frames.clear();
+    REQUIRE(frames.size() == 1);
+    std::string bytes = frames[0].second;
+    // The payload does not travel in the clear.
+    CHECK(bytes.find("secret payload") == std::string::npos);
+    bytes[bytes.size() - 20] ^= 1;
+    p.b.b.on_bytes(p.lb, bytes.data(), bytes.size(), p.t);
+    p.b.order();
+    CHECK(p.b.payloads().empty());
+    REQUIRE(!p.b.b.output().close.empty());
+    CHECK(p.b.b.output().close[0].second.find("does not open") != std::string::npos);
+  }
 }

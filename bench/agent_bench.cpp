@@ -94,6 +94,7 @@ struct Options {
   uint64_t window = 0;       // per sender; 0: from window_bytes
   uint64_t window_bytes = 512u << 10;
   bool senders_receive = false;
+  bool random_payload = false;  // random bytes instead of zeros (what LZ4 cannot shrink)
   uint64_t late_us = 0;      // report deliveries later than this (0: none)
   uint64_t tick_us = 200;    // --rate: a sender wakes at most this often
   uint64_t batch = 16;       // messages per write at most (AGENT_MORE); 1: a write per message
@@ -122,6 +123,7 @@ void usage(FILE* out) {
       "  -b, --batch N           a sender writes up to N messages at once (AGENT_MORE) when\n"
       "                          they are due together; 1 = one write per message (default 16)\n"
       "  -R, --senders-receive   senders join the group and count as receivers too\n"
+      "      --random-payload    payloads of random bytes (default zeros after the header)\n"
       "  -g, --group NAME        group to use (default bench)\n"
       "      --warmup SECONDS    leave messages sent this early out of latency (default 0.5)\n"
       "      --late MS           print a line for deliveries later than MS milliseconds\n"
@@ -176,7 +178,7 @@ bool parse_service(const std::string& s, uint32_t& out) {
 
 // Returns an error message, or "" when the options are usable.
 std::string parse_options(int argc, char** argv, Options& o) {
-  enum { kWarmup = 1000, kTimeout, kTick, kLate };
+  enum { kWarmup = 1000, kTimeout, kTick, kLate, kRandom };
   static const option longs[] = {
       {"daemons", required_argument, nullptr, 'd'},  {"pids", required_argument, nullptr, 'p'},
       {"senders", required_argument, nullptr, 'S'},  {"size", required_argument, nullptr, 's'},
@@ -184,6 +186,7 @@ std::string parse_options(int argc, char** argv, Options& o) {
       {"duration", required_argument, nullptr, 'D'}, {"rate", required_argument, nullptr, 'r'},
       {"window", required_argument, nullptr, 'w'},   {"senders-receive", no_argument, nullptr, 'R'},
       {"batch", required_argument, nullptr, 'b'},    {"tick", required_argument, nullptr, kTick},
+      {"random-payload", no_argument, nullptr, kRandom},
       {"late", required_argument, nullptr, kLate},
       {"group", required_argument, nullptr, 'g'},    {"warmup", required_argument, nullptr, kWarmup},
       {"timeout", required_argument, nullptr, kTimeout}, {"quiet", no_argument, nullptr, 'q'},
@@ -253,6 +256,7 @@ std::string parse_options(int argc, char** argv, Options& o) {
         o.late_us = static_cast<uint64_t>(ms * 1000);
         break;
       }
+      case kRandom: o.random_payload = true; break;
       case kTick:
         if (!parse_u64(optarg, u) || u > 1'000'000)
           return "--tick must be microseconds from 0 to 1000000, not '" + arg + "'";
@@ -390,6 +394,7 @@ void sender_main(Run& run, size_t idx) {
   const Options& o = run.opt;
   prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);  // paced sends wake on time
   std::vector<char> payload(o.size_bytes, 0);
+  uint64_t rnd = 0x9e3779b97f4a7c15ull * (idx + 1);
   uint32_t idx32 = static_cast<uint32_t>(idx);
   std::memcpy(payload.data(), &kMagic, 4);
   std::memcpy(payload.data() + 4, &idx32, 4);
@@ -439,6 +444,11 @@ void sender_main(Run& run, size_t idx) {
     // Latency counts from when the message was due (at --rate) or sent: time a paced message
     // waits in the sender (tick, flow control) is part of it.
     t = due ? due : now_ns();
+    if (o.random_payload)  // new bytes for every message: nothing for a compressor to find
+      for (size_t i = 24; i + 8 <= payload.size(); i += 8) {
+        rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+        std::memcpy(payload.data() + i, &rnd, 8);
+      }
     std::memcpy(payload.data() + 8, &k, 8);
     std::memcpy(payload.data() + 16, &t, 8);
     // Messages due together go out in one write: held until the batch is full or the sender

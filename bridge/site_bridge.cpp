@@ -491,7 +491,8 @@ void SiteBridge::link_closed(LinkId id, Time now) {
 
 void SiteBridge::tick(Time now) {
   now_ = std::max(now_, now);
-  for (auto& [id, l] : links_) {
+  for (auto& [link_id, l] : links_) {
+    LinkId id = link_id;  // (a structured binding cannot be captured in C++17)
     if (!out_.close.empty() && std::any_of(out_.close.begin(), out_.close.end(),
                                            [&](auto& c) { return c.first == id; }))
       continue;

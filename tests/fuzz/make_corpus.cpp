@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "agentd/config_keys.h"
+#include "bridge/bridge_wire.h"
+#include "groups/event_codec.h"
 #include "tests/fuzz/driver.h"
 #include "transport/client_protocol.h"
 #include "transport/ring_wire.h"
@@ -466,6 +468,44 @@ send = ["tcp:*", "*"]
   std::ofstream(root + "/../config.dict", std::ios::trunc) << dict;
 }
 
+// The bridge's link: a mode byte (0: from the link's start; else after the target's own
+// handshake) and a stream of frames from site west.
+void bridge_link_corpus() {
+  using namespace agent::bridge;
+  groups::Event ev;
+  ev.kind = groups::EventKind::kData;
+  ev.member = "#bob#w1";
+  ev.groups = {"chat"};
+  ev.payload = std::string(300, 'p');
+  ev.service = proto::service::kAgreed;
+  std::string e;
+  groups::encode_event(e, ev);
+  groups::Event j;
+  j.kind = groups::EventKind::kJoin;
+  j.member = "#bob#w1";
+  j.group = "chat";
+  std::string je;
+  groups::encode_event(je, j);
+  Item a{1, je}, b{2, e}, c{3, e};
+  std::string s1;
+  encode_snapshot(s1, Snapshot{0, {{"#bob#w1", "chat"}, {"#carl#w1", "ops"}}});
+  encode_batch(s1, {&a, &b, &c}, true);
+  encode_ack(s1, 0);
+  encode_heartbeat(s1);
+  write_file("bridge_link", "after_handshake", std::string(1, '\1') + s1);
+  std::string s2;
+  encode_batch(s2, {&a, &b}, false);
+  encode_gap(s2, 4, 9);
+  encode_batch(s2, {&c}, false);
+  encode_bye(s2, "bye");
+  write_file("bridge_link", "raw_batches_gap_bye", std::string(1, '\2') + s2);
+  Hello h{kLinkVersion, false, "west", 5, {"w1"}, std::string(kNonceBytes, 'b')};
+  std::string s3;
+  encode_hello(s3, h);
+  encode_proof(s3, std::string(kProofBytes, 'z'));
+  write_file("bridge_link", "stranger_hello_wrong_proof", std::string(1, '\0') + s3);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -478,6 +518,7 @@ int main(int argc, char** argv) {
   ring_corpora();
   client_library_corpus();
   config_corpus(argv[2]);
+  bridge_link_corpus();
   std::cout << "fuzz_make_corpus: wrote the corpora under " << root << "\n";
   return 0;
 }

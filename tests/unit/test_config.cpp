@@ -603,3 +603,76 @@ TEST_CASE("slow-client keys: slow_policy is disconnect or backpressure, slow_tim
   auto changed = changed_keys(c, b);
   CHECK(std::find(changed.begin(), changed.end(), "clients.slow_policy") != changed.end());
 }
+
+TEST_CASE("bridge keys: a site, its key, the other sites; each refusal names the key",
+          "[config][bridge]") {
+  const std::string ring = R"(
+[daemon]
+name = "e1"
+[ring]
+id = 1
+key_file = "none"
+[[ring.daemons]]
+id = 1
+address = "127.0.0.1"
+port = 4901
+[[ring.daemons]]
+id = 2
+address = "127.0.0.1"
+port = 4902
+name = "e2"
+)";
+  auto load = [&](const std::string& bridge, std::string& err) {
+    Config c;
+    err = load_config_file(write_temp(ring + bridge), c);
+    if (err.empty()) err = validate(c);
+    return c;
+  };
+  std::string err;
+  Config c = load(R"(
+[bridge]
+site = "east"
+key_file = "/k"
+groups = ["chat", "orders.*"]
+compress = false
+encrypt = false
+queue_bytes = 2097152
+heartbeat_ms = 100
+link_timeout_ms = 1000
+[[bridge.sites]]
+name = "west"
+address = "10.1.1.1:4920"
+)", err);
+  REQUIRE(err == "");
+  CHECK(c.bridge.enabled());
+  CHECK(c.bridge.sites.size() == 1);
+  CHECK(c.bridge.sites[0].address.port == 4920);
+  CHECK(!c.bridge.compress);
+  CHECK(!c.bridge.encrypt);
+  CHECK(c.bridge.queue_bytes == 2097152);
+  CHECK(site_daemons(c) == std::vector<std::string>{"e1", "e2"});
+
+  load("[bridge]\nsite = \"east\"\nkey_file = \"/k\"\n", err);
+  CHECK(err.find("bridge.sites lists no other site") != std::string::npos);
+  load("[bridge]\nsite = \"east\"\n[[bridge.sites]]\nname = \"west\"\naddress = \"1.2.3.4:1\"\n", err);
+  CHECK(err.find("bridge.key_file is not set") != std::string::npos);
+  load("[bridge]\nsite = \"east\"\nkey_file = \"/k\"\n[[bridge.sites]]\nname = \"west\"\n", err);
+  CHECK(err.find("needs an address") != std::string::npos);
+  load("[bridge]\nsite = \"west\"\nkey_file = \"/k\"\n[[bridge.sites]]\nname = \"east\"\n", err);
+  CHECK(err == "");  // west is dialed by east: no address needed
+  load("[bridge]\nsite = \"east\"\nkey_file = \"/k\"\n[[bridge.sites]]\nname = \"east\"\n", err);
+  CHECK(err.find("names this site") != std::string::npos);
+  load("[bridge]\nsite = \"east\"\nkey_file = \"/k\"\nqueue_bytes = -1\n", err);
+  CHECK(err.find("bridge.queue_bytes") != std::string::npos);
+  load("[bridge]\nsite = \"east\"\nkey_file = \"/k\"\ncolour = 1\n", err);
+  CHECK(err.find("unknown key bridge.colour") != std::string::npos);
+  load("[bridge]\nsite = \"has space\"\n", err);
+  CHECK(err.find("bridge.site") != std::string::npos);
+  // A daemon without a name: remote members could not be told apart.
+  Config d;
+  std::string text = ring;
+  text.replace(text.find("name = \"e2\"\n"), 12, "");
+  err = load_config_file(write_temp(text + "[bridge]\nsite = \"west\"\nkey_file = \"/k\"\n[[bridge.sites]]\nname = \"east\"\n"), d);
+  REQUIRE(err == "");
+  CHECK(validate(d).find("has no name") != std::string::npos);
+}

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -21,6 +22,7 @@ using Clock = std::chrono::steady_clock;
 struct Registry {
   std::mutex mu;
   std::set<SendQueue*> live;
+  pid_t pid = ::getpid();  // a forked child has the queues' bytes but not their writers
 };
 Registry& registry() {
   static Registry* r = new Registry;
@@ -29,6 +31,7 @@ Registry& registry() {
 
 void drain_all_at_exit() {
   Registry& r = registry();
+  if (::getpid() != r.pid) return;  // a forked child exiting: its parent writes its queues
   std::lock_guard<std::mutex> lock(r.mu);  // no queue is destroyed meanwhile
   auto deadline = Clock::now() + std::chrono::milliseconds(AGENT_DISCONNECT_WAIT_MS);
   for (SendQueue* q : r.live) {

@@ -7,7 +7,8 @@
 //
 // Nothing submitted is lost short of the process being killed: drain() (agent_disconnect)
 // writes the queue first, and at exit() every queue is written (up to AGENT_DISCONNECT_WAIT_MS
-// in all). A write that fails closes the queue: the next submit says so (AGENT_ERR_CLOSED).
+// in all; a forked child that exits leaves its parent's queues to the parent, whose writers
+// they are). A write that fails closes the queue: the next submit says so (AGENT_ERR_CLOSED).
 // Bounded: at most max_queued_bytes wait (or one frame larger than that, alone); a caller that
 // finds the queue full waits, as it would for a full socket.
 #pragma once

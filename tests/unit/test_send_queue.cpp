@@ -1,11 +1,13 @@
 // The client library's send queue (bindings/c/send_queue.h) over a socket pair whose far end
 // the test reads or does not read: what a busy socket does to callers and to the bytes.
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -127,4 +129,25 @@ TEST_CASE("a send queue with nothing to wait for starts no thread", "[sendqueue]
   CHECK_FALSE(q.writer_started());
   CHECK(q.drain(0) == AGENT_OK);
   CHECK(read_frames(p.fd[1], 1) == 1);
+}
+
+TEST_CASE("a forked child that exits does not wait for its parent's send queues", "[sendqueue]") {
+  // The child has a copy of the queued bytes but no writer thread: waiting for them at exit
+  // would take the whole AGENT_DISCONNECT_WAIT_MS, and write nothing.
+  Pair p;
+  SendQueue q(p.fd[0], 64 * 1024);
+  uint64_t sent = 0;
+  while (q.queued_bytes() == 0 && sent < 100000) REQUIRE(q.submit(frame(sent++)) == AGENT_OK);
+  REQUIRE(q.queued_bytes() > 0);
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) std::exit(0);  // runs the exit handlers, as a program's exit does
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(WIFEXITED(status));
+  CHECK(waited < std::chrono::milliseconds(AGENT_DISCONNECT_WAIT_MS / 2));
+  p.close_reader();  // the parent's writer gives up; the queue reports it
+  CHECK(q.drain(10000) == AGENT_ERR_CLOSED);
 }

@@ -49,6 +49,9 @@ using agent::bench::LatencyHistogram;
 constexpr uint32_t kMagic = 0x41424e43;  // "ABNC"
 constexpr size_t kHeaderBytes = 24;      // magic, sender, sequence, send time
 constexpr int kReceivePollMs = 100;
+// What the default window lets all senders have queued for one receiver at most: a quarter of
+// agentd's default clients.client_queue_bytes.
+constexpr uint64_t kInFlightBytes = 16u << 20;
 
 uint64_t now_ns() {
   timespec ts;
@@ -117,7 +120,8 @@ void usage(FILE* out) {
       "  -D, --duration SECONDS  send for this long (default 5; ignored with --count)\n"
       "  -r, --rate MSGS         offered load in msg/s over all senders (default: maximum)\n"
       "  -w, --window N          messages a sender may be ahead of the slowest receiver\n"
-      "                          (default: 512 KiB worth, 32..8192)\n"
+      "                          (default: 512 KiB worth, 32..8192, and at most 16 MiB\n"
+      "                          over all senders, at least 1)\n"
       "      --tick US           with --rate: a sender wakes at most every US microseconds and\n"
       "                          sends what fell due meanwhile (default 200; 0: wake for each)\n"
       "  -b, --batch N           a sender writes up to N messages at once (AGENT_MORE) when\n"
@@ -280,8 +284,14 @@ std::string parse_options(int argc, char** argv, Options& o) {
   if (o.senders < 0) o.senders = static_cast<int>(o.daemons.size());
   if (o.count && o.count < static_cast<uint64_t>(o.senders))
     return "--count must be at least the number of senders";
-  if (o.window == 0)
-    o.window = std::clamp<uint64_t>(o.window_bytes / o.size_bytes, 32, 8192);
+  if (o.window == 0) {
+    // 512 KiB worth, at least 32 messages; but a receiver has up to senders × window messages
+    // queued at its daemon, which drops it past clients.client_queue_bytes (64 MiB by default):
+    // large messages get a smaller window, down to 1 (16 MiB × 3 senders still fits).
+    uint64_t w = std::clamp<uint64_t>(o.window_bytes / o.size_bytes, 32, 8192);
+    uint64_t fits = kInFlightBytes / (static_cast<uint64_t>(o.senders) * o.size_bytes);
+    o.window = std::max<uint64_t>(1, std::min(w, fits));
+  }
   return {};
 }
 
@@ -801,6 +811,14 @@ int main(int argc, char** argv) {
                  (*cpu1 - *cpu0) * 1e6 / static_cast<double>(delivered_min),
                  static_cast<double>(faults1 - faults0) / static_cast<double>(delivered_min),
                  (self1 - self0) * 1e6 / static_cast<double>(delivered_min));
+  // The daemons' CPU (all of them) per message delivered to the slowest receiver, as on the
+  // cost line: what a message costs the ring at this load.
+  std::string cpu_us_per_msg = "na";
+  if (cpu0 && cpu1 && delivered_min > 0) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f", (*cpu1 - *cpu0) * 1e6 / static_cast<double>(delivered_min));
+    cpu_us_per_msg = b;
+  }
   int rc = 0;
   if (fifo && fifo_errors) {
     std::fprintf(stderr, "agent-bench: %" PRIu64 " messages arrived out of FIFO order\n", fifo_errors);
@@ -814,9 +832,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "check: every receiver saw the same total order, FIFO per sender\n");
   if (foreign) std::fprintf(stderr, "note: %" PRIu64 " messages in %s were not the benchmark's\n", foreign, o.group.c_str());
   std::printf("RESULT daemons=%zu senders=%zu size=%zu service=%s msgs_per_s=%.0f mb_per_s=%.1f "
-              "p50_us=%" PRIu64 " p99_us=%" PRIu64 " cpu_pct=%s rss_mb=%s\n",
+              "p50_us=%" PRIu64 " p99_us=%" PRIu64 " cpu_pct=%s rss_mb=%s cpu_us_per_msg=%s\n",
               ndaemons, nsenders, o.size_bytes, upper(o.service_name).c_str(), msgs_per_s, mb_per_s,
-              lat.quantile_us(0.50), lat.quantile_us(0.99), cpu_pct.c_str(), rss_mb.c_str());
+              lat.quantile_us(0.50), lat.quantile_us(0.99), cpu_pct.c_str(), rss_mb.c_str(),
+              cpu_us_per_msg.c_str());
   std::fflush(stdout);
   for (auto* c : run.conns) agent_disconnect(c);
   return rc;

@@ -2,9 +2,12 @@
 # The LAN benchmark, in one command: starts a cluster of agentd (each in its own network
 # namespace on a bridge when run as root, else on loopback), runs agent-bench against it
 # (receivers on every daemon, senders round-robin over the daemons), prints progress and one
-# RESULT line, and stops everything it started. --sweep runs sizes 64 B..64 KB and offered
-# loads 10..100 % and draws a plot; --load PCT measures the maximum, then offers PCT % of it;
-# --idle measures an idle ring. See bench/README.md.
+# RESULT line, and stops everything it started. At full load it runs twice, with the batched
+# client and with the flooder-shaped one (--senders-receive --batch 1), and prints a SUMMARY line
+# comparing them. --sweep runs sizes 64 B..64 KB, offered loads 10..100 % and the daemons' CPU
+# per message at 1k..100k msg/s and draws a plot; --rate-sweep runs only the last;
+# --load PCT measures the maximum, then offers PCT % of it; --idle measures an idle ring.
+# See bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +16,8 @@ usage() {
 usage: bench/lan.sh [options]
   --daemons N          daemons in the ring (default 3, at most 9)
   --senders N          senders, round-robin over the daemons (default: one per daemon)
-  --size BYTES         message size (default 1024; at least 24)
+  --size BYTES         message size (default 1024; 24 .. 16777216, agentd's message limit;
+                       the default window shrinks with the size so any size runs as it is)
   --service NAME       unreliable|reliable|fifo|causal|agreed|safe (default agreed)
   --count N            send N messages in total, then stop
   --duration SECONDS   send for this long (default 5; ignored with --count)
@@ -30,6 +34,10 @@ usage: bench/lan.sh [options]
   --batch N            a sender writes up to N due messages at once (AGENT_MORE; default 16,
                        1 = one write per message, as Spread's flooder does)
   --senders-receive    senders join the group and count as receivers too
+  --client SHAPE       batched (--batch 16), flooder (--senders-receive --batch 1, as
+                       Spread's flooder) or both, one run after the other with a SUMMARY
+                       line comparing them (default: both at full load, else batched;
+                       --batch or --senders-receive: as given)
   --accelerated N      ring.accelerated_window (Accelerated Ring; default 0 = off)
   --multicast          ring packets for every daemon go once to an IPv4 multicast group
                        (ring.multicast) instead of once per daemon
@@ -43,7 +51,10 @@ usage: bench/lan.sh [options]
                        (the benchmark sets token_loss_ms=1000 unless given here)
   --net MODE           auto|netns|loopback (default auto: netns when root)
   --mtu BYTES          MTU of the namespaces' links (default 9000); ring packets fit in it
-  --sweep              sizes 64 B..64 KB at full load, then 10..100 % load at 1 KB: CSV + PNG
+  --sweep              sizes 64 B..64 KB at full load, then 10..100 % load at 1 KB, then the
+                       daemons' CPU per message at --rates: CSV + PNG
+  --rate-sweep         only the last part of --sweep: daemons' CPU per message at --rates
+  --rates LIST         offered loads (msg/s) of the CPU sweep (default 1000,10000,50000,100000)
   --sweep-duration S   seconds per sweep point (default 3)
   --out DIR            where --sweep writes (default build/bench-sweep)
   --idle SECONDS       no traffic: report the daemons' CPU and memory over this long
@@ -62,7 +73,7 @@ is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 
 daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late="" warmup="" priority=high
 senders_receive=0 multicast=0 accelerated=0 auth=encrypt net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
-load="" idle="" keep=0 B=build perf_out="" agentd=""
+load="" idle="" keep=0 B=build perf_out="" agentd="" client="" rate_sweep=0 rates=1000,10000,50000,100000
 perf_pid=""
 ring_extra=()
 persist=""
@@ -73,11 +84,12 @@ while [ $# -gt 0 ]; do
     --senders-receive) senders_receive=1; shift; continue ;;
     --multicast) multicast=1; shift; continue ;;
     --sweep) sweep=1; shift; continue ;;
+    --rate-sweep) rate_sweep=1; shift; continue ;;
     --keep-logs) keep=1; shift; continue ;;
   esac
   case "$opt" in
     --daemons|--senders|--size|--service|--count|--duration|--rate|--load|--window|--batch|--tick|--late|--warmup|--priority|--accelerated|--ring|--persist|--auth|\
-    --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf) ;;
+    --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf|--client|--rates) ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
   [ $# -ge 2 ] || die "$opt needs a value (see --help)"
@@ -85,7 +97,11 @@ while [ $# -gt 0 ]; do
   case "$opt" in
     --daemons) is_uint "$val" && [ "$val" -ge 1 ] && [ "$val" -le 9 ] || die "--daemons must be 1..9, not '$val'"; daemons=$val ;;
     --senders) is_uint "$val" && [ "$val" -ge 1 ] || die "--senders must be a positive number, not '$val'"; senders=$val ;;
-    --size) is_uint "$val" && [ "$val" -ge 24 ] || die "--size must be a number of bytes >= 24, not '$val'"; size=$val ;;
+    --size) is_uint "$val" && [ "$val" -ge 24 ] && [ "$val" -le 16777216 ] ||
+              die "--size must be a number of bytes, 24 .. 16777216 (agentd's clients.max_message_bytes), not '$val'"
+            size=$val ;;
+    --client) case "$val" in batched|flooder|both) client=$val ;; *) die "--client must be batched, flooder or both, not '$val'" ;; esac ;;
+    --rates) [[ "$val" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--rates must be msg/s, comma-separated (e.g. 1000,10000), not '$val'"; rates=$val ;;
     --service) case "$val" in unreliable|reliable|fifo|causal|agreed|safe) service=$val ;;
                  *) die "--service must be unreliable, reliable, fifo, causal, agreed or safe, not '$val'" ;; esac ;;
     --count) is_uint "$val" && [ "$val" -ge 1 ] || die "--count must be a positive number, not '$val'"; count=$val ;;
@@ -124,7 +140,27 @@ if [ -n "$load" ]; then
   [ -z "$rate" ] || die "--load and --rate both set the offered load: give one"
   [ "$sweep" = 0 ] || die "--sweep chooses its own loads: --load does not go with it"
 fi
-if [ "$sweep" = 1 ]; then command -v gnuplot >/dev/null || die "--sweep needs gnuplot (sh scripts/install-deps.sh)"; fi
+if [ "$sweep" = 1 ] || [ "$rate_sweep" = 1 ]; then
+  command -v gnuplot >/dev/null || die "--sweep and --rate-sweep need gnuplot (sh scripts/install-deps.sh)"
+  [ "$sweep" = 0 ] || [ "$rate_sweep" = 0 ] || die "--sweep includes --rate-sweep: give one"
+  [ -z "$rate" ] && [ -z "$load" ] || die "--sweep and --rate-sweep choose their own loads: no --rate or --load"
+fi
+# The client's shape: given explicitly, implied by --batch/--senders-receive, or the default.
+if [ -n "$client" ]; then
+  [ -z "$batch" ] && [ "$senders_receive" = 0 ] || die "--client sets --batch and --senders-receive: give one or the other"
+  [ "$client" != both ] || { [ "$sweep" = 0 ] && [ "$rate_sweep" = 0 ]; } || die "a sweep runs one client shape: --client batched or flooder"
+elif [ -n "$batch" ] || [ "$senders_receive" = 1 ]; then
+  client=custom
+elif [ "$sweep" = 0 ] && [ "$rate_sweep" = 0 ] && [ -z "$rate" ] && [ -z "$load" ]; then
+  client=both
+else
+  client=batched
+fi
+# With the default window a receiver has up to one message per sender queued at its daemon,
+# which drops a client past clients.client_queue_bytes (64 MiB); keep a margin.
+if [ -z "$window" ] && [ $(( ${senders:-$daemons} * size )) -gt $(( 48 << 20 )) ]; then
+  die "--size $size with ${senders:-$daemons} senders: more than 48 MiB in flight to a receiver, past what agentd's default client queue (64 MiB) takes; use fewer senders"
+fi
 
 # Everything this script starts or creates is recorded here and undone by cleanup.
 dir=$(mktemp -d /tmp/agent-lan-XXXXXX)
@@ -264,8 +300,10 @@ start_daemons() {
   done
 }
 
-# Runs agent-bench once on a fresh cluster; the RESULT line goes to stdout and into $last_result.
+# Runs agent-bench once on a fresh cluster; the RESULT line (with " client=$result_tag" when
+# that is set) goes to stdout and into $last_result.
 last_result=""
+result_tag=""
 run_once() {  # extra agent-bench options
   local socks pidlist i rc=0 confs confs0
   start_daemons
@@ -291,6 +329,7 @@ run_once() {  # extra agent-bench options
   [ "$rc" -eq 0 ] || { echo "lan.sh: agent-bench failed (exit $rc)" >&2; exit 1; }
   last_result=$(grep '^RESULT ' "$dir/result" || true)
   [ -n "$last_result" ] || { echo "lan.sh: agent-bench printed no RESULT line" >&2; exit 1; }
+  [ -z "$result_tag" ] || last_result="$last_result client=$result_tag"
   echo "$last_result"
 }
 
@@ -327,48 +366,112 @@ common=()
 [ -n "$warmup" ] && common+=(--warmup "$warmup")
 [ "$senders_receive" = 1 ] && common+=(--senders-receive)
 
-if [ "$sweep" = 0 ]; then
-  opts=(--size "$size" "${common[@]}")
-  if [ -n "$count" ]; then opts+=(--count "$count"); else opts+=(--duration "$duration"); fi
-  if [ -n "$load" ]; then
-    # The maximum first, on a cluster of its own, then PCT % of it on a fresh one.
-    echo "== full load, to find the maximum" >&2
-    run_once "${opts[@]}" --quiet >/dev/null  # its RESULT line stays in last_result
-    max_rate=$(field msgs_per_s)
-    echo "full load: $last_result" >&2
-    rate=$(awk -v m="$max_rate" -v p="$load" 'BEGIN { printf "%d", m * p / 100 }')
-    [ "$rate" -ge 1 ] || die "the full-load run delivered nothing"
-    echo "== $load % of $max_rate msg/s: $rate msg/s" >&2
+# agent-bench's options for a client shape.
+shape_opts() {
+  case "$1" in
+    batched) echo "--batch 16" ;;
+    flooder) echo "--senders-receive --batch 1" ;;
+    *) echo "" ;;
+  esac
+}
+shape_text() {
+  case "$1" in
+    batched) echo "batched client (up to 16 messages per write)" ;;
+    flooder) echo "flooder-shaped client (--senders-receive --batch 1: a write per message, senders receive)" ;;
+    *) echo "client as given" ;;
+  esac
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "na" || b == "na" || b + 0 == 0) print "na"; else printf "%.2f", a / b }'; }
+
+if [ "$sweep" = 0 ] && [ "$rate_sweep" = 0 ]; then
+  shapes=("$client")
+  [ "$client" = both ] && shapes=(batched flooder)
+  declare -A got_rate got_cpu got_p99
+  for shape in "${shapes[@]}"; do
+    # shellcheck disable=SC2207
+    sopts=($(shape_opts "$shape"))
+    opts=(--size "$size" "${common[@]}" "${sopts[@]}")
+    if [ -n "$count" ]; then opts+=(--count "$count"); else opts+=(--duration "$duration"); fi
+    [ "$client" = both ] && result_tag=$shape && echo "== $(shape_text "$shape")" >&2
+    shape_rate=$rate
+    if [ -n "$load" ]; then
+      # The maximum first, on a cluster of its own, then PCT % of it on a fresh one.
+      echo "== full load, to find the maximum" >&2
+      run_once "${opts[@]}" --quiet >/dev/null  # its RESULT line stays in last_result
+      max_rate=$(field msgs_per_s)
+      echo "full load: $last_result" >&2
+      shape_rate=$(awk -v m="$max_rate" -v p="$load" 'BEGIN { printf "%d", m * p / 100 }')
+      [ "$shape_rate" -ge 1 ] || die "the full-load run delivered nothing"
+      echo "== $load % of $max_rate msg/s: $shape_rate msg/s" >&2
+    fi
+    [ -n "$shape_rate" ] && opts+=(--rate "$shape_rate")
+    run_once "${opts[@]}"
+    got_rate[$shape]=$(field msgs_per_s) got_cpu[$shape]=$(field cpu_us_per_msg) got_p99[$shape]=$(field p99_us)
+  done
+  if [ "$client" = both ]; then
+    # One line with both figures and their ratios: what a Spread-style program gets of the
+    # batched client's throughput, and what each of its messages costs the daemons.
+    echo "SUMMARY batched_msgs_per_s=${got_rate[batched]} flooder_msgs_per_s=${got_rate[flooder]}" \
+      "flooder_vs_batched=$(ratio "${got_rate[flooder]}" "${got_rate[batched]}")" \
+      "batched_cpu_us_per_msg=${got_cpu[batched]} flooder_cpu_us_per_msg=${got_cpu[flooder]}" \
+      "cpu_flooder_vs_batched=$(ratio "${got_cpu[flooder]}" "${got_cpu[batched]}")" \
+      "batched_p99_us=${got_p99[batched]} flooder_p99_us=${got_p99[flooder]}"
   fi
-  [ -n "$rate" ] && opts+=(--rate "$rate")
-  run_once "${opts[@]}"
+  exit 0
+fi
+
+mkdir -p "$out"
+title="$daemons daemons ($mode), $senders senders, $(echo "$service" | tr a-z A-Z)"
+# shellcheck disable=SC2207
+sopts=($(shape_opts "$client"))
+# The daemons' CPU per message against the offered rate: what moderate loads cost (token visits
+# and wake-ups rather than bytes).
+rate_sweep_run() {
+  local r summary_rates="" summary_cpu="" summary_p99=""
+  rates_csv="$out/rates.csv"
+  echo "offered_msgs_per_s,msgs_per_s,cpu_us_per_msg,cpu_pct,p50_us,p99_us" >"$rates_csv"
+  for r in ${rates//,/ }; do
+    echo "== sweep: size $size, $r msg/s offered" >&2
+    run_once --size "$size" --duration "$sweep_duration" --rate "$r" --quiet "${common[@]}" "${sopts[@]}"
+    echo "$r,$(field msgs_per_s),$(field cpu_us_per_msg),$(field cpu_pct),$(field p50_us),$(field p99_us)" >>"$rates_csv"
+    summary_rates="$summary_rates${summary_rates:+,}$r"
+    summary_cpu="$summary_cpu${summary_cpu:+,}$(field cpu_us_per_msg)"
+    summary_p99="$summary_p99${summary_p99:+,}$(field p99_us)"
+  done
+  echo "CPU_SWEEP size=$size rates=$summary_rates cpu_us_per_msg=$summary_cpu p99_us=$summary_p99"
+}
+
+if [ "$rate_sweep" = 1 ]; then
+  rate_sweep_run
+  gnuplot -e "rates='$rates_csv'; out='$out/rates.png'; title='$title'; lsize='$size'" bench/sweep.gp
+  echo "sweep: $rates_csv $out/rates.png" >&2
   exit 0
 fi
 
 # The sweep: throughput against size at full load, then latency against offered load at
-# --size (1 KB by default), loads as fractions of the full-load rate measured for that size.
-mkdir -p "$out"
+# --size (1 KB by default), loads as fractions of the full-load rate measured for that size,
+# then the daemons' CPU per message at fixed rates.
 sizes_csv="$out/sizes.csv" load_csv="$out/load.csv"
 echo "size,msgs_per_s,mb_per_s,p50_us,p99_us,cpu_pct,rss_mb" >"$sizes_csv"
 max_rate=""
 for s in 64 256 1024 4096 16384 65536; do
   echo "== sweep: size $s, full load" >&2
-  run_once --size "$s" --duration "$sweep_duration" --quiet "${common[@]}"
+  run_once --size "$s" --duration "$sweep_duration" --quiet "${common[@]}" "${sopts[@]}"
   echo "$s,$(field msgs_per_s),$(field mb_per_s),$(field p50_us),$(field p99_us),$(field cpu_pct),$(field rss_mb)" >>"$sizes_csv"
   [ "$s" = "$size" ] && max_rate=$(field msgs_per_s)
 done
 if [ -z "$max_rate" ]; then
   echo "== sweep: size $size, full load" >&2
-  run_once --size "$size" --duration "$sweep_duration" --quiet "${common[@]}"
+  run_once --size "$size" --duration "$sweep_duration" --quiet "${common[@]}" "${sopts[@]}"
   max_rate=$(field msgs_per_s)
 fi
 echo "load_pct,offered_msgs_per_s,msgs_per_s,p50_us,p99_us,cpu_pct" >"$load_csv"
 for pct in 10 20 30 40 50 60 70 80 90 100; do
   offered=$((max_rate * pct / 100))
   echo "== sweep: size $size, $pct % of $max_rate msg/s" >&2
-  run_once --size "$size" --duration "$sweep_duration" --rate "$offered" --quiet "${common[@]}"
+  run_once --size "$size" --duration "$sweep_duration" --rate "$offered" --quiet "${common[@]}" "${sopts[@]}"
   echo "$pct,$offered,$(field msgs_per_s),$(field p50_us),$(field p99_us),$(field cpu_pct)" >>"$load_csv"
 done
-title="$daemons daemons ($mode), $senders senders, $(echo "$service" | tr a-z A-Z)"
-gnuplot -e "sizes='$sizes_csv'; load='$load_csv'; out='$out/sweep.png'; title='$title'; lsize='$size'" bench/sweep.gp
-echo "sweep: $sizes_csv $load_csv $out/sweep.png" >&2
+rate_sweep_run
+gnuplot -e "sizes='$sizes_csv'; load='$load_csv'; rates='$rates_csv'; out='$out/sweep.png'; title='$title'; lsize='$size'" bench/sweep.gp
+echo "sweep: $sizes_csv $load_csv $rates_csv $out/sweep.png" >&2

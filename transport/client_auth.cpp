@@ -1,15 +1,11 @@
 #include "transport/client_auth.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "transport/private_file.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -116,48 +112,18 @@ std::string parse_secrets(std::string_view text, const std::string& path, Secret
 }
 
 std::string load_secrets_file(const std::string& path, Secrets& out, bool private_only) {
-  std::string what = path + ": ";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return what + std::strerror(errno);
-  struct stat sb;
-  if (::fstat(fd, &sb) != 0) {
-    int err = errno;
-    ::close(fd);
-    return what + std::strerror(err);
-  }
-  if (!S_ISREG(sb.st_mode)) {
-    ::close(fd);
-    return what + "not a regular file";
-  }
-  if (private_only && (sb.st_mode & (S_IRWXG | S_IRWXO))) {
-    ::close(fd);
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(sb.st_mode & 07777));
-    return what + "mode " + mode + " lets group or others at the secrets: chmod 600 " + path;
-  }
-  if (static_cast<uint64_t>(sb.st_size) > kMaxFileBytes) {
-    ::close(fd);
-    return what + std::to_string(sb.st_size) + " bytes, more than a secrets file may have (" +
+  transport::PrivateFileRules rules;
+  rules.owner_only = private_only;
+  rules.contents = "the secrets";
+  rules.max_bytes = kMaxFileBytes;
+  rules.size_error = [](uint64_t size) -> std::string {
+    if (size <= kMaxFileBytes) return {};
+    return std::to_string(size) + " bytes, more than a secrets file may have (" +
            std::to_string(kMaxFileBytes) + ")";
-  }
+  };
   std::string text;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return what + std::strerror(err);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxFileBytes) {
-      ::close(fd);
-      return what + "grew past " + std::to_string(kMaxFileBytes) + " bytes while read";
-    }
-  }
-  ::close(fd);
+  auto r = transport::read_private_file(path, rules, text);
+  if (!r.error.empty()) return path + ": " + r.error;
   return parse_secrets(text, path, out);
 }
 

@@ -1,5 +1,7 @@
 #include "transport/ring_seal.h"
 
+#include "transport/private_file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -114,38 +116,20 @@ std::string generate_key_file(const std::string& path) {
 
 std::string load_key_file(const std::string& path, Key& out) {
   std::string what = "ring.key_file " + path + ": ";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return what + std::strerror(errno) + " (make one with: agentd keygen " + path + ")";
-  struct stat sb;
-  if (::fstat(fd, &sb) != 0) {
-    int err = errno;
-    ::close(fd);
-    return what + std::strerror(err);
-  }
-  if (!S_ISREG(sb.st_mode)) {
-    ::close(fd);
-    return what + "not a regular file";
-  }
-  if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
-    ::close(fd);
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(sb.st_mode & 07777));
-    return what + "mode " + mode + " lets group or others at the key: chmod 600 " + path;
-  }
-  if (sb.st_size != static_cast<off_t>(kKeyBytes)) {
-    ::close(fd);
-    return what + std::to_string(sb.st_size) + " bytes, a key has " + std::to_string(kKeyBytes) +
+  transport::PrivateFileRules rules;
+  rules.contents = "the key";
+  rules.max_bytes = kKeyBytes;
+  rules.size_error = [](uint64_t size) -> std::string {
+    if (size == kKeyBytes) return {};
+    return std::to_string(size) + " bytes, a key has " + std::to_string(kKeyBytes) +
            " (make one with: agentd keygen FILE)";
-  }
-  ssize_t n;
-  do {
-    n = ::read(fd, out.data(), out.size());
-  } while (n < 0 && errno == EINTR);
-  int err = errno;
-  ::close(fd);
-  if (n != static_cast<ssize_t>(out.size()))
-    return what + (n < 0 ? std::strerror(err) : "short read");
+  };
+  std::string text;
+  auto r = transport::read_private_file(path, rules, text);
+  if (!r.error.empty())
+    return what + r.error + (r.open_failed ? " (make one with: agentd keygen " + path + ")" : "");
+  if (text.size() != out.size()) return what + "short read";
+  std::memcpy(out.data(), text.data(), out.size());
   return {};
 }
 

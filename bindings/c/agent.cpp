@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "send_queue.h"
 #include "transport/client_auth.h"
 #include "transport/client_protocol.h"
 #include "transport/names.h"
@@ -62,6 +63,8 @@ struct agent_conn {
   std::unique_ptr<char[][AGENT_MAX_GROUP_NAME]> names;
   std::unique_ptr<agent_message, FreeMessage> owned;
   std::string out;  // frames not yet written (AGENT_MORE), under send_mu
+  // After the handshake: writes frames in order without making callers wait for a busy socket.
+  std::unique_ptr<agent::client::SendQueue> sendq;
 };
 
 namespace {
@@ -213,8 +216,9 @@ void scan(agent_conn* c) {
 // Makes sure at least one complete frame is buffered: reads what the socket has, waiting up to
 // timeout_ms for something. Returns AGENT_OK, or an error, or AGENT_ERR_TIMEOUT. Moves the
 // buffered bytes: messages agent_next handed out are no longer valid afterwards.
-// AGENT_NO_READ_AHEAD reads no byte past the end of the frame (length prefix first, then
-// exactly the rest), so that whatever follows stays in the socket.
+// AGENT_NO_READ_AHEAD reads no byte of the next frame's body (the length prefix first, then the
+// rest and the next frame's length prefix in one system call), so that the socket stays
+// readable while another complete frame waits: a frame has at least one byte after its prefix.
 int fill(agent_conn* c, int timeout_ms) {
   if (c->frames > 0) return AGENT_OK;
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
@@ -232,7 +236,8 @@ int fill(agent_conn* c, int timeout_ms) {
       c->in_pos = 0;
     }
     size_t frame_end = c->in_len >= 4 ? 4 + size_t{frame_length(c->in.data())} : 4;
-    size_t need = c->no_read_ahead ? frame_end : std::max(kReadBytes, frame_end);
+    size_t need = c->no_read_ahead ? (c->in_len >= 4 ? frame_end + 4 : 4)
+                                   : std::max(kReadBytes, frame_end);
     if (c->in.size() < need) {
       c->in.resize(need);
     } else if (c->in.size() > 4 * kReadBytes && need <= kReadBytes) {
@@ -248,7 +253,7 @@ int fill(agent_conn* c, int timeout_ms) {
       if (r == 0) return AGENT_ERR_TIMEOUT;
       if (r < 0) continue;
     }
-    size_t want = (c->no_read_ahead ? frame_end : c->in.size()) - c->in_len;
+    size_t want = (c->no_read_ahead ? need : c->in.size()) - c->in_len;
     ssize_t n = ::recv(c->fd, c->in.data() + c->in_len, want, MSG_DONTWAIT);
     c->read_first = n > 0 && static_cast<size_t>(n) == want;
     if (n > 0) {
@@ -465,10 +470,17 @@ void drain_until_closed(int fd, int wait_ms) {
   }
 }
 
-// Writes the frames c->out holds (under send_mu).
+// Hands the frames c->out holds to the send queue (under send_mu): written now, or by the
+// queue's writer while the socket is busy. A failed write, now or earlier, closes.
 int flush_out(agent_conn* c) {
-  if (c->out.empty()) return c->closed ? AGENT_ERR_CLOSED : AGENT_OK;
-  int rc = send_frame(c, c->out);
+  if (c->closed || c->sendq->failed()) {
+    c->closed = true;
+    c->out.clear();
+    return AGENT_ERR_CLOSED;
+  }
+  if (c->out.empty()) return AGENT_OK;
+  int rc = c->sendq->submit(c->out);
+  if (rc != AGENT_OK) c->closed = true;
   c->out.clear();
   if (c->out.capacity() > 4 * AGENT_SEND_BUFFER) c->out.shrink_to_fit();
   return rc;
@@ -596,6 +608,10 @@ int connect_with(const char* daemon, const char* name, int flags, int timeout_ms
     errno = ETIMEDOUT;  // no welcome in time
   }
   if (rc == AGENT_OK) rc = take_welcome(c);
+  if (rc == AGENT_OK) {
+    c->sendq.reset(new (std::nothrow) agent::client::SendQueue(c->fd));
+    if (!c->sendq) rc = AGENT_ERR_NOMEM;
+  }
   if (rc != AGENT_OK) {
     ::close(c->fd);
     delete c;
@@ -631,7 +647,8 @@ void agent_disconnect(agent_conn* c) {
   if (!c->closed) {
     std::lock_guard<std::mutex> lock(c->send_mu);
     proto::encode_bye(c->out);  // after whatever AGENT_MORE sends still hold
-    if (write_all(c->fd, c->out) == AGENT_OK) {
+    // After what the send queue still holds, which its writer writes as the daemon reads.
+    if (flush_out(c) == AGENT_OK && c->sendq->drain(-1) == AGENT_OK) {
       // The daemon may not have read everything yet (it pauses reading while the ring's queue
       // is full). Closing now, with deliveries unread here, would make the kernel reset the
       // connection (TCP), and the daemon's kernel would drop what it had not read: half-close
@@ -641,6 +658,7 @@ void agent_disconnect(agent_conn* c) {
       drain_until_closed(c->fd, AGENT_DISCONNECT_WAIT_MS);
     }
   }
+  c->sendq.reset();  // its writer is done (drained) or failed
   ::close(c->fd);
   delete c;
 }
@@ -712,7 +730,7 @@ int agent_multicast_groups(agent_conn* c, uint32_t service, const char* const* g
     views = many.data();
   }
   std::lock_guard<std::mutex> lock(c->send_mu);
-  if (c->closed) return AGENT_ERR_CLOSED;
+  if (c->closed || c->sendq->failed()) return AGENT_ERR_CLOSED;  // e.g. a queued write failed
   // A held buffer that this message would push past the limit goes out first.
   if (!c->out.empty() && c->out.size() + len + 64 * (ngroups + 1) > AGENT_SEND_BUFFER) {
     int rc = flush_out(c);

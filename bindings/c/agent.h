@@ -52,7 +52,9 @@ extern "C" {
 #define AGENT_GENERATE_NAME 0x02   /* let the daemon choose a unique private name */
 /* Read the socket one message at a time instead of in large chunks, so that it stays readable
  * while messages wait: for select/poll loops that never look at agent_pending (Spread's
- * programs). Costs about two system calls per message. */
+ * programs). A message's rest is read together with the next one's 4-byte length prefix (a
+ * message always has more bytes after it, so the socket stays readable): one system call per
+ * message while they wait, instead of the one a large chunk serves for many. */
 #define AGENT_NO_READ_AHEAD 0x04
 /* Data messages carry their position in the total order (agent_message.position): where a
  * program that stops can ask for the history after (agent_history). */
@@ -162,6 +164,12 @@ size_t agent_max_message(const agent_conn *c);
 
 int agent_join(agent_conn *c, const char *group);
 int agent_leave(agent_conn *c, const char *group);
+/* A send returns once its message is written to the socket or, when the socket is full (the
+ * daemon is behind), queued in the library (up to 256 KiB, or one larger message alone), from
+ * where a writer thread of the library writes it, in order, as the daemon reads: a sender
+ * sending one message per call does not wait for each write while the daemon is behind.
+ * agent_disconnect, and exit(), write what is queued first; a write that fails is reported
+ * by the next call (AGENT_ERR_CLOSED). */
 int agent_multicast(agent_conn *c, uint32_t service, const char *group, int16_t msg_type,
                     const void *data, size_t len);
 int agent_multicast_groups(agent_conn *c, uint32_t service, const char *const *groups,

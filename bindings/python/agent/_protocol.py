@@ -20,10 +20,11 @@ VERSION = 1
 HEADER_BYTES = 5
 FRAME_OVERHEAD = 64 * 1024  # room around the largest payload in a frame
 MAX_GROUPS_PER_MESSAGE = 256
+MAX_MESSAGE_BYTES = 16 << 20  # the largest max_message_bytes a welcome may announce
 # A sanity bound on frames from the daemon. Not max_message + FRAME_OVERHEAD: a membership
 # frame of a large group (up to 65535 members, twice with vs-sets) may pass that when the
 # daemon's max_message is small; the protocol bounds only client -> daemon frames.
-MAX_INCOMING_FRAME = (16 << 20) + FRAME_OVERHEAD + 2 * 65535 * 256
+MAX_INCOMING_FRAME = MAX_MESSAGE_BYTES + FRAME_OVERHEAD + 2 * 65535 * 256
 
 # Client -> daemon verbs.
 HELLO, JOIN, LEAVE, MULTICAST, BYE, HISTORY = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
@@ -258,6 +259,11 @@ def decode_welcome(buf, pos: int, end: int) -> Welcome:
     r = _Reader(buf, pos, end)
     w = Welcome(r.u16(), r.str8(), r.str8(), r.u32())
     r.done()
+    # The client sizes its buffers by this limit, so an absurd one is refused as the C
+    # library refuses it (docs/client-protocol.md, 0x81: 1 .. 16 MiB).
+    if not 1 <= w.max_message <= MAX_MESSAGE_BYTES:
+        raise ProtocolError("malformed welcome: max_message_bytes %d is outside 1 .. %d"
+                            % (w.max_message, MAX_MESSAGE_BYTES))
     return w
 
 

@@ -125,6 +125,16 @@ def test_malformed_frames_are_protocol_errors():
         P.decode(0x99, b"", 0, 0)
 
 
+def test_welcome_above_16_mib_is_malformed():
+    def welcome(max_message):
+        return struct.pack("<H", 1) + b"\x02#g\x02d1" + struct.pack("<I", max_message)
+    for ok in (1, 16 << 20):
+        assert P.decode_welcome(welcome(ok), 0, len(welcome(ok))).max_message == ok
+    for bad in (0, (16 << 20) + 1, 0xFFFFFFFF):
+        with pytest.raises(agent.ProtocolError, match="max_message_bytes"):
+            P.decode_welcome(welcome(bad), 0, len(welcome(bad)))
+
+
 def test_multicast_argument_checks():
     bm = P.build_multicast
     with pytest.raises(agent.IllegalService):

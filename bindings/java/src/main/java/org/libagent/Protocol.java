@@ -19,6 +19,7 @@ final class Protocol {
   static final int HEADER_BYTES = 5; // u32 length + u8 verb
   static final int MAX_GROUPS = 256;
   static final int DEFAULT_MAX_MESSAGE = 16 << 20;
+  static final int MAX_MESSAGE = 16 << 20; // the largest max_message_bytes a welcome may announce
   static final int FRAME_OVERHEAD = 64 * 1024; // a frame's fields around the largest payload
 
   static final int HELLO = 0x01;
@@ -214,12 +215,15 @@ final class Protocol {
     int version = r.u16();
     String privateGroup = r.str8();
     String daemon = r.str8();
-    // A limit beyond what a Java array holds is clamped: no payload here can be larger anyway.
     long max = r.i32() & 0xffffffffL;
-    Welcome w = new Welcome(version, privateGroup, daemon,
-        (int) Math.min(max, Integer.MAX_VALUE - 2L * FRAME_OVERHEAD));
     r.done();
-    return w;
+    // The client sizes its buffers by this limit, so an absurd one is refused as the C library
+    // refuses it (docs/client-protocol.md, 0x81: 1 .. 16 MiB).
+    if (max < 1 || max > MAX_MESSAGE) {
+      throw new ProtocolException("malformed welcome frame from agentd: max_message_bytes "
+          + max + " is outside 1 .. " + MAX_MESSAGE);
+    }
+    return new Welcome(version, privateGroup, daemon, (int) max);
   }
 
   static DataMessage decodeData(byte[] a, int from, int to) {

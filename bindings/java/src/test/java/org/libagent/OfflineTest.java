@@ -117,6 +117,23 @@ class OfflineTest {
   }
 
   @Test
+  void aWelcomeAbove16MiBIsMalformed() {
+    String head = "0100 022367 026431 ";
+    for (String ok : List.of("01000000", "00000001")) { // 1 and 16 MiB
+      byte[] w = hex(head + ok);
+      assertEquals("#g", Protocol.decodeWelcome(w, 0, w.length).privateGroup());
+    }
+    byte[] max = hex(head + "00000001");
+    assertEquals(16 << 20, Protocol.decodeWelcome(max, 0, max.length).maxMessage());
+    for (String bad : List.of("00000000", "01000001", "ffffffff")) { // 0, 16 MiB + 1, 2^32 - 1
+      byte[] w = hex(head + bad);
+      ProtocolException e = assertThrows(ProtocolException.class,
+          () -> Protocol.decodeWelcome(w, 0, w.length));
+      assertTrue(e.getMessage().contains("max_message_bytes"), e.getMessage());
+    }
+  }
+
+  @Test
   void decodersReadTheSpecAndRejectMalformedBodies() {
     byte[] data = hex("50000000 fdff 02 2361 0100 0167 02000000 6869");
     DataMessage d = Protocol.decodeData(data, 0, data.length);

@@ -162,7 +162,36 @@ int listen_on(const Endpoint& ep, std::string& err) {
   return fd;
 }
 
+struct StoreState {
+  std::shared_ptr<persist::BridgeStore> store;
+  uint64_t failures = 0;
+  static const char* name;
+};
+const char* StoreState::name = "bridge-store";
+
+caf::behavior store_actor(caf::stateful_actor<StoreState>* self,
+                          std::shared_ptr<persist::BridgeStore> store, caf::actor daemon) {
+  self->state.store = std::move(store);
+  self->monitor(daemon);
+  self->set_down_handler([=](const caf::down_msg&) { self->quit(caf::exit_reason::user_shutdown); });
+  return {
+      [=](bridge_store_atom, const BridgeChangesPtr& c) {
+        auto err = self->state.store->write(*c);
+        if (!err.empty() && self->state.failures++ % 1000 == 0)
+          AGENT_LOG(kError, "bridge: cannot write its queue (" << err << "; " << self->state.failures
+                                                                << " failures): a restart would "
+                                                                   "lose what was not written");
+      },
+  };
+}
+
 }  // namespace
+
+caf::actor spawn_bridge_store(caf::io::broker* daemon, std::unique_ptr<persist::BridgeStore> store) {
+  return daemon->spawn<caf::detached>(store_actor,
+                                      std::shared_ptr<persist::BridgeStore>(std::move(store)),
+                                      caf::actor_cast<caf::actor>(daemon));
+}
 
 std::string start_bridge(caf::io::broker* daemon, const BridgeSettings& b,
                          std::vector<caf::actor>& helpers) {

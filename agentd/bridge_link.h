@@ -6,14 +6,17 @@
 // resumes its reading (while the ring's queue is full), and closes it.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/io/broker.hpp>
 
 #include "agentd/config.h"
+#include "persist/bridge_store.h"
 
 namespace agent::daemon {
 
@@ -26,6 +29,12 @@ using bridge_out_atom = caf::atom_constant<caf::atom("brout")>;      // string b
 using bridge_close_atom = caf::atom_constant<caf::atom("brclose")>;  // (none)
 using bridge_read_atom = caf::atom_constant<caf::atom("brread")>;    // bool: read or pause
 
+// The bridge's store (persist/bridge_store.h) on a thread of its own: the daemon sends it
+// each round's changes, in order.
+using bridge_store_atom = caf::atom_constant<caf::atom("brstore")>;  // BridgeChangesPtr
+using BridgeChangesPtr = std::shared_ptr<persist::BridgeChanges>;
+caf::actor spawn_bridge_store(caf::io::broker* daemon, std::unique_ptr<persist::BridgeStore> store);
+
 // Spawns the bridge's listener (bridge.listen) and its dialers (the sites whose names sort
 // after this site's); links report to daemon. "" or what went wrong (the listener's address).
 // helpers: the listener and dialers, for the daemon to stop when it stops.
@@ -33,3 +42,5 @@ std::string start_bridge(caf::io::broker* daemon, const BridgeSettings& settings
                          std::vector<caf::actor>& helpers);
 
 }  // namespace agent::daemon
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(agent::daemon::BridgeChangesPtr)

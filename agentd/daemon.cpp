@@ -132,6 +132,12 @@ struct DaemonState final : CoreIo {
     if (it != bridge_links.end()) self->send(it->second, bridge_out_atom::value, std::move(bytes));
     bytes.clear();
   }
+  void bridge_store(persist::BridgeChanges& changes) override {
+    if (bridge_store_actor)
+      self->send(bridge_store_actor, bridge_store_atom::value,
+                 std::make_shared<persist::BridgeChanges>(std::move(changes)));
+    changes = {};
+  }
   void bridge_close(uint64_t link, const std::string& reason) override {
     (void)reason;  // the core logged it
     auto it = bridge_links.find(link);
@@ -339,6 +345,7 @@ struct DaemonState final : CoreIo {
     // After the last records: the log syncs and closes (the actor system waits for it).
     if (log_actor) self->send(log_actor, log_stop_atom::value);
     for (auto& a : bridge_helpers) self->send_exit(a, caf::exit_reason::user_shutdown);
+    // (The store's actor ends when the daemon does, after the changes already sent.)
     for (auto& [id, a] : bridge_links) self->send_exit(a, caf::exit_reason::user_shutdown);
     clients.drain_now();  // what the sockets take now; the rest is lost with the daemon
     clients.stop();
@@ -367,6 +374,7 @@ struct DaemonState final : CoreIo {
   Time log_failure_logged_at = 0;
   std::map<uint64_t, caf::actor> bridge_links;  // the WAN bridge's links, by id
   std::vector<caf::actor> bridge_helpers;        // its listener and dialers
+  caf::actor bridge_store_actor;                 // writes its durable state
   bool bridge_reading = true;
 };
 
@@ -409,6 +417,25 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
     st->log_actor = self->spawn<caf::detached>(daemon::log_actor, std::move(log), st->cfg.persist,
                                                caf::actor_cast<caf::actor>(self));
   if (st->cfg.bridge.enabled()) {
+    // Its queue and positions from the last run, before any link.
+    persist::BridgeState bstate;
+    std::string err;
+    auto store = persist::BridgeStore::open(st->cfg.state_dir + "/bridge", bstate, err);
+    if (!store) {
+      AGENT_LOG(kError, "bridge: " << err);
+      st->stopped = true;
+      st->stop();
+      self->quit(caf::exit_reason::user_shutdown);
+      return {};
+    }
+    uint64_t epoch = st->core.bridge_restore(bstate);
+    if (bstate.epoch == 0 && !(err = store->set_epoch(epoch)).empty())
+      AGENT_LOG(kWarn, "bridge: cannot store its stream's epoch: " << err);
+    if (!bstate.items.empty() || bstate.head != 0)
+      AGENT_LOG(kInfo, "bridge: resuming stream " << epoch << " at item " << bstate.head << " with "
+                                                   << bstate.items.size()
+                                                   << " items not yet acknowledged by every site");
+    st->bridge_store_actor = spawn_bridge_store(self, std::move(store));
     if (auto err = start_bridge(self, st->cfg.bridge, st->bridge_helpers); !err.empty()) {
       AGENT_LOG(kError, err);
       st->stopped = true;

@@ -343,6 +343,13 @@ void DaemonCore::bridge_closed(uint64_t link, Time now) {
   if (bridge_ && !stopped_) bridge_->link_closed(link, now_);
 }
 
+uint64_t DaemonCore::bridge_restore(const persist::BridgeState& state) {
+  AGENT_CHECK(bridge_ != nullptr);
+  bridge_->restore(state);
+  bridge_->record_changes(true);
+  return bridge_->epoch();
+}
+
 void DaemonCore::bridge_submissions() {
   auto& out = bridge_->output();
   // Proxies are known to the group table before their joins can be delivered.
@@ -368,6 +375,10 @@ void DaemonCore::bridge_frames() {
   out.frames.clear();
   for (auto& [link, reason] : out.close) io_.bridge_close(link, reason);
   out.close.clear();
+  if (!bridge_->changes().empty()) {
+    io_.bridge_store(bridge_->changes());
+    bridge_->changes() = {};
+  }
 }
 
 void DaemonCore::on_state_event(const membership::Delivered& d, std::string_view event) {

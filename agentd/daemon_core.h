@@ -70,6 +70,8 @@ class CoreIo : public ClientIo {
     (void)link;
     (void)reason;
   }
+  // The bridge's durable state changed (persist/bridge_store.h): to be written, in order.
+  virtual void bridge_store(persist::BridgeChanges& changes) { changes = {}; }
 };
 
 // Watches the ring boundary: the simulator's recorder (agentd has none). It sees every event
@@ -149,6 +151,9 @@ class DaemonCore {
   void bridge_bytes(uint64_t link, const char* data, size_t size, Time now);
   void bridge_closed(uint64_t link, Time now);
   const bridge::SiteBridge* bridge() const { return bridge_.get(); }
+  // The bridge's durable state as the store held it at start; its changes go to
+  // CoreIo::bridge_store from now on. Returns the bridge's epoch (the store's, or a new one).
+  uint64_t bridge_restore(const persist::BridgeState& state);
 
   // A datagram from daemon `from` (the driver maps source addresses to ids). Given the
   // owner of the bytes, the ring keeps them instead of copying.

@@ -25,6 +25,31 @@ SiteBridge::SiteBridge(SiteSettings s, uint64_t epoch) : s_(std::move(s)), epoch
   }
 }
 
+void SiteBridge::restore(const persist::BridgeState& st) {
+  AGENT_CHECK(links_.empty() && queue_.empty() && head_ == 0);
+  if (st.epoch != 0) epoch_ = st.epoch;
+  head_ = st.head;
+  dropped_through_ = st.dropped_through;
+  for (auto& it : st.items) {
+    QueuedItem q;
+    q.item.seq = it.seq;
+    q.item.event = it.event;
+    q.data = it.data;
+    queue_bytes_ += cost(q);
+    queue_.push_back(std::move(q));
+  }
+  for (auto& [site, r] : remotes_) {
+    if (auto a = st.acked.find(site); a != st.acked.end()) r.acked = std::min(a->second, head_);
+    if (auto p = st.applied.find(site); p != st.applied.end()) {
+      r.peer_epoch = p->second.first;
+      r.submitted = r.applied = r.last_wrapped = r.last_ack_sent = p->second.second;
+      stats_[site].applied = r.applied;
+    }
+    stats_[site].acked = r.acked;
+  }
+  trim();
+}
+
 bool SiteBridge::bridged(std::string_view group) const {
   if (names::is_private_group(group)) return false;
   if (s_.groups.empty()) return true;
@@ -92,11 +117,16 @@ void SiteBridge::append(std::string event, bool data) {
   q.item.event = std::move(event);
   q.data = data;
   queue_bytes_ += cost(q);
+  if (record_) {
+    changes_.items.push_back(persist::StoredItem{q.item.seq, q.data, q.item.event});
+    changes_.head = head_;
+  }
   queue_.push_back(std::move(q));
   // The bound: the oldest go, and a site that had not acknowledged them is told (a gap).
   while (queue_bytes_ > s_.queue_bytes && queue_.size() > 1) {
     auto& front = queue_.front();
     dropped_through_ = front.item.seq;
+    if (record_) changes_.dropped_through = dropped_through_;
     for (auto& [site, r] : remotes_) {
       if (r.link == 0 || front.item.seq <= r.acked) continue;
       Link& l = links_.at(r.link);
@@ -126,6 +156,7 @@ void SiteBridge::trim() {
   for (auto& [site, r] : remotes_) low = std::min(low, r.acked);
   while (!queue_.empty() && queue_.front().item.seq <= low) {
     queue_bytes_ -= cost(queue_.front());
+    if (record_) changes_.trim_through = queue_.front().item.seq;
     queue_.pop_front();
   }
 }
@@ -250,6 +281,7 @@ void SiteBridge::on_frame(Link& l, FrameType t, std::string_view body, Time now)
         for (uint64_t s = r->acked + 1; s <= seq; ++s)
           if (const QueuedItem* q = find(s)) release(l, *q);
         r->acked = seq;
+        if (record_) changes_.acked[l.peer.site] = seq;
         stats_[l.peer.site].acked = seq;
         trim();
       }
@@ -319,6 +351,7 @@ void SiteBridge::on_proof(Link& l, std::string_view body) {
     // The other bridge started anew: its stream counts from 1 again.
     r.peer_epoch = l.peer.epoch;
     r.submitted = r.applied = r.last_wrapped = 0;
+    applied_changed(l.peer.site, r);
   }
   r.last_ack_sent = r.applied;
   l.phase = Phase::kResume;
@@ -334,6 +367,7 @@ void SiteBridge::on_resume(Link& l, uint64_t resume) {
   uint64_t first = queue_.empty() ? head_ + 1 : queue_.front().item.seq;
   uint64_t old_acked = r->acked;
   r->acked = resume;
+  if (record_) changes_.acked[l.peer.site] = resume;
   l.next = std::max(resume + 1, first);
   // Items the bound dropped before the other site had them.
   uint64_t gap_from = std::max(resume, old_acked) + 1, gap_to = std::min(dropped_through_, first - 1);
@@ -395,7 +429,10 @@ void SiteBridge::on_batch(Link& l, std::string_view body) {
                          " that is not its own member's data, join or leave; skipped");
     }
     // Nothing of this site's is waiting in the ring: an item not handed to it counts at once.
-    if (r->last_wrapped < it.seq && r->applied >= r->last_wrapped) r->applied = it.seq;
+    if (r->last_wrapped < it.seq && r->applied >= r->last_wrapped) {
+      r->applied = it.seq;
+      applied_changed(l.peer.site, *r);
+    }
   }
 }
 
@@ -460,6 +497,7 @@ void SiteBridge::on_remote_delivered(const RemoteTag& tag) {
   if (tag.epoch != r.peer_epoch || tag.seq <= r.applied) return;
   r.applied = tag.seq;
   stats_[it->first].applied = tag.seq;
+  applied_changed(it->first, r);
 }
 
 void SiteBridge::link_closed(LinkId id, Time now) {

@@ -38,6 +38,7 @@
 #include "bridge/bridge_wire.h"
 #include "bridge/link_seal.h"
 #include "groups/events.h"
+#include "persist/bridge_store.h"  // the durable state's types (the store itself is agentd's)
 
 namespace agent::bridge {
 
@@ -84,6 +85,14 @@ class SiteBridge {
     std::vector<std::string> log;  // lines worth a log line (links up and down, refusals)
   };
   Output& output() { return out_; }
+
+  // The durable state (persist/bridge_store.h): restore() before any link, with what the store
+  // held (an epoch of 0: none; this bridge's epoch stays); with recording on, changes()
+  // collects what to write, and the driver takes it after each round.
+  void restore(const persist::BridgeState& st);
+  void record_changes(bool on) { record_ = on; }
+  persist::BridgeChanges& changes() { return changes_; }
+  uint64_t epoch() const { return epoch_; }
 
   bool bridged(std::string_view group) const;
   bool own_daemon(std::string_view daemon) const;
@@ -193,6 +202,11 @@ class SiteBridge {
   std::vector<std::string> scratch_groups_;
   std::string scratch_;
   Output out_;
+  bool record_ = false;
+  persist::BridgeChanges changes_;
+  void applied_changed(const std::string& site, const Remote& r) {
+    if (record_) changes_.applied[site] = {r.peer_epoch, r.applied};
+  }
 };
 
 }  // namespace agent::bridge

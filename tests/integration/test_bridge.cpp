@@ -357,3 +357,45 @@ TEST_CASE("bridge: three sites in a triangle: every message once at every site, 
     }
   }
 }
+
+TEST_CASE("bridge: the bridge daemon restarts while its link is down: what it had queued "
+          "still arrives, once, in order", "[bridge]") {
+  TwoSites s;
+  auto alice = connect(s.east[1]->socket_path(), "alice");
+  auto bob = connect(s.west[1]->socket_path(), "bob");
+  REQUIRE(agent_join(alice.get(), "feed") == AGENT_OK);
+  REQUIRE(agent_join(bob.get(), "feed") == AGENT_OK);
+  Record rb;
+  REQUIRE(rb.until(bob.get(), [](auto& r) { return r.last_view_is({"#alice#e2", "#bob#w2"}); },
+                   15000));
+  s.relay.cut();
+  REQUIRE(rb.until(bob.get(), [](auto& r) { return r.last_view_is({"#bob#w2"}); }, 15000));
+  {
+    // carl on e1 (the bridge daemon) tells when e1 has delivered alice's messages.
+    auto carl = connect(s.east[0]->socket_path(), "carl");
+    REQUIRE(agent_join(carl.get(), "feed") == AGENT_OK);
+    Record rc;
+    REQUIRE(rc.until(carl.get(), [](auto& r) { return r.last_view_is({"#alice#e2", "#carl#e1"}); },
+                     10000));
+    for (int i = 0; i < 500; ++i) {
+      std::string p = std::to_string(i);
+      REQUIRE(agent_multicast(alice.get(), AGENT_AGREED, "feed", 0, p.data(), p.size()) == AGENT_OK);
+    }
+    REQUIRE(rc.until(carl.get(), [](auto& r) {
+      auto it = r.data.find("#alice#e2");
+      return it != r.data.end() && it->second.size() == 500;
+    }, 15000));
+  }
+  REQUIRE(s.east[0]->stop() == 0);
+  s.east[0]->restart();
+  CHECK(await([&] { return s.east[0]->log().find("resuming stream") != std::string::npos; }));
+  s.relay.heal();
+  REQUIRE(rb.until(bob.get(), [](auto& r) {
+    auto it = r.data.find("#alice#e2");
+    return it != r.data.end() && it->second.size() >= 500;
+  }, 30000));
+  rb.until(bob.get(), [](auto&) { return false; }, 500);
+  auto& got = rb.data["#alice#e2"];
+  REQUIRE(got.size() == 500);
+  for (int k = 0; k < 500; ++k) REQUIRE(got[k] == std::to_string(k));
+}

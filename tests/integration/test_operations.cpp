@@ -89,6 +89,24 @@ int stop_agentd(pid_t pid) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+// Kills the daemon at the end of the scope unless it was stopped (a failed REQUIRE leaves
+// none running).
+struct Running {
+  explicit Running(pid_t p) : pid(p) {}
+  ~Running() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  int stop() {
+    int rc = stop_agentd(pid);
+    pid = -1;
+    return rc;
+  }
+  pid_t pid;
+};
+
 // A datagram socket bound to a path, as systemd's NOTIFY_SOCKET is.
 struct NotifySocket {
   explicit NotifySocket(const std::string& p) : path(p) {
@@ -148,8 +166,8 @@ TEST_CASE("systemd: agentd sends READY=1 when listening with its ring up, WATCHD
   Scratch s;
   NotifySocket notify(s.dir + "/notify");
   // WatchdogSec=0.4s: the daemon pings every 200 ms, idle as it is.
-  pid_t pid = start_agentd(s.config, s.dir + "/agentd.log",
-                           {"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=400000"});
+  Running d(start_agentd(s.config, s.dir + "/agentd.log",
+                         {"NOTIFY_SOCKET=" + notify.path, "WATCHDOG_USEC=400000"}));
   std::vector<std::string> seen;
   std::string ready = notify.until("READY=1", 10000, seen);
   INFO("log:\n" << slurp(s.dir + "/agentd.log") << "datagrams: " << joined(seen));
@@ -165,9 +183,9 @@ TEST_CASE("systemd: agentd sends READY=1 when listening with its ring up, WATCHD
   CHECK(pings == 3);
   CHECK(slurp(s.dir + "/agentd.log").find("systemd watchdog: WATCHDOG=1 from the event loop "
                                           "every 200 ms") != std::string::npos);
-  ::kill(pid, SIGTERM);
+  ::kill(d.pid, SIGTERM);
   std::string stopping = notify.until("STOPPING=1", 10000, seen);
-  CHECK(stop_agentd(pid) == 0);
+  CHECK(d.stop() == 0);
   INFO("datagrams: " << joined(seen));
   REQUIRE(!stopping.empty());
   CHECK(stopping.find("STATUS=stopping (SIGTERM)") != std::string::npos);
@@ -191,12 +209,12 @@ TEST_CASE("systemd: in a ring of two, READY=1 comes once the ring has formed") {
     std::ofstream(s2.config) << text;
   }
   NotifySocket n1(s1.dir + "/notify"), n2(s2.dir + "/notify");
-  pid_t p1 = start_agentd(s1.config, s1.dir + "/agentd.log", {"NOTIFY_SOCKET=" + n1.path});
-  pid_t p2 = start_agentd(s2.config, s2.dir + "/agentd.log", {"NOTIFY_SOCKET=" + n2.path});
+  Running d1(start_agentd(s1.config, s1.dir + "/agentd.log", {"NOTIFY_SOCKET=" + n1.path}));
+  Running d2(start_agentd(s2.config, s2.dir + "/agentd.log", {"NOTIFY_SOCKET=" + n2.path}));
   std::vector<std::string> seen1, seen2;
   std::string r1 = n1.until("READY=1", 15000, seen1), r2 = n2.until("READY=1", 15000, seen2);
-  CHECK(stop_agentd(p1) == 0);
-  CHECK(stop_agentd(p2) == 0);
+  CHECK(d1.stop() == 0);
+  CHECK(d2.stop() == 0);
   INFO("d1 log:\n" << slurp(s1.dir + "/agentd.log") << "d2 log:\n" << slurp(s2.dir + "/agentd.log"));
   REQUIRE(!r1.empty());
   REQUIRE(!r2.empty());
@@ -212,9 +230,9 @@ TEST_CASE("journal: with stderr the journal stream, log lines carry a syslog pri
           "timestamp; elsewhere they keep the timestamp") {
   Scratch s;
   // JOURNAL_STREAM names stderr: the journal's format.
-  pid_t pid = start_agentd(s.config, s.dir + "/journal.log", {"JOURNAL_STREAM=@"});
+  Running journal(start_agentd(s.config, s.dir + "/journal.log", {"JOURNAL_STREAM=@"}));
   REQUIRE(await([&] { return connectable(s.socket); }, 10000));
-  CHECK(stop_agentd(pid) == 0);
+  CHECK(journal.stop() == 0);
   std::string text = slurp(s.dir + "/journal.log");
   INFO(text);
   std::regex journal_line(R"(<[3467]>(ERROR|WARN |INFO |DEBUG) \S.*)");
@@ -226,9 +244,9 @@ TEST_CASE("journal: with stderr the journal stream, log lines carry a syslog pri
   CHECK(text.find("<6>INFO  listening for clients on " + s.socket) != std::string::npos);
 
   // A JOURNAL_STREAM that is not stderr (inherited, stderr redirected since): plain lines.
-  pid = start_agentd(s.config, s.dir + "/plain.log", {"JOURNAL_STREAM=1:1"});
+  Running plain(start_agentd(s.config, s.dir + "/plain.log", {"JOURNAL_STREAM=1:1"}));
   REQUIRE(await([&] { return connectable(s.socket); }, 10000));
-  CHECK(stop_agentd(pid) == 0);
+  CHECK(plain.stop() == 0);
   text = slurp(s.dir + "/plain.log");
   INFO(text);
   std::regex plain_line(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (ERROR|WARN |INFO |DEBUG) \S.*)");

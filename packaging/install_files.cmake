@@ -11,7 +11,10 @@ else()
 endif()
 set(AGENT_BINDIR "${AGENT_PREFIX}/bin")
 set(AGENT_CONFIG "${_sysconf}/agentd/agentd.toml")
-set(_out "${AGENT_BINARY_DIR}/packaging/installed")
+# One directory per destination: a cpack and a cmake --install running at once (ctest -j2)
+# must not take each other's files.
+string(MD5 _dest "$ENV{DESTDIR}${AGENT_PREFIX}")
+set(_out "${AGENT_BINARY_DIR}/packaging/installed/${_dest}")
 file(MAKE_DIRECTORY "${_out}")
 
 configure_file("${AGENT_SOURCE_DIR}/packaging/agentd.service.in" "${_out}/agentd.service" @ONLY)
@@ -47,3 +50,4 @@ file(INSTALL DESTINATION "${AGENT_PREFIX}/lib/systemd/system" TYPE FILE
 file(INSTALL DESTINATION "${AGENT_PREFIX}/lib/pkgconfig" TYPE FILE
      FILES "${_out}/libagent.pc" "${_out}/libspread.pc")
 file(INSTALL DESTINATION "${_sysconf}/agentd" TYPE FILE FILES "${_out}/agentd.toml")
+file(REMOVE_RECURSE "${_out}")

@@ -29,6 +29,7 @@
 #include "agentd/log.h"
 #include "agentd/log_actor.h"
 #include "agentd/ring_socket.h"
+#include "agentd/systemd_notify.h"
 #include "persist/incarnation.h"
 
 namespace agent::daemon {
@@ -204,14 +205,33 @@ struct DaemonState final : CoreIo {
 
   // Runs the core after a batch of inputs; stops the daemon when the core cannot go on.
   void run() {
-    core.run(now_us());
+    Time now = now_us();
+    core.run(now);
     if (core.failed()) {
       stopped = true;
       stop();
       self->quit(caf::exit_reason::user_shutdown);
       return;
     }
+    tell_systemd(now);
     arm_timer();
+  }
+
+  // systemd (Type=notify): READY=1 the first time the ring is operational (the client
+  // listeners are open from the start), and WATCHDOG=1 from this loop, so that a loop that
+  // stops running stops the pings and systemd restarts the daemon. Both cost nothing outside
+  // systemd (no NOTIFY_SOCKET, no WATCHDOG_USEC).
+  void tell_systemd(Time now) {
+    if (!ready_sent && core.ring().state() == membership::RingState::kOperational) {
+      ready_sent = true;
+      size_t n = core.ring().members().size();
+      systemd::notify_ready("daemon " + cfg.name + ": ring of " + std::to_string(n) +
+                            (n == 1 ? " daemon" : " daemons") + " operational");
+    }
+    if (watchdog_us != 0 && now >= watchdog_at) {
+      systemd::notify_watchdog();
+      watchdog_at = now + watchdog_us / 2;
+    }
   }
 
   // Clients are readable: one clock reading for the messages of these reads.
@@ -255,6 +275,8 @@ struct DaemonState final : CoreIo {
 
   void arm_timer() {
     Time next = core.next_timeout();
+    // An idle daemon's loop still runs, for the watchdog's ping.
+    if (watchdog_us != 0) next = std::min(next, watchdog_at);
     if (next == kNever || next >= timer_at) return;
     timer_at = next;
     if (timer) {
@@ -376,6 +398,10 @@ struct DaemonState final : CoreIo {
   std::vector<caf::actor> bridge_helpers;        // its listener and dialers
   caf::actor bridge_store_actor;                 // writes its durable state
   bool bridge_reading = true;
+  bool ready_sent = false;  // systemd has READY=1
+  // WatchdogSec= of the unit (0: none): WATCHDOG=1 at least every half of it.
+  uint64_t watchdog_us = systemd::watchdog_interval_us();
+  Time watchdog_at = 0;     // the next WATCHDOG=1 is due then
 };
 
 }  // namespace
@@ -410,6 +436,10 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
     return {};
   }
   if (auto err = st->open_timer(); !err.empty()) AGENT_LOG(kWarn, err << "; using CAF's timers");
+  if (st->watchdog_us != 0)
+    AGENT_LOG(kInfo, "systemd watchdog: WATCHDOG=1 from the event loop every "
+                         << st->watchdog_us / 2000 << " ms (WatchdogSec=" << st->watchdog_us / 1000
+                         << " ms)");
   // Last: an actor that is running keeps the actor system (and the daemon) up until it is told
   // to stop, which only a started daemon does.
   if (log) st->core.set_log_coverage(log->coverage());  // before the actor owns the log

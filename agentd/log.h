@@ -1,4 +1,5 @@
-// Leveled logging to stderr: one line per record, with a UTC timestamp and the level.
+// Leveled logging to stderr: one line per record, with a UTC timestamp and the level (under
+// systemd, with the journal as stderr: a "<N>" syslog priority instead of the timestamp).
 //   AGENT_LOG(kInfo, "client " << name << " joined " << group);
 #pragma once
 

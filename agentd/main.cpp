@@ -26,6 +26,7 @@
 #include "agentd/config.h"
 #include "agentd/daemon.h"
 #include "agentd/log.h"
+#include "agentd/systemd_notify.h"
 #include "persist/incarnation.h"
 #include "persist/state_lock.h"
 #include "transport/client_protocol.h"
@@ -529,6 +530,7 @@ int main(int argc, char** argv) {
         });
       } else if (sig > 0 && !stopping) {
         AGENT_LOG(kInfo, "received " << signal_name(sig) << ": stopping");
+        daemon::systemd::notify_stopping(std::string("stopping (") + signal_name(sig) + ")");
         self->send(d, daemon::shutdown_atom::value);
         stopping = true;
       } else if (sig > 0) {

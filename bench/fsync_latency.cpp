@@ -18,13 +18,24 @@
 int main(int argc, char** argv) {
   std::string dir = "/tmp";
   size_t count = 1000, bytes = 1100;  // about one 1 KB message and its record
-  for (int i = 1; i + 1 < argc; i += 2) {
+  const char* usage = "usage: %s [--dir DIR] [--count N] [--bytes B]\n"
+                      "Appends B bytes (default 1100) to a file in DIR (default /tmp) and syncs "
+                      "it, N times (default 1000);\nprints the latencies and a RESULT line.\n";
+  for (int i = 1; i < argc; i += 2) {
     std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::printf(usage, argv[0]);
+      return 0;
+    }
+    if (i + 1 == argc) {
+      std::fprintf(stderr, usage, argv[0]);
+      return 2;
+    }
     if (a == "--dir") dir = argv[i + 1];
     else if (a == "--count") count = std::strtoul(argv[i + 1], nullptr, 10);
     else if (a == "--bytes") bytes = std::strtoul(argv[i + 1], nullptr, 10);
     else {
-      std::fprintf(stderr, "usage: %s [--dir DIR] [--count N] [--bytes B]\n", argv[0]);
+      std::fprintf(stderr, usage, argv[0]);
       return 2;
     }
   }

@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@
 #include <caf/io/all.hpp>
 #include <openssl/rand.h>
 
+#include "agentd/admin_actor.h"
+#include "agentd/admin_snapshot.h"
 #include "agentd/caf_adapter.h"
 #include "agentd/client_sockets.h"
 #include "agentd/daemon_core.h"
@@ -123,6 +126,42 @@ struct DaemonState final : CoreIo {
     ring.send(to, bytes, ring_members);
   }
   void flush_datagrams() override { ring.flush(); }
+  // agentctl's requests: a fresh snapshot to the admin actor, which renders the answer
+  // (admin_answer_atom); "leave" stops the daemon as SIGTERM does (main's signal loop).
+  void admin(ConnId id, const proto::Admin& req) override {
+    if (req.command == "leave") {
+      AGENT_LOG(kInfo, "an operator asked this daemon to leave the ring (agentctl leave): stopping");
+      core.admin_reply(id, req.command,
+                       (req.flags & proto::kAdminJson) ? "{\"leaving\":true}"
+                                                        : "daemon " + cfg.name + " leaves the ring and stops\n");
+      ::kill(::getpid(), SIGTERM);
+      return;
+    }
+    if (!admin_actor) {
+      core.admin_error(id, proto::ErrorCode::kBadAdminRequest, req.command, "the admin service is not running");
+      return;
+    }
+    self->send(admin_actor, admin_query_atom::value, uint64_t{id}, req.command, req.flags, snapshot());
+  }
+  SnapshotPtr snapshot() {
+    ShellCounters sc;
+    sc.bad_datagrams = ring.bad_datagrams() + ring.sealed_without_key() +
+                       (ring.sealer() ? ring.sealer()->stats().dropped_total() : 0);
+    sc.send_drops = ring.unicast().send_drops();
+    sc.send_errors = ring.unicast().send_errors();
+    sc.rotation = rotation;
+    uint64_t wall_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count());
+    return std::make_shared<const AdminSnapshot>(take_snapshot(core, cfg, sc, now_us(), wall_ms));
+  }
+  // Once a second: the admin actor's rates and the HTTP endpoint's pages.
+  void on_admin_tick() {
+    if (!admin_actor || stopped) return;
+    self->send(admin_actor, admin_tick_atom::value, snapshot());
+    caf::delayed_anon_send(caf::actor_cast<caf::actor>(self), std::chrono::seconds(1),
+                           admin_tick_atom::value);
+  }
   std::string store_ring_seq(uint32_t seq) override {
     return persist::store_ring_seq(cfg.state_dir, seq);
   }
@@ -179,7 +218,14 @@ struct DaemonState final : CoreIo {
 
   // Runs the core after a batch of inputs; stops the daemon when the core cannot go on.
   void run() {
-    core.run(now_us());
+    Time now = now_us();
+    core.run(now);
+    // The token's visits here: the rotation histogram (a counter compare per event).
+    if (uint64_t t = core.ring().stats().tokens_received; t != tokens_seen) {
+      if (token_at != 0) rotation.observe(now - std::min(now, token_at));
+      tokens_seen = t;
+      token_at = now;
+    }
     if (core.failed()) {
       stopped = true;
       stop();
@@ -297,6 +343,7 @@ struct DaemonState final : CoreIo {
     core.shutdown(now_us());
     // After the last records: the log syncs and closes (the actor system waits for it).
     if (log_actor) self->send(log_actor, log_stop_atom::value);
+    if (admin_actor) self->send_exit(admin_actor, caf::exit_reason::user_shutdown);
     clients.drain_now();  // what the sockets take now; the rest is lost with the daemon
     clients.stop();
     ring.close();
@@ -313,6 +360,10 @@ struct DaemonState final : CoreIo {
   Time timer_at = kNever;  // the timer is armed for then
   Watch* timer = nullptr;  // owns the timerfd
   caf::actor log_actor;    // the message log's (persistence on)
+  caf::actor admin_actor;  // renders agentctl's answers and the HTTP pages
+  Histogram rotation;      // time between the token's visits
+  uint64_t tokens_seen = 0;
+  Time token_at = 0;
   // Whether an access rule names a group (group:, gid:): clients' supplementary groups are
   // then looked up when they connect.
   bool access_by_group = std::any_of(cfg.access.begin(), cfg.access.end(), [](const AccessRule& r) {
@@ -327,7 +378,8 @@ struct DaemonState final : CoreIo {
 }  // namespace
 
 caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd,
-                           std::shared_ptr<persist::MessageLog> log) {
+                           std::shared_ptr<persist::MessageLog> log,
+                           std::shared_ptr<AdminPublished> published) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
   // The ring first: it is what fails in practice (an address in use, a name that does not
   // resolve), and it watches nothing until it has succeeded. A watch started and stopped
@@ -362,9 +414,11 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
   if (log)
     st->log_actor = self->spawn<caf::detached>(daemon::log_actor, std::move(log), st->cfg.persist,
                                                caf::actor_cast<caf::actor>(self));
+  st->admin_actor = self->spawn(daemon::admin_actor, std::move(published));
   if (unix_fd >= 0) self->add_doorman(unix_fd);
   if (tcp_fd >= 0) self->add_doorman(tcp_fd);
   st->guarded([&] { st->run(); });  // the first token, if this daemon creates it
+  st->on_admin_tick();
   return {
       [=](const caf::io::new_connection_msg& m) {
         // Read by the client sockets (never by CAF: the connection is not configured for
@@ -396,6 +450,13 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         AGENT_LOG(kWarn, "a client listener closed");
       },
       [=](ring_timer_atom, uint64_t target) { st->guarded([&] { st->on_timer(target); }); },
+      [=](admin_tick_atom) { st->guarded([&] { st->on_admin_tick(); }); },
+      [=](admin_answer_atom, uint64_t conn, const std::string& command, const std::string& text) {
+        st->guarded([&] {
+          st->core.admin_reply(static_cast<ConnId>(conn), command, text);
+          st->run();
+        });
+      },
       [=](history_atom, uint64_t conn, uint64_t read_id, const ReadAnswer& answer) {
         st->guarded([&] {
           st->core.on_history(conn, read_id, std::move(*answer));

@@ -6,7 +6,8 @@ PKGS="build-essential cmake ninja-build pkg-config git ca-certificates
       libcaf-dev liblz4-dev librocksdb-dev catch2 libtoml11-dev libssl-dev
       clang-14 libclang-rt-14-dev llvm-14
       python3 python3-pytest openjdk-17-jdk-headless junit5
-      iproute2 procps nftables gnuplot-nox"
+      iproute2 procps nftables gnuplot-nox
+      libcivetweb-dev nlohmann-json3-dev chromium chromium-driver python3-selenium"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"

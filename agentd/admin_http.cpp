@@ -19,11 +19,20 @@ int on_log(const mg_connection*, const char* message) {
   return 1;  // handled: civetweb writes nothing itself
 }
 
+const char* reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    default: return "Service Unavailable";
+  }
+}
+
 void reply(mg_connection* conn, int status, const char* type, const std::string& body) {
   mg_printf(conn,
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
             "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-            status, status == 200 ? "OK" : "Service Unavailable", type, body.size());
+            status, reason(status), type, body.size());
   mg_write(conn, body.data(), body.size());
 }
 
@@ -31,8 +40,8 @@ int serve(mg_connection* conn, void* data) {
   const mg_request_info* ri = mg_get_request_info(conn);
   auto* published = static_cast<AdminPublished*>(data);
   std::string uri = ri->local_uri ? ri->local_uri : "";
-  if (std::strcmp(ri->request_method, "GET") != 0 && std::strcmp(ri->request_method, "HEAD") != 0) {
-    mg_send_http_error(conn, 405, "only GET");
+  if (std::strcmp(ri->request_method, "GET") != 0) {
+    reply(conn, 405, "text/plain", "only GET\n");
     return 405;
   }
   if (uri == "/" || uri == "/index.html") {
@@ -52,7 +61,7 @@ int serve(mg_connection* conn, void* data) {
     reply(conn, 200, "application/json", pages->status);
     return 200;
   }
-  mg_send_http_error(conn, 404, "not found: /metrics, /status and / are served");
+  reply(conn, 404, "text/plain", "not found: this endpoint serves /metrics, /status and /\n");
   return 404;
 }
 

@@ -119,6 +119,17 @@ json changes_json(const AdminSnapshot& s) {
   return v;
 }
 
+// A label value as the exposition format writes it: \\, \" and \n escaped.
+std::string label_value(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\', out += c;
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 }  // namespace
@@ -205,7 +216,7 @@ std::string render_prometheus(const AdminSnapshot& s) {
             s.rotation);
   o << "# HELP agentd_ring_info This daemon's ring: id and state as labels\n"
     << "# TYPE agentd_ring_info gauge\n"
-    << "agentd_ring_info{daemon=\"" << s.daemon << "\",ring=\"" << ring_id_text(s.ring_id)
+    << "agentd_ring_info{daemon=\"" << label_value(s.daemon) << "\",ring=\"" << ring_id_text(s.ring_id)
     << "\",state=\"" << s.ring_state << "\"} 1\n";
   return o.str();
 }

@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
                                      {"version", no_argument, nullptr, 'V'},
                                      {nullptr, 0, nullptr, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "+s:ji:n:t:hV", longopts, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "s:ji:n:t:hV", longopts, nullptr)) != -1) {
     switch (c) {
       case 's': socket = optarg; break;
       case 'j': json = true; break;

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <unordered_map>
 
 #include <caf/io/all.hpp>
 #include <openssl/rand.h>
@@ -141,7 +142,24 @@ struct DaemonState final : CoreIo {
       core.admin_error(id, proto::ErrorCode::kBadAdminRequest, req.command, "the admin service is not running");
       return;
     }
-    self->send(admin_actor, admin_query_atom::value, uint64_t{id}, req.command, req.flags, snapshot());
+    // Bounded: a client asking faster than the actor renders is refused, not queued. A
+    // snapshot per request (fresh: what the asker just did shows), but no more of them than
+    // the actor renders, which costs more than the snapshot does.
+    if (admin_pending_total >= kMaxAdminPending || admin_pending[id] >= kMaxAdminPendingPerClient) {
+      core.admin_error(id, proto::ErrorCode::kBadAdminRequest, req.command,
+                       "too many admin requests waiting for their answers; ask again after them");
+      return;
+    }
+    ++admin_pending[id];
+    ++admin_pending_total;
+    self->send(admin_actor, admin_query_atom::value, uint64_t{id}, req.command, req.flags,
+               snapshot());
+  }
+  void on_admin_answer(ConnId id, const std::string& command, const std::string& text) {
+    auto it = admin_pending.find(id);
+    if (it != admin_pending.end() && --it->second <= 0) admin_pending.erase(it);
+    if (admin_pending_total > 0) --admin_pending_total;
+    core.admin_reply(id, command, text);
   }
   SnapshotPtr snapshot() {
     ShellCounters sc;
@@ -361,6 +379,9 @@ struct DaemonState final : CoreIo {
   Watch* timer = nullptr;  // owns the timerfd
   caf::actor log_actor;    // the message log's (persistence on)
   caf::actor admin_actor;  // renders agentctl's answers and the HTTP pages
+  static constexpr int kMaxAdminPending = 64, kMaxAdminPendingPerClient = 4;
+  std::unordered_map<ConnId, int> admin_pending;  // requests at the admin actor, by client
+  int admin_pending_total = 0;
   Histogram rotation;      // time between the token's visits
   uint64_t tokens_seen = 0;
   Time token_at = 0;
@@ -453,7 +474,7 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
       [=](admin_tick_atom) { st->guarded([&] { st->on_admin_tick(); }); },
       [=](admin_answer_atom, uint64_t conn, const std::string& command, const std::string& text) {
         st->guarded([&] {
-          st->core.admin_reply(static_cast<ConnId>(conn), command, text);
+          st->on_admin_answer(static_cast<ConnId>(conn), command, text);
           st->run();
         });
       },

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/daemon_fixture.h"
+#include "transport/client_protocol.h"
 
 using namespace agent::testing;
 using nlohmann::json;
@@ -402,4 +404,44 @@ TEST_CASE("admin.http set to an address in use stops the start with a clear erro
         std::string::npos);
   CHECK(r.err.find("a.toml:8") != std::string::npos);  // where admin.http was set
   std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("a client may have 4 admin requests waiting: more in one write are refused (22), "
+          "the 4 answered", "[agentd][admin]") {
+  Daemon d;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, d.socket_path().c_str(), sizeof a.sun_path - 1);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  std::string out;
+  agent::proto::encode(out, agent::proto::Hello{agent::proto::kMagic, agent::proto::kVersion,
+                                                agent::proto::kHelloGenerateName, ""});
+  for (int i = 0; i < 10; ++i) agent::proto::encode(out, agent::proto::Admin{"status", "", 0});
+  REQUIRE(::send(fd, out.data(), out.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(out.size()));
+  agent::proto::FrameReader reader(1 << 24);
+  int replies = 0, refused = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (replies + refused < 10 && std::chrono::steady_clock::now() < deadline) {
+    agent::proto::Frame f;
+    while (reader.next(f) == agent::proto::FrameReader::Status::kFrame) {
+      if (f.verb == agent::proto::Verb::kAdminReply) ++replies;
+      if (f.verb == agent::proto::Verb::kError) {
+        auto e = agent::proto::decode_error(f.body);
+        REQUIRE(e);
+        CHECK(e->code == agent::proto::ErrorCode::kBadAdminRequest);
+        CHECK(e->text.find("too many admin requests") != std::string::npos);
+        ++refused;
+      }
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    reader.feed(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  CHECK(replies == 4);
+  CHECK(refused == 6);
 }

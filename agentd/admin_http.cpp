@@ -70,8 +70,8 @@ int serve(mg_connection* conn, void* data) {
 std::string AdminHttp::start(const Endpoint& where, uint32_t threads,
                              std::shared_ptr<AdminPublished> pages) {
   stop();
-  static std::once_flag init;
-  std::call_once(init, [] { mg_init_library(0); });
+  mg_init_library(0);  // counted: each start's is undone by its stop (mg_exit_library)
+  initialised_ = true;
   pages_ = std::move(pages);
   std::string host = where.host.find(':') != std::string::npos ? "[" + where.host + "]" : where.host;
   std::string port = host + ":" + std::to_string(where.port);
@@ -101,6 +101,8 @@ std::string AdminHttp::start(const Endpoint& where, uint32_t threads,
 void AdminHttp::stop() {
   if (ctx_) mg_stop(ctx_);
   ctx_ = nullptr;
+  if (initialised_) mg_exit_library();
+  initialised_ = false;
 }
 
 }  // namespace agent::daemon

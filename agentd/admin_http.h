@@ -34,6 +34,7 @@ class AdminHttp {
 
  private:
   mg_context* ctx_ = nullptr;
+  bool initialised_ = false;  // mg_init_library called, mg_exit_library due
   std::shared_ptr<AdminPublished> pages_;
 };
 

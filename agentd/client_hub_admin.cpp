@@ -2,6 +2,8 @@
 // agentctl asks a daemon. The hub checks the request and who sends it; answers that need the
 // daemon around it (status, counters, leaving the ring) go out through ClientIo::admin.
 #include <algorithm>
+#include <cstdio>
+#include <iterator>
 
 #include "agentd/client_hub.h"
 #include "agentd/log.h"

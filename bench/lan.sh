@@ -251,8 +251,12 @@ scrapers=()
 start_scrapers() {
   local i py
   [ -n "$scrape" ] || return 0
-  py='import sys, time, urllib.request
+  py='import signal, sys, time, urllib.request
 url, period, n = sys.argv[1], int(sys.argv[2]) / 1000, 0
+def done(*_):
+    print(n, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
 while True:
     t = time.monotonic()
     try:
@@ -262,9 +266,9 @@ while True:
     time.sleep(max(0, period - (time.monotonic() - t)))'
   for i in $(seq "$daemons"); do
     if [ "$mode" = netns ]; then
-      ip netns exec "${ns_prefix}d$i" python3 -c "$py" "http://127.0.0.1:4804/metrics" "$scrape" 2>>"$dir/scrape.log" &
+      ip netns exec "${ns_prefix}d$i" python3 -c "$py" "http://127.0.0.1:4804/metrics" "$scrape" >>"$dir/scrapes" 2>>"$dir/scrape.log" &
     else
-      python3 -c "$py" "http://127.0.0.1:$(admin_port "$i")/metrics" "$scrape" 2>>"$dir/scrape.log" &
+      python3 -c "$py" "http://127.0.0.1:$(admin_port "$i")/metrics" "$scrape" >>"$dir/scrapes" 2>>"$dir/scrape.log" &
     fi
     scrapers+=("$!")
   done
@@ -274,6 +278,8 @@ stop_scrapers() {
   for p in "${scrapers[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${scrapers[@]}"; do wait "$p" 2>/dev/null || true; done
   scrapers=()
+  [ -n "$scrape" ] && echo "scrape: /metrics fetched $(awk '{ n += $1 } END { print n + 0 }' "$dir/scrapes" 2>/dev/null) times (every $scrape ms from each of $daemons daemons)" >&2
+  rm -f "$dir/scrapes"
   if [ -s "$dir/scrape.log" ]; then echo "lan.sh: scraping /metrics failed:" >&2; head -3 "$dir/scrape.log" >&2; fi
 }
 

@@ -261,7 +261,7 @@ TEST_CASE("agentctl: bad usage, an unknown command and a missing daemon have the
   CHECK(help.out.find("Usage: agentctl") != std::string::npos);
 }
 
-TEST_CASE("an operator disconnects a client and makes the daemon leave; another user may look "
+TEST_CASE("an operator disconnects a client and makes the daemon leave, another user may look "
           "but not act", "[agentd][admin]") {
   DaemonOptions o;
   o.extra_config = "unix_mode = \"0666\"\n";  // into [clients]: nobody may connect too
@@ -301,7 +301,7 @@ TEST_CASE("an operator disconnects a client and makes the daemon leave; another 
   CHECK(d.wait_exit(10000) == 0);
 }
 
-TEST_CASE("/metrics of a ring daemon is Prometheus text with the named series; /status is JSON",
+TEST_CASE("/metrics of a ring daemon is Prometheus text with the named series, /status is JSON",
           "[agentd][admin]") {
   AdminRing ring;
   Conn alice = connect(ring[0].socket_path(), "alice");
@@ -379,7 +379,7 @@ TEST_CASE("/metrics of a ring daemon is Prometheus text with the named series; /
   CHECK(http_get(port, "/nothing").first == 404);
 }
 
-TEST_CASE("admin.http set to an address in use stops the start with a clear error; off opens "
+TEST_CASE("admin.http set to an address in use stops the start with a clear error, off opens "
           "nothing", "[agentd][admin]") {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};

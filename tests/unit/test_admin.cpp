@@ -154,7 +154,7 @@ TEST_CASE("the admin frames round-trip, and unknown flags or trailing bytes do n
   CHECK(!proto::decode_admin_reply(rf[0].body.substr(0, rf[0].body.size() - 1)));
 }
 
-TEST_CASE("admin views go to the daemon for any client; unknown commands are refused (22)",
+TEST_CASE("admin views go to the daemon for any client, unknown commands are refused (22)",
           "[admin]") {
   Alone d;
   d.open(5, 4242, "viewer");
@@ -208,7 +208,7 @@ TEST_CASE("an operator disconnects a client by name: it gets error 23 and is clo
   CHECK(d.io.admins[0].second.command == "leave");
 }
 
-TEST_CASE("root and the principals of admin.operators are operators; TCP clients are not by default",
+TEST_CASE("root and the principals of admin.operators are operators, TCP clients are not by default",
           "[admin]") {
   Config cfg;
   cfg.daemon_uid = 1000;
@@ -305,7 +305,7 @@ TEST_CASE("a daemon name with quotes or backslashes is escaped in /metrics label
   CHECK(text.find("daemon=\"a\\\"b\\\\c\"") != std::string::npos);
 }
 
-TEST_CASE("/status JSON holds the ring, daemons, groups, clients, counters and rates; "
+TEST_CASE("/status JSON holds the ring, daemons, groups, clients, counters and rates, "
           "rates come from successive snapshots", "[admin]") {
   AdminSnapshot a;
   a.daemon = "d1";

@@ -406,6 +406,9 @@ void ClientHub::handle_frame(ConnId id, Session& s, const proto::Frame& f) {
     case Verb::kBye:
       s.closing = true;
       return;
+    case Verb::kAdmin:
+      handle_admin(id, s, f.body);
+      return;
     case Verb::kAuth:
       ++stats_.bad_frames;
       send_error(id, ErrorCode::kAuthFailed, "",
@@ -575,6 +578,11 @@ void ClientHub::handle_multicast(ConnId id, Session& s, std::string_view body) {
   }
   // Straight from the frame to the ring's encoding: the payload is copied once, into a buffer
   // the ordering layer hands back when it is done with an earlier one.
+  if (size_t i = service_index(m.service); i < s.sent.size()) {
+    ++s.sent[i];
+    ++stats_.sent[i];
+    stats_.sent_bytes[i] += m.payload.size();
+  }
   std::string& bytes = multicast_event_;
   bytes.clear();
   bytes.reserve(m.payload.size() + 64 * (m.ngroups + 1));
@@ -641,6 +649,7 @@ void ClientHub::route(const groups::Event* viewed, std::string_view payload) {
         proto::encode_positioned_data_head(positioned_frame_, d.ring, d.ordinal, e.service,
                                            e.msg_type, e.member, e.groups, body.size());
       stats_.messages_delivered += d.recipients.size();
+      stats_.bytes_delivered += d.recipients.size() * body.size();
       // A payload viewed in the delivered bytes lives until the io's flush; one held by the
       // group layer (an event kept during a state exchange) may not: that one is copied.
       bool lives = d.data == viewed && !payload.empty();

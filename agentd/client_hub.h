@@ -4,6 +4,7 @@
 // and carries out its writes and closes through ClientIo.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -86,6 +87,23 @@ class ClientIo {
   // its answer comes back through ClientHub::on_history.
   virtual void log_append(std::vector<persist::Record>& batch) { batch.clear(); }
   virtual void log_read(const LogRead& read) { (void)read; }
+  // An operator's request the hub cannot answer itself (status, counters, leave...: what the
+  // daemon around it knows), checked and allowed. The answer goes back through
+  // ClientHub::admin_reply or admin_error, now or later. Drivers without one: never answered.
+  virtual void admin(ConnId id, const proto::Admin& request) {
+    (void)id;
+    (void)request;
+  }
+};
+
+// What the admin verb (agentctl) shows of one client session.
+struct ClientInfo {
+  std::string name;  // private group; "" before the welcome
+  std::string peer;  // Peer::describe()
+  uint64_t queued_bytes = 0;
+  std::vector<std::string> groups;
+  std::array<uint64_t, 6> sent{};  // multicasts by service: unreliable .. safe
+  bool holding = false;             // holds the ring back (back-pressure)
 };
 
 struct HubStats {
@@ -99,7 +117,15 @@ struct HubStats {
   uint64_t slow_hold_timeouts = 0;
   uint64_t logged = 0;            // messages handed to the message log
   uint64_t history_entries = 0;   // logged messages sent to clients as history
+  // Multicasts taken from clients, and their payload bytes, by service (unreliable .. safe).
+  std::array<uint64_t, 6> sent{}, sent_bytes{};
+  uint64_t bytes_delivered = 0;  // payload bytes of messages handed to clients
+  uint64_t admin_requests = 0, admin_refused = 0, operator_disconnects = 0;
 };
+
+// The index of a regular service bit (0 unreliable .. 5 safe); 6 when not exactly one.
+size_t service_index(uint32_t service);
+extern const char* const kServiceNames[6];  // "unreliable" .. "safe"
 
 class ClientHub {
  public:
@@ -204,6 +230,19 @@ class ClientHub {
   std::string_view last_payload() const {
     return last_payload_.empty() ? std::string_view(event_.payload) : last_payload_;
   }
+  // The sessions, for operators (agentd/admin_snapshot.h).
+  std::vector<ClientInfo> clients() const;
+  // The answer to an admin request passed to ClientIo::admin, or its refusal; nothing when the
+  // client has gone meanwhile.
+  void admin_reply(ConnId id, const std::string& command, std::string_view text);
+  void admin_error(ConnId id, proto::ErrorCode code, const std::string& command,
+                   const std::string& text);
+  // Whether a client from peer may take admin actions (disconnect a client, make the daemon
+  // leave): root, the daemon's own user, or a principal of admin.operators.
+  bool is_operator(const Peer& peer) const;
+  // Disconnects the local client with this private group (or private name), telling it
+  // error 23; false when there is none.
+  bool disconnect_client(const std::string& name, const std::string& by);
 
  private:
   struct Session {
@@ -238,6 +277,7 @@ class ClientHub {
     bool challenged = false;  // the challenge went out; only auth may follow
     proto::Hello hello;
     std::string hello_body;
+    std::array<uint64_t, 6> sent{};  // multicasts by service (admin's client list)
   };
 
   void handle_frame(ConnId id, Session& s, const proto::Frame& f);
@@ -251,6 +291,7 @@ class ClientHub {
                    const std::string& log_line);
   void handle_multicast(ConnId id, Session& s, std::string_view body);
   void handle_history(ConnId id, Session& s, std::string_view body);
+  void handle_admin(ConnId id, Session& s, std::string_view body);  // client_hub_admin.cpp
   // Checks and submits a join; false (an error sent) when refused.
   bool request_join(ConnId id, Session& s, const std::string& group);
   // Whether the session may join (send: send to) group by the access rules; when not, it is

@@ -261,9 +261,10 @@ class Loader {
       if (k == "access") {
         load_access(v);
       } else if (k != "daemon" && k != "clients" && k != "ring" && k != "persist" &&
-                 k != "bridge") {
+                 k != "bridge" && k != "admin") {
         problem(v, "unknown section [" + k + "]" +
-                       suggestion(k, {"daemon", "clients", "ring", "persist", "access", "bridge"}));
+                       suggestion(k, {"daemon", "clients", "ring", "persist", "access", "bridge",
+                                      "admin"}));
       } else if (!v.is_table()) {
         problem(v, k + " = " + show(v) + ": must be a table [" + k + "]");
       } else if (k == "persist") {
@@ -397,6 +398,25 @@ class Loader {
       else (key == "ring.key_file" ? cfg_.ring.key_file : cfg_.ring.accept_key_file) = s;
     } else if (key == "ring.daemons") {
       load_daemons(v);
+    } else if (key == "admin.http") {
+      if (!string_value(key, v, s)) return;
+      Endpoint e;
+      if (auto err = parse_endpoint(s, e); !err.empty()) problem(v, key + " = " + show(v) + ": " + err);
+      else cfg_.admin_http = e;
+    } else if (key == "admin.operators") {
+      bool list = v.is_array();
+      if (list)
+        for (auto& e : v.as_array()) list &= e.is_string();
+      if (!expect(key, v, list, "a list of principals (\"user:NAME\", \"group:NAME\", \"uid:N\"...)"))
+        return;
+      cfg_.admin_operators.clear();
+      for (auto& e : v.as_array()) {
+        Principal pr;
+        if (auto err = parse_principal(e.as_string(), pr); !err.empty())
+          problem(e, key + ": \"" + std::string(e.as_string()) + "\": " + err);
+        else
+          cfg_.admin_operators.push_back(pr);
+      }
     } else {
       problem(v, "unknown key " + key + suggestion(key, known_keys()));
     }

@@ -142,6 +142,9 @@ struct AccessRule {
   std::string origin;  // "agentd.toml:12", for log lines
 };
 
+constexpr uint32_t kNoUid = 0xffffffff;
+constexpr uint32_t kMaxAdminHttpThreads = 64;
+
 struct Config {
   uint64_t incarnation = 1;  // set at start from the state directory
   uint32_t ring_seq_floor = 0;  // set at start from the state directory
@@ -204,6 +207,13 @@ struct Config {
   RingSettings ring;
   PersistSettings persist;
   BridgeSettings bridge;
+  // The admin service ([admin], docs/agentd.md "Operating a daemon"): an HTTP endpoint with
+  // /metrics, /status and the status page (host "": off), served by admin_http_threads
+  // threads; and who may take admin actions besides root and the daemon's own user.
+  Endpoint admin_http{"127.0.0.1", 4804};
+  uint32_t admin_http_threads = 2;
+  std::vector<Principal> admin_operators;
+  uint32_t daemon_uid = kNoUid;  // set at start: the daemon's effective uid
   // Where each setting came from ("agentd.toml:12", "--tcp"), by key ("clients.tcp",
   // "ring.daemons[2]"), so that messages about them can say so.
   std::map<std::string, std::string> origin;

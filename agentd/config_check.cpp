@@ -222,6 +222,11 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
   differ("ring.accept_key_file", a.ring.accept_key_file != b.ring.accept_key_file ||
                                      a.ring_keys.size() != b.ring_keys.size() ||
                                      (a.ring_keys.size() > 1 && a.ring_keys[1] != b.ring_keys[1]));
+  differ("admin.http", a.admin_http.host != b.admin_http.host || a.admin_http.port != b.admin_http.port);
+  differ("admin.operators", a.admin_operators.size() != b.admin_operators.size() ||
+                                !std::equal(a.admin_operators.begin(), a.admin_operators.end(),
+                                            b.admin_operators.begin(),
+                                            [](auto& x, auto& y) { return x.text == y.text; }));
   differ("ring.multicast", a.ring.multicast.host != b.ring.multicast.host ||
                                a.ring.multicast.port != b.ring.multicast.port);
   auto same_daemon = [](const RingDaemon& x, const RingDaemon& y) {

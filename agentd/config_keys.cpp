@@ -30,6 +30,8 @@ const std::vector<IntKey> kIntKeys = {
      AGENT_FIELD(max_groups_per_client)},
     {"clients.socket_buffer_bytes", Unit::kBytes, 0, kMaxSocketBufferBytes,
      "the system's default", AGENT_FIELD(client_socket_buffer_bytes)},
+    {"admin.http_threads", Unit::kCount, 1, kMaxAdminHttpThreads, "",
+     AGENT_FIELD(admin_http_threads)},
     {"ring.id", Unit::kCount, 1, kMaxNodeId, "", AGENT_FIELD(ring.id)},
     {"ring.packet_bytes", Unit::kBytes, kMinPacketBytes, kMaxPacketBytes, "",
      AGENT_FIELD(ring.packet_bytes)},
@@ -61,7 +63,8 @@ const char* kOtherKeys[] = {"daemon.name",      "daemon.log_level", "daemon.stat
                             "clients.unix_mode", "clients.unix_group",
                             "clients.tcp_auth", "clients.secrets_file", "clients.slow_policy",
                             "ring.udp_offload", "ring.multicast",   "ring.daemons",
-                            "ring.key_file",    "ring.accept_key_file", "ring.encrypt"};
+                            "ring.key_file",    "ring.accept_key_file", "ring.encrypt",
+                            "admin.http",       "admin.operators"};
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -18,11 +19,14 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <unordered_map>
 
 #include <caf/io/all.hpp>
 #include <openssl/rand.h>
 
 #include "agentd/bridge_link.h"
+#include "agentd/admin_actor.h"
+#include "agentd/admin_snapshot.h"
 #include "agentd/caf_adapter.h"
 #include "agentd/client_sockets.h"
 #include "agentd/daemon_core.h"
@@ -149,6 +153,59 @@ struct DaemonState final : CoreIo {
     ring.send(to, bytes, ring_members);
   }
   void flush_datagrams() override { ring.flush(); }
+  // agentctl's requests: a fresh snapshot to the admin actor, which renders the answer
+  // (admin_answer_atom); "leave" stops the daemon as SIGTERM does (main's signal loop).
+  void admin(ConnId id, const proto::Admin& req) override {
+    if (req.command == "leave") {
+      AGENT_LOG(kInfo, "an operator asked this daemon to leave the ring (agentctl leave): stopping");
+      core.admin_reply(id, req.command,
+                       (req.flags & proto::kAdminJson) ? "{\"leaving\":true}"
+                                                        : "daemon " + cfg.name + " leaves the ring and stops\n");
+      ::kill(::getpid(), SIGTERM);
+      return;
+    }
+    if (!admin_actor) {
+      core.admin_error(id, proto::ErrorCode::kBadAdminRequest, req.command, "the admin service is not running");
+      return;
+    }
+    // Bounded: a client asking faster than the actor renders is refused, not queued. A
+    // snapshot per request (fresh: what the asker just did shows), but no more of them than
+    // the actor renders, which costs more than the snapshot does.
+    if (admin_pending_total >= kMaxAdminPending || admin_pending[id] >= kMaxAdminPendingPerClient) {
+      core.admin_error(id, proto::ErrorCode::kBadAdminRequest, req.command,
+                       "too many admin requests waiting for their answers; ask again after them");
+      return;
+    }
+    ++admin_pending[id];
+    ++admin_pending_total;
+    self->send(admin_actor, admin_query_atom::value, uint64_t{id}, req.command, req.flags,
+               snapshot());
+  }
+  void on_admin_answer(ConnId id, const std::string& command, const std::string& text) {
+    auto it = admin_pending.find(id);
+    if (it != admin_pending.end() && --it->second <= 0) admin_pending.erase(it);
+    if (admin_pending_total > 0) --admin_pending_total;
+    core.admin_reply(id, command, text);
+  }
+  SnapshotPtr snapshot() {
+    ShellCounters sc;
+    sc.bad_datagrams = ring.bad_datagrams() + ring.sealed_without_key() +
+                       (ring.sealer() ? ring.sealer()->stats().dropped_total() : 0);
+    sc.send_drops = ring.unicast().send_drops();
+    sc.send_errors = ring.unicast().send_errors();
+    sc.rotation = rotation;
+    uint64_t wall_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count());
+    return std::make_shared<const AdminSnapshot>(take_snapshot(core, cfg, sc, now_us(), wall_ms));
+  }
+  // Once a second: the admin actor's rates and the HTTP endpoint's pages.
+  void on_admin_tick() {
+    if (!admin_actor || stopped) return;
+    self->send(admin_actor, admin_tick_atom::value, snapshot());
+    caf::delayed_anon_send(caf::actor_cast<caf::actor>(self), std::chrono::seconds(1),
+                           admin_tick_atom::value);
+  }
   std::string store_ring_seq(uint32_t seq) override {
     return persist::store_ring_seq(cfg.state_dir, seq);
   }
@@ -207,6 +264,12 @@ struct DaemonState final : CoreIo {
   void run() {
     Time now = now_us();
     core.run(now);
+    // The token's visits here: the rotation histogram (a counter compare per event).
+    if (uint64_t t = core.ring().stats().tokens_received; t != tokens_seen) {
+      if (token_at != 0) rotation.observe(now - std::min(now, token_at));
+      tokens_seen = t;
+      token_at = now;
+    }
     if (core.failed()) {
       stopped = true;
       stop();
@@ -369,6 +432,7 @@ struct DaemonState final : CoreIo {
     for (auto& a : bridge_helpers) self->send_exit(a, caf::exit_reason::user_shutdown);
     // (The store's actor ends when the daemon does, after the changes already sent.)
     for (auto& [id, a] : bridge_links) self->send_exit(a, caf::exit_reason::user_shutdown);
+    if (admin_actor) self->send_exit(admin_actor, caf::exit_reason::user_shutdown);
     clients.drain_now();  // what the sockets take now; the rest is lost with the daemon
     clients.stop();
     ring.close();
@@ -385,6 +449,13 @@ struct DaemonState final : CoreIo {
   Time timer_at = kNever;  // the timer is armed for then
   Watch* timer = nullptr;  // owns the timerfd
   caf::actor log_actor;    // the message log's (persistence on)
+  caf::actor admin_actor;  // renders agentctl's answers and the HTTP pages
+  static constexpr int kMaxAdminPending = 64, kMaxAdminPendingPerClient = 4;
+  std::unordered_map<ConnId, int> admin_pending;  // requests at the admin actor, by client
+  int admin_pending_total = 0;
+  Histogram rotation;      // time between the token's visits
+  uint64_t tokens_seen = 0;
+  Time token_at = 0;
   // Whether an access rule names a group (group:, gid:): clients' supplementary groups are
   // then looked up when they connect.
   bool access_by_group = std::any_of(cfg.access.begin(), cfg.access.end(), [](const AccessRule& r) {
@@ -407,7 +478,8 @@ struct DaemonState final : CoreIo {
 }  // namespace
 
 caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd,
-                           std::shared_ptr<persist::MessageLog> log) {
+                           std::shared_ptr<persist::MessageLog> log,
+                           std::shared_ptr<AdminPublished> published) {
   auto st = std::make_shared<DaemonState>(self, std::move(cfg));
   // The ring first: it is what fails in practice (an address in use, a name that does not
   // resolve), and it watches nothing until it has succeeded. A watch started and stopped
@@ -476,9 +548,11 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
     AGENT_LOG(kInfo, "bridge: site " << st->cfg.bridge.site << ", "
                                      << st->cfg.bridge.sites.size() << " other sites");
   }
+  st->admin_actor = self->spawn(daemon::admin_actor, std::move(published));
   if (unix_fd >= 0) self->add_doorman(unix_fd);
   if (tcp_fd >= 0) self->add_doorman(tcp_fd);
   st->guarded([&] { st->run(); });  // the first token, if this daemon creates it
+  st->on_admin_tick();
   return {
       [=](const caf::io::new_connection_msg& m) {
         // Read by the client sockets (never by CAF: the connection is not configured for
@@ -534,6 +608,10 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         st->guarded([&] {
           st->bridge_links.erase(link);
           st->core.bridge_closed(link, now_us());
+      [=](admin_tick_atom) { st->guarded([&] { st->on_admin_tick(); }); },
+      [=](admin_answer_atom, uint64_t conn, const std::string& command, const std::string& text) {
+        st->guarded([&] {
+          st->on_admin_answer(static_cast<ConnId>(conn), command, text);
           st->run();
         });
       },

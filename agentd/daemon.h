@@ -6,6 +6,7 @@
 
 #include <caf/io/broker.hpp>
 
+#include "agentd/admin_actor.h"
 #include "agentd/config.h"
 #include "persist/message_log.h"
 
@@ -19,9 +20,11 @@ using secrets_atom = caf::atom_constant<caf::atom("secrets")>;
 using SecretsPtr = std::shared_ptr<const clientauth::Secrets>;
 
 // unix_fd, tcp_fd: listening sockets created by the caller, or -1. log: the opened message
-// log (persistence on), or null.
+// log (persistence on), or null. published: where the admin actor puts the HTTP endpoint's
+// pages (null: no endpoint).
 caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int tcp_fd,
-                           std::shared_ptr<persist::MessageLog> log);
+                           std::shared_ptr<persist::MessageLog> log,
+                           std::shared_ptr<AdminPublished> published = nullptr);
 
 }  // namespace agent::daemon
 

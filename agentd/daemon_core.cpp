@@ -65,7 +65,8 @@ DaemonCore::DaemonCore(const Config& cfg, membership::RingConfig ring, CoreIo& i
       // With a log, messages are logged as received and count once the log reports them
       // (written or synced); without one (back-pressure alone) what is received counts at once.
       log_gate_(gate_ && cfg.persist.enabled()),
-      catch_up_(cfg.ring.id) {
+      catch_up_(cfg.ring.id),
+      started_us_(now) {
   // A hold needs the gate: the ring then counts this daemon's reported position.
   AGENT_CHECK(gate_ || cfg.slow_policy != Config::SlowPolicy::kBackpressure);
   hub_.log_on_receipt(log_gate_);
@@ -204,6 +205,10 @@ void DaemonCore::submit(uint32_t service, std::string& event) {
   if (stopped_) return;
   std::string bytes = std::move(event);
   event = ring_.spare_buffer();
+  if (bytes.size() >= 2 && bytes[1] == static_cast<char>(groups::EventKind::kData)) {
+    if (submitted_at_.size() >= kMaxTracked) submitted_at_.pop_front();
+    submitted_at_.push_back(now_);
+  }
   if (!backlog_.empty() || !offer(service, bytes)) {
     // The ring's queue is full: hold this one and stop reading clients until it drains.
     backlog_.emplace_back(service, std::move(bytes));
@@ -290,6 +295,11 @@ void DaemonCore::run_once() {
       }
       if (event.size() >= 2 && event[1] == static_cast<char>(groups::EventKind::kState))
         on_state_event(d, event);
+      if (d.origin == cfg_.ring.id && !submitted_at_.empty() && event.size() >= 2 &&
+          event[1] == static_cast<char>(groups::EventKind::kData)) {
+        latency_.observe(now_ - std::min(now_, submitted_at_.front()));
+        submitted_at_.pop_front();
+      }
       if (!hub_.deliver_bytes(d.ordinal, event, d.origin, d.ring_id, d.past_gap, d.payload_owner)) {
         ++stats_.bad_events;
         AGENT_LOG(kError, "ring delivered an undecodable group event from daemon " << d.origin
@@ -480,6 +490,8 @@ void DaemonCore::on_configuration(const membership::Delivered& d) {
                             << (d.ring_id >> 32) << "." << (d.ring_id & 0xffffffff)
                             << " with daemons " << ids);
   AGENT_CHECK(!d.members.empty());
+  if (changes_.size() >= kKeptChanges) changes_.pop_front();
+  changes_.push_back(ConfigChange{now_, regular, d.ring_id, d.members});
   // View ids are (ring, ordinal): the same at every daemon that delivers the same stream.
   if (!regular) {
     catch_up_.on_transitional();

@@ -24,6 +24,7 @@
 #include "agentd/client_hub.h"
 #include "agentd/config.h"
 #include "bridge/site_bridge.h"
+#include "agentd/histogram.h"
 #include "membership/ring.h"
 
 namespace agent::daemon {
@@ -98,6 +99,14 @@ struct CoreStats {
   uint64_t bad_fills = 0;     // catch-up fill events that did not decode
   uint64_t held_events = 0;   // events held because the ring's queue was full
   uint64_t ring_holds = 0;    // times slow clients began to hold the ring back (back-pressure)
+};
+
+// A configuration the ring delivered, for operators (agentctl, the status page's timeline).
+struct ConfigChange {
+  Time at_us = 0;  // the core's time (the driver's clock) when it was delivered
+  bool regular = false;
+  uint64_t ring_id = 0;
+  std::vector<NodeId> members;
 };
 
 class DaemonCore {
@@ -177,7 +186,22 @@ class DaemonCore {
   const membership::Ring& ring() const { return ring_; }
   membership::Ring& ring() { return ring_; }
   const ClientHub& hub() const { return hub_; }
+  // The answer to an admin request (CoreIo::admin), or its refusal; run() sends it.
+  void admin_reply(ConnId id, const std::string& command, std::string_view text) {
+    hub_.admin_reply(id, command, text);
+  }
+  void admin_error(ConnId id, proto::ErrorCode code, const std::string& command,
+                   const std::string& text) {
+    hub_.admin_error(id, code, command, text);
+  }
   const CoreStats& stats() const { return stats_; }
+  // Delivery latency of this daemon's clients' multicasts: from when the core read one to when
+  // the ring delivered it here.
+  const Histogram& latency() const { return latency_; }
+  // The latest configurations (at most kKeptChanges), oldest first.
+  static constexpr size_t kKeptChanges = 64;
+  const std::deque<ConfigChange>& config_changes() const { return changes_; }
+  Time started_us() const { return started_us_; }
   // Events waiting for room in the ring's queue.
   size_t held() const { return backlog_.size(); }
   bool reading_clients() const { return !throttled_; }
@@ -243,6 +267,15 @@ class DaemonCore {
   // the bridge last looked at the group table.
   std::unique_ptr<bridge::SiteBridge> bridge_;
   bool members_dirty_ = false;
+  Histogram latency_;
+  // When each data event submitted here and not yet delivered was read, in submission order
+  // (the ring delivers one sender's messages in that order). At most kMaxTracked: beyond, the
+  // oldest is forgotten (its delivery then counts the next one's time: an underestimate
+  // only when a million messages are in flight).
+  static constexpr size_t kMaxTracked = 1u << 20;
+  std::deque<Time> submitted_at_;
+  std::deque<ConfigChange> changes_;
+  Time started_us_ = 0;
 };
 
 // The ring's settings from the daemon's configuration.

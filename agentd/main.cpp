@@ -23,6 +23,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "agentd/admin_http.h"
 #include "agentd/config.h"
 #include "agentd/daemon.h"
 #include "agentd/log.h"
@@ -497,6 +498,28 @@ int main(int argc, char** argv) {
     }
     AGENT_LOG(kInfo, "listening for clients on " << cfg.unix_socket);
   }
+  // The admin endpoint (/metrics, /status, the status page). Set on purpose, an address it
+  // cannot listen on stops the start; the default (127.0.0.1:4804) only warns, so that several
+  // daemons on one host start without configuring it.
+  cfg.daemon_uid = static_cast<uint32_t>(::geteuid());
+  daemon::AdminHttp admin_http;
+  std::shared_ptr<daemon::AdminPublished> published;
+  if (!cfg.admin_http.host.empty()) {
+    published = std::make_shared<daemon::AdminPublished>();
+    if (auto err = admin_http.start(cfg.admin_http, cfg.admin_http_threads, published); !err.empty()) {
+      published.reset();
+      if (cfg.origin.count("admin.http")) {
+        AGENT_LOG(kError, err << " (set at " << cfg.origin["admin.http"] << ")");
+        return 1;
+      }
+      AGENT_LOG(kWarn, err << "; the daemon runs without its admin HTTP endpoint (set "
+                              "admin.http to another address, or \"off\")");
+    } else {
+      AGENT_LOG(kInfo, "admin endpoint on http://" << cfg.admin_http.host << ":"
+                                                   << cfg.admin_http.port
+                                                   << "/ (/metrics, /status)");
+    }
+  }
   // Before CAF starts its threads: they inherit the priority.
   apply_priority(cfg.priority);
   int rc = 0;
@@ -512,7 +535,7 @@ int main(int argc, char** argv) {
                                << " incarnation " << inc.incarnation << " starting (state in "
                                << cfg.state_dir << ")");
     auto d = system.middleman().spawn_broker(daemon::daemon_actor, cfg, unix_fd, tcp_fd,
-                                             std::move(message_log));
+                                             std::move(message_log), published);
     caf::scoped_actor self{system};
     self->monitor(d);
     bool running = true;

@@ -60,6 +60,8 @@ usage: bench/lan.sh [options]
   --idle SECONDS       no traffic: report the daemons' CPU and memory over this long
   --perf FILE          record the daemons with perf (call graphs) into FILE during the run
   --keep-logs          keep the daemons' logs and configs (their directory is printed)
+  --scrape MS          fetch every daemon's /metrics (admin endpoint) every MS ms during the
+                       run, as a Prometheus server would (what scraping costs the ring)
   --build DIR          build directory (default build)
   --agentd PATH        the daemon binary (default DIR/agentd/agentd), e.g. to compare builds
   -h, --help           this text
@@ -73,7 +75,7 @@ is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 
 daemons=3 senders="" size=1024 service=agreed count="" duration=5 rate="" window="" batch="" tick="" late="" warmup="" priority=high
 senders_receive=0 multicast=0 accelerated=0 auth=encrypt net=auto mtu=9000 sweep=0 sweep_duration=3 out=""
-load="" idle="" keep=0 B=build perf_out="" agentd="" client="" rate_sweep=0 rates=1000,10000,50000,100000
+load="" idle="" keep=0 B=build perf_out="" agentd="" client="" rate_sweep=0 rates=1000,10000,50000,100000 scrape=""
 perf_pid=""
 ring_extra=()
 persist=""
@@ -89,7 +91,7 @@ while [ $# -gt 0 ]; do
   esac
   case "$opt" in
     --daemons|--senders|--size|--service|--count|--duration|--rate|--load|--window|--batch|--tick|--late|--warmup|--priority|--accelerated|--ring|--persist|--auth|\
-    --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf|--client|--rates) ;;
+    --net|--mtu|--sweep-duration|--out|--idle|--build|--agentd|--perf|--client|--rates|--scrape) ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
   [ $# -ge 2 ] || die "$opt needs a value (see --help)"
@@ -125,6 +127,7 @@ while [ $# -gt 0 ]; do
     --idle) is_num "$val" || die "--idle must be seconds, not '$val'"; idle=$val ;;
     --build) B=$val ;;
     --agentd) agentd=$val ;;
+    --scrape) is_uint "$val" && [ "$val" -ge 10 ] || die "--scrape must be milliseconds (at least 10), not '$val'"; scrape=$val ;;
     --perf) perf_out=$val; command -v perf >/dev/null || die "--perf needs perf (apt-get install linux-perf)" ;;
     *) die "unknown option '$opt' (see --help)" ;;
   esac
@@ -172,6 +175,7 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
   [ -n "$bench_pid" ] && kill "$bench_pid" 2>/dev/null || true
+  for p in "${scrapers[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -n "$perf_pid" ] && kill -INT "$perf_pid" 2>/dev/null && wait "$perf_pid" 2>/dev/null || true
   stop_daemons
   for ns in "${netns[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
@@ -254,6 +258,9 @@ write_config() {  # $1: daemon index
   if [ -n "$persist" ]; then
     printf '[persist]\ngroups = ["bench"]\ndurability = "%s"\ndir = "%s/log%s"\n' "$persist" "$dir" "$i"
   fi
+  # Every daemon's admin endpoint (scraped with --scrape): its namespace's loopback, or a port
+  # of its own on the host's (10000 below the ring's).
+  printf '[admin]\nhttp = "127.0.0.1:%s"\n' "$(admin_port "$i")"
   printf '[ring]\nid = %s\npacket_bytes = %s\naccelerated_window = %s\n' "$i" "$packet_bytes" "$accelerated"
   case "$auth" in
     none) printf 'key_file = "none"\n' ;;
@@ -271,6 +278,45 @@ write_config() {  # $1: daemon index
     if [ "$mode" = netns ]; then addr="10.77.0.$j" port=4810; else addr=127.0.0.1 port=$((base_port + j)); fi
     printf '[[ring.daemons]]\nid = %s\naddress = "%s"\nport = %s\n' "$j" "$addr" "$port"
   done
+}
+
+admin_port() { if [ "$mode" = netns ]; then echo 4804; else echo $((base_port - 10000 + $1)); fi; }
+
+# --scrape: one scraper per daemon (in its namespace), GET /metrics every $scrape ms until killed.
+scrapers=()
+start_scrapers() {
+  local i py
+  [ -n "$scrape" ] || return 0
+  py='import signal, sys, time, urllib.request
+url, period, n = sys.argv[1], int(sys.argv[2]) / 1000, 0
+def done(*_):
+    print(n, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+while True:
+    t = time.monotonic()
+    try:
+        urllib.request.urlopen(url, timeout=2).read(); n += 1
+    except Exception as e:
+        print("scrape failed:", e, file=sys.stderr, flush=True)
+    time.sleep(max(0, period - (time.monotonic() - t)))'
+  for i in $(seq "$daemons"); do
+    if [ "$mode" = netns ]; then
+      ip netns exec "${ns_prefix}d$i" python3 -c "$py" "http://127.0.0.1:4804/metrics" "$scrape" >>"$dir/scrapes" 2>>"$dir/scrape.log" &
+    else
+      python3 -c "$py" "http://127.0.0.1:$(admin_port "$i")/metrics" "$scrape" >>"$dir/scrapes" 2>>"$dir/scrape.log" &
+    fi
+    scrapers+=("$!")
+  done
+}
+stop_scrapers() {
+  local p
+  for p in "${scrapers[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${scrapers[@]}"; do wait "$p" 2>/dev/null || true; done
+  scrapers=()
+  [ -n "$scrape" ] && echo "scrape: /metrics fetched $(awk '{ n += $1 } END { print n + 0 }' "$dir/scrapes" 2>/dev/null) times (every $scrape ms from each of $daemons daemons)" >&2
+  rm -f "$dir/scrapes"
+  if [ -s "$dir/scrape.log" ]; then echo "lan.sh: scraping /metrics failed:" >&2; head -3 "$dir/scrape.log" >&2; fi
 }
 
 start_daemons() {
@@ -315,11 +361,13 @@ run_once() {  # extra agent-bench options
     perf_pid=$!
     sleep 0.3
   fi
+  start_scrapers
   "$B/bench/agent-bench" --daemons "${socks%,}" --pids "$pidlist" --senders "$senders" \
     --service "$service" "$@" >"$dir/result" &
   bench_pid=$!
   wait "$bench_pid" || rc=$?
   bench_pid=""
+  stop_scrapers
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=""; fi
   confs=$(cat "$dir"/d*.log | grep -c "regular configuration" || true)
   if [ "$confs" -gt "$confs0" ]; then

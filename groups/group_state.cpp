@@ -20,6 +20,15 @@ const std::set<std::string>* GroupState::members(const std::string& group) const
   return it == groups_.end() ? nullptr : &it->second.members;
 }
 
+std::vector<std::pair<std::string, std::vector<std::string>>> GroupState::table() const {
+  std::vector<std::pair<std::string, std::vector<std::string>>> v;
+  v.reserve(groups_.size());
+  for (auto& [name, g] : groups_)
+    v.emplace_back(name, std::vector<std::string>(g.members.begin(), g.members.end()));
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
 bool GroupState::is_member(const std::string& member, const std::string& group) const {
   auto it = groups_.find(group);
   return it != groups_.end() && it->second.members.count(member) != 0;

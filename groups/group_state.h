@@ -109,6 +109,8 @@ class GroupState {
   const std::set<std::string>* members(const std::string& group) const;
   bool is_member(const std::string& member, const std::string& group) const;
   size_t group_count() const { return groups_.size(); }
+  // Every group's name and members, by name (operators' views; not for the hot path).
+  std::vector<std::pair<std::string, std::vector<std::string>>> table() const;
   const GroupStats& stats() const { return stats_; }
   bool is_local(const std::string& member) const;
 

@@ -7,7 +7,8 @@ PKGS="build-essential cmake ninja-build pkg-config git ca-certificates
       clang-14 libclang-rt-14-dev llvm-14
       python3 python3-pytest openjdk-17-jdk-headless junit5
       iproute2 procps nftables gnuplot-nox
-      libsystemd-dev dpkg-dev debootstrap"
+      libsystemd-dev dpkg-dev debootstrap
+      libcivetweb-dev nlohmann-json3-dev chromium chromium-driver python3-selenium"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"

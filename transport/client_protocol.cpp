@@ -39,6 +39,9 @@ const char* error_name(ErrorCode c) {
     case ErrorCode::kLogFailed: return "message log failed";
     case ErrorCode::kAccessDenied: return "access denied";
     case ErrorCode::kAuthFailed: return "authentication failed";
+    case ErrorCode::kNotPermitted: return "not permitted";
+    case ErrorCode::kBadAdminRequest: return "bad admin request";
+    case ErrorCode::kDisconnectedByOperator: return "disconnected by an operator";
   }
   return "unknown error";
 }
@@ -394,6 +397,39 @@ std::optional<Auth> decode_auth(std::string_view body) {
   m.name = std::string(r.str8());
   m.mac = std::string(r.str8());
   if (!r.done()) return std::nullopt;
+  return m;
+}
+
+void encode(std::string& out, const Admin& m) {
+  size_t s = begin(out, Verb::kAdmin);
+  wire::Writer w(out);
+  w.str8(m.command);
+  w.str8(m.argument);
+  w.u8(m.flags);
+  finish(out, s);
+}
+void encode(std::string& out, const AdminReply& m) {
+  size_t s = begin(out, Verb::kAdminReply);
+  wire::Writer w(out);
+  w.str8(m.command);
+  w.bytes32(m.text);
+  finish(out, s);
+}
+std::optional<Admin> decode_admin(std::string_view body) {
+  wire::Reader r(body);
+  Admin m;
+  m.command = std::string(r.str8());
+  m.argument = std::string(r.str8());
+  m.flags = r.u8();
+  if (!r.done() || (m.flags & ~kAdminJson)) return std::nullopt;
+  return m;
+}
+std::optional<AdminReply> decode_admin_reply(std::string_view body) {
+  wire::Reader r(body);
+  AdminReply m;
+  m.command = std::string(r.str8());
+  m.text = std::string(r.bytes32());
+  if (!r.done() || m.text.size() > kMaxAdminReplyBytes) return std::nullopt;
   return m;
 }
 

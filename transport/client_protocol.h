@@ -33,6 +33,7 @@ enum class Verb : uint8_t {
   kBye = 0x05,
   kHistory = 0x06,
   kAuth = 0x07,  // the answer to a challenge (authenticated TCP, transport/client_auth.h)
+  kAdmin = 0x08,  // an operator's request (agentctl): status, counters, actions
   // daemon -> client
   kWelcome = 0x81,
   kData = 0x82,
@@ -41,6 +42,7 @@ enum class Verb : uint8_t {
   kPositionedData = 0x85,  // data with its position (hello flag kHelloPositions, and history)
   kHistoryEnd = 0x86,
   kChallenge = 0x87,  // the answer to hello where the client must authenticate first
+  kAdminReply = 0x88,  // the answer to kAdmin
 };
 
 // Service bits; the values are Spread's so that sp.h maps one to one.
@@ -100,6 +102,9 @@ enum class ErrorCode : uint16_t {
   kLogFailed = 18,       // the message log could not be read or written
   kAccessDenied = 19,    // an access rule does not let this client join or send to the group
   kAuthFailed = 20,      // authentication required and not given, or name/secret refused; closed
+  kNotPermitted = 21,    // an admin action from a client that is not an operator; refused
+  kBadAdminRequest = 22, // an admin request the daemon does not know, or whose target is not there
+  kDisconnectedByOperator = 23,  // an operator disconnected this client (agentctl); closed
 };
 const char* error_name(ErrorCode c);
 
@@ -175,6 +180,19 @@ struct Auth {
   std::string name;  // the entry of the secrets file the client proves it knows
   std::string mac;   // the response (clientauth::response)
 };
+// An operator's request (agentctl, docs/client-protocol.md "Admin"): a command ("status",
+// "counters", "disconnect"...) with an argument, answered by an AdminReply or an error.
+constexpr uint8_t kAdminJson = 0x01;  // the reply is JSON, not text for a terminal
+constexpr size_t kMaxAdminReplyBytes = 8u << 20;
+struct Admin {
+  std::string command;
+  std::string argument;
+  uint8_t flags = 0;
+};
+struct AdminReply {
+  std::string command;
+  std::string text;  // JSON with kAdminJson, else lines for a terminal
+};
 struct Error {
   ErrorCode code = ErrorCode::kMalformedFrame;
   std::string subject;  // the group or name concerned, may be empty
@@ -209,6 +227,8 @@ void encode(std::string& out, const History& m);
 void encode(std::string& out, const HistoryEnd& m);
 void encode(std::string& out, const Challenge& m);
 void encode(std::string& out, const Auth& m);
+void encode(std::string& out, const Admin& m);
+void encode(std::string& out, const AdminReply& m);
 
 // Splits a byte stream into frames. feed() takes bytes; next() yields one frame at a time.
 struct Frame {
@@ -264,5 +284,7 @@ std::optional<Membership> decode_membership(std::string_view body);
 std::optional<Error> decode_error(std::string_view body);
 std::optional<Challenge> decode_challenge(std::string_view body);
 std::optional<Auth> decode_auth(std::string_view body);
+std::optional<Admin> decode_admin(std::string_view body);
+std::optional<AdminReply> decode_admin_reply(std::string_view body);
 
 }  // namespace agent::proto

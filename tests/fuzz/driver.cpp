@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "agentd/admin_snapshot.h"
 #include "agentd/log.h"
 #include "transport/wire.h"
 
@@ -91,6 +92,7 @@ void FuzzIo::send(daemon::ConnId id, std::string_view bytes) {
       case proto::Verb::kError: ok = proto::decode_error(f.body).has_value(); break;
       case proto::Verb::kHistoryEnd: ok = proto::decode_history_end(f.body).has_value(); break;
       case proto::Verb::kChallenge: ok = proto::decode_challenge(f.body).has_value(); break;
+      case proto::Verb::kAdminReply: ok = proto::decode_admin_reply(f.body).has_value(); break;
       default: oracle_failed("a frame of a verb clients do not get", id, f.verb);
     }
     if (!ok) oracle_failed("a frame that does not decode", id, f.verb);
@@ -198,6 +200,23 @@ void Driver::run() {
   if (!io_.reads.empty()) {
     answer_reads();
     core_->run(now_);
+  }
+  if (!io_.admins.empty()) {
+    answer_admins();
+    core_->run(now_);
+  }
+}
+
+// As agentd's admin actor would, from a snapshot of the core (its JSON and text renderers are
+// unit-tested; here the snapshot and the reply's path are what is fuzzed).
+void Driver::answer_admins() {
+  auto admins = std::move(io_.admins);
+  io_.admins.clear();
+  for (auto& [id, req] : admins) {
+    auto s = daemon::take_snapshot(*core_, *cfg_, daemon::ShellCounters{}, now_, 0);
+    core_->admin_reply(id, req.command,
+                       req.command + ": " + std::to_string(s.clients.size()) + " clients, " +
+                           std::to_string(s.groups.size()) + " groups");
   }
 }
 

@@ -76,6 +76,7 @@ class FuzzIo : public daemon::CoreIo {
   void set_client_input(bool) override {}
   void log_append(std::vector<persist::Record>& batch) override;
   void log_read(const daemon::LogRead& read) override { reads.push_back(read); }
+  void admin(daemon::ConnId id, const proto::Admin& req) override { admins.emplace_back(id, req); }
   std::string store_ring_seq(uint32_t) override { return {}; }
   // Forgets a connection's partial output (it closed, or its id is used again).
   void forget(daemon::ConnId id) { readers_.erase(id); }
@@ -90,6 +91,7 @@ class FuzzIo : public daemon::CoreIo {
   bool capture = false;
   std::vector<Datagram> captured;
   std::vector<daemon::LogRead> reads;  // answered by the driver
+  std::vector<std::pair<daemon::ConnId, proto::Admin>> admins;  // answered by the driver
   persist::Position logged;            // the last position handed to the log
 
  private:
@@ -143,6 +145,7 @@ class Driver {
 
  private:
   void answer_reads();
+  void answer_admins();
   // The connection a trace's slot names, while the hub has it (0: none).
   daemon::ConnId conn(uint8_t slot) const;
 

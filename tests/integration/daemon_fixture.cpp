@@ -57,6 +57,7 @@ bool can_connect(const std::string& path) {
 }  // namespace
 
 std::vector<uint16_t> free_udp_ports(size_t n) { return free_ports(SOCK_DGRAM, n); }
+std::vector<uint16_t> free_tcp_ports(size_t n) { return free_ports(SOCK_STREAM, n); }
 
 bool await(const std::function<bool()>& pred, int timeout_ms) {
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -191,6 +192,7 @@ Daemon::Daemon(DaemonOptions opt) {
       f << "tcp_auth = \"none\"\n";
     }
     f << opt.extra_config;
+    f << "\n[admin]\nhttp = \"" << opt.admin_http << "\"\n";
   }
   config_ = config;
   launch();

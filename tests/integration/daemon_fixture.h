@@ -23,6 +23,8 @@ struct DaemonOptions {
   // which leaves both keys out (the daemon's default: authentication, and no file).
   std::string tcp_secrets;
   bool tcp_auth_default = false;
+  // [admin] http: "off" (tests do not share the default port), or "127.0.0.1:PORT".
+  std::string admin_http = "off";
 };
 
 class Daemon {
@@ -75,6 +77,8 @@ bool await(const std::function<bool()>& pred, int timeout_ms = 5000);
 
 // Free UDP ports on loopback for a ring of n daemons.
 std::vector<uint16_t> free_udp_ports(size_t n);
+// Free TCP ports on loopback.
+std::vector<uint16_t> free_tcp_ports(size_t n);
 // A cluster key shared by the rings of this test run (made once, removed at exit).
 const std::string& test_key_file();
 // The [ring] section for daemon `id` of a loopback ring on these ports (ids 1..n), sealed

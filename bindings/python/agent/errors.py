@@ -34,6 +34,9 @@ class ErrorCode(enum.IntEnum):
     LOG_FAILED = 18        # the daemon's message log could not be read or written
     ACCESS_DENIED = 19     # an access rule does not let this client join, read or send
     AUTH_FAILED = 20       # authentication required and not given, or name/secret refused
+    NOT_PERMITTED = 21     # an admin action from a client that is not an operator
+    BAD_ADMIN_REQUEST = 22  # an unknown admin command, or its target is not there
+    DISCONNECTED_BY_OPERATOR = 23  # an operator disconnected this client (agentctl)
 
 
 # The protocol document's name for each code (the same strings as proto::error_name in C++).
@@ -58,6 +61,9 @@ ERROR_NAMES = {
     ErrorCode.LOG_FAILED: "message log failed",
     ErrorCode.ACCESS_DENIED: "access denied",
     ErrorCode.AUTH_FAILED: "authentication failed",
+    ErrorCode.NOT_PERMITTED: "not permitted",
+    ErrorCode.BAD_ADMIN_REQUEST: "bad admin request",
+    ErrorCode.DISCONNECTED_BY_OPERATOR: "disconnected by an operator",
 }
 
 # Codes after which the daemon closes the connection (the table's "after it" column). Code 12
@@ -71,6 +77,7 @@ CLOSING_CODES = frozenset({
     ErrorCode.SHUTTING_DOWN,
     ErrorCode.TOO_MANY_CLIENTS,
     ErrorCode.AUTH_FAILED,
+    ErrorCode.DISCONNECTED_BY_OPERATOR,
 })
 
 

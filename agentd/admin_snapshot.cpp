@@ -113,6 +113,32 @@ AdminSnapshot take_snapshot(const DaemonCore& core, const Config& cfg, const She
   gauge("agentd_ring_pending_bytes", "Client messages waiting for the token", ring.pending_bytes());
   gauge("agentd_incarnation", "This start's incarnation", cfg.incarnation);
   gauge("agentd_uptime_seconds", "Seconds since the daemon started", s.uptime_us / 1000000);
+  // The WAN bridge (docs/bridge.md), on the daemon that runs it: per other site.
+  if (const auto* b = core.bridge()) {
+    for (auto& [site, st] : b->stats()) {
+      std::string l = "site=\"" + site + "\"";
+      s.metrics.push_back({"agentd_bridge_link_up", "Whether the link with the site is up", true, l,
+                           st.up ? 1u : 0u});
+      counter("agentd_bridge_links_total", "Times the link with the site came up", st.links, l);
+      counter("agentd_bridge_items_sent_total", "Items of this site's stream sent to the site",
+              st.items_sent, l);
+      counter("agentd_bridge_bytes_raw_total", "Bytes of the batches sent, before compression",
+              st.raw_bytes_sent, l);
+      counter("agentd_bridge_bytes_wire_total", "Bytes of the batches sent, on the link",
+              st.wire_bytes_sent, l);
+      counter("agentd_bridge_items_received_total", "Items of the site's stream received",
+              st.items_received, l);
+      counter("agentd_bridge_duplicates_total", "Items of the site's stream received again",
+              st.duplicates, l);
+      counter("agentd_bridge_gap_items_total", "Items of the site's stream it could not send here",
+              st.gap_items, l);
+      s.metrics.push_back({"agentd_bridge_acked", "The site applied this site's stream up to here",
+                           true, l, st.acked});
+    }
+    gauge("agentd_bridge_queue_items", "Items of this site's stream not yet acknowledged everywhere",
+          b->queued_items());
+    gauge("agentd_bridge_queue_bytes", "Bytes of those items", b->queued_bytes());
+  }
   return s;
 }
 

@@ -608,6 +608,9 @@ caf::behavior daemon_actor(caf::io::broker* self, Config cfg, int unix_fd, int t
         st->guarded([&] {
           st->bridge_links.erase(link);
           st->core.bridge_closed(link, now_us());
+          st->run();
+        });
+      },
       [=](admin_tick_atom) { st->guarded([&] { st->on_admin_tick(); }); },
       [=](admin_answer_atom, uint64_t conn, const std::string& command, const std::string& text) {
         st->guarded([&] {

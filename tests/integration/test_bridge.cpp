@@ -12,6 +12,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -230,6 +231,21 @@ TEST_CASE("bridge: two sites share a group: views list both sites' members, mess
   REQUIRE(p);
   CHECK(payload(*p) == "psst");
   CHECK(std::string(p->sender) == "#bob#w2");
+  // Operators see the link in agentctl's counters (and /metrics).
+  std::string out;
+  {
+    std::string cmd = std::string(AGENTCTL_PATH) + " -s " + s.east[0]->socket_path() + " counters";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    REQUIRE(p);
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    CHECK(::pclose(p) == 0);
+  }
+  CHECK(std::regex_search(out, std::regex(R"(bridge_link_up\{west\}\s+1\b)")));
+  std::smatch m;
+  REQUIRE(std::regex_search(out, m, std::regex(R"(bridge_items_sent_total\{west\}\s+([0-9]+))")));
+  CHECK(std::stoul(m[1]) >= 300);
   // A member leaving at one site leaves the other site's view.
   REQUIRE(agent_leave(alice.get(), "chat") == AGENT_OK);
   REQUIRE(receive_until(bob.get(), [](auto& m) { return view_with(m, "chat", {"#bob#w2"}); }, 10000));

@@ -227,7 +227,7 @@ TEST_CASE("systemd: in a ring of two, READY=1 comes once the ring has formed") {
 #endif
 
 TEST_CASE("journal: with stderr the journal stream, log lines carry a syslog priority and no "
-          "timestamp; elsewhere they keep the timestamp") {
+          "timestamp, elsewhere they keep the timestamp") {
   Scratch s;
   // JOURNAL_STREAM names stderr: the journal's format.
   Running journal(start_agentd(s.config, s.dir + "/journal.log", {"JOURNAL_STREAM=@"}));

@@ -132,7 +132,7 @@ TEST_CASE("a late joiner gets a persistent group's history, then its view, then 
   CHECK(payload(*live) == "live");
 }
 
-TEST_CASE("history after a position resumes there; history since a time starts there",
+TEST_CASE("history after a position resumes there, history since a time starts there",
           "[persist]") {
   Daemon d = persistent_daemon();
   Conn a = connect(d.socket_path(), "a");
@@ -341,7 +341,7 @@ TEST_CASE("a log directory holding something else is refused at start and left a
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 
-TEST_CASE("a full disk stops the log with an error to the senders; the daemon serves on",
+TEST_CASE("a full disk stops the log with an error to the senders, the daemon serves on",
           "[persist]") {
   if (::geteuid() != 0) {
     WARN("needs root to mount a small tmpfs; not run");

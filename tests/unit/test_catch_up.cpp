@@ -76,7 +76,7 @@ TEST_CASE("catch-up plan: members past a gap, without a log, or beyond a horizon
   CHECK(plan[50] == CatchUpTask{150, 2, 1, 3});  // d2 holds more of ring 150
 }
 
-TEST_CASE("catch-up events encode and decode; damaged ones are refused", "[catch-up]") {
+TEST_CASE("catch-up events encode and decode, damaged ones are refused", "[catch-up]") {
   LogSummary s = log_of({{10, {50, false}}, {20, {3, true}}});
   LogSummary back;
   REQUIRE(decode_log_summary(summary_bytes(s), back));
@@ -123,7 +123,7 @@ TEST_CASE("catch-up events encode and decode; damaged ones are refused", "[catch
   CHECK_FALSE(decode_fill(bytes, g));
 }
 
-TEST_CASE("catch-up: the donor sends a chunk at a time; the needer takes the donor's chunks",
+TEST_CASE("catch-up: the donor sends a chunk at a time, the needer takes the donor's chunks",
           "[catch-up]") {
   const uint64_t config = 30;
   CatchUp donor(1), needer(3), other(2);

@@ -584,7 +584,7 @@ TEST_CASE("history with a join: everything before the join, then the view and li
   CHECK(h.errors(b) == std::vector<ErrorCode>{ErrorCode::kAlreadyMember});
 }
 
-TEST_CASE("history: refused for groups without a log; a failed read ends it", "[hub][persist]") {
+TEST_CASE("history: refused for groups without a log, a failed read ends it", "[hub][persist]") {
   Hub h(persist_config());
   ConnId b = h.connect("b");
   h.frames(b);

@@ -604,7 +604,7 @@ TEST_CASE("slow-client keys: slow_policy is disconnect or backpressure, slow_tim
   CHECK(std::find(changed.begin(), changed.end(), "clients.slow_policy") != changed.end());
 }
 
-TEST_CASE("bridge keys: a site, its key, the other sites; each refusal names the key",
+TEST_CASE("bridge keys: a site, its key, the other sites, each refusal names the key",
           "[config][bridge]") {
   const std::string ring = R"(
 [daemon]

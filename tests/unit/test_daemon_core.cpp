@@ -203,7 +203,7 @@ TEST_CASE("a ring sequence that cannot be stored stops the daemon with a clear e
   CHECK(c.cores[1]->ring().members() == std::vector<NodeId>{2});
 }
 
-TEST_CASE("client input pauses while the ring's queue is full and resumes once it drains; "
+TEST_CASE("client input pauses while the ring's queue is full and resumes once it drains, "
           "nothing is lost or reordered", "[core]") {
   Cluster c({1, 2}, 8192);  // room for a few messages
   c.run_until(1000000);
@@ -464,7 +464,7 @@ struct SlowReader {
 
 }  // namespace
 
-TEST_CASE("back-pressure: a client that stops reading is not dropped; it holds the ring "
+TEST_CASE("back-pressure: a client that stops reading is not dropped, it holds the ring "
           "until it reads, and then gets every message in order", "[core][slow]") {
   SlowReader t(Config::SlowPolicy::kBackpressure);
   DaemonCore& core = *t.c.cores[0];

@@ -52,7 +52,7 @@ TEST_CASE("flush core: a view is installed only when every member of it has flus
   CHECK(!a.accepts(ViewId{1, 1}));  // data of the old view is not delivered in the new one
 }
 
-TEST_CASE("flush core: changes before the flush completes make one view; stale oks are ignored",
+TEST_CASE("flush core: changes before the flush completes make one view, stale oks are ignored",
           "[flush]") {
   Group a = alone();
   REQUIRE(a.on_membership(memb(2, {"a", "b"}, Cause::kJoin, "b")).flush_request);

@@ -468,7 +468,7 @@ TEST_CASE("a member whose last visit sent packets asks for no wake", "[ring]") {
   for (NodeId i = 1; i <= 3; ++i) CHECK(n.payloads(i) == std::vector<std::string>{"a", "b"});
 }
 
-TEST_CASE("a paced token waits for min_rotation; what arrives meanwhile leaves with its visit",
+TEST_CASE("a paced token waits for min_rotation, what arrives meanwhile leaves with its visit",
           "[ring]") {
   RingConfig c;
   c.min_rotation_us = 1000;

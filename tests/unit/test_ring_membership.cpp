@@ -309,7 +309,7 @@ TEST_CASE("without recovery the survivors would disagree", "[membership]") {
   CHECK(c.messages(1) != c.messages(2));
 }
 
-TEST_CASE("a partition gives two rings; healing merges them", "[membership]") {
+TEST_CASE("a partition gives two rings, healing merges them", "[membership]") {
   Cluster c(4);
   c.run();
   c.partition = {{1, 0}, {2, 0}, {3, 1}, {4, 1}};

@@ -81,7 +81,6 @@ def main():
         skip("chromedriver (package chromium-driver) is not installed")
     try:
         from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
         from selenium.webdriver.common.by import By
     except ImportError:
         skip("python3-selenium is not importable by " + sys.executable)
@@ -115,7 +114,18 @@ def main():
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--window-size=1000,1000", "--user-data-dir=" + os.path.join(tmp, "chrome")):
             opts.add_argument(a)
-        browser = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+        # chromedriver started here on 127.0.0.1 and reached by address: selenium's own start
+        # waits for "localhost", which a root without /etc/hosts (a fresh debootstrap) cannot
+        # resolve.
+        driver_port = free_ports(socket.SOCK_STREAM, 1)[0]
+        driver_log = open(os.path.join(tmp, "chromedriver.log"), "w")
+        driver_proc = subprocess.Popen([driver, "--port=%d" % driver_port, "--allowed-ips=127.0.0.1"],
+                                       stdout=driver_log, stderr=driver_log)
+        procs.append(driver_proc)
+        driver_url = "http://127.0.0.1:%d" % driver_port
+        await_true("chromedriver answering on 127.0.0.1:%d" % driver_port,
+                   lambda: get_json(driver_url + "/status")["value"]["ready"], 20)
+        browser = webdriver.Remote(command_executor=driver_url, options=opts)
         browser.set_page_load_timeout(15)
         browser.get(base + "/")
 

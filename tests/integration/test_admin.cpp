@@ -41,6 +41,17 @@ ToolResult agentctl(const std::vector<std::string>& args, int uid = -1) {
   char tmpl[] = "/tmp/agentctl-run-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   std::string dir = tmpl, out = dir + "/out", err = dir + "/err";
+  // Another user may not reach the build tree (under /root, say): it runs a copy from here.
+  std::string tool = AGENTCTL_PATH;
+  if (uid >= 0) {
+    tool = dir + "/agentctl";
+    std::ifstream src(AGENTCTL_PATH, std::ios::binary);
+    std::ofstream dst(tool, std::ios::binary);
+    dst << src.rdbuf();
+    dst.close();
+    REQUIRE(::chmod(tool.c_str(), 0755) == 0);
+  }
+  ::chmod(dir.c_str(), 0777);  // a child running as another user writes its output here
   std::fflush(nullptr);
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
@@ -52,10 +63,9 @@ ToolResult agentctl(const std::vector<std::string>& args, int uid = -1) {
     std::vector<char*> argv{const_cast<char*>("agentctl")};
     for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    ::execv(AGENTCTL_PATH, argv.data());
+    ::execv(tool.c_str(), argv.data());
     std::_Exit(127);
   }
-  ::chmod(dir.c_str(), 0777);  // a child running as another user writes its output here
   int st = 0;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (::waitpid(pid, &st, WNOHANG) == 0) {

@@ -28,7 +28,9 @@ fi
 for tool in cpack debootstrap dpkg-shlibdeps unshare chroot flock; do
   command -v "$tool" >/dev/null || fail "needs $tool (sh scripts/install-deps.sh)"
 done
-mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+# The host's mirror: deb822 sources (a Debian 12 install) or a sources.list (debootstrap's).
+mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1 || true)
+[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 cache=${AGENT_PACKAGE_TEST_CACHE:-/var/cache/libagent-package-test}
 work=$(mktemp -d /tmp/agent-deb-test-XXXXXX)
@@ -77,8 +79,11 @@ cp "$here/in_root.sh" "$root/tmp/in_root.sh"
 # 3. In the root: apt installs the package, the daemon starts, a client joins. Its own mount
 # namespace: /proc is mounted there and goes with it, whatever ends the test.
 say "installing into a fresh Debian 12 root and starting agentd there"
-unshare --mount --propagation private --fork \
-  bash -c 'mount -t proc proc "$1/proc" && exec chroot "$1" /usr/bin/env -i \
+# (Inside a chroot whose / is no mount point, / cannot be made private: the root is then
+# bound onto itself and that mount made private.)
+unshare --mount --propagation unchanged --fork \
+  bash -c '{ mount --make-rprivate / 2>/dev/null || { mount --bind "$1" "$1" && mount --make-private "$1"; }; } &&
+           mount -t proc proc "$1/proc" && exec chroot "$1" /usr/bin/env -i \
              PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/bash /tmp/in_root.sh' _ "$root" \
   || fail "in the fresh root (above)"
 say "ok in $(( $(date +%s) - t0 )) s"

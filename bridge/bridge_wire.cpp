@@ -12,17 +12,9 @@ namespace {
 
 // Starts a frame: length placeholder and type. finish() patches the length.
 size_t begin(std::string& out, FrameType t) {
-  size_t at = out.size();
-  wire::Writer w(out);
-  w.u32(0);
-  w.u8(static_cast<uint8_t>(t));
-  return at;
+  return wire::begin_frame(out, static_cast<uint8_t>(t));
 }
-
-void finish(std::string& out, size_t at) {
-  wire::Writer w(out);
-  w.patch_u32(at, static_cast<uint32_t>(out.size() - at - 4));
-}
+void finish(std::string& out, size_t at) { wire::finish_frame(out, at); }
 
 }  // namespace
 

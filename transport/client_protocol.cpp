@@ -49,16 +49,8 @@ const char* error_name(ErrorCode c) {
 namespace {
 
 // Writes the header with a placeholder length; finish() fills it in.
-size_t begin(std::string& out, Verb v) {
-  size_t start = out.size();
-  wire::Writer w(out);
-  w.u32(0);
-  w.u8(static_cast<uint8_t>(v));
-  return start;
-}
-void finish(std::string& out, size_t start) {
-  wire::Writer(out).patch_u32(start, static_cast<uint32_t>(out.size() - start - 4));
-}
+size_t begin(std::string& out, Verb v) { return wire::begin_frame(out, static_cast<uint8_t>(v)); }
+void finish(std::string& out, size_t start) { wire::finish_frame(out, start); }
 void put_names(wire::Writer& w, const std::vector<std::string>& v) {
   w.u16(static_cast<uint16_t>(v.size()));
   for (auto& s : v) w.str8(s);

@@ -89,4 +89,18 @@ class Reader {
   bool ok_ = true;
 };
 
+// A length-prefixed frame, u32 length (of what follows) then u8 type, as the client protocol
+// and the bridge's links write them: begin_frame writes the head with a placeholder length and
+// returns where it starts; finish_frame fills the length in once the body is written.
+inline size_t begin_frame(std::string& out, uint8_t type) {
+  size_t start = out.size();
+  Writer w(out);
+  w.u32(0);
+  w.u8(type);
+  return start;
+}
+inline void finish_frame(std::string& out, size_t start) {
+  Writer(out).patch_u32(start, static_cast<uint32_t>(out.size() - start - 4));
+}
+
 }  // namespace agent::wire

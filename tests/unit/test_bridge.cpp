@@ -50,6 +50,11 @@ SiteSettings settings(const std::string& site, std::vector<std::string> daemons,
 // One site: its bridge and what its ring ordered of the bridge's submissions.
 struct Site {
   Site(SiteSettings s, uint64_t epoch) : b(std::move(s), epoch) {}
+  // The site anew (other settings, a restart): a new bridge, nothing recorded yet.
+  void reset(SiteSettings s, uint64_t epoch) {
+    this->~Site();
+    new (this) Site(std::move(s), epoch);
+  }
   SiteBridge b;
   std::vector<groups::Event> ordered;  // events the ring delivered (unwrapped)
   std::vector<std::string> origins;    // "site/seq" of each remote one, "" for plain ones
@@ -351,8 +356,7 @@ TEST_CASE("bridge: links with the wrong key, an unknown site or shared daemon na
     Pair p;
     auto s = settings("west", {"w1"}, {"east"});
     s.key = std::string(32, 'q');
-    p.b.~Site();
-    new (&p.b) Site(s, 200);
+    p.b.reset(s, 200);
     p.open();
     p.run();
     CHECK(!p.a.b.stats().at("west").up);
@@ -364,8 +368,7 @@ TEST_CASE("bridge: links with the wrong key, an unknown site or shared daemon na
   }
   SECTION("unknown site") {
     Pair p;
-    p.b.~Site();
-    new (&p.b) Site(settings("north", {"n1"}, {"east"}), 200);
+    p.b.reset(settings("north", {"n1"}, {"east"}), 200);
     p.open();
     p.run();
     bool said = false;
@@ -375,8 +378,7 @@ TEST_CASE("bridge: links with the wrong key, an unknown site or shared daemon na
   }
   SECTION("a daemon name in both sites") {
     Pair p;
-    p.b.~Site();
-    new (&p.b) Site(settings("west", {"e2"}, {"east"}), 200);
+    p.b.reset(settings("west", {"e2"}, {"east"}), 200);
     p.open();
     p.run();
     bool said = false;
@@ -420,10 +422,8 @@ TEST_CASE("bridge: unsealed links work too, mixed settings are refused, an alter
     Pair p;
     auto a = settings("east", {"e1", "e2"}, {"west"}), b = settings("west", {"w1", "w2"}, {"east"});
     a.encrypt = b.encrypt = false;
-    p.a.~Site();
-    new (&p.a) Site(a, 100);
-    p.b.~Site();
-    new (&p.b) Site(b, 200);
+    p.a.reset(a, 100);
+    p.b.reset(b, 200);
     p.open();
     p.run();
     for (int i = 0; i < 20; ++i) p.a.b.on_local_data(data("#x#e1", {"g"}, std::to_string(i)), {});
@@ -434,8 +434,7 @@ TEST_CASE("bridge: unsealed links work too, mixed settings are refused, an alter
     Pair p;
     auto b = settings("west", {"w1", "w2"}, {"east"});
     b.encrypt = false;
-    p.b.~Site();
-    new (&p.b) Site(b, 200);
+    p.b.reset(b, 200);
     p.open();
     p.run();
     CHECK(!p.a.b.stats().at("west").up);
@@ -628,10 +627,8 @@ TEST_CASE("bridge: a bridge that restarts goes on with its stream: queued items 
   {
     // Both restart (new objects, new incarnations): same streams.
     Pair p;
-    p.a.~Site();
-    new (&p.a) Site(settings("east", {"e1", "e2"}, {"west"}), 101);
-    p.b.~Site();
-    new (&p.b) Site(settings("west", {"w1", "w2"}, {"east"}), 201);
+    p.a.reset(settings("east", {"e1", "e2"}, {"west"}), 101);
+    p.b.reset(settings("west", {"w1", "w2"}, {"east"}), 201);
     start(p, false);
     CHECK(p.a.b.epoch() == 100);  // the stored epoch, not the new incarnation
     CHECK(p.a.b.queued_items() == 50);
